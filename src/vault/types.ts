@@ -1,0 +1,120 @@
+/**
+ * The storage contract. One interface, implemented by SQLite (embedded default) and later Postgres;
+ * one contract test suite runs unchanged against each. The store only ever sees ciphertext for
+ * tokens: encryption happens in the vault layer above it (see ./vault.ts).
+ */
+
+export type GrantStatus = 'active' | 'revoked' | 'needs_consent';
+
+/** What Google tells us about a user, from a verified ID token. */
+export interface UserProfile {
+  sub: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  picture: string | null;
+  locale: string | null;
+  hd: string | null;
+}
+
+export interface UserRecord extends UserProfile {
+  /** Unix milliseconds. */
+  createdAt: number;
+  updatedAt: number;
+  lastSignInAt: number;
+}
+
+/** A grant row as stored: tokens are opaque ciphertext envelopes (see ./envelope.ts). */
+export interface StoredGrant {
+  sub: string;
+  /** The OAuth client the grant belongs to (the server's web client id). */
+  clientId: string;
+  refreshTokenCiphertext: Buffer | null;
+  accessTokenCiphertext: Buffer | null;
+  /** Unix milliseconds; null when no access token is cached. */
+  accessTokenExpiresAt: number | null;
+  /** Scopes as Google reported them (space-separated on the wire, a list here). */
+  scopes: string[];
+  status: GrantStatus;
+  /** Bumped on every write: lets a writer refuse to overwrite a newer row. */
+  version: number;
+  /** Unix milliseconds of the refresh token currently stored; null when none. */
+  refreshTokenIssuedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SignInWrite {
+  user: UserProfile;
+  clientId: string;
+  scopes: string[];
+  /** A new refresh token's ciphertext, or undefined to keep the stored one (repeat sign-in). */
+  refreshTokenCiphertext: Buffer | undefined;
+  accessTokenCiphertext: Buffer;
+  accessTokenExpiresAt: number;
+  now: number;
+}
+
+export interface AccessTokenWrite {
+  accessTokenCiphertext: Buffer;
+  accessTokenExpiresAt: number;
+  /** Replace the recorded scopes when Google reports them on refresh. */
+  scopes?: string[];
+  now: number;
+}
+
+export interface ApiKeyRecord {
+  /** Public, non-secret identifier (the part of the key before the secret). */
+  id: string;
+  /** SHA-256 of the whole key; the key itself is never stored. */
+  hash: Buffer;
+  name: string;
+  createdAt: number;
+}
+
+export interface GrantPage {
+  grants: StoredGrant[];
+  /** Pass as `after` to get the next page; null at the end. */
+  next: { sub: string; clientId: string } | null;
+}
+
+export interface Store {
+  /** Which backend this is, for messages and benchmarks. */
+  readonly kind: 'sqlite' | 'postgres';
+
+  /** Store a sign-in atomically: upsert the user by sub and the grant by (sub, clientId). */
+  saveSignIn(write: SignInWrite): Promise<{ user: UserRecord; grant: StoredGrant }>;
+
+  getUser(sub: string): Promise<UserRecord | null>;
+  getGrant(sub: string, clientId: string): Promise<StoredGrant | null>;
+
+  /**
+   * Cache a freshly minted access token. When `expectedVersion` is given and the row has moved on,
+   * nothing is written and false is returned.
+   */
+  saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean>;
+
+  /** Set the grant status; `revoked`/`needs_consent` also drop the cached access token. */
+  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void>;
+
+  /** Rewrite ciphertexts (key rotation) if the row is still at `expectedVersion`. */
+  replaceCiphertexts(
+    sub: string,
+    clientId: string,
+    ciphertexts: { refreshToken: Buffer | null; accessToken: Buffer | null },
+    expectedVersion: number,
+  ): Promise<boolean>;
+
+  /** Delete the user and every grant of theirs. Returns false when there was no such user. */
+  deleteUser(sub: string): Promise<boolean>;
+
+  /** Grants in (sub, clientId) order, a page at a time. */
+  listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage>;
+
+  createApiKey(record: ApiKeyRecord): Promise<void>;
+  findApiKey(id: string): Promise<ApiKeyRecord | null>;
+
+  close(): Promise<void>;
+}
