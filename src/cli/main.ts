@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerEmulatorCommand } from './emulator-command.js';
+import { registerKeysCommand } from './keys-command.js';
+import { registerServeCommand } from './serve-command.js';
+import { registerTryCommands } from './try-commands.js';
 
 const program = new Command()
   .name('behalf')
   .description('Act for your Google users while they are offline.')
   .showHelpAfterError();
 
+registerServeCommand(program);
 registerEmulatorCommand(program);
+registerKeysCommand(program);
+registerTryCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,119 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Behalf } from './behalf.js';
+import { systemClock, type Clock } from './clock.js';
+import type { BehalfConfig } from './config/index.js';
+import { BehalfError } from './errors.js';
+import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
+import { buildServer } from './http/server.js';
+import { GoogleKeySet, IdTokenVerifier } from './idtoken/index.js';
+import { createLogger } from './logging.js';
+import { SignInService } from './signin/index.js';
+import { TokenService } from './tokens/index.js';
+import { loadKeyring, openStore, Vault, verifyApiKey, type Store } from './vault/index.js';
+
+/** What the composition root may be handed instead of the real thing (tests, embedding apps). */
+export interface Dependencies {
+  clock?: Clock;
+  fetch?: FetchLike;
+  logger?: Logger;
+}
+
+export interface BehalfRuntime {
+  behalf: Behalf;
+  store: Store;
+  logger: Logger;
+  /** Set when local mode generated the encryption key file on this start. */
+  createdKeyFile: boolean;
+}
+
+/**
+ * The one place that builds the world: config, clock, HTTP client, store, keyring and logger are
+ * wired into the pieces here, and every piece receives only what it uses.
+ */
+export async function createRuntime(config: BehalfConfig, deps: Dependencies = {}): Promise<BehalfRuntime> {
+  const clock = deps.clock ?? systemClock;
+  const fetchImpl = deps.fetch ?? globalThis.fetch;
+  const logger = deps.logger ?? createLogger(config.logLevel);
+
+  const { keyring, createdKeyFile } = await loadKeyring(config);
+  const store = await openStore(config.databaseUrl, { clock });
+  const vault = new Vault(store, keyring);
+
+  const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);
+  const oauth = new GoogleOAuthClient(
+    { clientId: config.google.clientId, clientSecret: config.google.clientSecret },
+    discovery,
+    fetchImpl,
+    clock,
+    config.google.timeoutMs,
+  );
+  const { jwksUri, issuer } = await startupEndpoints(config, discovery);
+  const keys = new GoogleKeySet({ jwksUri, fetch: fetchImpl, clock });
+  const verifier = new IdTokenVerifier({
+    keys,
+    clock,
+    policy: {
+      audience: config.google.clientId,
+      allowedAuthorizedParties: config.google.appClientIds,
+      issuers: uniqueIssuers(issuer),
+      ...(config.google.hostedDomain === undefined ? {} : { hostedDomain: config.google.hostedDomain }),
+    },
+  });
+  const signInService = new SignInService({
+    oauth,
+    verifier,
+    vault,
+    clock,
+    requiredScopes: config.google.requiredScopes,
+    redirectUris: config.google.redirectUris,
+  });
+  const tokens = new TokenService({ vault, oauth, clock });
+  const behalf = new Behalf({
+    clock,
+    oauth,
+    verifier,
+    signInService,
+    tokens,
+    vault,
+    close: () => store.close(),
+  });
+  return { behalf, store, logger, createdKeyFile };
+}
+
+/** Build the HTTP server around a runtime (not yet listening). */
+export function createServer(config: BehalfConfig, runtime: BehalfRuntime): FastifyInstance {
+  return buildServer({
+    behalf: runtime.behalf,
+    config,
+    logger: runtime.logger,
+    authenticate: (key) => verifyApiKey(runtime.store, key),
+  });
+}
+
+/**
+ * The key set and issuer are needed from the start. Real Google's are well known, so a blip at
+ * start-up falls back to them; a configured discovery URL (the emulator, a proxy) must answer.
+ */
+async function startupEndpoints(
+  config: BehalfConfig,
+  discovery: GoogleDiscovery,
+): Promise<{ jwksUri: string; issuer: string }> {
+  try {
+    return await discovery.endpoints();
+  } catch (error) {
+    if (config.google.discoveryUrl === GOOGLE_DISCOVERY_URL) {
+      return { jwksUri: 'https://www.googleapis.com/oauth2/v3/certs', issuer: 'https://accounts.google.com' };
+    }
+    throw new BehalfError(
+      'CONFIG_INVALID',
+      `BEHALF_GOOGLE_DISCOVERY_URL: ${config.google.discoveryUrl} could not be used (${(error as Error).message})`,
+    );
+  }
+}
+
+/** Google's ID tokens carry either form of its issuer (spec §7.2); accept both, never others. */
+function uniqueIssuers(issuer: string): string[] {
+  const bare = issuer.replace(/^https:\/\//, '');
+  return [...new Set([issuer, `https://${bare}`, bare])];
+}

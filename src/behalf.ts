@@ -1,0 +1,100 @@
+import type { Clock } from './clock.js';
+import { BehalfError, isBehalfError } from './errors.js';
+import type { GoogleOAuthClient } from './google/oauth.js';
+import type { IdTokenVerifier, VerifiedIdToken } from './idtoken/index.js';
+import type { SignInInput, SignInResult, SignInService } from './signin/index.js';
+import type { AccessToken, TokenService } from './tokens/index.js';
+import type { GrantStatus, UserRecord, Vault } from './vault/index.js';
+
+export interface GrantSummary {
+  status: GrantStatus;
+  /** A refresh token is stored and usable. */
+  offlineAccess: boolean;
+  scopes: string[];
+}
+
+/**
+ * behalf as a library: everything the HTTP server does, callable from a Node backend that embeds
+ * it. Built by `createBehalf` (./app.ts), which owns the wiring.
+ */
+export class Behalf {
+  constructor(
+    private readonly parts: {
+      clock: Clock;
+      oauth: GoogleOAuthClient;
+      verifier: IdTokenVerifier;
+      signInService: SignInService;
+      tokens: TokenService;
+      vault: Vault;
+      close: () => Promise<void>;
+    },
+  ) {}
+
+  get clock(): Clock {
+    return this.parts.clock;
+  }
+
+  /** The server (web) OAuth client id codes are redeemed with. */
+  get clientId(): string {
+    return this.parts.oauth.clientId;
+  }
+
+  /** Redeem a server auth code from an app, verify the ID token, store the user and tokens. */
+  signIn(input: SignInInput): Promise<SignInResult> {
+    return this.parts.signInService.signIn(input);
+  }
+
+  /** Verify a Google ID token an app sent (same strict checks as sign-in), with the user's grant status. */
+  async verifyIdToken(idToken: string, options: { nonce?: string } = {}): Promise<{ claims: VerifiedIdToken; grant: GrantSummary | null }> {
+    const claims = await this.parts.verifier.verify(idToken, options);
+    return { claims, grant: await this.#grantSummary(claims.sub) };
+  }
+
+  /** A valid access token for the user, refreshed when expired or about to expire. */
+  getAccessToken(sub: string): Promise<AccessToken> {
+    return this.parts.tokens.getAccessToken(sub);
+  }
+
+  async getUser(sub: string): Promise<{ user: UserRecord; grant: GrantSummary | null }> {
+    const user = await this.parts.vault.getUser(sub);
+    if (user === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
+    return { user, grant: await this.#grantSummary(sub) };
+  }
+
+  /**
+   * Revoke the user's grant at Google, then delete everything stored about them. If Google cannot
+   * be reached the data is kept and a retryable error is raised, so a revocation is never skipped.
+   */
+  async deleteUser(sub: string): Promise<{ revokedAtGoogle: boolean }> {
+    const { vault, oauth, tokens } = this.parts;
+    const [user, grant] = await Promise.all([vault.getUser(sub), vault.getGrant(sub, oauth.clientId)]);
+    if (user === null && grant === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
+    let revokedAtGoogle = false;
+    const token = grant?.refreshToken ?? grant?.accessToken ?? null;
+    if (token !== null && grant?.status !== 'revoked') {
+      try {
+        revokedAtGoogle = (await oauth.revokeToken(token)) === 'revoked';
+      } catch (error) {
+        if (isBehalfError(error) && error.code === 'GOOGLE_UNAVAILABLE') throw error;
+        // Any other refusal means Google holds nothing we could still revoke.
+      }
+    }
+    tokens.forget(sub);
+    await vault.deleteUser(sub);
+    return { revokedAtGoogle };
+  }
+
+  close(): Promise<void> {
+    return this.parts.close();
+  }
+
+  async #grantSummary(sub: string): Promise<GrantSummary | null> {
+    const grant = await this.parts.vault.getGrant(sub, this.parts.oauth.clientId);
+    if (grant === null) return null;
+    return {
+      status: grant.status,
+      offlineAccess: grant.status === 'active' && grant.refreshToken !== null,
+      scopes: grant.scopes,
+    };
+  }
+}

@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { createRuntime, createServer } from '../app.js';
+import { loadConfig, type BehalfConfig } from '../config/index.js';
+import { startLocalGoogle, ensureLocalApiKey, type LocalGoogle } from './local-mode.js';
+import { runAction } from './run.js';
+import { addSettingsFlags, settingsFromOptions } from './settings-flags.js';
+
+export function registerServeCommand(program: Command): void {
+  addSettingsFlags(
+    program
+      .command('serve')
+      .description('Run the behalf server (production: real Google; --local: with the emulator, nothing to configure)')
+      .option('--local', 'local mode: SQLite, a generated key file and the Google emulator in the same process')
+      .option('--emulator-port <port>', 'local mode: the emulator port (BEHALF_EMULATOR_PORT, default 8089)'),
+  ).action((options: Record<string, unknown>) =>
+    runAction(async () => {
+      const local = options.local === true;
+      let emulator: LocalGoogle | undefined;
+      const env = { ...process.env };
+      if (local) {
+        emulator = await startLocalGoogle(env, String(options.emulatorPort ?? env.BEHALF_EMULATOR_PORT ?? '8089'));
+      }
+      const config = await loadConfig({ mode: local ? 'local' : 'production', env, flags: settingsFromOptions(options) });
+      const runtime = await createRuntime(config);
+      const app = createServer(config, runtime);
+      const close = async () => {
+        await app.close();
+        await runtime.behalf.close();
+        await emulator?.close();
+      };
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => void close().finally(() => process.exit(0)));
+      }
+      await app.listen({ port: config.port, host: config.host });
+      const url = serverUrl(config, app.server.address());
+      if (local && emulator !== undefined) {
+        const apiKeyFile = await ensureLocalApiKey(runtime.store);
+        printLocalBanner({ url, config, emulator, apiKeyFile, createdKeyFile: runtime.createdKeyFile });
+      } else {
+        runtime.logger.info({ url, database: redactDatabaseUrl(config.databaseUrl) }, 'behalf is listening');
+      }
+    }),
+  );
+}
+
+function serverUrl(config: BehalfConfig, address: ReturnType<import('node:net').Server['address']>): string {
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return `${config.tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Never print a database password. */
+export function redactDatabaseUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
+}
+
+function printLocalBanner(input: {
+  url: string;
+  config: BehalfConfig;
+  emulator: LocalGoogle;
+  apiKeyFile: string;
+  createdKeyFile: boolean;
+}): void {
+  const { url, config, emulator, apiKeyFile, createdKeyFile } = input;
+  const lines = [
+    '',
+    'behalf is running in local mode',
+    `  server     ${url}`,
+    `  emulator   ${emulator.url}   (Google, emulated: no network, no Cloud project; state in memory)`,
+    `  database   ${redactDatabaseUrl(config.databaseUrl)}`,
+    `  key file   ${config.keyFile}${createdKeyFile ? '   (generated now: local mode only; production needs BEHALF_ENCRYPTION_KEYS)' : ''}`,
+    `  API key    in ${apiKeyFile}`,
+    '',
+    'Try it from another terminal:',
+    '  1. Be the iOS app: sign in as a test user and send the server auth code to behalf',
+    `       node dist/cli/main.js try-signin --email alice@example.com`,
+    '  2. Be the backend while alice is offline: get her access token and read her Drive appDataFolder',
+    `       node dist/cli/main.js try-offline --email alice@example.com`,
+    '',
+    'Press Ctrl+C to stop.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}

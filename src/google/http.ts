@@ -1,0 +1,75 @@
+import { BehalfError } from '../errors.js';
+
+/** The HTTP client behalf talks to Google through; injected so tests can fault the network. */
+export type FetchLike = typeof fetch;
+
+export interface GoogleErrorBody {
+  error: string;
+  errorDescription: string | undefined;
+}
+
+/**
+ * Google's OAuth endpoints answer errors as `{"error": "...", "error_description": "..."}`
+ * (spec §5); very old or rate-limited answers may be HTML. Returns undefined when the body is not
+ * that shape. Only Google's short error strings are kept, never the raw body.
+ */
+export function parseOAuthErrorBody(text: string): GoogleErrorBody | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { error, error_description: description } = parsed as Record<string, unknown>;
+  if (typeof error !== 'string' || error.length === 0 || error.length > 100) return undefined;
+  return {
+    error,
+    errorDescription: typeof description === 'string' ? description.slice(0, 300) : undefined,
+  };
+}
+
+/** Seconds from a Retry-After header (delta-seconds or HTTP date), capped; undefined if absent. */
+export function parseRetryAfter(value: string | null, nowMs: number, capSeconds = 3600): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed), capSeconds);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.min(Math.ceil((date - nowMs) / 1000), capSeconds));
+}
+
+/**
+ * Sends a request to Google with a timeout. Network failures and timeouts become a retryable
+ * GOOGLE_UNAVAILABLE; the URL (which never carries secrets: they travel in bodies and headers) is
+ * named in the message, the error itself is attached as `cause`.
+ */
+export async function sendToGoogle(
+  fetchImpl: FetchLike,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+  what: string,
+): Promise<Response> {
+  try {
+    return await fetchImpl(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (cause) {
+    const timedOut = cause instanceof DOMException && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
+    throw new BehalfError(
+      'GOOGLE_UNAVAILABLE',
+      timedOut
+        ? `Google did not answer the ${what} within ${timeoutMs} ms; retry later.`
+        : `Google could not be reached for the ${what}; retry later.`,
+      { cause: redactCause(cause), reason: timedOut ? 'timeout' : 'network' },
+    );
+  }
+}
+
+/** Keep only the error's class and code: fetch errors can echo request details. */
+function redactCause(cause: unknown): Error {
+  if (cause instanceof Error) {
+    const code = (cause.cause as { code?: unknown } | undefined)?.code;
+    return new Error(`${cause.name}${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+  return new Error('unknown network error');
+}

@@ -1,0 +1,204 @@
+import { z } from 'zod';
+import type { Clock } from '../clock.js';
+import { BehalfError, type ErrorCode } from '../errors.js';
+import type { GoogleDiscovery } from './discovery.js';
+import { parseOAuthErrorBody, parseRetryAfter, sendToGoogle, type FetchLike } from './http.js';
+
+export interface OAuthClientCredentials {
+  clientId: string;
+  clientSecret: string;
+}
+
+/** A token endpoint answer, in behalf's own names (wire names stay in this file). */
+export interface TokenSet {
+  accessToken: string;
+  /** Seconds the access token lives from now, as Google reported it. */
+  expiresIn: number;
+  refreshToken: string | undefined;
+  /** Granted scopes exactly as Google reported them. */
+  scopes: string[];
+  idToken: string | undefined;
+  /** Seconds until the refresh token expires (time-based access, Testing-mode apps). */
+  refreshTokenExpiresIn: number | undefined;
+}
+
+// Size limits are Google's (spec §4.1: access ≤ 2048 bytes, refresh ≤ 512); a little headroom is allowed.
+const TokenResponse = z.object({
+  access_token: z.string().min(1).max(4096),
+  expires_in: z.number().int().positive().max(86_400 * 7),
+  refresh_token: z.string().min(1).max(1024).optional(),
+  scope: z.string().max(8192).optional(),
+  token_type: z.string().refine((value) => value.toLowerCase() === 'bearer', 'token_type must be Bearer'),
+  id_token: z.string().min(1).max(16_384).optional(),
+  refresh_token_expires_in: z.number().int().nonnegative().optional(),
+});
+
+export type TokenOperation = 'exchange' | 'refresh';
+
+/**
+ * Talks to Google's token and revocation endpoints: build the request (client_secret_post, as
+ * google-auth-library does), send it through the injected client, parse and validate the answer,
+ * and turn Google's errors into behalf's stable codes.
+ */
+export class GoogleOAuthClient {
+  constructor(
+    private readonly credentials: OAuthClientCredentials,
+    private readonly discovery: GoogleDiscovery,
+    private readonly fetchImpl: FetchLike,
+    private readonly clock: Clock,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  get clientId(): string {
+    return this.credentials.clientId;
+  }
+
+  /** Redeem a one-time server auth code (spec §3.2). Not retried: a code works once. */
+  async exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string }): Promise<TokenSet> {
+    const form = new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: input.code,
+      client_id: this.credentials.clientId,
+      client_secret: this.credentials.clientSecret,
+      redirect_uri: input.redirectUri,
+    });
+    if (input.codeVerifier !== undefined) form.set('code_verifier', input.codeVerifier);
+    return this.#postToken(form, 'exchange');
+  }
+
+  /** Mint a new access token from a refresh token (spec §3.3). One attempt; callers decide on retries. */
+  async refreshAccessToken(refreshToken: string): Promise<TokenSet> {
+    const form = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: this.credentials.clientId,
+      client_secret: this.credentials.clientSecret,
+    });
+    return this.#postToken(form, 'refresh');
+  }
+
+  /**
+   * Revoke a token at Google (spec §1.7): revoking the refresh token ends the whole grant.
+   * Returns 'revoked', or 'already_invalid' when Google no longer knows the token (also success
+   * from the caller's point of view: nothing is left to revoke).
+   */
+  async revokeToken(token: string): Promise<'revoked' | 'already_invalid'> {
+    const { revocationEndpoint } = await this.discovery.endpoints();
+    const response = await sendToGoogle(
+      this.fetchImpl,
+      revocationEndpoint,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      },
+      this.timeoutMs,
+      'token revocation',
+    );
+    const text = await response.text().catch(() => '');
+    if (response.ok) return 'revoked';
+    const google = parseOAuthErrorBody(text);
+    if (response.status === 400 && (google?.error === 'invalid_token' || google?.error === 'invalid_request')) {
+      return 'already_invalid';
+    }
+    throw this.#errorFor('refresh', response, google, 'revocation');
+  }
+
+  async #postToken(form: URLSearchParams, operation: TokenOperation): Promise<TokenSet> {
+    const { tokenEndpoint } = await this.discovery.endpoints();
+    const response = await sendToGoogle(
+      this.fetchImpl,
+      tokenEndpoint,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: form.toString(),
+      },
+      this.timeoutMs,
+      operation === 'exchange' ? 'code exchange' : 'token refresh',
+    );
+    const text = await response.text().catch(() => '');
+    if (!response.ok) throw this.#errorFor(operation, response, parseOAuthErrorBody(text), 'token endpoint');
+
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = TokenResponse.safeParse(json);
+    if (!parsed.success) {
+      throw new BehalfError('GOOGLE_ERROR', `Google's token endpoint answered with a malformed token response.`, {
+        reason: 'malformed_response',
+      });
+    }
+    const body = parsed.data;
+    return {
+      accessToken: body.access_token,
+      expiresIn: body.expires_in,
+      refreshToken: body.refresh_token,
+      scopes: body.scope === undefined ? [] : body.scope.split(' ').filter((s) => s.length > 0),
+      idToken: body.id_token,
+      refreshTokenExpiresIn: body.refresh_token_expires_in,
+    };
+  }
+
+  #errorFor(
+    operation: TokenOperation,
+    response: Response,
+    google: ReturnType<typeof parseOAuthErrorBody>,
+    what: string,
+  ): BehalfError {
+    const status = response.status;
+    const retryAfter = parseRetryAfter(response.headers.get('retry-after'), this.clock.now());
+    const fields = google === undefined ? undefined : { ...toFields(google), status };
+    // Rate limits (403/429 with an HTML body, spec §5) and server errors: try again later.
+    if (status >= 500 || status === 429 || (status === 403 && google === undefined)) {
+      return new BehalfError('GOOGLE_UNAVAILABLE', `Google's ${what} is unavailable (HTTP ${status}); retry later.`, {
+        google: fields,
+        retryAfter: retryAfter ?? 1,
+        reason: status === 429 || status === 403 ? 'rate_limited' : 'server_error',
+      });
+    }
+    const code = classify(operation, google?.error);
+    return new BehalfError(code, messageFor(code, operation), { google: fields, reason: google?.error });
+  }
+}
+
+function toFields(google: { error: string; errorDescription: string | undefined }) {
+  return { error: google.error, errorDescription: google.errorDescription };
+}
+
+function classify(operation: TokenOperation, error: string | undefined): ErrorCode {
+  switch (error) {
+    case 'invalid_grant':
+      return operation === 'exchange' ? 'CODE_INVALID' : 'NEEDS_CONSENT';
+    case 'redirect_uri_mismatch':
+      return 'REDIRECT_URI_MISMATCH';
+    case 'invalid_client':
+    case 'unauthorized_client':
+    case 'deleted_client':
+    case 'admin_policy_enforced':
+    case 'org_internal':
+      return 'CLIENT_MISCONFIGURED';
+    case 'invalid_request':
+      return operation === 'exchange' ? 'CODE_INVALID' : 'GOOGLE_ERROR';
+    default:
+      return 'GOOGLE_ERROR';
+  }
+}
+
+function messageFor(code: ErrorCode, operation: TokenOperation): string {
+  switch (code) {
+    case 'CODE_INVALID':
+      return 'The server auth code is invalid, expired or already used. Get a new one from Google Sign-In and send it once.';
+    case 'NEEDS_CONSENT':
+      return "Google no longer accepts this user's grant (revoked or expired). Ask the user to sign in again with consent.";
+    case 'REDIRECT_URI_MISMATCH':
+      return "The redirect URI does not match the one the code was issued for: '' for iOS/Android codes, 'postmessage' for the web popup flow.";
+    case 'CLIENT_MISCONFIGURED':
+      return "Google rejected this server's OAuth client (client id/secret, client type or policy). Check the client secret file.";
+    default:
+      return `Google refused the ${operation === 'exchange' ? 'code exchange' : 'token refresh'}.`;
+  }
+}

@@ -1,0 +1,98 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { BehalfError } from '../errors.js';
+import type { Behalf } from '../behalf.js';
+import type { SignInResult } from '../signin/index.js';
+import { isLoopbackAddress } from './net.js';
+
+export interface SignInRouteOptions {
+  behalf: Pick<Behalf, 'signIn'>;
+  allowedOrigins: readonly string[];
+  trustProxy: boolean;
+}
+
+const SignInBody = z.object({
+  code: z.string({ error: 'code is required and must be a string.' }),
+  redirect_uri: z.string().max(2048).optional(),
+  code_verifier: z.string().max(256).optional(),
+});
+
+/** Sign-in request bodies are tiny; a code is at most 256 bytes (spec §4.1). */
+export const SIGNIN_BODY_LIMIT = 8 * 1024;
+
+/** `POST /v1/google/signin`: an app hands over its one-time server auth code. */
+export function registerSignInRoutes(app: FastifyInstance, options: SignInRouteOptions): void {
+  app.post('/v1/google/signin', { bodyLimit: SIGNIN_BODY_LIMIT }, async (request, reply) => {
+    checkTransport(request, options.trustProxy);
+    // Google's own sample: the app sets X-Requested-With and the backend refuses requests without
+    // it, because a cross-site form post cannot set custom headers (spec §3.4).
+    const requestedWith = request.headers['x-requested-with'];
+    if (typeof requestedWith !== 'string' || requestedWith.trim() === '') {
+      throw new BehalfError('CSRF_HEADER_REQUIRED', 'Send the X-Requested-With header (e.g. X-Requested-With: XMLHttpRequest).');
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && !options.allowedOrigins.includes(origin)) {
+      throw new BehalfError('ORIGIN_NOT_ALLOWED', 'This Origin may not send sign-in codes; add it to BEHALF_ALLOWED_ORIGINS.');
+    }
+    const parsed = SignInBody.safeParse(request.body);
+    if (!parsed.success) {
+      throw new BehalfError('INVALID_REQUEST', parsed.error.issues[0]?.message ?? 'Invalid sign-in request.', {
+        reason: 'bad_body',
+      });
+    }
+    const result = await options.behalf.signIn({
+      code: parsed.data.code,
+      ...(parsed.data.redirect_uri === undefined ? {} : { redirectUri: parsed.data.redirect_uri }),
+      ...(parsed.data.code_verifier === undefined ? {} : { codeVerifier: parsed.data.code_verifier }),
+    });
+    return reply.code(result.created ? 201 : 200).header('cache-control', 'no-store').send(signInJson(result));
+  });
+}
+
+/**
+ * Codes travel over HTTPS only (the seed's premise): over plain HTTP they are accepted from
+ * loopback, or behind a TLS-terminating proxy the operator told us about (BEHALF_TRUST_PROXY)
+ * unless that proxy says the client came over http.
+ */
+function checkTransport(request: FastifyRequest, trustProxy: boolean): void {
+  if (request.protocol === 'https') return;
+  if (trustProxy) {
+    const forwarded = request.headers['x-forwarded-proto'];
+    if (forwarded === undefined) return;
+  } else if (isLoopbackAddress(request.socket.remoteAddress)) {
+    return;
+  }
+  throw new BehalfError(
+    'INSECURE_TRANSPORT',
+    'Sign-in codes are accepted only over HTTPS. Give behalf a certificate (BEHALF_TLS_CERT/BEHALF_TLS_KEY) or set BEHALF_TRUST_PROXY behind a TLS-terminating proxy.',
+  );
+}
+
+export function signInJson(result: SignInResult): Record<string, unknown> {
+  return {
+    user: userJson(result.user),
+    created: result.created,
+    grant: {
+      status: result.grant.status,
+      offline_access: result.grant.offlineAccess,
+      refresh_token_received: result.grant.refreshTokenReceived,
+      scopes: result.grant.scopes,
+      missing_scopes: result.grant.missingScopes,
+    },
+    action: result.action,
+  };
+}
+
+export function userJson(user: SignInResult['user']): Record<string, unknown> {
+  return {
+    sub: user.sub,
+    email: user.email,
+    email_verified: user.emailVerified,
+    name: user.name,
+    given_name: user.givenName,
+    family_name: user.familyName,
+    picture: user.picture,
+    locale: user.locale,
+    hd: user.hd,
+  };
+}

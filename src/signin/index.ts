@@ -1,0 +1,1 @@
+export { SignInService, profileFrom, type SignInDeps, type SignInInput, type SignInResult } from './signin.js';

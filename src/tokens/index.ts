@@ -1,0 +1,1 @@
+export { TokenService, type AccessToken, type RetryPolicy, type TokenServiceOptions } from './token-service.js';

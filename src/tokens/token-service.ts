@@ -1,0 +1,160 @@
+import type { Clock } from '../clock.js';
+import { BehalfError, isBehalfError } from '../errors.js';
+import type { GoogleOAuthClient, TokenSet } from '../google/oauth.js';
+import type { Vault } from '../vault/index.js';
+
+export interface AccessToken {
+  token: string;
+  /** Unix milliseconds. */
+  expiresAt: number;
+  scopes: string[];
+}
+
+export interface RetryPolicy {
+  /** Give up retrying a refresh after this long (the caller then gets a retryable error). */
+  deadlineMs: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface TokenServiceOptions {
+  vault: Vault;
+  oauth: GoogleOAuthClient;
+  clock: Clock;
+  /** Refresh when fewer than this many seconds of validity are left. Default 300. */
+  refreshMarginSeconds?: number;
+  /** Most users whose access tokens are kept in memory. Default 50,000. */
+  memoryCacheSize?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Injected so tests need not wait for real backoff. */
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { deadlineMs: 15_000, baseDelayMs: 250, maxDelayMs: 4_000 };
+
+/**
+ * Hands out fresh access tokens for a user: from memory, else from the store, else by one refresh
+ * at Google shared by every concurrent caller for that user (the in-process half of single-flight;
+ * google-auth-library keeps the same kind of map of in-flight refresh promises).
+ */
+export class TokenService {
+  readonly #memory = new Map<string, AccessToken>();
+  readonly #inflight = new Map<string, Promise<AccessToken>>();
+  readonly #margin: number;
+  readonly #cacheSize: number;
+  readonly #retry: RetryPolicy;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+
+  constructor(private readonly options: TokenServiceOptions) {
+    this.#margin = (options.refreshMarginSeconds ?? 300) * 1000;
+    this.#cacheSize = options.memoryCacheSize ?? 50_000;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#random = options.random ?? Math.random;
+  }
+
+  /**
+   * A valid access token for `sub`, refreshed when it is expired or about to expire. With
+   * `rejected`, the caller reports that Google refused that token (401): it is dropped and a new
+   * one minted, unless another caller already replaced it.
+   */
+  async getAccessToken(sub: string, options: { rejected?: string } = {}): Promise<AccessToken> {
+    const cached = this.#memory.get(sub);
+    if (cached !== undefined) {
+      if (options.rejected !== undefined && cached.token === options.rejected) {
+        this.#memory.delete(sub);
+      } else if (this.#fresh(cached)) {
+        return cached;
+      }
+    }
+    let pending = this.#inflight.get(sub);
+    if (pending === undefined) {
+      pending = this.#load(sub, options.rejected).finally(() => this.#inflight.delete(sub));
+      this.#inflight.set(sub, pending);
+    }
+    return pending;
+  }
+
+  /** Forget what is cached in memory for a user (sign-out, deletion, revocation). */
+  forget(sub: string): void {
+    this.#memory.delete(sub);
+  }
+
+  #fresh(token: AccessToken): boolean {
+    return token.expiresAt - this.#margin > this.options.clock.now();
+  }
+
+  #remember(sub: string, token: AccessToken): AccessToken {
+    this.#memory.delete(sub);
+    this.#memory.set(sub, token);
+    if (this.#memory.size > this.#cacheSize) {
+      const oldest = this.#memory.keys().next().value;
+      if (oldest !== undefined) this.#memory.delete(oldest);
+    }
+    return token;
+  }
+
+  async #load(sub: string, rejected: string | undefined): Promise<AccessToken> {
+    const { vault, oauth, clock } = this.options;
+    const grant = await vault.getGrant(sub, oauth.clientId);
+    if (grant === null) {
+      throw new BehalfError('USER_NOT_FOUND', 'No grant is stored for this user; they have not signed in with a server auth code.');
+    }
+    if (grant.status !== 'active') {
+      throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
+    }
+    if (grant.accessToken !== null && grant.accessTokenExpiresAt !== null && grant.accessToken !== rejected) {
+      const stored = { token: grant.accessToken, expiresAt: grant.accessTokenExpiresAt, scopes: grant.scopes };
+      if (this.#fresh(stored)) return this.#remember(sub, stored);
+    }
+    if (grant.refreshToken === null) {
+      throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
+    }
+
+    let tokens: TokenSet;
+    try {
+      tokens = await this.#refreshWithRetry(grant.refreshToken);
+    } catch (error) {
+      if (isBehalfError(error) && error.code === 'NEEDS_CONSENT') {
+        // invalid_grant: the grant is dead at Google; stop using it until the user signs in again.
+        await vault.setGrantStatus(sub, oauth.clientId, 'needs_consent', clock.now());
+      }
+      throw error;
+    }
+    const now = clock.now();
+    const token: AccessToken = {
+      token: tokens.accessToken,
+      expiresAt: now + tokens.expiresIn * 1000,
+      scopes: tokens.scopes.length > 0 ? tokens.scopes : grant.scopes,
+    };
+    await vault.saveAccessToken(
+      sub,
+      oauth.clientId,
+      { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now },
+      grant.version,
+    );
+    return this.#remember(sub, token);
+  }
+
+  /** 5xx, 429 and timeouts are retried with exponential backoff and full jitter, within a deadline. */
+  async #refreshWithRetry(refreshToken: string): Promise<TokenSet> {
+    const { oauth, clock } = this.options;
+    const deadline = clock.now() + this.#retry.deadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await oauth.refreshAccessToken(refreshToken);
+      } catch (error) {
+        if (!isBehalfError(error) || error.code !== 'GOOGLE_UNAVAILABLE') throw error;
+        const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** attempt) * this.#random();
+        const delay = Math.max(backoff, (error.retryAfter ?? 0) * 1000);
+        if (clock.now() + delay >= deadline) throw error;
+        await this.#sleep(delay);
+      }
+    }
+  }
+}
+
+const needsConsentMessage =
+  "This user's Google grant can no longer be used (revoked, expired or never offline). Ask them to sign in again with consent.";

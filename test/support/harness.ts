@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { createRuntime, createServer, type BehalfRuntime } from '../../src/app.js';
+import { OffsetClock } from '../../src/clock.js';
+import { loadConfig, type BehalfConfig } from '../../src/config/index.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { createApiKey } from '../../src/vault/index.js';
+
+export const DRIVE_APPDATA = 'https://www.googleapis.com/auth/drive.appdata';
+export const SIGNIN_SCOPES = `openid email profile ${DRIVE_APPDATA}`;
+
+export interface Harness {
+  emulator: RunningEmulator;
+  clock: OffsetClock;
+  config: BehalfConfig;
+  runtime: BehalfRuntime;
+  server: FastifyInstance;
+  /** behalf's base URL. */
+  url: string;
+  apiKey: string;
+  dir: string;
+  /** Log lines behalf wrote (JSON strings), for leak scans. */
+  logs: string[];
+  /** Call the emulator's control API. */
+  control<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
+  /** A test user and a fresh server auth code for them, as the iOS app would get it. */
+  newUserWithCode(options?: { email?: string; scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string }): Promise<{ sub: string; email: string; code: string }>;
+  mintCode(sub: string, options?: { scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string; redirectUri?: string }): Promise<string>;
+  /** POST a code to behalf the way an app does. */
+  signIn(code: string, extra?: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>;
+  /** Call behalf's service API with the harness's API key. */
+  service(method: string, path: string, body?: unknown): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+}
+
+/** behalf and the emulator, wired as in production but on random ports, with one shared clock. */
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const clock = new OffsetClock();
+  const emulator = await startEmulator({ clock });
+  const dir = await mkdtemp(join(tmpdir(), 'behalf-test-'));
+  const secretFile = join(dir, 'client_secret.json');
+  await emulator.writeClientSecret(secretFile);
+  const { apps } = emulator.clients;
+  const config = await loadConfig({
+    mode: 'production',
+    env: {
+      BEHALF_PORT: '0',
+      BEHALF_HOST: '127.0.0.1',
+      BEHALF_DATABASE_URL: `sqlite:${join(dir, 'behalf.db')}`,
+      BEHALF_CLIENT_SECRET_FILE: secretFile,
+      BEHALF_APP_CLIENT_IDS: [apps.ios, apps.android, apps.web].join(','),
+      BEHALF_GOOGLE_DISCOVERY_URL: `${emulator.url}/.well-known/openid-configuration`,
+      BEHALF_GOOGLE_API_URL: emulator.url,
+      BEHALF_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      BEHALF_REQUIRED_SCOPES: SIGNIN_SCOPES,
+      BEHALF_ALLOWED_ORIGINS: 'https://app.example.com',
+      ...options.env,
+    },
+  });
+  const logs: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+  const runtime = await createRuntime(config, { clock, logger });
+  const server = createServer(config, runtime);
+  await server.listen({ port: 0, host: '127.0.0.1' });
+  const address = server.server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  const { key: apiKey } = await createApiKey(runtime.store, 'test');
+
+  const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const response = await fetch(`${emulator.url}${path}`, {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`emulator ${method} ${path} → ${response.status}: ${text}`);
+    return (text === '' ? {} : JSON.parse(text)) as T;
+  };
+  const appClient = (platform: 'ios' | 'android' | 'web' = 'ios') => apps[platform];
+  const mintCode: Harness['mintCode'] = async (sub, o = {}) => {
+    const { code } = await control<{ code: string }>('POST', '/emulator/codes', {
+      sub,
+      client_id: appClient(o.platform),
+      scope: o.scope ?? SIGNIN_SCOPES,
+      ...(o.redirectUri === undefined ? {} : { redirect_uri: o.redirectUri }),
+      ...(o.prompt === undefined ? {} : { prompt: o.prompt }),
+    });
+    return code;
+  };
+  let userCount = 0;
+  const newUserWithCode: Harness['newUserWithCode'] = async (o = {}) => {
+    const email = o.email ?? `user${++userCount}-${randomBytes(3).toString('hex')}@example.com`;
+    const user = await control<{ sub: string }>('POST', '/emulator/users', { email, name: 'Test User', given_name: 'Test', family_name: 'User' });
+    const code = await mintCode(user.sub, {
+      ...(o.scope === undefined ? {} : { scope: o.scope }),
+      ...(o.platform === undefined ? {} : { platform: o.platform }),
+      ...(o.prompt === undefined ? {} : { prompt: o.prompt }),
+      ...(o.platform === 'web' ? { redirectUri: 'postmessage' } : {}),
+    });
+    return { sub: user.sub, email, code };
+  };
+  const signIn: Harness['signIn'] = (code, extra = {}, headers = { 'x-requested-with': 'XMLHttpRequest' }) =>
+    fetch(`${url}/v1/google/signin`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ code, ...extra }),
+    });
+  const service: Harness['service'] = (method, path, body) =>
+    fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  return {
+    emulator,
+    clock,
+    config,
+    runtime,
+    server,
+    url,
+    apiKey,
+    dir,
+    logs,
+    control,
+    newUserWithCode,
+    mintCode,
+    signIn,
+    service,
+    close: async () => {
+      await server.close();
+      await runtime.behalf.close();
+      await emulator.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
