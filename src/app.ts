@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Behalf } from './behalf.js';
+import { createUserFetch, GoogleHostAllowList } from './calls/index.js';
 import { systemClock, type Clock } from './clock.js';
 import type { BehalfConfig } from './config/index.js';
 import { BehalfError } from './errors.js';
@@ -69,6 +70,8 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     redirectUris: config.google.redirectUris,
   });
   const tokens = new TokenService({ vault, oauth, clock });
+  const allowList = new GoogleHostAllowList(config.google.apiUrl);
+  const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
   const behalf = new Behalf({
     clock,
     oauth,
@@ -76,6 +79,9 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     signInService,
     tokens,
     vault,
+    userFetch,
+    allowList,
+    googleApiUrl: config.google.apiUrl,
     close: () => store.close(),
   });
   return { behalf, store, logger, createdKeyFile };

@@ -1,3 +1,4 @@
+import { BehalfAuthClient, type GoogleHostAllowList, type UserFetch } from './calls/index.js';
 import type { Clock } from './clock.js';
 import { BehalfError, isBehalfError } from './errors.js';
 import type { GoogleOAuthClient } from './google/oauth.js';
@@ -26,6 +27,9 @@ export class Behalf {
       signInService: SignInService;
       tokens: TokenService;
       vault: Vault;
+      userFetch: UserFetch;
+      allowList: GoogleHostAllowList;
+      googleApiUrl: string;
       close: () => Promise<void>;
     },
   ) {}
@@ -53,6 +57,28 @@ export class Behalf {
   /** A valid access token for the user, refreshed when expired or about to expire. */
   getAccessToken(sub: string): Promise<AccessToken> {
     return this.parts.tokens.getAccessToken(sub);
+  }
+
+  /**
+   * `fetch` a Google API as the user: adds their access token, refreshes and retries once on 401,
+   * honours Retry-After on 429/503 and retries idempotent requests on transient errors. Only Google
+   * API hosts (and the configured API base URL) can be called.
+   */
+  fetch(sub: string, url: string | URL, init?: RequestInit): Promise<Response> {
+    return this.parts.userFetch(sub, url, init);
+  }
+
+  /**
+   * An auth client for the `googleapis` package, acting as the user:
+   * `google.drive({ version: 'v3', auth: behalf.authFor(sub) })`.
+   */
+  authFor(sub: string): BehalfAuthClient {
+    return new BehalfAuthClient(sub, this.parts.tokens, this.parts.allowList);
+  }
+
+  /** The Google APIs base URL (`https://www.googleapis.com`, or the emulator's). */
+  get googleApiUrl(): string {
+    return this.parts.googleApiUrl;
   }
 
   async getUser(sub: string): Promise<{ user: UserRecord; grant: GrantSummary | null }> {

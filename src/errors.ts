@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   ORIGIN_NOT_ALLOWED: { status: 403, exit: 64 },
   INSECURE_TRANSPORT: { status: 403, exit: 64 },
   NOT_FOUND: { status: 404, exit: 66 },
+  HOST_NOT_ALLOWED: { status: 403, exit: 64 },
   RATE_LIMITED: { status: 429, exit: 75 },
   // Service API authentication.
   UNAUTHENTICATED: { status: 401, exit: 77 },

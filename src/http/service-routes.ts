@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Behalf } from '../behalf.js';
 import { BehalfError } from '../errors.js';
+import { registerProxyRoutes } from './proxy-routes.js';
 import { userJson } from './signin-routes.js';
 
 export interface ServiceRouteOptions {
@@ -20,13 +21,15 @@ const VerifyBody = z.object({ id_token: z.string().min(1).max(16_384), nonce: z.
 export function registerServiceRoutes(app: FastifyInstance, options: ServiceRouteOptions): void {
   const { behalf } = options;
 
-  app.register(async (scoped) => {
+  void app.register(async (scoped) => {
     scoped.addHook('onRequest', async (request) => {
       const key = bearer(request);
       if (key === undefined || !(await options.authenticate(key))) {
         throw new BehalfError('UNAUTHENTICATED', 'Send a service API key as "Authorization: Bearer <key>" (create one with `behalf keys create-api-key`).');
       }
     });
+
+    registerProxyRoutes(scoped, behalf);
 
     scoped.get('/v1/users/:sub', async (request) => {
       const { sub } = parseSub(request.params);

@@ -1,0 +1,92 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Behalf } from '../behalf.js';
+import { BehalfError } from '../errors.js';
+
+// Request headers passed on to Google; everything else (the service API key, cookies, hop-by-hop
+// headers) stays here.
+const FORWARDED_REQUEST_HEADERS = [
+  'accept',
+  'content-type',
+  'content-length',
+  'content-range',
+  'range',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'x-upload-content-type',
+  'x-upload-content-length',
+];
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'set-cookie',
+  'content-encoding',
+]);
+
+const Params = z.object({ sub: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/), '*': z.string().max(4096) });
+
+/**
+ * `/v1/users/{sub}/google/{path}` forwards to `BEHALF_GOOGLE_API_URL/{path}` with the user's token;
+ * `/v1/users/{sub}/google/{host}.googleapis.com/{path}` reaches another Google API host. Nothing
+ * else can be reached (no open proxy). Bodies stream both ways: an upload or a download of any
+ * size never sits in memory. Written on fetch streams rather than a proxy library because the
+ * refresh-on-401 and Retry-After rules are behalf's own (see calls/user-fetch.ts).
+ */
+export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void {
+  void app.register(async (scoped) => {
+    // Bodies are passed through untouched, whatever their type.
+    scoped.removeAllContentTypeParsers();
+    scoped.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+    scoped.all('/v1/users/:sub/google/*', async (request, reply) => {
+      const parsed = Params.safeParse(request.params);
+      if (!parsed.success) throw new BehalfError('INVALID_REQUEST', 'The proxied path is malformed.', { reason: 'bad_path' });
+      const target = targetUrl(behalf.googleApiUrl, parsed.data['*'], request.url);
+
+      const headers = new Headers({ 'accept-encoding': 'identity' });
+      for (const name of FORWARDED_REQUEST_HEADERS) {
+        const value = request.headers[name];
+        if (typeof value === 'string') headers.set(name, value);
+      }
+      const abort = new AbortController();
+      request.raw.once('close', () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      });
+      const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== undefined;
+      const upstream = await behalf.fetch(parsed.data.sub, target, {
+        method: request.method,
+        headers,
+        signal: abort.signal,
+        ...(hasBody ? { body: Readable.toWeb(request.body as Readable) as ReadableStream, duplex: 'half' } : {}),
+      } as RequestInit);
+
+      reply.code(upstream.status);
+      upstream.headers.forEach((value, name) => {
+        if (!HOP_BY_HOP.has(name)) reply.header(name, value);
+      });
+      if (upstream.headers.has('content-encoding')) reply.removeHeader('content-length');
+      reply.header('cache-control', upstream.headers.get('cache-control') ?? 'private, no-store');
+      if (upstream.body === null) return reply.send();
+      return reply.send(Readable.fromWeb(upstream.body as import('node:stream/web').ReadableStream));
+    });
+  });
+}
+
+/** The Google URL for a proxied path, keeping the query string as sent. */
+function targetUrl(apiUrl: string, path: string, requestUrl: string): string {
+  const query = requestUrl.includes('?') ? requestUrl.slice(requestUrl.indexOf('?')) : '';
+  const [first, ...rest] = path.split('/');
+  if (first !== undefined && first.includes('.')) {
+    // An explicit host: checked against the allow-list by behalf.fetch.
+    return `https://${first}/${rest.join('/')}${query}`;
+  }
+  return `${apiUrl}/${path}${query}`;
+}
