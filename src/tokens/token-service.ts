@@ -60,10 +60,10 @@ export class TokenService {
    * `rejected`, the caller reports that Google refused that token (401): it is dropped and a new
    * one minted, unless another caller already replaced it.
    */
-  async getAccessToken(sub: string, options: { rejected?: string } = {}): Promise<AccessToken> {
+  async getAccessToken(sub: string, options: { rejected?: string; forceRefresh?: boolean } = {}): Promise<AccessToken> {
     const cached = this.#memory.get(sub);
     if (cached !== undefined) {
-      if (options.rejected !== undefined && cached.token === options.rejected) {
+      if (options.forceRefresh === true || (options.rejected !== undefined && cached.token === options.rejected)) {
         this.#memory.delete(sub);
       } else if (this.#fresh(cached)) {
         return cached;
@@ -71,7 +71,8 @@ export class TokenService {
     }
     let pending = this.#inflight.get(sub);
     if (pending === undefined) {
-      pending = this.#load(sub, options.rejected).finally(() => this.#inflight.delete(sub));
+      const rejected = options.forceRefresh === true ? ANY_STORED : options.rejected;
+      pending = this.#load(sub, rejected).finally(() => this.#inflight.delete(sub));
       this.#inflight.set(sub, pending);
     }
     return pending;
@@ -96,7 +97,7 @@ export class TokenService {
     return token;
   }
 
-  async #load(sub: string, rejected: string | undefined): Promise<AccessToken> {
+  async #load(sub: string, rejected: string | typeof ANY_STORED | undefined): Promise<AccessToken> {
     const { vault, oauth, clock } = this.options;
     const grant = await vault.getGrant(sub, oauth.clientId);
     if (grant === null) {
@@ -105,7 +106,12 @@ export class TokenService {
     if (grant.status !== 'active') {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
     }
-    if (grant.accessToken !== null && grant.accessTokenExpiresAt !== null && grant.accessToken !== rejected) {
+    if (
+      grant.accessToken !== null &&
+      grant.accessTokenExpiresAt !== null &&
+      rejected !== ANY_STORED &&
+      grant.accessToken !== rejected
+    ) {
       const stored = { token: grant.accessToken, expiresAt: grant.accessTokenExpiresAt, scopes: grant.scopes };
       if (this.#fresh(stored)) return this.#remember(sub, stored);
     }
@@ -155,6 +161,9 @@ export class TokenService {
     }
   }
 }
+
+/** `rejected` value meaning "do not use any stored token" (a forced refresh). */
+const ANY_STORED = Symbol('any stored token');
 
 const needsConsentMessage =
   "This user's Google grant can no longer be used (revoked, expired or never offline). Ask them to sign in again with consent.";

@@ -1,0 +1,3 @@
+export { JobRunner, type JobRunnerOptions } from './runner.js';
+export { SqliteJobBackend } from './sqlite-backend.js';
+export type { JobBackend, JobContext, JobDefinition, JobRun, JobRunStatus } from './types.js';

@@ -1,0 +1,216 @@
+import Database from 'better-sqlite3';
+import { better, defineQueue, defineWorker, JobStatus, type Queue, type Worker } from 'plainjob';
+import type { Logger } from 'pino';
+import type { JobBackend, JobRun, JobRunStatus } from './types.js';
+
+/**
+ * Job runs on SQLite, the embedded default. Delivery (pending/processing, delays, re-queueing the
+ * jobs of a worker that died, clean-up) is plainjob's, a small SQLite queue for better-sqlite3;
+ * behalf keeps one row per run beside it for the run's status, attempts and outcome, because
+ * plainjob's own rows know only done/failed. Both live in the same database file.
+ */
+export class SqliteJobBackend implements JobBackend {
+  readonly #db: Database.Database;
+  readonly #queue: Queue;
+  readonly #sql: ReturnType<typeof prepare>;
+  readonly #workers: Worker[] = [];
+  readonly #running: Promise<void>[] = [];
+
+  constructor(
+    path: string,
+    private readonly options: { logger: Logger; pollIntervalMs?: number; leaseMs?: number },
+  ) {
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('busy_timeout = 5000');
+    migrate(this.#db);
+    this.#sql = prepare(this.#db);
+    const log = options.logger.child({ component: 'jobs' });
+    this.#queue = defineQueue({
+      connection: better(this.#db),
+      logger: quietLogger(log),
+      // A run still "processing" after this long belonged to a worker that died: deliver it again.
+      timeout: options.leaseMs ?? 10 * 60_000,
+      maintenanceInterval: 30_000,
+    });
+  }
+
+  async insertRun(run: JobRun, delayMs = 0): Promise<void> {
+    this.#db.transaction(() => {
+      this.#sql.insert.run(toRow(run));
+      this.#queue.add(run.name, { runId: run.id }, { delay: delayMs });
+    })();
+  }
+
+  async updateRun(id: string, patch: Partial<JobRun>): Promise<void> {
+    const current = await this.getRun(id);
+    if (current === null) return;
+    this.#sql.update.run(toRow({ ...current, ...patch }));
+  }
+
+  async requeue(run: JobRun, delayMs: number): Promise<void> {
+    this.#queue.add(run.name, { runId: run.id }, { delay: Math.max(0, Math.round(delayMs)) });
+  }
+
+  async getRun(id: string): Promise<JobRun | null> {
+    const row = this.#sql.get.get(id) as Row | undefined;
+    return row === undefined ? null : fromRow(row);
+  }
+
+  async listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number }): Promise<JobRun[]> {
+    const rows = this.#sql.list.all({
+      name: filter.name ?? null,
+      status: filter.status ?? null,
+      sub: filter.sub ?? null,
+      limit: filter.limit ?? 1000,
+    }) as Row[];
+    return rows.map(fromRow);
+  }
+
+  start(names: string[], concurrency: number, execute: (runId: string) => Promise<void>): void {
+    const log = quietLogger(this.options.logger.child({ component: 'jobs' }));
+    for (const name of names) {
+      for (let i = 0; i < concurrency; i++) {
+        const worker = defineWorker(
+          name,
+          async (job) => {
+            const { runId } = JSON.parse(job.data) as { runId: string };
+            await execute(runId);
+          },
+          { queue: this.#queue, logger: log, pollIntervall: this.options.pollIntervalMs ?? 500 },
+        );
+        this.#workers.push(worker);
+        this.#running.push(worker.start());
+      }
+    }
+  }
+
+  async outstanding(): Promise<number> {
+    return this.#queue.countJobs({ status: JobStatus.Pending }) + this.#queue.countJobs({ status: JobStatus.Processing });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.stop()));
+    await Promise.all(this.#running);
+    this.#workers.length = 0;
+    this.#queue.close();
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+interface Row {
+  id: string;
+  name: string;
+  sub: string;
+  params: string;
+  status: string;
+  attempts: number;
+  max_attempts: number;
+  error_code: string | null;
+  error_message: string | null;
+  result: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+// SQL for job runs, in one place. Versioned: each entry runs once, in order.
+const MIGRATIONS = [
+  `CREATE TABLE job_runs (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     sub TEXT NOT NULL,
+     params TEXT NOT NULL,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     max_attempts INTEGER NOT NULL,
+     error_code TEXT,
+     error_message TEXT,
+     result TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     finished_at INTEGER
+   );
+   CREATE INDEX job_runs_by_name_status ON job_runs (name, status, created_at);
+   CREATE INDEX job_runs_by_sub ON job_runs (sub, created_at);`,
+];
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS job_runs_schema (version INTEGER NOT NULL)');
+  const row = db.prepare('SELECT version FROM job_runs_schema').get() as { version: number } | undefined;
+  const current = row?.version ?? 0;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`The job_runs schema is version ${current}; this behalf knows up to ${MIGRATIONS.length}. Upgrade behalf.`);
+  }
+  db.transaction(() => {
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+    db.prepare('DELETE FROM job_runs_schema').run();
+    db.prepare('INSERT INTO job_runs_schema (version) VALUES (?)').run(MIGRATIONS.length);
+  })();
+}
+
+function prepare(db: Database.Database) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO job_runs (id, name, sub, params, status, attempts, max_attempts, error_code, error_message, result, created_at, updated_at, finished_at)
+       VALUES (@id, @name, @sub, @params, @status, @attempts, @max_attempts, @error_code, @error_message, @result, @created_at, @updated_at, @finished_at)`,
+    ),
+    update: db.prepare(
+      `UPDATE job_runs SET status = @status, attempts = @attempts, max_attempts = @max_attempts, error_code = @error_code,
+         error_message = @error_message, result = @result, updated_at = @updated_at, finished_at = @finished_at
+       WHERE id = @id`,
+    ),
+    get: db.prepare('SELECT * FROM job_runs WHERE id = ?'),
+    list: db.prepare(
+      `SELECT * FROM job_runs
+       WHERE (@name IS NULL OR name = @name) AND (@status IS NULL OR status = @status) AND (@sub IS NULL OR sub = @sub)
+       ORDER BY created_at, id LIMIT @limit`,
+    ),
+  };
+}
+
+function toRow(run: JobRun): Row {
+  return {
+    id: run.id,
+    name: run.name,
+    sub: run.sub,
+    params: JSON.stringify(run.params ?? null),
+    status: run.status,
+    attempts: run.attempts,
+    max_attempts: run.maxAttempts,
+    error_code: run.errorCode,
+    error_message: run.errorMessage,
+    result: run.result === undefined ? null : JSON.stringify(run.result),
+    created_at: run.createdAt,
+    updated_at: run.updatedAt,
+    finished_at: run.finishedAt,
+  };
+}
+
+function fromRow(row: Row): JobRun {
+  return {
+    id: row.id,
+    name: row.name,
+    sub: row.sub,
+    params: JSON.parse(row.params) as unknown,
+    status: row.status as JobRunStatus,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    errorCode: row.error_code,
+    errorMessage: row.error_message,
+    result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+/** plainjob logs every poll at debug; keep its warnings and errors only. */
+function quietLogger(log: Logger) {
+  return {
+    error: (message: string) => log.error(message),
+    warn: (message: string) => log.warn(message),
+    info: () => undefined,
+    debug: () => undefined,
+  };
+}

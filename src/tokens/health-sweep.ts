@@ -1,0 +1,74 @@
+import PQueue from 'p-queue';
+import type { Clock } from '../clock.js';
+import { isBehalfError } from '../errors.js';
+import type { Vault } from '../vault/index.js';
+import type { TokenService } from './token-service.js';
+
+export interface SweepReport {
+  checked: number;
+  /** Grants whose access token was refreshed at Google during the sweep. */
+  refreshed: number;
+  healthy: number;
+  /** Users who must sign in again (revoked, expired, never offline). */
+  needsConsent: string[];
+  /** Users whose check could not finish (Google unavailable): check again later. */
+  unavailable: string[];
+  startedAt: number;
+  finishedAt: number;
+}
+
+export interface SweepOptions {
+  vault: Vault;
+  tokens: TokenService;
+  clock: Clock;
+  clientId: string;
+  /** Refresh every grant, not only those due: finds revoked grants whose access token still looks valid. */
+  force?: boolean;
+  /** Grants checked at once (default 4): the sweep must not eat the project's quota. */
+  concurrency?: number;
+}
+
+/**
+ * The token health sweep: walks every grant, refreshes where due, and reports which users need to
+ * sign in again, so a revoked or expired grant is found before a job needs it.
+ */
+export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
+  const { vault, tokens, clock, clientId } = options;
+  const startedAt = clock.now();
+  const queue = new PQueue({ concurrency: options.concurrency ?? 4 });
+  const report: SweepReport = { checked: 0, refreshed: 0, healthy: 0, needsConsent: [], unavailable: [], startedAt, finishedAt: startedAt };
+
+  let after: { sub: string; clientId: string } | undefined;
+  for (;;) {
+    const page = await vault.listGrants({ limit: 500, ...(after === undefined ? {} : { after }) });
+    for (const grant of page.grants) {
+      if (grant.clientId !== clientId) continue;
+      report.checked++;
+      if (grant.status !== 'active') {
+        report.needsConsent.push(grant.sub);
+        continue;
+      }
+      void queue.add(async () => {
+        try {
+          const before = grant.accessTokenExpiresAt;
+          const token = await tokens.getAccessToken(grant.sub, options.force === true ? { forceRefresh: true } : {});
+          if (token.expiresAt !== before) report.refreshed++;
+          report.healthy++;
+        } catch (error) {
+          if (isBehalfError(error) && (error.code === 'NEEDS_CONSENT' || error.code === 'USER_NOT_FOUND')) {
+            report.needsConsent.push(grant.sub);
+          } else {
+            report.unavailable.push(grant.sub);
+          }
+        }
+      });
+    }
+    await queue.onIdle();
+    if (page.next === null) break;
+    after = page.next;
+  }
+  report.needsConsent.sort();
+  report.unavailable.sort();
+  report.finishedAt = clock.now();
+  return report;
+}
