@@ -8,10 +8,11 @@ import { BehalfError } from './errors.js';
 import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
 import { buildServer } from './http/server.js';
 import { GoogleKeySet, IdTokenVerifier } from './idtoken/index.js';
+import { JobRunner, SqliteJobBackend } from './jobs/index.js';
 import { createLogger } from './logging.js';
 import { SignInService } from './signin/index.js';
 import { TokenService } from './tokens/index.js';
-import { loadKeyring, openStore, Vault, verifyApiKey, type Store } from './vault/index.js';
+import { loadKeyring, openStore, parseDatabaseUrl, Vault, verifyApiKey, type Store } from './vault/index.js';
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
 export interface Dependencies {
@@ -21,8 +22,12 @@ export interface Dependencies {
 }
 
 export interface BehalfRuntime {
+  config: BehalfConfig;
   behalf: Behalf;
   store: Store;
+  vault: Vault;
+  tokens: TokenService;
+  clock: Clock;
   logger: Logger;
   /** Set when local mode generated the encryption key file on this start. */
   createdKeyFile: boolean;
@@ -84,7 +89,31 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     googleApiUrl: config.google.apiUrl,
     close: () => store.close(),
   });
-  return { behalf, store, logger, createdKeyFile };
+  return { config, behalf, store, vault, tokens, clock, logger, createdKeyFile };
+}
+
+/** A job runner over the runtime's database (define jobs, then `start()`). */
+export function createJobRunner(
+  runtime: BehalfRuntime,
+  options: { concurrency?: number; maxStartsPerSecond?: number; pollIntervalMs?: number } = {},
+): JobRunner {
+  const database = parseDatabaseUrl(runtime.config.databaseUrl);
+  if (database.kind !== 'sqlite') {
+    throw new BehalfError('CONFIG_INVALID', 'BEHALF_DATABASE_URL: jobs on Postgres are not available yet.');
+  }
+  const backend = new SqliteJobBackend(database.path, {
+    logger: runtime.logger,
+    ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+  });
+  return new JobRunner({
+    backend,
+    behalf: runtime.behalf,
+    vault: runtime.vault,
+    clock: runtime.clock,
+    logger: runtime.logger,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.maxStartsPerSecond === undefined ? {} : { maxStartsPerSecond: options.maxStartsPerSecond }),
+  });
 }
 
 /** Build the HTTP server around a runtime (not yet listening). */

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerEmulatorCommand } from './emulator-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerSweepCommand } from './sweep-command.js';
 import { registerTryCommands } from './try-commands.js';
 
 const program = new Command()
@@ -13,6 +14,7 @@ const program = new Command()
 registerServeCommand(program);
 registerEmulatorCommand(program);
 registerKeysCommand(program);
+registerSweepCommand(program);
 registerTryCommands(program);
 
 await program.parseAsync(process.argv);
