@@ -8,7 +8,7 @@ import { BehalfError } from './errors.js';
 import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
 import { buildServer } from './http/server.js';
 import { GoogleKeySet, IdTokenVerifier } from './idtoken/index.js';
-import { JobRunner, SqliteJobBackend } from './jobs/index.js';
+import { JobRunner, SqliteJobBackend, type JobRunnerOptions } from './jobs/index.js';
 import { createLogger } from './logging.js';
 import { SignInService } from './signin/index.js';
 import { TokenService } from './tokens/index.js';
@@ -95,7 +95,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
 /** A job runner over the runtime's database (define jobs, then `start()`). */
 export function createJobRunner(
   runtime: BehalfRuntime,
-  options: { concurrency?: number; maxStartsPerSecond?: number; pollIntervalMs?: number } = {},
+  options: Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & { pollIntervalMs?: number } = {},
 ): JobRunner {
   const database = parseDatabaseUrl(runtime.config.databaseUrl);
   if (database.kind !== 'sqlite') {
@@ -113,6 +113,7 @@ export function createJobRunner(
     logger: runtime.logger,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     ...(options.maxStartsPerSecond === undefined ? {} : { maxStartsPerSecond: options.maxStartsPerSecond }),
+    ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
   });
 }
 

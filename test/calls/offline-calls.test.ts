@@ -1,0 +1,194 @@
+import { google } from 'googleapis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from '../support/harness.js';
+
+interface Stats {
+  token_requests: { authorization_code: number; refresh_token: number };
+  refreshes_by_sub: Record<string, number>;
+  api_calls: number;
+}
+
+/** Issue 4: calling Google APIs for users who are offline. */
+describe('acting for offline users', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  async function signedIn(): Promise<string> {
+    const { sub, code } = await h.newUserWithCode();
+    expect((await h.signIn(code)).status).toBe(201);
+    return sub;
+  }
+  const stats = () => h.control<Stats>('GET', '/emulator/stats');
+  const behalf = () => h.runtime.behalf;
+
+  it('1,000 concurrent token requests for an expired user cause exactly one refresh', async () => {
+    const sub = await signedIn();
+    h.clock.advance(3600);
+    const before = (await stats()).refreshes_by_sub[sub] ?? 0;
+    const tokens = await Promise.all(Array.from({ length: 1000 }, () => behalf().getAccessToken(sub)));
+    expect(new Set(tokens.map((t) => t.token)).size).toBe(1);
+    expect((await stats()).refreshes_by_sub[sub]).toBe(before + 1);
+  });
+
+  it('a 401 from the API (token revoked mid-flight) is refreshed and retried once', async () => {
+    const sub = await signedIn();
+    const before = (await stats()).refreshes_by_sub[sub] ?? 0;
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 401, count: 1 });
+    const response = await behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`);
+    expect(response.status).toBe(200);
+    expect((await stats()).refreshes_by_sub[sub]).toBe(before + 1);
+  });
+
+  it('a second 401 in a row is returned, not retried forever', async () => {
+    const sub = await signedIn();
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 401, count: 2 });
+    const response = await behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`);
+    expect(response.status).toBe(401);
+    await h.control('DELETE', '/emulator/faults');
+  });
+
+  it('429 with Retry-After is honoured, then the call succeeds', async () => {
+    const sub = await signedIn();
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 429, count: 1 });
+    const callsBefore = (await stats()).api_calls;
+    const started = Date.now();
+    const response = await behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`);
+    const waited = Date.now() - started;
+    expect(response.status).toBe(200);
+    expect((await stats()).api_calls).toBeGreaterThanOrEqual(callsBefore + 1);
+    // The emulator asks for Retry-After of at least one second.
+    expect(waited).toBeGreaterThanOrEqual(950);
+  });
+
+  it('retries an idempotent request after a transient 503 without Retry-After', async () => {
+    const sub = await signedIn();
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 500, count: 1 });
+    const response = await behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`);
+    expect(response.status).toBe(200);
+  });
+
+  it('refuses to send a user token to a host that is not Google', async () => {
+    const sub = await signedIn();
+    await expect(behalf().fetch(sub, 'https://evil.example.com/steal')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+    await expect(behalf().fetch(sub, 'http://www.googleapis.com/drive/v3/files')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+    await expect(behalf().fetch(sub, 'https://www.googleapis.com.evil.example.com/x')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+  });
+
+  it('the googleapis Drive client works through authFor', async () => {
+    const sub = await signedIn();
+    const drive = google.drive({ version: 'v3', auth: behalf().authFor(sub), rootUrl: `${h.emulator.url}/` });
+    const created = await drive.files.create({
+      requestBody: { name: 'notes.txt', parents: ['appDataFolder'], mimeType: 'text/plain' },
+      media: { mimeType: 'text/plain', body: 'hello from the backend' },
+      fields: 'id,name',
+    });
+    expect(created.data.name).toBe('notes.txt');
+    const list = await drive.files.list({ spaces: 'appDataFolder', fields: 'files(id,name)' });
+    expect(list.data.files?.map((f) => f.name)).toContain('notes.txt');
+    const content = await drive.files.get({ fileId: created.data.id!, alt: 'media' }, { responseType: 'text' });
+    expect(content.data).toBe('hello from the backend');
+
+    // The token expires and is refreshed transparently.
+    h.clock.advance(3700);
+    await drive.files.delete({ fileId: created.data.id! });
+    const after = await drive.files.list({ spaces: 'appDataFolder', fields: 'files(id,name)' });
+    expect(after.data.files?.map((f) => f.name) ?? []).not.toContain('notes.txt');
+  });
+
+  it('a revoked grant surfaces as NEEDS_CONSENT from fetch', async () => {
+    const sub = await signedIn();
+    await h.control('POST', '/emulator/grants/revoke', { sub });
+    await expect(behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`)).rejects.toMatchObject({
+      code: 'NEEDS_CONSENT',
+    });
+  });
+});
+
+describe('the proxy /v1/users/{sub}/google/...', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  async function signedIn(): Promise<string> {
+    const { sub, code } = await h.newUserWithCode();
+    expect((await h.signIn(code)).status).toBe(201);
+    return sub;
+  }
+
+  it('needs a service API key', async () => {
+    const sub = await signedIn();
+    expect((await fetch(`${h.url}/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`)).status).toBe(401);
+  });
+
+  it('forwards to the Google API with the user token, both ways', async () => {
+    const sub = await signedIn();
+    const upload = await fetch(`${h.url}/v1/users/${sub}/google/upload/drive/v3/files?uploadType=media`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'text/plain' },
+      body: 'proxied upload',
+    });
+    expect(upload.status).toBe(200);
+    const { id } = (await upload.json()) as { id: string };
+    await fetch(`${h.url}/v1/users/${sub}/google/drive/v3/files/${id}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'proxied.txt' }),
+    });
+    const list = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder&fields=files(id,name)`);
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { files: Array<{ name: string }> }).files.map((f) => f.name)).toContain('proxied.txt');
+    const media = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files/${id}?alt=media`);
+    expect(await media.text()).toBe('proxied upload');
+  });
+
+  it('passes Google errors through with their status and body', async () => {
+    const sub = await signedIn();
+    const response = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files/does-not-exist`);
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ error: { code: 404 } });
+  });
+
+  it('refuses a non-Google host (no open proxy)', async () => {
+    const sub = await signedIn();
+    for (const host of ['evil.example.com', '127.0.0.1:22', 'googleapis.com.evil.example.com']) {
+      const response = await h.service('GET', `/v1/users/${sub}/google/${host}/anything`);
+      expect(response.status).toBe(403);
+      expect(await response.json()).toMatchObject({ error: 'HOST_NOT_ALLOWED' });
+    }
+  });
+
+  it('streams a 50 MB download with flat memory', async () => {
+    const sub = await signedIn();
+    const size = 50 * 1024 * 1024;
+    const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', { sub, name: 'big.bin', size });
+    global.gc?.();
+    const baseline = process.memoryUsage();
+    let peak = 0;
+    const sample = setInterval(() => {
+      const now = process.memoryUsage();
+      peak = Math.max(peak, now.heapUsed + now.arrayBuffers - (baseline.heapUsed + baseline.arrayBuffers));
+    }, 5);
+    const response = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files/${file.id}?alt=media`);
+    expect(response.status).toBe(200);
+    let received = 0;
+    const reader = response.body!.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      received += value.byteLength;
+    }
+    clearInterval(sample);
+    expect(received).toBe(size);
+    // Nothing near the file's size was held at once (it streamed through in chunks).
+    expect(peak).toBeLessThan(size / 2);
+  });
+});
