@@ -43,7 +43,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   const logger = deps.logger ?? createLogger(config.logLevel);
 
   const { keyring, createdKeyFile } = await loadKeyring(config);
-  const store = await openStore(config.databaseUrl, { clock });
+  const store = await openStore(config.databaseUrl);
   const vault = new Vault(store, keyring);
 
   const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);

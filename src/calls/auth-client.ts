@@ -1,4 +1,4 @@
-import { AuthClient } from 'google-auth-library';
+import { OAuth2Client, type AuthClient } from 'google-auth-library';
 import type { TokenService } from '../tokens/index.js';
 import type { GoogleHostAllowList } from './allow-list.js';
 
@@ -11,8 +11,9 @@ type GaxiosPromise<T> = ReturnType<AuthClient['request']> extends Promise<infer 
  * by behalf's token service: the user's token is added to each request (refreshed when due, one
  * refresh per user however many callers), and a 401 gets a new token and one retry, as
  * google-auth-library's OAuth2Client does. Requests to hosts that are not Google APIs are refused.
+ * It is an OAuth2Client so that googleapis' types accept it; it never holds the refresh token.
  */
-export class BehalfAuthClient extends AuthClient {
+export class BehalfAuthClient extends OAuth2Client {
   constructor(
     readonly sub: string,
     private readonly tokens: TokenService,
