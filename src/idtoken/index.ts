@@ -1,0 +1,10 @@
+export { GoogleKeySet, parseJwks, type GoogleKeySetOptions } from './key-set.js';
+export { parseJsonObjectStrict } from './strict-json.js';
+export {
+  accessTokenHash,
+  IdTokenVerifier,
+  type IdTokenPolicy,
+  type IdTokenRejection,
+  type VerifiedIdToken,
+  type VerifyOptions,
+} from './verifier.js';
