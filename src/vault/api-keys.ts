@@ -1,27 +1,74 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { BehalfError } from '../errors.js';
 import type { Store } from './types.js';
 
 /**
- * Service API keys: `bhf_<id>_<secret>`. Only SHA-256 of the whole key is stored (the secret has
- * 256 bits of entropy, so a plain hash is enough; no password hashing needed), looked up by id and
- * compared in constant time.
+ * Service API keys: `bhf_<id>_<secret>`, where id is 12 lowercase hex characters (public: it
+ * finds the row and names the key in logs) and secret is 32 random bytes in base64url. Only
+ * SHA-256 of the whole key is stored: the secret has 256 bits of entropy, so a fast hash is as
+ * strong as a password hash here (there is nothing to guess). Hashes are compared with
+ * `crypto.timingSafeEqual`. The `bhf_` prefix lets secret scanners recognise a leaked key.
  */
-const KEY_FORMAT = /^bhf_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+const KEY_FORMAT = /^bhf_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const KEY_LENGTH = 'bhf_'.length + 12 + 1 + 43;
+const ID_BYTES = 6;
+const SECRET_BYTES = 32;
+/** Compared against when the id is unknown, so that path does the same work as a wrong secret. */
+const NO_SUCH_KEY = Buffer.alloc(32);
 
-export async function createApiKey(store: Store, name: string, now = Date.now()): Promise<{ id: string; key: string }> {
-  const id = randomBytes(8).toString('hex').slice(0, 12);
-  const key = `bhf_${id}_${randomBytes(32).toString('base64url')}`;
-  await store.createApiKey({ id, hash: sha256(key), name: name.slice(0, 100), createdAt: now });
-  return { id, key };
+export interface CreatedApiKey {
+  /** The public id (safe to log). */
+  id: string;
+  /** The whole key: shown once, never stored. */
+  key: string;
+  name: string;
+  createdAt: number;
 }
 
-export async function verifyApiKey(store: Store, presented: string): Promise<boolean> {
+/** Create a service API key. The returned `key` is the only copy: the store keeps its SHA-256. */
+export async function createApiKey(store: Store, name: string, now: number = Date.now()): Promise<CreatedApiKey> {
+  const label = name.trim();
+  // eslint-disable-next-line no-control-regex
+  if (label.length === 0 || label.length > 100 || /[\u0000-\u001f\u007f]/.test(label)) {
+    throw new BehalfError('INVALID_REQUEST', 'An API key name is 1-100 characters without control characters.');
+  }
+  for (let attempt = 0; ; attempt++) {
+    const id = randomBytes(ID_BYTES).toString('hex');
+    const key = `bhf_${id}_${randomBytes(SECRET_BYTES).toString('base64url')}`;
+    try {
+      await store.createApiKey({ id, hash: sha256(key), name: label, createdAt: now });
+      return { id, key, name: label, createdAt: now };
+    } catch (error) {
+      // 48 random bits: a clash is all but impossible, but cheap to survive.
+      if (attempt < 2 && error instanceof BehalfError && error.reason === 'duplicate_id') continue;
+      throw error;
+    }
+  }
+}
+
+/**
+ * Check a presented key: the public id and name of the key when it is valid, else null. A
+ * malformed, unknown or wrong key gives null, never an error with details; the store being
+ * unreachable is still an error (STORE_UNAVAILABLE), so an outage is not reported as a bad key.
+ */
+export async function authenticateApiKey(store: Store, presented: string): Promise<{ id: string; name: string } | null> {
+  if (typeof presented !== 'string' || presented.length !== KEY_LENGTH) return null;
   const match = KEY_FORMAT.exec(presented);
-  if (match === null) return false;
+  if (match === null) return null;
   const record = await store.findApiKey(match[1]!);
-  // Hash anyway when the id is unknown, so both paths cost the same.
-  const expected = record?.hash ?? sha256('bhf_unknown');
-  return timingSafeEqual(sha256(presented), expected) && record !== null;
+  const expected = record !== null && record.hash.length === NO_SUCH_KEY.length ? record.hash : NO_SUCH_KEY;
+  const equal = timingSafeEqual(sha256(presented), expected);
+  return equal && record !== null ? { id: record.id, name: record.name } : null;
+}
+
+/** True when the presented key is a valid service API key (see {@link authenticateApiKey}). */
+export async function verifyApiKey(store: Store, presented: string): Promise<boolean> {
+  return (await authenticateApiKey(store, presented)) !== null;
+}
+
+/** The public id of a well-formed key (for logs), or undefined. Does not check the key. */
+export function apiKeyId(presented: string): string | undefined {
+  return KEY_FORMAT.exec(presented)?.[1];
 }
 
 function sha256(value: string): Buffer {

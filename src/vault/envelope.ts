@@ -3,67 +3,121 @@ import { BehalfError } from '../errors.js';
 import type { Keyring } from './keyring.js';
 
 /**
- * Token ciphertexts at rest. AES-256-GCM, a fresh 96-bit nonce per write, and associated data that
- * binds the ciphertext to its row and column, so a ciphertext copied to another user, client or
- * column does not decrypt. Layout (version 1):
+ * Token ciphertexts at rest: AES-256-GCM with a fresh random 96-bit nonce per write (NIST SP
+ * 800-38D §8.2.2; at 2^32 writes per key the collision bound is still far away, and
+ * `behalf keys rotate` resets the count), a key id so keys can be rotated, and associated data
+ * binding the ciphertext to its row and column, so a ciphertext copied to another user, client or
+ * column does not decrypt.
  *
- *   [0x01][key id length: 1 byte][key id: ASCII][nonce: 12 bytes][ciphertext][tag: 16 bytes]
+ * Envelope layout, version 1 (all lengths in bytes):
+ *
+ *     offset 0        1   version = 0x01
+ *     offset 1        1   L = length of the key id (1-32)
+ *     offset 2        L   key id, ASCII [A-Za-z0-9_-]
+ *     offset 2+L      12  nonce
+ *     offset 14+L     n   ciphertext (n = UTF-8 length of the token)
+ *     last            16  GCM authentication tag
+ *
+ * Associated data (authenticated, not stored): the concatenation of five length-prefixed fields,
+ * each a 4-byte big-endian length and then the bytes, so no field can shift into another:
+ *
+ *     lp("behalf/v1") ‖ lp(column) ‖ lp(sub) ‖ lp(clientId) ‖ lp(header)
+ *
+ * where column is `refresh_token` or `access_token`, sub and clientId are UTF-8, and header is
+ * the envelope's first 2+L bytes (version and key id), so those cannot be altered either.
  */
-const VERSION = 1;
+export const ENVELOPE_VERSION = 1;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
+const MAX_KEY_ID_BYTES = 32;
+const AAD_DOMAIN = 'behalf/v1';
 
 export type TokenColumn = 'refresh_token' | 'access_token';
 
+/** Which row and column a ciphertext belongs to: bound in as associated data. */
 export interface RowBinding {
   column: TokenColumn;
   sub: string;
   clientId: string;
 }
 
+/** Encrypt a token for one row and column under the keyring's primary key. */
 export function encryptToken(keyring: Keyring, binding: RowBinding, plaintext: string): Buffer {
-  const key = keyring.get(keyring.primaryId)!;
   const keyId = Buffer.from(keyring.primaryId, 'ascii');
+  const key = keyring.keyFor(keyring.primaryId)!;
+  const header = Buffer.from([ENVELOPE_VERSION, keyId.length, ...keyId]);
   const nonce = randomBytes(NONCE_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(associatedData(binding));
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(associatedData(binding, header));
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return Buffer.concat([Buffer.from([VERSION, keyId.length]), keyId, nonce, body, cipher.getAuthTag()]);
+  return Buffer.concat([header, nonce, body, cipher.getAuthTag()]);
 }
 
+/**
+ * Decrypt a token stored for this row and column. Fails with a BehalfError that names the
+ * column and the problem, never the token or a key: `INTERNAL` (reason `ciphertext_malformed` or
+ * `ciphertext_invalid`: altered, or moved from another row or column) or `CONFIG_INVALID`
+ * (reason `unknown_key_id`: the key it was written with is not configured).
+ */
 export function decryptToken(keyring: Keyring, binding: RowBinding, envelope: Buffer): string {
-  const fail = (why: string): never => {
-    throw new BehalfError('INTERNAL', `A stored ${binding.column.replace('_', ' ')} could not be decrypted: ${why}.`, {
-      reason: 'decrypt_failed',
+  const what = `The stored ${binding.column.replace('_', ' ')}`;
+  const parsed = parseEnvelope(envelope);
+  if (parsed === undefined) {
+    throw new BehalfError('INTERNAL', `${what} is not a behalf ciphertext envelope (unknown version or truncated).`, {
+      reason: 'ciphertext_malformed',
     });
-  };
-  if (envelope.length < 2 || envelope[0] !== VERSION) fail('unknown envelope version');
-  const idLength = envelope[1]!;
-  const headerLength = 2 + idLength + NONCE_BYTES;
-  if (envelope.length < headerLength + TAG_BYTES) fail('envelope too short');
-  const keyId = envelope.subarray(2, 2 + idLength).toString('ascii');
-  const key = keyring.get(keyId) ?? fail(`key '${keyId}' is not in BEHALF_ENCRYPTION_KEYS`);
-  const nonce = envelope.subarray(2 + idLength, headerLength);
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-  decipher.setAAD(associatedData(binding));
-  decipher.setAuthTag(envelope.subarray(envelope.length - TAG_BYTES));
+  }
+  const key = keyring.keyFor(parsed.keyId);
+  if (key === undefined) {
+    throw new BehalfError(
+      'CONFIG_INVALID',
+      `BEHALF_ENCRYPTION_KEYS: ${what} is encrypted with key id '${parsed.keyId}', which is not configured. ` +
+        'Put that key back (after the primary) and run `behalf keys rotate` before removing it.',
+      { reason: 'unknown_key_id' },
+    );
+  }
+  const decipher = createDecipheriv('aes-256-gcm', key, parsed.nonce, { authTagLength: TAG_BYTES });
+  decipher.setAAD(associatedData(binding, parsed.header));
+  decipher.setAuthTag(parsed.tag);
   try {
-    return Buffer.concat([decipher.update(envelope.subarray(headerLength, envelope.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+    return Buffer.concat([decipher.update(parsed.ciphertext), decipher.final()]).toString('utf8');
   } catch {
-    return fail('authentication failed (wrong key, or the ciphertext was altered or moved)');
+    throw new BehalfError(
+      'INTERNAL',
+      `${what} failed authentication: it was altered, or moved from another user, client or column.`,
+      { reason: 'ciphertext_invalid' },
+    );
   }
 }
 
-/** The key id an envelope was written with (key rotation looks at it). */
+/** The key id an envelope was written with (key rotation looks at it); undefined when malformed. */
 export function envelopeKeyId(envelope: Buffer): string | undefined {
-  if (envelope.length < 2 || envelope[0] !== VERSION) return undefined;
-  return envelope.subarray(2, 2 + envelope[1]!).toString('ascii');
+  return parseEnvelope(envelope)?.keyId;
 }
 
-/** Length-prefixed fields, so no two bindings serialise to the same bytes. */
-function associatedData(binding: RowBinding): Buffer {
-  const parts = ['behalf/v1', binding.column, binding.sub, binding.clientId].map((p) => Buffer.from(p, 'utf8'));
-  return Buffer.concat(parts.flatMap((p) => [uint32(p.length), p]));
+function parseEnvelope(
+  envelope: Buffer,
+): { header: Buffer; keyId: string; nonce: Buffer; ciphertext: Buffer; tag: Buffer } | undefined {
+  if (envelope.length < 2 || envelope[0] !== ENVELOPE_VERSION) return undefined;
+  const idLength = envelope[1]!;
+  if (idLength < 1 || idLength > MAX_KEY_ID_BYTES) return undefined;
+  const headerLength = 2 + idLength;
+  if (envelope.length < headerLength + NONCE_BYTES + TAG_BYTES) return undefined;
+  const keyId = envelope.subarray(2, headerLength).toString('latin1');
+  if (!/^[A-Za-z0-9_-]+$/.test(keyId)) return undefined;
+  return {
+    header: envelope.subarray(0, headerLength),
+    keyId,
+    nonce: envelope.subarray(headerLength, headerLength + NONCE_BYTES),
+    ciphertext: envelope.subarray(headerLength + NONCE_BYTES, envelope.length - TAG_BYTES),
+    tag: envelope.subarray(envelope.length - TAG_BYTES),
+  };
+}
+
+function associatedData(binding: RowBinding, header: Buffer): Buffer {
+  const fields: Buffer[] = [AAD_DOMAIN, binding.column, binding.sub, binding.clientId].map((field) => Buffer.from(field, 'utf8'));
+  fields.push(header);
+  return Buffer.concat(fields.flatMap((field) => [uint32(field.length), field]));
 }
 
 function uint32(n: number): Buffer {

@@ -1,7 +1,9 @@
-import { chmodSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { systemClock, type Clock } from '../clock.js';
 import { BehalfError } from '../errors.js';
+import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './migrations/sqlite.js';
 import type {
   AccessTokenWrite,
   ApiKeyRecord,
@@ -13,137 +15,159 @@ import type {
   UserRecord,
 } from './types.js';
 
-// The SQLite schema, versioned: each migration runs once, in order, in a transaction.
-const MIGRATIONS: string[] = [
-  `CREATE TABLE users (
-     sub TEXT PRIMARY KEY,
-     email TEXT,
-     email_verified INTEGER NOT NULL,
-     name TEXT,
-     given_name TEXT,
-     family_name TEXT,
-     picture TEXT,
-     locale TEXT,
-     hd TEXT,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL,
-     last_sign_in_at INTEGER NOT NULL
-   );
-   CREATE TABLE grants (
-     sub TEXT NOT NULL REFERENCES users (sub) ON DELETE CASCADE,
-     client_id TEXT NOT NULL,
-     refresh_token BLOB,
-     access_token BLOB,
-     access_token_expires_at INTEGER,
-     scopes TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'needs_consent')),
-     version INTEGER NOT NULL,
-     refresh_token_issued_at INTEGER,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL,
-     PRIMARY KEY (sub, client_id)
-   );
-   CREATE INDEX grants_by_status ON grants (status, sub, client_id);
-   CREATE TABLE api_keys (
-     id TEXT PRIMARY KEY,
-     hash BLOB NOT NULL,
-     name TEXT NOT NULL,
-     created_at INTEGER NOT NULL
-   );`,
-];
+export { SQLITE_SCHEMA_VERSION };
 
-export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
+const SETTING = 'BEHALF_DATABASE_URL';
+const STATUSES: ReadonlySet<string> = new Set<GrantStatus>(['active', 'revoked', 'needs_consent']);
+const MAX_PAGE = 10_000;
+
+export interface SqliteStoreOptions {
+  /** Time for the writes whose caller gives none (key rotation, migrations). */
+  clock?: Clock;
+  /** How long a write waits for another process's lock before failing with STORE_UNAVAILABLE. Default 5000. */
+  busyTimeoutMs?: number;
+}
 
 /**
- * The embedded store: one SQLite file, WAL, synchronous=FULL so a sign-in is on disk before it is
- * answered. better-sqlite3 is synchronous; the interface is async so Postgres fits behind it.
+ * Open (creating on first run) the SQLite store at `path`, or `:memory:`. A new file is created
+ * with mode 0600 and a missing parent folder with 0700. The database runs in WAL mode with
+ * `synchronous=FULL`: a sign-in's tokens are on disk before the sign-in is answered. Migrations
+ * are applied; a database whose schema is newer than this build knows is refused.
+ */
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  return new SqliteStore(path, options);
+}
+
+/**
+ * The embedded store. better-sqlite3 is synchronous; every method is async anyway so that the
+ * Postgres backend fits behind the same interface, and errors always arrive as rejections.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  /** The absolute file path, or `:memory:`. */
+  readonly path: string;
   readonly #db: Database.Database;
-  readonly #sql: ReturnType<typeof prepare>;
+  readonly #sql: Statements;
+  readonly #clock: Clock;
 
-  constructor(path: string) {
+  /** Prefer {@link openSqliteStore}. Throws BehalfError when the database cannot be opened. */
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.path = path === ':memory:' ? path : resolve(path);
+    this.#clock = options.clock ?? systemClock;
+    let db: Database.Database | undefined;
     try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.#db = new Database(path);
-      if (path !== ':memory:') chmodSync(path, 0o600);
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = FULL');
-      this.#db.pragma('foreign_keys = ON');
-      this.#db.pragma('busy_timeout = 5000');
-      migrate(this.#db);
+      if (this.path !== ':memory:') createPrivateFile(this.path);
+      db = new Database(this.path);
+      // WAL: readers do not block the writer. FULL: the WAL is fsynced at every commit, so a
+      // committed sign-in survives a power cut (NORMAL would only survive a process crash).
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      db.pragma('foreign_keys = ON');
+      // Deleted rows (a deleted user's profile) are overwritten with zeros, not left in free pages.
+      db.pragma('secure_delete = ON');
+      migrate(db, this.#clock.now());
+      this.#sql = prepare(db);
+      this.#db = db;
     } catch (error) {
-      if (error instanceof BehalfError) throw error;
-      throw new BehalfError('STORE_UNAVAILABLE', `BEHALF_DATABASE_URL: cannot open the SQLite database at ${path} (${(error as Error).message}).`);
+      if (db?.open === true) db.close();
+      throw openError(this.path, error);
     }
-    this.#sql = prepare(this.#db);
+  }
+
+  /** The connection's settings, for diagnostics and tests. */
+  settings(): { journalMode: string; synchronous: number; busyTimeoutMs: number; foreignKeys: boolean; schemaVersion: number } {
+    return {
+      journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.#db.pragma('synchronous', { simple: true })),
+      busyTimeoutMs: Number(this.#db.pragma('busy_timeout', { simple: true })),
+      foreignKeys: Number(this.#db.pragma('foreign_keys', { simple: true })) === 1,
+      schemaVersion: (this.#db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v,
+    };
   }
 
   async saveSignIn(write: SignInWrite): Promise<{ user: UserRecord; grant: StoredGrant }> {
-    const { user, now } = write;
-    return this.#db.transaction(() => {
-      this.#sql.upsertUser.run({
-        sub: user.sub,
-        email: user.email,
-        email_verified: user.emailVerified ? 1 : 0,
-        name: user.name,
-        given_name: user.givenName,
-        family_name: user.familyName,
-        picture: user.picture,
-        locale: user.locale,
-        hd: user.hd,
-        now,
-      });
-      const existing = this.#sql.getGrant.get(user.sub, write.clientId) as GrantRow | undefined;
-      const newRefresh = write.refreshTokenCiphertext;
-      const refresh = newRefresh ?? existing?.refresh_token ?? null;
-      // A new refresh token brings the grant back to life; without one, the old status stands,
-      // except that a repeat sign-in can never revive a grant that has no refresh token.
-      const status: GrantStatus = newRefresh !== undefined ? 'active' : (existing?.status as GrantStatus | undefined) ?? (refresh === null ? 'needs_consent' : 'active');
-      this.#sql.upsertGrant.run({
-        sub: user.sub,
-        client_id: write.clientId,
-        refresh_token: refresh,
-        access_token: write.accessTokenCiphertext,
-        access_token_expires_at: write.accessTokenExpiresAt,
-        scopes: write.scopes.join(' '),
-        status: refresh === null ? 'needs_consent' : status,
-        refresh_token_issued_at: newRefresh !== undefined ? now : (existing?.refresh_token_issued_at ?? null),
-        now,
-      });
-      return {
-        user: toUser(this.#sql.getUser.get(user.sub) as UserRow),
-        grant: toGrant(this.#sql.getGrant.get(user.sub, write.clientId) as GrantRow),
-      };
-    })();
+    return this.#run(() =>
+      // IMMEDIATE: take the write lock up front, so two processes signing the same user in
+      // cannot both read the old row and then fail to upgrade (SQLITE_BUSY_SNAPSHOT).
+      this.#db.transaction(() => {
+        const { user, now } = write;
+        this.#sql.upsertUser.run({
+          sub: user.sub,
+          email: user.email,
+          email_verified: user.emailVerified ? 1 : 0,
+          name: user.name,
+          given_name: user.givenName,
+          family_name: user.familyName,
+          picture: user.picture,
+          locale: user.locale,
+          hd: user.hd,
+          now,
+        });
+        const existing = this.#sql.getGrant.get(user.sub, write.clientId) as GrantRow | undefined;
+        // A refresh token older than the stored one never replaces it (two sign-ins racing).
+        const replaceRefresh =
+          write.refreshTokenCiphertext !== undefined &&
+          (existing?.refresh_token_issued_at == null || existing.refresh_token === null || now >= existing.refresh_token_issued_at);
+        const refreshToken = replaceRefresh ? write.refreshTokenCiphertext! : (existing?.refresh_token ?? null);
+        // A new refresh token brings the grant back to life. Without one the stored status
+        // stands (a repeat sign-in cannot revive a grant Google refused), and a grant with no
+        // refresh token at all needs consent.
+        const status: GrantStatus =
+          refreshToken === null ? 'needs_consent' : replaceRefresh ? 'active' : ((existing?.status as GrantStatus | undefined) ?? 'active');
+        this.#sql.upsertGrant.run({
+          sub: user.sub,
+          client_id: write.clientId,
+          refresh_token: refreshToken,
+          refresh_token_issued_at: replaceRefresh ? now : (existing?.refresh_token_issued_at ?? null),
+          access_token: write.accessTokenCiphertext,
+          access_token_expires_at: write.accessTokenExpiresAt,
+          scopes: joinScopes(write.scopes),
+          status,
+          now,
+        });
+        return {
+          user: toUser(this.#sql.getUser.get(user.sub) as UserRow),
+          grant: toGrant(this.#sql.getGrant.get(user.sub, write.clientId) as GrantRow),
+        };
+      }).immediate(),
+    );
   }
 
   async getUser(sub: string): Promise<UserRecord | null> {
-    const row = this.#sql.getUser.get(sub) as UserRow | undefined;
-    return row === undefined ? null : toUser(row);
+    return this.#run(() => {
+      const row = this.#sql.getUser.get(sub) as UserRow | undefined;
+      return row === undefined ? null : toUser(row);
+    });
   }
 
   async getGrant(sub: string, clientId: string): Promise<StoredGrant | null> {
-    const row = this.#sql.getGrant.get(sub, clientId) as GrantRow | undefined;
-    return row === undefined ? null : toGrant(row);
+    return this.#run(() => {
+      const row = this.#sql.getGrant.get(sub, clientId) as GrantRow | undefined;
+      return row === undefined ? null : toGrant(row);
+    });
   }
 
   async saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean> {
-    const result = this.#sql.saveAccessToken.run({
-      sub,
-      client_id: clientId,
-      access_token: write.accessTokenCiphertext,
-      expires_at: write.accessTokenExpiresAt,
-      scopes: write.scopes === undefined ? null : write.scopes.join(' '),
-      expected_version: expectedVersion ?? null,
-      now: write.now,
+    return this.#run(() => {
+      const result = this.#sql.saveAccessToken.run({
+        sub,
+        client_id: clientId,
+        access_token: write.accessTokenCiphertext,
+        expires_at: write.accessTokenExpiresAt,
+        scopes: write.scopes === undefined ? null : joinScopes(write.scopes),
+        expected_version: expectedVersion ?? null,
+        now: write.now,
+      });
+      return result.changes === 1;
     });
-    return result.changes === 1;
   }
 
   async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void> {
-    this.#sql.setStatus.run({ sub, client_id: clientId, status, now });
+    if (!STATUSES.has(status)) throw new BehalfError('INVALID_REQUEST', `Unknown grant status; expected one of ${[...STATUSES].join(', ')}.`);
+    return this.#run(() => {
+      this.#sql.setStatus.run({ sub, client_id: clientId, status, now });
+    });
   }
 
   async replaceCiphertexts(
@@ -152,66 +176,120 @@ export class SqliteStore implements Store {
     ciphertexts: { refreshToken: Buffer | null; accessToken: Buffer | null },
     expectedVersion: number,
   ): Promise<boolean> {
-    const result = this.#sql.replaceCiphertexts.run({
-      sub,
-      client_id: clientId,
-      refresh_token: ciphertexts.refreshToken,
-      access_token: ciphertexts.accessToken,
-      expected_version: expectedVersion,
+    return this.#run(() => {
+      const result = this.#sql.replaceCiphertexts.run({
+        sub,
+        client_id: clientId,
+        refresh_token: ciphertexts.refreshToken,
+        access_token: ciphertexts.accessToken,
+        expected_version: expectedVersion,
+        now: this.#clock.now(),
+      });
+      return result.changes === 1;
     });
-    return result.changes === 1;
   }
 
   async deleteUser(sub: string): Promise<boolean> {
-    return this.#db.transaction(() => {
-      this.#sql.deleteGrants.run(sub);
-      return this.#sql.deleteUser.run(sub).changes === 1;
-    })();
+    return this.#run(() =>
+      this.#db.transaction(() => {
+        this.#sql.deleteGrants.run(sub);
+        return this.#sql.deleteUser.run(sub).changes === 1;
+      }).immediate(),
+    );
   }
 
   async listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage> {
-    const limit = Math.max(1, Math.min(options.limit, 10_000));
-    const rows = this.#sql.listGrants.all({
-      after_sub: options.after?.sub ?? null,
-      after_client: options.after?.clientId ?? '',
-      status: options.status ?? null,
-      limit,
-    }) as GrantRow[];
-    const grants = rows.map(toGrant);
-    const last = grants.at(-1);
-    return { grants, next: grants.length === limit && last !== undefined ? { sub: last.sub, clientId: last.clientId } : null };
+    if (!Number.isInteger(options.limit) || options.limit < 1) {
+      throw new BehalfError('INVALID_REQUEST', 'listGrants: limit must be a whole number of at least 1.');
+    }
+    if (options.status !== undefined && !STATUSES.has(options.status)) {
+      throw new BehalfError('INVALID_REQUEST', `listGrants: unknown status; expected one of ${[...STATUSES].join(', ')}.`);
+    }
+    const limit = Math.min(options.limit, MAX_PAGE);
+    return this.#run(() => {
+      // One row more than asked tells whether there is a next page.
+      const rows = this.#sql.listGrants.all({
+        after_sub: options.after?.sub ?? null,
+        after_client: options.after?.clientId ?? '',
+        status: options.status ?? null,
+        limit: limit + 1,
+      }) as GrantRow[];
+      const grants = rows.slice(0, limit).map(toGrant);
+      const last = grants.at(-1);
+      return { grants, next: rows.length > limit && last !== undefined ? { sub: last.sub, clientId: last.clientId } : null };
+    });
   }
 
   async createApiKey(record: ApiKeyRecord): Promise<void> {
-    this.#sql.insertApiKey.run({ id: record.id, hash: record.hash, name: record.name, created_at: record.createdAt });
+    return this.#run(() => {
+      try {
+        this.#sql.insertApiKey.run({ id: record.id, hash: record.hash, name: record.name, created_at: record.createdAt });
+      } catch (error) {
+        if (sqliteCode(error)?.startsWith('SQLITE_CONSTRAINT') === true) {
+          throw new BehalfError('INVALID_REQUEST', 'An API key with this id already exists.', { reason: 'duplicate_id', cause: error });
+        }
+        throw error;
+      }
+    });
   }
 
   async findApiKey(id: string): Promise<ApiKeyRecord | null> {
-    const row = this.#sql.findApiKey.get(id) as { id: string; hash: Buffer; name: string; created_at: number } | undefined;
-    return row === undefined ? null : { id: row.id, hash: row.hash, name: row.name, createdAt: row.created_at };
+    return this.#run(() => {
+      const row = this.#sql.findApiKey.get(id) as ApiKeyRow | undefined;
+      return row === undefined ? null : { id: row.id, hash: row.hash, name: row.name, createdAt: row.created_at };
+    });
   }
 
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
+
+  /** Run a statement, turning SQLite's failures into BehalfErrors (busy or I/O: retryable). */
+  async #run<T>(body: () => T): Promise<T> {
+    if (!this.#db.open) throw new BehalfError('STORE_UNAVAILABLE', 'The SQLite store is closed.');
+    try {
+      return body();
+    } catch (error) {
+      throw runtimeError(error);
+    }
+  }
 }
 
-function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  const row = db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null };
-  const current = row.version ?? 0;
-  if (current > MIGRATIONS.length) {
-    throw new BehalfError(
-      'CONFIG_INVALID',
-      `BEHALF_DATABASE_URL: the database schema is version ${current}, newer than this behalf knows (${MIGRATIONS.length}). Run a newer behalf.`,
+/** Create the database file (0600) and its folder (0700) if missing, before SQLite opens it. */
+function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if (statSync(path).isDirectory()) {
+      throw new BehalfError('CONFIG_INVALID', `${SETTING}: ${path} is a folder; name a file such as ${resolve(path, 'behalf.db')}.`);
+    }
+  }
+}
+
+function migrate(db: Database.Database, now: number): void {
+  // IMMEDIATE: two processes starting together apply each migration once.
+  db.transaction(() => {
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
     );
-  }
-  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[version - 1]!);
-      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
-    })();
-  }
+    const current = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null }).version ?? 0;
+    if (current > SQLITE_SCHEMA_VERSION) {
+      throw new BehalfError(
+        'CONFIG_INVALID',
+        `${SETTING}: the database schema is at version ${current}, newer than this behalf knows (${SQLITE_SCHEMA_VERSION}). ` +
+          'A newer behalf has migrated it: run that version, or point the setting at another database.',
+        { reason: 'schema_too_new' },
+      );
+    }
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const migration of SQLITE_MIGRATIONS) {
+      if (migration.version <= current) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, now);
+    }
+  }).immediate();
 }
 
 function prepare(db: Database.Database) {
@@ -224,16 +302,18 @@ function prepare(db: Database.Database) {
          locale = excluded.locale, hd = excluded.hd, updated_at = excluded.updated_at, last_sign_in_at = excluded.last_sign_in_at`,
     ),
     upsertGrant: db.prepare(
-      `INSERT INTO grants (sub, client_id, refresh_token, access_token, access_token_expires_at, scopes, status, version,
-         refresh_token_issued_at, created_at, updated_at)
-       VALUES (@sub, @client_id, @refresh_token, @access_token, @access_token_expires_at, @scopes, @status, 1,
-         @refresh_token_issued_at, @now, @now)
-       ON CONFLICT (sub, client_id) DO UPDATE SET refresh_token = excluded.refresh_token, access_token = excluded.access_token,
+      `INSERT INTO grants (sub, client_id, refresh_token, refresh_token_issued_at, access_token, access_token_expires_at, scopes,
+         status, version, created_at, updated_at)
+       VALUES (@sub, @client_id, @refresh_token, @refresh_token_issued_at, @access_token, @access_token_expires_at, @scopes,
+         @status, 1, @now, @now)
+       ON CONFLICT (sub, client_id) DO UPDATE SET refresh_token = excluded.refresh_token,
+         refresh_token_issued_at = excluded.refresh_token_issued_at, access_token = excluded.access_token,
          access_token_expires_at = excluded.access_token_expires_at, scopes = excluded.scopes, status = excluded.status,
-         refresh_token_issued_at = excluded.refresh_token_issued_at, version = grants.version + 1, updated_at = excluded.updated_at`,
+         version = grants.version + 1, updated_at = excluded.updated_at`,
     ),
     getUser: db.prepare('SELECT * FROM users WHERE sub = ?'),
     getGrant: db.prepare('SELECT * FROM grants WHERE sub = ? AND client_id = ?'),
+    // Only an active grant takes a new access token: a revoked one must not get one back.
     saveAccessToken: db.prepare(
       `UPDATE grants SET access_token = @access_token, access_token_expires_at = @expires_at,
          scopes = COALESCE(@scopes, scopes), version = version + 1, updated_at = @now
@@ -247,20 +327,58 @@ function prepare(db: Database.Database) {
        WHERE sub = @sub AND client_id = @client_id`,
     ),
     replaceCiphertexts: db.prepare(
-      `UPDATE grants SET refresh_token = @refresh_token, access_token = @access_token, version = version + 1
+      `UPDATE grants SET refresh_token = @refresh_token, access_token = @access_token,
+         access_token_expires_at = CASE WHEN @access_token IS NULL THEN NULL ELSE access_token_expires_at END,
+         version = version + 1, updated_at = @now
        WHERE sub = @sub AND client_id = @client_id AND version = @expected_version`,
     ),
     deleteGrants: db.prepare('DELETE FROM grants WHERE sub = ?'),
     deleteUser: db.prepare('DELETE FROM users WHERE sub = ?'),
+    // Keyset pagination in (sub, client_id) order: byte order (SQLite's BINARY collation).
     listGrants: db.prepare(
       `SELECT * FROM grants
-       WHERE (@after_sub IS NULL OR sub > @after_sub OR (sub = @after_sub AND client_id > @after_client))
+       WHERE (@after_sub IS NULL OR (sub, client_id) > (@after_sub, @after_client))
          AND (@status IS NULL OR status = @status)
        ORDER BY sub, client_id LIMIT @limit`,
     ),
     insertApiKey: db.prepare('INSERT INTO api_keys (id, hash, name, created_at) VALUES (@id, @hash, @name, @created_at)'),
     findApiKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
   };
+}
+
+type Statements = ReturnType<typeof prepare>;
+
+function sqliteCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+/** A failure while opening: a bad path is CONFIG_INVALID, anything else STORE_UNAVAILABLE. */
+function openError(path: string, error: unknown): BehalfError {
+  if (error instanceof BehalfError) return error;
+  const code = sqliteCode(error) ?? (error as NodeJS.ErrnoException).code ?? 'error';
+  const where = `${SETTING}: cannot open the SQLite database at ${path}`;
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new BehalfError('CONFIG_INVALID', `${where}: the file is not a SQLite database (${code}).`, { cause: error });
+  }
+  if (['ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'].includes(code)) {
+    return new BehalfError('CONFIG_INVALID', `${where} (${code}): check that the path is a file this process can write.`, { cause: error });
+  }
+  return new BehalfError('STORE_UNAVAILABLE', `${where} (${code}).`, { cause: error });
+}
+
+/** A failure during a query. SQLite's own messages name tables and columns, never values. */
+function runtimeError(error: unknown): BehalfError {
+  if (error instanceof BehalfError) return error;
+  const code = sqliteCode(error);
+  if (code !== undefined && /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|READONLY)/.test(code)) {
+    return new BehalfError('STORE_UNAVAILABLE', `The SQLite store is busy or unavailable (${code}); retry.`, { cause: error, retryAfter: 1 });
+  }
+  return new BehalfError('INTERNAL', `The SQLite store failed (${code ?? (error as Error).name}).`, { cause: error });
+}
+
+function joinScopes(scopes: string[]): string {
+  return scopes.join(' ');
 }
 
 interface UserRow {
@@ -290,6 +408,13 @@ interface GrantRow {
   refresh_token_issued_at: number | null;
   created_at: number;
   updated_at: number;
+}
+
+interface ApiKeyRow {
+  id: string;
+  hash: Buffer;
+  name: string;
+  created_at: number;
 }
 
 function toUser(row: UserRow): UserRecord {

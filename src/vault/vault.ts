@@ -1,3 +1,4 @@
+import { BehalfError } from '../errors.js';
 import { decryptToken, encryptToken, envelopeKeyId, type TokenColumn } from './envelope.js';
 import type { Keyring } from './keyring.js';
 import type { GrantPage, GrantStatus, Store, StoredGrant, UserProfile, UserRecord } from './types.js';
@@ -8,48 +9,89 @@ export interface Grant {
   clientId: string;
   refreshToken: string | null;
   accessToken: string | null;
+  /** Unix milliseconds; null when no access token is cached. */
   accessTokenExpiresAt: number | null;
   scopes: string[];
   status: GrantStatus;
+  /** Pass back as `expectedVersion` to write only if nobody wrote in between. */
   version: number;
   refreshTokenIssuedAt: number | null;
+  createdAt: number;
   updatedAt: number;
 }
 
+/** A sign-in to store, with plaintext tokens. */
+export interface SignInSave {
+  user: UserProfile;
+  clientId: string;
+  /** Scopes as Google reported them. */
+  scopes: string[];
+  /** A new refresh token, or undefined to keep the stored one (a repeat sign-in). */
+  refreshToken?: string | undefined;
+  accessToken: string;
+  /** Unix milliseconds. */
+  accessTokenExpiresAt: number;
+  now: number;
+}
+
+export interface AccessTokenSave {
+  accessToken: string;
+  accessTokenExpiresAt: number;
+  /** Replace the recorded scopes when Google reports them on refresh. */
+  scopes?: string[];
+  now: number;
+}
+
+/** What `rotateKeys` did. Counts are grant rows. */
 export interface RotationReport {
+  /** The key everything is now encrypted with. */
   primaryKey: string;
+  /** Grant rows looked at. */
   rows: number;
+  /** Rows rewritten under the primary key. */
   reencrypted: number;
+  /** Rows that were already under the primary key (or hold no tokens). */
   alreadyCurrent: number;
+  /** Compare-and-set attempts that lost to a concurrent write and were read again. */
+  retried: number;
+  /** Rows deleted while the rotation ran. */
+  vanished: number;
+}
+
+export interface RotateOptions {
+  /** Rows read per page. Default 500. */
+  pageSize?: number;
+  /** Attempts per row before giving up on a row that keeps changing. Default 10. */
+  maxAttempts?: number;
 }
 
 /**
- * The layer the rest of behalf uses: plaintext in and out, AES-256-GCM ciphertext in the store,
- * each ciphertext bound to its user, client and column.
+ * The layer the rest of behalf uses: plaintext tokens in and out, AES-256-GCM envelopes in the
+ * store (./envelope.ts), each bound to its user, client and column.
  */
 export class Vault {
   constructor(
     private readonly store: Store,
-    private keyring: Keyring,
+    private readonly keyring: Keyring,
   ) {}
 
-  async saveSignIn(input: {
-    user: UserProfile;
-    clientId: string;
-    scopes: string[];
-    refreshToken: string | undefined;
-    accessToken: string;
-    accessTokenExpiresAt: number;
-    now: number;
-  }): Promise<{ user: UserRecord; grant: Grant }> {
+  /** The backend underneath (`sqlite` or `postgres`). */
+  get storeKind(): Store['kind'] {
+    return this.store.kind;
+  }
+
+  /**
+   * Store a sign-in in one transaction. Without `refreshToken` the stored one is kept; with one,
+   * it replaces the stored one and sets the grant back to `active`.
+   */
+  async saveSignIn(input: SignInSave): Promise<{ user: UserRecord; grant: Grant }> {
     const { user, clientId } = input;
-    const seal = (column: TokenColumn, token: string) => encryptToken(this.keyring, { column, sub: user.sub, clientId }, token);
     const saved = await this.store.saveSignIn({
       user,
       clientId,
       scopes: input.scopes,
-      refreshTokenCiphertext: input.refreshToken === undefined ? undefined : seal('refresh_token', input.refreshToken),
-      accessTokenCiphertext: seal('access_token', input.accessToken),
+      refreshTokenCiphertext: input.refreshToken === undefined ? undefined : this.#seal('refresh_token', user.sub, clientId, input.refreshToken),
+      accessTokenCiphertext: this.#seal('access_token', user.sub, clientId, input.accessToken),
       accessTokenExpiresAt: input.accessTokenExpiresAt,
       now: input.now,
     });
@@ -60,22 +102,22 @@ export class Vault {
     return this.store.getUser(sub);
   }
 
+  /** The grant with its tokens decrypted, or null. Fails loudly on a ciphertext that does not authenticate. */
   async getGrant(sub: string, clientId: string): Promise<Grant | null> {
     const stored = await this.store.getGrant(sub, clientId);
     return stored === null ? null : this.#open(stored);
   }
 
-  saveAccessToken(
-    sub: string,
-    clientId: string,
-    write: { accessToken: string; accessTokenExpiresAt: number; scopes?: string[]; now: number },
-    expectedVersion?: number,
-  ): Promise<boolean> {
+  /**
+   * Cache a freshly minted access token. With `expectedVersion`, nothing is written (and false
+   * returned) if the grant changed since it was read; a grant that is not active never takes one.
+   */
+  saveAccessToken(sub: string, clientId: string, write: AccessTokenSave, expectedVersion?: number): Promise<boolean> {
     return this.store.saveAccessToken(
       sub,
       clientId,
       {
-        accessTokenCiphertext: encryptToken(this.keyring, { column: 'access_token', sub, clientId }, write.accessToken),
+        accessTokenCiphertext: this.#seal('access_token', sub, clientId, write.accessToken),
         accessTokenExpiresAt: write.accessTokenExpiresAt,
         ...(write.scopes === undefined ? {} : { scopes: write.scopes }),
         now: write.now,
@@ -84,68 +126,114 @@ export class Vault {
     );
   }
 
+  /** Set the grant status; `revoked` and `needs_consent` also drop the cached access token. */
   setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void> {
     return this.store.setGrantStatus(sub, clientId, status, now);
   }
 
+  /** Delete the user and all their grants; false when there was no such user. */
   deleteUser(sub: string): Promise<boolean> {
     return this.store.deleteUser(sub);
   }
 
+  /** Grants a page at a time, in (sub, clientId) order. Tokens stay encrypted: use getGrant to read them. */
   listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage> {
     return this.store.listGrants(options);
   }
 
   /**
-   * Re-encrypt every stored token under the primary key. Rows are rewritten one by one with a
-   * compare-and-set on their version; a row that changed meanwhile is read again.
+   * Re-encrypt every stored token under the primary key (`behalf keys rotate`). Rows are read a
+   * page at a time and rewritten one by one with a compare-and-set on their version; a row that
+   * changed meanwhile is read again. Old keys must stay configured until this has finished
+   * without error. Running it again is harmless.
+   *
+   * Rows that cannot be rotated (a key that is not configured, a ciphertext that does not
+   * authenticate, a row that kept changing) do not stop the walk; at the end they are reported in
+   * one BehalfError whose `details.report` holds the counts and `details.failed` the rows.
    */
-  async rotateKeys(): Promise<RotationReport> {
-    const report: RotationReport = { primaryKey: this.keyring.primaryId, rows: 0, reencrypted: 0, alreadyCurrent: 0 };
+  async rotateKeys(options: RotateOptions = {}): Promise<RotationReport> {
+    const pageSize = options.pageSize ?? 500;
+    const maxAttempts = options.maxAttempts ?? 10;
+    const report: RotationReport = { primaryKey: this.keyring.primaryId, rows: 0, reencrypted: 0, alreadyCurrent: 0, retried: 0, vanished: 0 };
+    const failed: Array<{ sub: string; clientId: string; reason: string }> = [];
+
     let after: { sub: string; clientId: string } | undefined;
     for (;;) {
-      const page = await this.store.listGrants({ limit: 500, ...(after === undefined ? {} : { after }) });
+      const page = await this.store.listGrants({ limit: pageSize, ...(after === undefined ? {} : { after }) });
       for (const row of page.grants) {
         report.rows++;
-        let current: StoredGrant | null = row;
-        for (let tries = 0; current !== null && tries < 5; tries++) {
-          if (this.#isCurrent(current)) {
-            report.alreadyCurrent++;
-            break;
-          }
-          const grant = this.#open(current);
-          const binding = { sub: grant.sub, clientId: grant.clientId };
-          const written = await this.store.replaceCiphertexts(
-            grant.sub,
-            grant.clientId,
-            {
-              refreshToken: grant.refreshToken === null ? null : encryptToken(this.keyring, { ...binding, column: 'refresh_token' }, grant.refreshToken),
-              accessToken: grant.accessToken === null ? null : encryptToken(this.keyring, { ...binding, column: 'access_token' }, grant.accessToken),
-            },
-            current.version,
-          );
-          if (written) {
-            report.reencrypted++;
-            break;
-          }
-          current = await this.store.getGrant(row.sub, row.clientId);
-        }
+        const failure = await this.#rotateRow(row, maxAttempts, report);
+        if (failure !== undefined) failed.push({ sub: row.sub, clientId: row.clientId, reason: failure });
       }
       if (page.next === null) break;
       after = page.next;
     }
+
+    if (failed.length > 0) {
+      const unknownKey = failed.some((f) => f.reason === 'unknown_key_id');
+      const sample = failed.slice(0, 5).map((f) => `${f.sub} (${f.reason})`).join(', ');
+      throw new BehalfError(
+        unknownKey ? 'CONFIG_INVALID' : 'INTERNAL',
+        `Key rotation could not re-encrypt ${failed.length} of ${report.rows} grant(s): ${sample}${failed.length > 5 ? ', …' : ''}. ` +
+          `The other ${report.reencrypted + report.alreadyCurrent} are under key '${report.primaryKey}'. Keep every old key in BEHALF_ENCRYPTION_KEYS until a rotation finishes without error.`,
+        { reason: 'rotation_incomplete', details: { report, failed } },
+      );
+    }
     return report;
+  }
+
+  /** Rotate one row; the reason when it could not be. */
+  async #rotateRow(row: StoredGrant, maxAttempts: number, report: RotationReport): Promise<string | undefined> {
+    let current: StoredGrant | null = row;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      if (attempt > 0) {
+        report.retried++;
+        current = await this.store.getGrant(row.sub, row.clientId);
+      }
+      if (current === null) {
+        report.vanished++;
+        return undefined;
+      }
+      if (this.#isCurrent(current)) {
+        report.alreadyCurrent++;
+        return undefined;
+      }
+      let grant: Grant;
+      try {
+        grant = this.#open(current);
+      } catch (error) {
+        return error instanceof BehalfError && error.reason !== undefined ? error.reason : 'decrypt_failed';
+      }
+      const written = await this.store.replaceCiphertexts(
+        grant.sub,
+        grant.clientId,
+        {
+          refreshToken: grant.refreshToken === null ? null : this.#seal('refresh_token', grant.sub, grant.clientId, grant.refreshToken),
+          accessToken: grant.accessToken === null ? null : this.#seal('access_token', grant.sub, grant.clientId, grant.accessToken),
+        },
+        current.version,
+      );
+      if (written) {
+        report.reencrypted++;
+        return undefined;
+      }
+    }
+    return 'kept_changing';
   }
 
   #isCurrent(grant: StoredGrant): boolean {
     return [grant.refreshTokenCiphertext, grant.accessTokenCiphertext].every(
-      (ct) => ct === null || envelopeKeyId(ct) === this.keyring.primaryId,
+      (ciphertext) => ciphertext === null || envelopeKeyId(ciphertext) === this.keyring.primaryId,
     );
   }
 
+  #seal(column: TokenColumn, sub: string, clientId: string, token: string): Buffer {
+    return encryptToken(this.keyring, { column, sub, clientId }, token);
+  }
+
   #open(stored: StoredGrant): Grant {
-    const open = (column: TokenColumn, ct: Buffer | null) =>
-      ct === null ? null : decryptToken(this.keyring, { column, sub: stored.sub, clientId: stored.clientId }, ct);
+    const open = (column: TokenColumn, ciphertext: Buffer | null) =>
+      ciphertext === null ? null : decryptToken(this.keyring, { column, sub: stored.sub, clientId: stored.clientId }, ciphertext);
     return {
       sub: stored.sub,
       clientId: stored.clientId,
@@ -156,6 +244,7 @@ export class Vault {
       status: stored.status,
       version: stored.version,
       refreshTokenIssuedAt: stored.refreshTokenIssuedAt,
+      createdAt: stored.createdAt,
       updatedAt: stored.updatedAt,
     };
   }
