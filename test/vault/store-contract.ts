@@ -1,0 +1,429 @@
+/**
+ * The storage contract suite: every Store backend runs exactly these tests, unchanged
+ * (`runStoreContract('postgres', …)` beside `runStoreContract('sqlite', …)`), as better-auth runs
+ * one adapter suite against each of its adapters.
+ *
+ * `makeStore` must return an open, empty store (a fresh database, or a fresh schema) each call;
+ * the suite closes it after each test. Ciphertexts here are opaque bytes: the store never sees
+ * plaintext, so this suite needs no keys.
+ *
+ * Ordering note for backends: listGrants pages in (sub, clientId) order compared byte-wise
+ * (SQLite's BINARY collation; on Postgres use COLLATE "C").
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BehalfError } from '../../src/errors.js';
+import type { SignInWrite, Store, StoredGrant, UserProfile } from '../../src/vault/index.js';
+
+const CLIENT = 'server-client.apps.googleusercontent.com';
+const OTHER_CLIENT = 'other-client.apps.googleusercontent.com';
+const T0 = 1_760_000_000_000;
+const HOUR = 3_600_000;
+
+export function profile(sub: string, overrides: Partial<UserProfile> = {}): UserProfile {
+  return {
+    sub,
+    email: `${sub}@example.com`,
+    emailVerified: true,
+    name: 'Ada Lovelace',
+    givenName: 'Ada',
+    familyName: 'Lovelace',
+    picture: 'https://lh3.googleusercontent.com/a/photo',
+    locale: 'en',
+    hd: null,
+    ...overrides,
+  };
+}
+
+/** Opaque bytes standing in for an envelope; a leading zero byte checks binary safety. */
+function ciphertext(): Buffer {
+  return Buffer.concat([Buffer.from([0, 1, 255]), randomBytes(40)]);
+}
+
+function signIn(sub: string, overrides: Partial<SignInWrite> = {}): SignInWrite {
+  return {
+    user: profile(sub),
+    clientId: CLIENT,
+    scopes: ['openid', 'email', 'profile'],
+    refreshTokenCiphertext: ciphertext(),
+    accessTokenCiphertext: ciphertext(),
+    accessTokenExpiresAt: T0 + HOUR,
+    now: T0,
+    ...overrides,
+  };
+}
+
+export function runStoreContract(name: string, makeStore: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+
+    afterEach(async () => {
+      await store.close();
+    });
+
+    async function grant(sub: string, clientId = CLIENT): Promise<StoredGrant> {
+      const row = await store.getGrant(sub, clientId);
+      expect(row).not.toBeNull();
+      return row!;
+    }
+
+    it('names its backend', () => {
+      expect(['sqlite', 'postgres']).toContain(store.kind);
+    });
+
+    it('answers null for a user and grant it does not hold', async () => {
+      expect(await store.getUser('nobody')).toBeNull();
+      expect(await store.getGrant('nobody', CLIENT)).toBeNull();
+    });
+
+    describe('saveSignIn', () => {
+      it('stores a first sign-in: the user, and an active grant at version 1 with the ciphertexts byte for byte', async () => {
+        const write = signIn('100');
+        const saved = await store.saveSignIn(write);
+        expect(saved.user).toEqual({ ...write.user, createdAt: T0, updatedAt: T0, lastSignInAt: T0 });
+        expect(saved.grant).toEqual({
+          sub: '100',
+          clientId: CLIENT,
+          refreshTokenCiphertext: write.refreshTokenCiphertext,
+          accessTokenCiphertext: write.accessTokenCiphertext,
+          accessTokenExpiresAt: T0 + HOUR,
+          scopes: ['openid', 'email', 'profile'],
+          status: 'active',
+          version: 1,
+          refreshTokenIssuedAt: T0,
+          createdAt: T0,
+          updatedAt: T0,
+        });
+        expect(await store.getUser('100')).toEqual(saved.user);
+        expect(await store.getGrant('100', CLIENT)).toEqual(saved.grant);
+        expect(Buffer.isBuffer((await grant('100')).refreshTokenCiphertext)).toBe(true);
+      });
+
+      it('keeps null profile fields, non-ASCII text and an empty scope list as given', async () => {
+        const user = profile('101', { email: null, emailVerified: false, name: 'Zoë Ñúñez 山田', givenName: null, familyName: null, picture: null, locale: null, hd: 'example.com' });
+        const saved = await store.saveSignIn(signIn('101', { user, scopes: [] }));
+        expect(saved.user).toMatchObject(user);
+        expect(saved.grant.scopes).toEqual([]);
+        expect(await store.getUser('101')).toMatchObject(user);
+      });
+
+      it('a first sign-in without a refresh token stores a grant that needs consent', async () => {
+        const saved = await store.saveSignIn(signIn('102', { refreshTokenCiphertext: undefined }));
+        expect(saved.grant.refreshTokenCiphertext).toBeNull();
+        expect(saved.grant.refreshTokenIssuedAt).toBeNull();
+        expect(saved.grant.status).toBe('needs_consent');
+        expect(saved.grant.accessTokenCiphertext).not.toBeNull();
+      });
+
+      it('a repeat sign-in without a refresh token keeps the stored one and replaces the rest', async () => {
+        const first = signIn('103');
+        await store.saveSignIn(first);
+        const again = signIn('103', {
+          user: profile('103', { name: 'Ada King', email: 'ada@example.org' }),
+          refreshTokenCiphertext: undefined,
+          scopes: ['openid', 'email', 'profile', 'https://www.googleapis.com/auth/drive.appdata'],
+          accessTokenExpiresAt: T0 + 3 * HOUR,
+          now: T0 + 2 * HOUR,
+        });
+        const saved = await store.saveSignIn(again);
+        expect(saved.grant.refreshTokenCiphertext).toEqual(first.refreshTokenCiphertext);
+        expect(saved.grant.refreshTokenIssuedAt).toBe(T0);
+        expect(saved.grant.accessTokenCiphertext).toEqual(again.accessTokenCiphertext);
+        expect(saved.grant.accessTokenExpiresAt).toBe(T0 + 3 * HOUR);
+        expect(saved.grant.scopes).toEqual(again.scopes);
+        expect(saved.grant.status).toBe('active');
+        expect(saved.grant.version).toBe(2);
+        expect(saved.grant.createdAt).toBe(T0);
+        expect(saved.grant.updatedAt).toBe(T0 + 2 * HOUR);
+        expect(saved.user).toMatchObject({ name: 'Ada King', email: 'ada@example.org', createdAt: T0, updatedAt: T0 + 2 * HOUR, lastSignInAt: T0 + 2 * HOUR });
+        expect(await store.getGrant('103', CLIENT)).toEqual(saved.grant);
+      });
+
+      it('a new refresh token replaces the stored one', async () => {
+        await store.saveSignIn(signIn('104'));
+        const again = signIn('104', { now: T0 + HOUR });
+        const saved = await store.saveSignIn(again);
+        expect(saved.grant.refreshTokenCiphertext).toEqual(again.refreshTokenCiphertext);
+        expect(saved.grant.refreshTokenIssuedAt).toBe(T0 + HOUR);
+      });
+
+      it('a new refresh token sets a revoked or needs-consent grant back to active', async () => {
+        for (const status of ['revoked', 'needs_consent'] as const) {
+          const sub = `105-${status}`;
+          await store.saveSignIn(signIn(sub));
+          await store.setGrantStatus(sub, CLIENT, status, T0 + 1);
+          const saved = await store.saveSignIn(signIn(sub, { now: T0 + HOUR }));
+          expect(saved.grant.status).toBe('active');
+        }
+      });
+
+      it('a repeat sign-in without a refresh token does not revive a revoked or needs-consent grant', async () => {
+        for (const status of ['revoked', 'needs_consent'] as const) {
+          const sub = `106-${status}`;
+          await store.saveSignIn(signIn(sub));
+          await store.setGrantStatus(sub, CLIENT, status, T0 + 1);
+          const saved = await store.saveSignIn(signIn(sub, { refreshTokenCiphertext: undefined, now: T0 + HOUR }));
+          expect(saved.grant.status).toBe(status);
+          expect(saved.grant.refreshTokenCiphertext).not.toBeNull();
+        }
+      });
+
+      it('a refresh token older than the stored one does not replace it (racing sign-ins)', async () => {
+        const newer = signIn('107', { now: T0 + HOUR });
+        await store.saveSignIn(newer);
+        const saved = await store.saveSignIn(signIn('107', { now: T0 }));
+        expect(saved.grant.refreshTokenCiphertext).toEqual(newer.refreshTokenCiphertext);
+        expect(saved.grant.refreshTokenIssuedAt).toBe(T0 + HOUR);
+      });
+
+      it('keeps one grant per (user, client)', async () => {
+        const a = signIn('108');
+        const b = signIn('108', { clientId: OTHER_CLIENT });
+        await store.saveSignIn(a);
+        await store.saveSignIn(b);
+        expect((await grant('108', CLIENT)).refreshTokenCiphertext).toEqual(a.refreshTokenCiphertext);
+        expect((await grant('108', OTHER_CLIENT)).refreshTokenCiphertext).toEqual(b.refreshTokenCiphertext);
+        expect((await grant('108', OTHER_CLIENT)).version).toBe(1);
+      });
+
+      it('concurrent sign-ins of one user all land, each bumping the version once', async () => {
+        await Promise.all(Array.from({ length: 20 }, (_, i) => store.saveSignIn(signIn('109', { now: T0 + i }))));
+        const row = await grant('109');
+        expect(row.version).toBe(20);
+        expect(row.status).toBe('active');
+      });
+    });
+
+    describe('saveAccessToken', () => {
+      it('caches a new access token and bumps the version', async () => {
+        await store.saveSignIn(signIn('200'));
+        const token = ciphertext();
+        expect(await store.saveAccessToken('200', CLIENT, { accessTokenCiphertext: token, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + HOUR })).toBe(true);
+        const row = await grant('200');
+        expect(row.accessTokenCiphertext).toEqual(token);
+        expect(row.accessTokenExpiresAt).toBe(T0 + 2 * HOUR);
+        expect(row.version).toBe(2);
+        expect(row.updatedAt).toBe(T0 + HOUR);
+        expect(row.scopes).toEqual(['openid', 'email', 'profile']);
+      });
+
+      it('replaces the scopes only when given', async () => {
+        await store.saveSignIn(signIn('201'));
+        await store.saveAccessToken('201', CLIENT, { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + HOUR, scopes: ['openid'], now: T0 + 1 });
+        expect((await grant('201')).scopes).toEqual(['openid']);
+      });
+
+      it('is a compare-and-set with expectedVersion: the current version writes, a stale one does not', async () => {
+        await store.saveSignIn(signIn('202'));
+        const before = await grant('202');
+        const first = ciphertext();
+        expect(await store.saveAccessToken('202', CLIENT, { accessTokenCiphertext: first, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 }, before.version)).toBe(true);
+        const stale = ciphertext();
+        expect(await store.saveAccessToken('202', CLIENT, { accessTokenCiphertext: stale, accessTokenExpiresAt: T0 + 9 * HOUR, now: T0 + 2 }, before.version)).toBe(false);
+        const after = await grant('202');
+        expect(after.accessTokenCiphertext).toEqual(first);
+        expect(after.accessTokenExpiresAt).toBe(T0 + 2 * HOUR);
+        expect(after.version).toBe(before.version + 1);
+      });
+
+      it('refuses a grant that does not exist or is not active', async () => {
+        const write = { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + HOUR, now: T0 };
+        expect(await store.saveAccessToken('nobody', CLIENT, write)).toBe(false);
+        await store.saveSignIn(signIn('203'));
+        await store.setGrantStatus('203', CLIENT, 'revoked', T0 + 1);
+        expect(await store.saveAccessToken('203', CLIENT, write)).toBe(false);
+        expect((await grant('203')).accessTokenCiphertext).toBeNull();
+      });
+    });
+
+    describe('setGrantStatus', () => {
+      it('revoked and needs_consent drop the cached access token but keep the refresh token', async () => {
+        for (const status of ['revoked', 'needs_consent'] as const) {
+          const sub = `300-${status}`;
+          const write = signIn(sub);
+          await store.saveSignIn(write);
+          await store.setGrantStatus(sub, CLIENT, status, T0 + 5);
+          const row = await grant(sub);
+          expect(row).toMatchObject({ status, accessTokenCiphertext: null, accessTokenExpiresAt: null, version: 2, updatedAt: T0 + 5 });
+          expect(row.refreshTokenCiphertext).toEqual(write.refreshTokenCiphertext);
+        }
+      });
+
+      it('active keeps the cached access token', async () => {
+        const write = signIn('301');
+        await store.saveSignIn(write);
+        await store.setGrantStatus('301', CLIENT, 'active', T0 + 5);
+        expect((await grant('301')).accessTokenCiphertext).toEqual(write.accessTokenCiphertext);
+      });
+
+      it('does nothing for a grant that does not exist, and only touches the named client', async () => {
+        await expect(store.setGrantStatus('nobody', CLIENT, 'revoked', T0)).resolves.toBeUndefined();
+        await store.saveSignIn(signIn('302'));
+        await store.saveSignIn(signIn('302', { clientId: OTHER_CLIENT }));
+        await store.setGrantStatus('302', OTHER_CLIENT, 'revoked', T0 + 1);
+        expect((await grant('302', CLIENT)).status).toBe('active');
+      });
+
+      it('rejects an unknown status', async () => {
+        await store.saveSignIn(signIn('303'));
+        await expect(store.setGrantStatus('303', CLIENT, 'paused' as never, T0)).rejects.toBeInstanceOf(BehalfError);
+        expect((await grant('303')).status).toBe('active');
+      });
+    });
+
+    describe('replaceCiphertexts', () => {
+      it('rewrites both ciphertexts at the expected version and bumps it', async () => {
+        await store.saveSignIn(signIn('400'));
+        const refreshToken = ciphertext();
+        const accessToken = ciphertext();
+        expect(await store.replaceCiphertexts('400', CLIENT, { refreshToken, accessToken }, 1)).toBe(true);
+        const row = await grant('400');
+        expect(row).toMatchObject({ refreshTokenCiphertext: refreshToken, accessTokenCiphertext: accessToken, accessTokenExpiresAt: T0 + HOUR, version: 2, status: 'active' });
+      });
+
+      it('refuses a stale version and leaves the row alone', async () => {
+        const write = signIn('401');
+        await store.saveSignIn(write);
+        await store.saveAccessToken('401', CLIENT, { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + HOUR, now: T0 + 1 });
+        expect(await store.replaceCiphertexts('401', CLIENT, { refreshToken: ciphertext(), accessToken: null }, 1)).toBe(false);
+        const row = await grant('401');
+        expect(row.refreshTokenCiphertext).toEqual(write.refreshTokenCiphertext);
+        expect(row.version).toBe(2);
+      });
+
+      it('a null access token also clears its expiry; a missing grant answers false', async () => {
+        await store.saveSignIn(signIn('402'));
+        expect(await store.replaceCiphertexts('402', CLIENT, { refreshToken: ciphertext(), accessToken: null }, 1)).toBe(true);
+        expect(await grant('402')).toMatchObject({ accessTokenCiphertext: null, accessTokenExpiresAt: null });
+        expect(await store.replaceCiphertexts('nobody', CLIENT, { refreshToken: null, accessToken: null }, 1)).toBe(false);
+      });
+    });
+
+    describe('deleteUser', () => {
+      it('deletes the user and every grant of theirs, and nobody else', async () => {
+        await store.saveSignIn(signIn('500'));
+        await store.saveSignIn(signIn('500', { clientId: OTHER_CLIENT }));
+        await store.saveSignIn(signIn('501'));
+        expect(await store.deleteUser('500')).toBe(true);
+        expect(await store.getUser('500')).toBeNull();
+        expect(await store.getGrant('500', CLIENT)).toBeNull();
+        expect(await store.getGrant('500', OTHER_CLIENT)).toBeNull();
+        expect(await store.getUser('501')).not.toBeNull();
+        expect(await store.getGrant('501', CLIENT)).not.toBeNull();
+        expect((await store.listGrants({ limit: 10 })).grants.map((g) => g.sub)).toEqual(['501']);
+      });
+
+      it('answers false when there was no such user', async () => {
+        expect(await store.deleteUser('nobody')).toBe(false);
+      });
+
+      it('a user signed in again after deletion starts afresh', async () => {
+        await store.saveSignIn(signIn('502'));
+        await store.deleteUser('502');
+        const saved = await store.saveSignIn(signIn('502', { now: T0 + HOUR }));
+        expect(saved.grant.version).toBe(1);
+        expect(saved.user.createdAt).toBe(T0 + HOUR);
+      });
+    });
+
+    describe('listGrants', () => {
+      const keys = [
+        ['1001', CLIENT],
+        ['1001', OTHER_CLIENT],
+        ['1002', CLIENT],
+        ['1003', CLIENT],
+        ['1004', OTHER_CLIENT],
+        ['1005', CLIENT],
+        ['1006', CLIENT],
+      ] as const;
+
+      beforeEach(async () => {
+        // Inserted out of order: the order comes from the store.
+        for (const [sub, clientId] of [...keys].reverse()) await store.saveSignIn(signIn(sub, { clientId }));
+        await store.setGrantStatus('1002', CLIENT, 'needs_consent', T0 + 1);
+        await store.setGrantStatus('1005', CLIENT, 'revoked', T0 + 1);
+      });
+
+      it('walks every grant once, in (sub, clientId) order, a page at a time', async () => {
+        const seen: string[] = [];
+        const sizes: number[] = [];
+        let after: { sub: string; clientId: string } | undefined;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await store.listGrants({ limit: 3, ...(after === undefined ? {} : { after }) });
+          sizes.push(page.grants.length);
+          seen.push(...page.grants.map((g) => `${g.sub} ${g.clientId}`));
+          if (page.next === null) break;
+          after = page.next;
+        }
+        const expected = [...keys].map(([sub, clientId]) => `${sub} ${clientId}`).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        expect(seen).toEqual(expected);
+        expect(sizes).toEqual([3, 3, 1]);
+      });
+
+      it('says there is no next page when the last page is exactly full', async () => {
+        const page = await store.listGrants({ limit: keys.length });
+        expect(page.grants).toHaveLength(keys.length);
+        expect(page.next).toBeNull();
+        const first = await store.listGrants({ limit: 6 });
+        expect(first.next).toEqual({ sub: '1005', clientId: CLIENT });
+        const last = await store.listGrants({ limit: 6, after: first.next! });
+        expect(last.grants.map((g) => g.sub)).toEqual(['1006']);
+        expect(last.next).toBeNull();
+      });
+
+      it('filters by status, across pages', async () => {
+        const active = await store.listGrants({ limit: 2, status: 'active' });
+        expect(active.grants.every((g) => g.status === 'active')).toBe(true);
+        const rest = await store.listGrants({ limit: 10, status: 'active', after: active.next! });
+        expect([...active.grants, ...rest.grants].map((g) => g.sub)).toEqual(['1001', '1001', '1003', '1004', '1006']);
+        expect((await store.listGrants({ limit: 10, status: 'revoked' })).grants.map((g) => g.sub)).toEqual(['1005']);
+        expect((await store.listGrants({ limit: 10, status: 'needs_consent' })).grants.map((g) => g.sub)).toEqual(['1002']);
+      });
+
+      it('returns the rows as stored, ciphertexts included', async () => {
+        const page = await store.listGrants({ limit: 1 });
+        expect(page.grants[0]).toEqual(await store.getGrant('1001', OTHER_CLIENT));
+      });
+
+      it('an `after` past the end gives an empty last page', async () => {
+        expect(await store.listGrants({ limit: 5, after: { sub: '9999', clientId: CLIENT } })).toEqual({ grants: [], next: null });
+      });
+
+      it('rejects a limit below 1', async () => {
+        await expect(store.listGrants({ limit: 0 })).rejects.toBeInstanceOf(BehalfError);
+      });
+    });
+
+    describe('API keys', () => {
+      it('stores a record and finds it by id, hash byte for byte', async () => {
+        const record = { id: 'abc123def456', hash: randomBytes(32), name: 'backend', createdAt: T0 };
+        await store.createApiKey(record);
+        expect(await store.findApiKey('abc123def456')).toEqual(record);
+        expect(await store.findApiKey('000000000000')).toBeNull();
+      });
+
+      it('refuses a second key with the same id, keeping the first', async () => {
+        const record = { id: 'abc123def457', hash: randomBytes(32), name: 'one', createdAt: T0 };
+        await store.createApiKey(record);
+        const error = await store.createApiKey({ ...record, hash: randomBytes(32), name: 'two' }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(BehalfError);
+        expect((error as BehalfError).reason).toBe('duplicate_id');
+        expect(await store.findApiKey(record.id)).toEqual(record);
+      });
+    });
+
+    describe('close', () => {
+      it('can be called twice, and later calls reject rather than throw', async () => {
+        await store.close();
+        await store.close();
+        const pending = store.getUser('100');
+        expect(pending).toBeInstanceOf(Promise);
+        await expect(pending).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      });
+    });
+  });
+}
