@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // The machines have 2 cores; integration tests start real servers on random ports.
     pool: 'forks',
-    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // --expose-gc: memory tests measure what is retained, not garbage waiting for collection.
+    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ['--expose-gc'] } },
   },
 });

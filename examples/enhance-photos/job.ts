@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { google } from 'googleapis';
 import sharp from 'sharp';
 import type { JobDefinition } from '../../src/jobs/index.js';
@@ -20,7 +21,8 @@ export function enhancePhotosJob(options: { googleApiUrl: string }): JobDefiniti
     name: 'enhance-photos',
     maxAttempts: 4,
     run: async (ctx): Promise<EnhanceResult> => {
-      const drive = google.drive({ version: 'v3', auth: ctx.auth, rootUrl: `${options.googleApiUrl}/` });
+      const rootUrl = `${options.googleApiUrl}/`;
+      const drive = google.drive({ version: 'v3', auth: ctx.auth, rootUrl });
       const files = await listAll(drive);
       const names = new Set(files.map((f) => f.name));
       const photos = files.filter(
@@ -30,11 +32,15 @@ export function enhancePhotosJob(options: { googleApiUrl: string }): JobDefiniti
       for (const photo of photos) {
         const original = await drive.files.get({ fileId: photo.id, alt: 'media' }, { responseType: 'arraybuffer' });
         const output = await enhance(Buffer.from(original.data as ArrayBuffer));
-        await drive.files.create({
-          requestBody: { name: enhancedName(photo.name), parents: ['appDataFolder'], mimeType: 'image/jpeg' },
-          media: { mimeType: 'image/jpeg', body: output },
-          fields: 'id,name',
-        });
+        // A global rootUrl does not reach googleapis' media upload URLs: give it per call too.
+        await drive.files.create(
+          {
+            requestBody: { name: enhancedName(photo.name), parents: ['appDataFolder'], mimeType: 'image/jpeg' },
+            media: { mimeType: 'image/jpeg', body: Readable.from([output]) },
+            fields: 'id,name',
+          },
+          { rootUrl },
+        );
         enhanced.push(enhancedName(photo.name));
         ctx.log.info({ file: photo.id }, 'photo enhanced');
       }

@@ -56,8 +56,9 @@ export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void 
         const value = request.headers[name];
         if (typeof value === 'string') headers.set(name, value);
       }
+      // The client went away before the answer was sent: stop talking to Google too.
       const abort = new AbortController();
-      request.raw.once('close', () => {
+      reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) abort.abort();
       });
       const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== undefined;

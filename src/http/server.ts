@@ -26,7 +26,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
-    maxParamLength: 300,
+    routerOptions: { maxParamLength: 300 },
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
 

@@ -34,6 +34,10 @@ export function registerSignInRoutes(app: FastifyInstance, options: SignInRouteO
     if (origin !== undefined && !options.allowedOrigins.includes(origin)) {
       throw new BehalfError('ORIGIN_NOT_ALLOWED', 'This Origin may not send sign-in codes; add it to BEHALF_ALLOWED_ORIGINS.');
     }
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json' && type !== 'application/x-www-form-urlencoded') {
+      throw new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Send the code as application/json or application/x-www-form-urlencoded.');
+    }
     const parsed = SignInBody.safeParse(request.body);
     if (!parsed.success) {
       throw new BehalfError('INVALID_REQUEST', parsed.error.issues[0]?.message ?? 'Invalid sign-in request.', {

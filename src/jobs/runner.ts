@@ -211,7 +211,11 @@ function classify(error: unknown): Outcome {
   const status = (error as { response?: { status?: unknown }; status?: unknown } | null)?.response?.status ?? (error as { status?: unknown } | null)?.status;
   const name = error instanceof Error ? error.name : 'Error';
   const message = scrub(error instanceof Error ? error.message : String(error));
-  if (typeof status === 'number' && (status === 429 || status >= 500)) return { status: 'retry', code: `HTTP_${status}`, message };
+  // 401: the token died mid-run (a streamed upload cannot be replayed at once); the next attempt
+  // gets a fresh token, or finds the grant dead and ends as needs_consent.
+  if (typeof status === 'number' && (status === 401 || status === 429 || status >= 500)) {
+    return { status: 'retry', code: `HTTP_${status}`, message };
+  }
   return { status: 'failed', code: typeof status === 'number' ? `HTTP_${status}` : name, message };
 }
 

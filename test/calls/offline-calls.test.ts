@@ -81,12 +81,18 @@ describe('acting for offline users', () => {
 
   it('the googleapis Drive client works through authFor', async () => {
     const sub = await signedIn();
-    const drive = google.drive({ version: 'v3', auth: behalf().authFor(sub), rootUrl: `${h.emulator.url}/` });
-    const created = await drive.files.create({
-      requestBody: { name: 'notes.txt', parents: ['appDataFolder'], mimeType: 'text/plain' },
-      media: { mimeType: 'text/plain', body: 'hello from the backend' },
-      fields: 'id,name',
-    });
+    const rootUrl = `${h.emulator.url}/`;
+    const drive = google.drive({ version: 'v3', auth: behalf().authFor(sub), rootUrl });
+    // googleapis applies a global rootUrl to metadata URLs but not to media upload URLs: uploads
+    // take it per call (see docs/emulator.md).
+    const created = await drive.files.create(
+      {
+        requestBody: { name: 'notes.txt', parents: ['appDataFolder'], mimeType: 'text/plain' },
+        media: { mimeType: 'text/plain', body: 'hello from the backend' },
+        fields: 'id,name',
+      },
+      { rootUrl },
+    );
     expect(created.data.name).toBe('notes.txt');
     const list = await drive.files.list({ spaces: 'appDataFolder', fields: 'files(id,name)' });
     expect(list.data.files?.map((f) => f.name)).toContain('notes.txt');
@@ -131,10 +137,23 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
 
   it('forwards to the Google API with the user token, both ways', async () => {
     const sub = await signedIn();
-    const upload = await fetch(`${h.url}/v1/users/${sub}/google/upload/drive/v3/files?uploadType=media`, {
+    const boundary = 'behalf-test-boundary';
+    const body = [
+      `--${boundary}`,
+      'Content-Type: application/json; charset=UTF-8',
+      '',
+      JSON.stringify({ name: 'upload.txt', parents: ['appDataFolder'] }),
+      `--${boundary}`,
+      'Content-Type: text/plain',
+      '',
+      'proxied upload',
+      `--${boundary}--`,
+      '',
+    ].join('\r\n');
+    const upload = await fetch(`${h.url}/v1/users/${sub}/google/upload/drive/v3/files?uploadType=multipart`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'text/plain' },
-      body: 'proxied upload',
+      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': `multipart/related; boundary=${boundary}` },
+      body,
     });
     expect(upload.status).toBe(200);
     const { id } = (await upload.json()) as { id: string };
@@ -170,13 +189,20 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
     const sub = await signedIn();
     const size = 50 * 1024 * 1024;
     const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', { sub, name: 'big.bin', size });
-    global.gc?.();
-    const baseline = process.memoryUsage();
+    // Retained memory, sampled with a collection first, so garbage from chunks already passed on
+    // does not count (vitest runs with --expose-gc, see vitest.config.ts).
+    const gc = globalThis.gc;
+    expect(gc).toBeTypeOf('function');
+    const retained = () => {
+      gc!();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const baseline = retained();
     let peak = 0;
     const sample = setInterval(() => {
-      const now = process.memoryUsage();
-      peak = Math.max(peak, now.heapUsed + now.arrayBuffers - (baseline.heapUsed + baseline.arrayBuffers));
-    }, 5);
+      peak = Math.max(peak, retained() - baseline);
+    }, 20);
     const response = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files/${file.id}?alt=media`);
     expect(response.status).toBe(200);
     let received = 0;
@@ -189,6 +215,6 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
     clearInterval(sample);
     expect(received).toBe(size);
     // Nothing near the file's size was held at once (it streamed through in chunks).
-    expect(peak).toBeLessThan(size / 2);
+    expect(peak).toBeLessThan(16 * 1024 * 1024);
   });
 });

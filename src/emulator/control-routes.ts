@@ -1,0 +1,202 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { sendApiError } from './errors.js';
+import { FaultInput, type Faults } from './faults.js';
+import { idTokenClaims } from './oauth-routes.js';
+import type { SigningKeys } from './keys.js';
+import { patternBytes, type DriveStore } from './drive-store.js';
+import { emptyStats, type EmulatorState, type EmulatorUser } from './state.js';
+import type { EmulatorClients } from './types.js';
+
+const MAX_SEED_BYTES = 256 * 1024 * 1024;
+
+const UserKey = { sub: z.string().min(1).max(255).optional(), email: z.string().email().max(320).optional() };
+
+const NewUser = z.object({
+  email: z.string().email().max(320),
+  sub: z.string().regex(/^[\x21-\x7e]{1,255}$/).optional(),
+  email_verified: z.boolean().optional(),
+  name: z.string().max(500).optional(),
+  given_name: z.string().max(500).optional(),
+  family_name: z.string().max(500).optional(),
+  picture: z.string().url().max(2048).optional(),
+  locale: z.string().max(35).optional(),
+  hd: z.string().max(253).optional(),
+});
+
+const NewCode = z.object({
+  ...UserKey,
+  client_id: z.string().min(1).max(200),
+  scope: z.string().min(1).max(4096),
+  redirect_uri: z.string().max(2048).optional(),
+  nonce: z.string().max(1024).optional(),
+  prompt: z.string().max(100).optional(),
+  code_challenge: z.string().regex(/^[A-Za-z0-9._~-]{43,128}$/).optional(),
+  code_challenge_method: z.enum(['S256', 'plain']).optional(),
+});
+
+const NewIdToken = z
+  .object({ ...UserKey, aud: z.string().max(200).optional(), azp: z.string().max(200).optional(), nonce: z.string().max(1024).optional() })
+  .catchall(z.unknown());
+
+const SeedFile = z
+  .object({
+    ...UserKey,
+    name: z.string().min(1).max(1024),
+    mime_type: z.string().max(255).optional(),
+    content_base64: z.string().max(Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4).optional(),
+    size: z.number().int().min(0).max(MAX_SEED_BYTES).optional(),
+  })
+  .refine((v) => !(v.content_base64 !== undefined && v.size !== undefined), 'give content_base64 or size, not both');
+
+export interface ControlContext {
+  state: EmulatorState;
+  keys: SigningKeys;
+  faults: Faults;
+  drive: DriveStore;
+  clients: EmulatorClients;
+  issuer: string;
+}
+
+/** The control API under /emulator/ (a contract for tests and demos; snake_case JSON). */
+export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext): void {
+  const { state, clients } = ctx;
+  const bad = (reply: FastifyReply, message: string, status = 400) =>
+    sendApiError(reply, status, message, { message, reason: status === 404 ? 'notFound' : 'invalid' });
+  const parse = <T>(schema: z.ZodType<T>, body: unknown, reply: FastifyReply): T | undefined => {
+    const result = schema.safeParse(body ?? {});
+    if (result.success) return result.data;
+    const issue = result.error.issues[0];
+    bad(reply, `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+    return undefined;
+  };
+  const user = (key: { sub?: string | undefined; email?: string | undefined }, reply: FastifyReply): EmulatorUser | undefined => {
+    if (key.sub === undefined && key.email === undefined) {
+      bad(reply, 'give sub or email');
+      return undefined;
+    }
+    const found = state.findUser(key);
+    if (found === undefined) bad(reply, 'no such user; create it with POST /emulator/users', 404);
+    return found;
+  };
+
+  app.get('/emulator/clients', async () => ({
+    server_client: {
+      client_id: clients.server.clientId,
+      client_secret: clients.server.clientSecret,
+      redirect_uris: clients.server.redirectUris,
+      javascript_origins: clients.server.javascriptOrigins,
+    },
+    app_clients: [
+      { client_id: clients.apps.ios, platform: 'ios' },
+      { client_id: clients.apps.android, platform: 'android' },
+      { client_id: clients.apps.web, platform: 'web' },
+    ],
+  }));
+
+  app.get('/emulator/users', async () => ({ users: [...state.users.values()] }));
+  app.post('/emulator/users', async (request, reply) => {
+    const input = parse(NewUser, request.body, reply);
+    if (input === undefined) return reply;
+    const { user: created, created: isNew } = state.addUser(input);
+    return reply.code(isNew ? 201 : 200).send(created);
+  });
+
+  app.post('/emulator/codes', async (request, reply) => {
+    const input = parse(NewCode, request.body, reply);
+    if (input === undefined) return reply;
+    const found = user(input, reply);
+    if (found === undefined) return reply;
+    const appIds: string[] = Object.values(clients.apps);
+    if (input.client_id !== clients.server.clientId && !appIds.includes(input.client_id)) {
+      return bad(reply, 'client_id is not a registered client (see GET /emulator/clients)');
+    }
+    const redirectUri = input.redirect_uri ?? '';
+    if (redirectUri !== '' && redirectUri !== 'postmessage' && !clients.server.redirectUris.includes(redirectUri)) {
+      return bad(reply, 'redirect_uri must be \'\' (mobile), \'postmessage\' (web popup) or a registered redirect URI');
+    }
+    const code = state.issueCode({
+      sub: found.sub,
+      clientId: clients.server.clientId,
+      azp: input.client_id,
+      scopes: input.scope.split(' ').filter((s) => s.length > 0),
+      redirectUri,
+      nonce: input.nonce,
+      prompt: input.prompt,
+      codeChallenge: input.code_challenge,
+      codeChallengeMethod: input.code_challenge_method,
+    });
+    return reply.code(201).send({ code });
+  });
+
+  app.post('/emulator/id-tokens', async (request, reply) => {
+    const input = parse(NewIdToken, request.body, reply);
+    if (input === undefined) return reply;
+    const found = user(input, reply);
+    if (found === undefined) return reply;
+    const { sub: _sub, email: _email, aud, azp, nonce, ...overrides } = input;
+    const claims = idTokenClaims(ctx, found, {
+      aud: aud ?? clients.server.clientId,
+      azp: azp ?? clients.apps.ios,
+      scopes: ['openid', 'email', 'profile'],
+      nonce,
+    });
+    const token = ctx.keys.signJwt({ ...claims, ...overrides });
+    state.logIdToken(token, found.sub, aud ?? clients.server.clientId);
+    return reply.code(201).send({ id_token: token });
+  });
+
+  app.post('/emulator/grants/revoke', async (request, reply) => {
+    const input = parse(z.object({ ...UserKey, client_id: z.string().max(200).optional() }), request.body, reply);
+    if (input === undefined) return reply;
+    const found = user(input, reply);
+    if (found === undefined) return reply;
+    return { revoked: state.revokeGrant(found.sub) };
+  });
+
+  const now = () => ({ now: new Date(state.clock.now()).toISOString(), now_seconds: state.nowSeconds() });
+  app.get('/emulator/clock', async () => now());
+  app.post('/emulator/clock', async (request, reply) => {
+    const input = parse(z.object({ advance_seconds: z.number().min(0).max(10 * 365 * 86_400) }), request.body, reply);
+    if (input === undefined) return reply;
+    state.clock.advance(input.advance_seconds);
+    return now();
+  });
+
+  app.post('/emulator/keys/rotate', async () => ctx.keys.rotate());
+
+  app.get('/emulator/faults', async () => ({ faults: ctx.faults.list() }));
+  app.post('/emulator/faults', async (request, reply) => {
+    const input = parse(FaultInput, request.body, reply);
+    if (input === undefined) return reply;
+    return reply.code(201).send(ctx.faults.add(input));
+  });
+  app.delete('/emulator/faults', async () => {
+    ctx.faults.clear();
+    return { cleared: true };
+  });
+
+  app.get('/emulator/stats', async () => state.stats);
+  app.post('/emulator/stats/reset', async () => {
+    state.stats = emptyStats();
+    return state.stats;
+  });
+  app.get('/emulator/tokens', async () => ({ tokens: state.issued }));
+
+  app.post('/emulator/drive/files', { bodyLimit: Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4096 }, async (request, reply) => {
+    const input = parse(SeedFile, request.body, reply);
+    if (input === undefined) return reply;
+    const found = user(input, reply);
+    if (found === undefined) return reply;
+    const content =
+      input.content_base64 !== undefined ? Buffer.from(input.content_base64, 'base64') : patternBytes(input.size ?? 0, `${found.sub}/${input.name}`);
+    const file = ctx.drive.create({
+      owner: found.sub,
+      space: 'appDataFolder',
+      name: input.name,
+      mimeType: input.mime_type ?? 'application/octet-stream',
+      content,
+    });
+    return reply.code(201).send(ctx.drive.resource(file));
+  });
+}

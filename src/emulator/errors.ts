@@ -1,0 +1,100 @@
+import type { FastifyReply } from 'fastify';
+
+/** OAuth endpoints' error shape (spec §5), with the headers Google sends on them (spec §4.4). */
+export function sendOAuthError(reply: FastifyReply, status: number, error: string, description?: string): FastifyReply {
+  return reply
+    .code(status)
+    .headers(NO_STORE)
+    .type('application/json; charset=utf-8')
+    .send(description === undefined ? { error } : { error, error_description: description });
+}
+
+export const NO_STORE = {
+  'cache-control': 'no-cache, no-store, max-age=0, must-revalidate',
+  expires: 'Mon, 01 Jan 1990 00:00:00 GMT',
+  pragma: 'no-cache',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'SAMEORIGIN',
+  'x-xss-protection': '0',
+};
+
+export interface ApiErrorDetail {
+  message: string;
+  reason: string;
+  domain?: string;
+  location?: string;
+  locationType?: string;
+}
+
+const STATUS_NAMES: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  413: 'INVALID_ARGUMENT',
+  429: 'RESOURCE_EXHAUSTED',
+  500: 'INTERNAL',
+  503: 'UNAVAILABLE',
+};
+
+/** Google APIs' JSON error envelope (spec §11.5). */
+export function sendApiError(reply: FastifyReply, status: number, message: string, detail: ApiErrorDetail): FastifyReply {
+  return reply
+    .code(status)
+    .header('cache-control', 'private, max-age=0')
+    .header('vary', 'Origin, X-Origin')
+    .type('application/json; charset=UTF-8')
+    .send({
+      error: {
+        code: status,
+        message,
+        errors: [{ domain: 'global', ...detail }],
+        status: STATUS_NAMES[status] ?? 'UNKNOWN',
+      },
+    });
+}
+
+export const API_ERRORS = {
+  missingCredentials: (reply: FastifyReply) =>
+    sendApiError(
+      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/"'),
+      401,
+      'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+      { message: 'Login Required.', reason: 'required', location: 'Authorization', locationType: 'header' },
+    ),
+  invalidCredentials: (reply: FastifyReply) =>
+    sendApiError(
+      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"'),
+      401,
+      'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+      { message: 'Invalid Credentials', reason: 'authError', location: 'Authorization', locationType: 'header' },
+    ),
+  insufficientScope: (reply: FastifyReply) =>
+    sendApiError(
+      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="insufficient_scope"'),
+      403,
+      'Request had insufficient authentication scopes.',
+      { message: 'Insufficient Permission', reason: 'insufficientPermissions' },
+    ),
+  // The exact 429 body is UNCONFIRMED (spec §11.5); this is the usageLimits shape Drive uses for 403s.
+  rateLimited: (reply: FastifyReply, retryAfterSeconds: number) =>
+    sendApiError(reply.header('retry-after', String(retryAfterSeconds)), 429, 'Rate Limit Exceeded', {
+      message: 'Rate Limit Exceeded',
+      reason: 'rateLimitExceeded',
+      domain: 'usageLimits',
+    }),
+  notFound: (reply: FastifyReply, fileId: string) =>
+    sendApiError(reply, 404, `File not found: ${fileId}.`, {
+      message: `File not found: ${fileId}.`,
+      reason: 'notFound',
+      location: 'fileId',
+      locationType: 'parameter',
+    }),
+  badRequest: (reply: FastifyReply, message: string, reason = 'badRequest', location?: string) =>
+    sendApiError(reply, 400, message, { message, reason, ...(location === undefined ? {} : { location, locationType: 'parameter' }) }),
+  notSupportedForAppData: (reply: FastifyReply) =>
+    sendApiError(reply, 403, 'Method not supported for files within the Application Data folder.', {
+      message: 'Method not supported for files within the Application Data folder.',
+      reason: 'notSupportedForAppDataFolderFiles',
+    }),
+};

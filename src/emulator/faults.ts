@@ -1,0 +1,100 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { sendApiError, sendOAuthError } from './errors.js';
+import type { EmulatorState } from './state.js';
+
+export const FaultInput = z.object({
+  path: z.string().min(1).max(512),
+  status: z.number().int().min(400).max(599).optional(),
+  error: z.string().max(100).optional(),
+  error_description: z.string().max(500).optional(),
+  latency_ms: z.number().int().min(0).max(120_000).optional(),
+  drop: z.boolean().optional(),
+  count: z.number().int().min(1).max(1_000_000).optional(),
+  rate: z.number().min(0).max(1).optional(),
+  retry_after: z.number().int().min(0).max(3600).optional(),
+});
+export type Fault = z.infer<typeof FaultInput> & { remaining: number | undefined };
+
+const OAUTH_PATHS = ['/token', '/oauth2/v4/token', '/oauth2/v3/token', '/o/oauth2/token', '/revoke', '/o/oauth2/revoke', '/tokeninfo'];
+
+/**
+ * Faults for tests: a Google-shaped error status, added latency, or a dropped connection, for the
+ * next N matching calls or a fraction of calls. A path matches exactly, or as a prefix ending in `*`.
+ */
+export class Faults {
+  #faults: Fault[] = [];
+
+  constructor(private readonly state: EmulatorState) {}
+
+  add(input: z.infer<typeof FaultInput>): Fault {
+    const fault: Fault = { ...input, remaining: input.count ?? (input.rate === undefined ? 1 : undefined) };
+    this.#faults.push(fault);
+    return fault;
+  }
+
+  clear(): void {
+    this.#faults = [];
+  }
+
+  list(): Fault[] {
+    return this.#faults;
+  }
+
+  /** Applies a matching fault; returns true when the request has been answered (or dropped). */
+  async apply(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const path = request.url.split('?')[0] ?? '';
+    if (path.startsWith('/emulator/')) return false;
+    const fault = this.#faults.find((f) => matches(f.path, path) && (f.remaining === undefined || f.remaining > 0));
+    if (fault === undefined) return false;
+    if (fault.rate !== undefined && Math.random() >= fault.rate) return false;
+    if (fault.remaining !== undefined) fault.remaining--;
+    this.#faults = this.#faults.filter((f) => f.remaining === undefined || f.remaining > 0);
+    this.state.stats.faults_served++;
+
+    if (fault.latency_ms !== undefined) await new Promise((resolve) => setTimeout(resolve, fault.latency_ms));
+    if (fault.drop === true) {
+      request.raw.socket.destroy();
+      return true;
+    }
+    if (fault.status === undefined) return false; // latency only: then serve normally
+    const retryAfter = fault.retry_after ?? (fault.status === 429 || fault.status === 503 ? 1 : undefined);
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    if (OAUTH_PATHS.includes(path)) {
+      sendOAuthError(reply, fault.status, fault.error ?? defaultOAuthError(fault.status), fault.error_description);
+    } else {
+      const message = fault.error_description ?? defaultMessage(fault.status);
+      if (fault.status === 401) reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"');
+      sendApiError(reply, fault.status, message, { message, reason: fault.error ?? defaultReason(fault.status) });
+    }
+    return true;
+  }
+}
+
+function matches(pattern: string, path: string): boolean {
+  return pattern.endsWith('*') ? path.startsWith(pattern.slice(0, -1)) : pattern === path;
+}
+
+function defaultOAuthError(status: number): string {
+  if (status === 401) return 'invalid_client';
+  if (status >= 500) return 'internal_failure';
+  if (status === 429) return 'rate_limit_exceeded';
+  return 'invalid_request';
+}
+
+function defaultReason(status: number): string {
+  if (status === 401) return 'authError';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'notFound';
+  if (status === 429) return 'rateLimitExceeded';
+  if (status === 503) return 'backendError';
+  if (status >= 500) return 'internalError';
+  return 'badRequest';
+}
+
+function defaultMessage(status: number): string {
+  if (status === 401) return 'Invalid Credentials';
+  if (status === 429) return 'Rate Limit Exceeded';
+  if (status >= 500) return 'Backend Error';
+  return 'Bad Request';
+}

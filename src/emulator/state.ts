@@ -1,0 +1,272 @@
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import type { OffsetClock } from '../clock.js';
+
+/** Lifetimes (spec §6): codes are UNCONFIRMED (RFC 6749 suggests ≤10 min; 10 min chosen). */
+export const CODE_LIFETIME_S = 600;
+export const ACCESS_TOKEN_LIFETIME_S = 3599;
+export const ID_TOKEN_LIFETIME_S = 3600;
+/** Unused for six months, a refresh token stops working (spec §6). */
+export const REFRESH_IDLE_LIMIT_S = 183 * 86_400;
+/** 100 live refresh tokens per Google Account per client; the oldest is invalidated (spec §6). */
+export const MAX_REFRESH_TOKENS = 100;
+
+export const SCOPE_EMAIL = 'https://www.googleapis.com/auth/userinfo.email';
+export const SCOPE_PROFILE = 'https://www.googleapis.com/auth/userinfo.profile';
+
+export interface EmulatorUser {
+  sub: string;
+  email: string;
+  email_verified: boolean;
+  name?: string;
+  given_name?: string;
+  family_name?: string;
+  picture?: string;
+  locale?: string;
+  hd?: string;
+}
+
+/** A user's authorization of this project: all of its clients share it (spec §9). */
+interface Grant {
+  scopes: Set<string>;
+  /** Bumped on revocation: every token of an older generation is dead. */
+  generation: number;
+  revoked: boolean;
+}
+
+export interface CodeRecord {
+  sub: string;
+  /** The client that redeems the code (the server's web client). */
+  clientId: string;
+  /** The app client that asked for it: becomes the ID token's azp. */
+  azp: string;
+  scopes: string[];
+  redirectUri: string;
+  nonce: string | undefined;
+  codeChallenge: string | undefined;
+  codeChallengeMethod: 'S256' | 'plain' | undefined;
+  expiresAt: number;
+  used: boolean;
+  issueRefreshToken: boolean;
+  generation: number;
+}
+
+export interface RefreshRecord {
+  sub: string;
+  clientId: string;
+  azp: string;
+  scopes: string[];
+  generation: number;
+  issuedAt: number;
+  lastUsedAt: number;
+  invalidated: boolean;
+}
+
+export interface AccessRecord {
+  sub: string;
+  clientId: string;
+  azp: string;
+  scopes: string[];
+  expiresAt: number;
+  generation: number;
+}
+
+export interface IssuedToken {
+  type: 'code' | 'access_token' | 'refresh_token' | 'id_token';
+  value: string;
+  sub: string;
+  client_id: string;
+  issued_at: string;
+}
+
+export interface Stats {
+  token_requests: { authorization_code: number; refresh_token: number };
+  refreshes_by_sub: Record<string, number>;
+  api_calls: number;
+  faults_served: number;
+  revocations: number;
+  codes_issued: number;
+}
+
+export function emptyStats(): Stats {
+  return {
+    token_requests: { authorization_code: 0, refresh_token: 0 },
+    refreshes_by_sub: {},
+    api_calls: 0,
+    faults_served: 0,
+    revocations: 0,
+    codes_issued: 0,
+  };
+}
+
+/** Everything the emulator knows, in memory. */
+export class EmulatorState {
+  readonly users = new Map<string, EmulatorUser>();
+  readonly #grants = new Map<string, Grant>();
+  readonly codes = new Map<string, CodeRecord>();
+  readonly refreshTokens = new Map<string, RefreshRecord>();
+  readonly accessTokens = new Map<string, AccessRecord>();
+  readonly issued: IssuedToken[] = [];
+  stats: Stats = emptyStats();
+
+  constructor(readonly clock: OffsetClock) {}
+
+  nowSeconds(): number {
+    return Math.floor(this.clock.now() / 1000);
+  }
+
+  addUser(input: Omit<EmulatorUser, 'sub' | 'email_verified'> & { sub?: string; email_verified?: boolean }): { user: EmulatorUser; created: boolean } {
+    const email = input.email.toLowerCase();
+    const existing = [...this.users.values()].find((u) => u.email === email || (input.sub !== undefined && u.sub === input.sub));
+    if (existing !== undefined) return { user: existing, created: false };
+    // Real subs are 21-digit strings (spec §7.2).
+    const sub = input.sub ?? `1${Array.from({ length: 20 }, () => randomInt(10)).join('')}`;
+    const user: EmulatorUser = { ...stripUndefined(input), sub, email, email_verified: input.email_verified ?? true };
+    this.users.set(sub, user);
+    return { user, created: true };
+  }
+
+  findUser(key: { sub?: string | undefined; email?: string | undefined }): EmulatorUser | undefined {
+    if (key.sub !== undefined) return this.users.get(key.sub);
+    const email = key.email?.toLowerCase();
+    return email === undefined ? undefined : [...this.users.values()].find((u) => u.email === email);
+  }
+
+  grantOf(sub: string): Grant | undefined {
+    return this.#grants.get(sub);
+  }
+
+  /**
+   * The user consents on the consent screen or in the Sign-In SDK: a one-time code. A refresh
+   * token will come with it only on first consent, forced consent, or consent to new scopes
+   * (spec §4.3).
+   */
+  issueCode(input: {
+    sub: string;
+    clientId: string;
+    azp: string;
+    scopes: string[];
+    redirectUri: string;
+    nonce?: string | undefined;
+    prompt?: string | undefined;
+    codeChallenge?: string | undefined;
+    codeChallengeMethod?: 'S256' | 'plain' | undefined;
+  }): string {
+    let grant = this.#grants.get(input.sub);
+    const requested = normalizeScopes(input.scopes);
+    const firstConsent = grant === undefined || grant.revoked;
+    const newScopes = grant !== undefined && requested.some((s) => !grant!.scopes.has(s));
+    const forced = (input.prompt ?? '').split(' ').includes('consent');
+    if (grant === undefined) {
+      grant = { scopes: new Set(), generation: 1, revoked: false };
+      this.#grants.set(input.sub, grant);
+    } else if (grant.revoked) {
+      grant.revoked = false;
+      grant.generation++;
+      grant.scopes.clear();
+    }
+    for (const s of requested) grant.scopes.add(s);
+    // Sign-In SDKs and the web code client include previously granted scopes (incremental auth).
+    const scopes = orderScopes([...grant.scopes]);
+    const code = `4/0A${randomToken(70)}`;
+    this.codes.set(code, {
+      sub: input.sub,
+      clientId: input.clientId,
+      azp: input.azp,
+      scopes,
+      redirectUri: input.redirectUri,
+      nonce: input.nonce,
+      codeChallenge: input.codeChallenge,
+      codeChallengeMethod: input.codeChallenge === undefined ? undefined : (input.codeChallengeMethod ?? 'plain'),
+      expiresAt: this.nowSeconds() + CODE_LIFETIME_S,
+      used: false,
+      issueRefreshToken: firstConsent || newScopes || forced,
+      generation: grant.generation,
+    });
+    this.stats.codes_issued++;
+    this.#log('code', code, input.sub, input.clientId);
+    return code;
+  }
+
+  issueAccessToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): string {
+    const token = `ya29.a0${randomToken(150)}`;
+    this.accessTokens.set(token, { ...input, expiresAt: this.nowSeconds() + ACCESS_TOKEN_LIFETIME_S });
+    this.#log('access_token', token, input.sub, input.clientId);
+    return token;
+  }
+
+  issueRefreshToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): string {
+    const token = `1//0${randomToken(100)}`;
+    const now = this.nowSeconds();
+    this.refreshTokens.set(token, { ...input, issuedAt: now, lastUsedAt: now, invalidated: false });
+    // Past the per-client limit, the oldest live refresh token silently stops working.
+    const live = [...this.refreshTokens.values()].filter((r) => r.sub === input.sub && r.clientId === input.clientId && this.isLive(r));
+    if (live.length > MAX_REFRESH_TOKENS) {
+      live.sort((a, b) => a.issuedAt - b.issuedAt);
+      for (const record of live.slice(0, live.length - MAX_REFRESH_TOKENS)) record.invalidated = true;
+    }
+    this.#log('refresh_token', token, input.sub, input.clientId);
+    return token;
+  }
+
+  logIdToken(token: string, sub: string, clientId: string): void {
+    this.#log('id_token', token, sub, clientId);
+  }
+
+  /** A refresh token still usable: not invalidated, grant not revoked since, not idle too long. */
+  isLive(record: RefreshRecord): boolean {
+    const grant = this.#grants.get(record.sub);
+    return (
+      !record.invalidated &&
+      grant !== undefined &&
+      !grant.revoked &&
+      grant.generation === record.generation &&
+      this.nowSeconds() - record.lastUsedAt < REFRESH_IDLE_LIMIT_S
+    );
+  }
+
+  /** A valid, unexpired access token, or undefined. */
+  validAccessToken(token: string): AccessRecord | undefined {
+    const record = this.accessTokens.get(token);
+    if (record === undefined || record.expiresAt <= this.nowSeconds()) return undefined;
+    const grant = this.#grants.get(record.sub);
+    if (grant === undefined || grant.revoked || grant.generation !== record.generation) return undefined;
+    return record;
+  }
+
+  /** The user removes the app's access: every token of the grant dies (spec §9). */
+  revokeGrant(sub: string): boolean {
+    const grant = this.#grants.get(sub);
+    if (grant === undefined || grant.revoked) return false;
+    grant.revoked = true;
+    this.stats.revocations++;
+    return true;
+  }
+
+  #log(type: IssuedToken['type'], value: string, sub: string, clientId: string): void {
+    this.issued.push({ type, value, sub, client_id: clientId, issued_at: new Date(this.clock.now()).toISOString() });
+  }
+}
+
+/** `email`/`profile` come back as their full URLs, `openid` last (spec §4.1). */
+export function normalizeScopes(scopes: string[]): string[] {
+  const mapped = scopes.map((s) => (s === 'email' ? SCOPE_EMAIL : s === 'profile' ? SCOPE_PROFILE : s));
+  return orderScopes([...new Set(mapped)]);
+}
+
+function orderScopes(scopes: string[]): string[] {
+  return [...scopes.filter((s) => s !== 'openid'), ...(scopes.includes('openid') ? ['openid'] : [])];
+}
+
+export function randomToken(length: number): string {
+  return randomBytes(Math.ceil((length * 3) / 4))
+    .toString('base64url')
+    .slice(0, length);
+}
+
+export function stableId(label: string): string {
+  return createHash('sha256').update(label).digest('hex');
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
