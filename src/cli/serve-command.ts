@@ -1,3 +1,4 @@
+import type { Server } from 'node:net';
 import type { Command } from 'commander';
 import { createRuntime, createServer } from '../app.js';
 import { loadConfig, type BehalfConfig } from '../config/index.js';
@@ -43,7 +44,7 @@ export function registerServeCommand(program: Command): void {
   );
 }
 
-function serverUrl(config: BehalfConfig, address: ReturnType<import('node:net').Server['address']>): string {
+function serverUrl(config: BehalfConfig, address: ReturnType<Server['address']>): string {
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   return `${config.tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;

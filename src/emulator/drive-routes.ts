@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_ERRORS, sendApiError } from './errors.js';
 import { applyFields, parseFields, type FieldTree } from './fields.js';
-import { DriveStore, FOLDER_MIME, type DriveFile } from './drive-store.js';
+import { FOLDER_MIME, type DriveFile, type DriveStore } from './drive-store.js';
 import { parseMultipartRelated } from './multipart.js';
 import type { AccessRecord, EmulatorState } from './state.js';
 

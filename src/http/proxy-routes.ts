@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Behalf } from '../behalf.js';
@@ -76,7 +77,7 @@ export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void 
       if (upstream.headers.has('content-encoding')) reply.removeHeader('content-length');
       reply.header('cache-control', upstream.headers.get('cache-control') ?? 'private, no-store');
       if (upstream.body === null) return reply.send();
-      return reply.send(Readable.fromWeb(upstream.body as import('node:stream/web').ReadableStream));
+      return reply.send(Readable.fromWeb(upstream.body as WebReadableStream));
     });
   });
 }
