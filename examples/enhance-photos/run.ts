@@ -31,7 +31,7 @@ try {
       BEHALF_GOOGLE_API_URL: emulator.url,
     },
   });
-  const logger = createLogger('warn');
+  const logger = createLogger('error');
   const runtime = await createRuntime(config, { logger });
   const control = async (path: string, body: unknown) => {
     const response = await fetch(`${emulator.url}${path}`, {
@@ -62,7 +62,7 @@ try {
       });
     }
     users.push({ name, sub: user.sub! });
-    say(`${name} signed in from the iOS app and uploaded 2 photos to her appDataFolder`);
+    say(`${name} signed in from the iOS app and uploaded 2 photos to their appDataFolder`);
   }
   await control('/emulator/grants/revoke', { sub: users[1]!.sub });
   say('bob removed the app\'s access in his Google Account settings');
