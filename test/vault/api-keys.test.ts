@@ -1,0 +1,105 @@
+import type * as crypto from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BehalfError } from '../../src/errors.js';
+import { apiKeyId, authenticateApiKey, createApiKey, openSqliteStore, verifyApiKey, type SqliteStore } from '../../src/vault/index.js';
+
+// Watch the comparison: every presented key of the right shape must go through timingSafeEqual.
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof crypto>();
+  return { ...actual, timingSafeEqual: vi.fn(actual.timingSafeEqual) };
+});
+
+describe('service API keys', () => {
+  let store: SqliteStore;
+
+  beforeEach(async () => {
+    store = await openSqliteStore(':memory:');
+    vi.mocked(timingSafeEqual).mockClear();
+  });
+
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it('creates bhf_<id>_<secret> keys and stores only the SHA-256 of the whole key', async () => {
+    const created = await createApiKey(store, ' backend ', 1234);
+    expect(created.key).toMatch(/^bhf_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+    expect(created).toMatchObject({ id: created.key.slice(4, 16), name: 'backend', createdAt: 1234 });
+    expect(apiKeyId(created.key)).toBe(created.id);
+    const record = await store.findApiKey(created.id);
+    expect(record).toEqual({
+      id: created.id,
+      hash: createHash('sha256').update(created.key).digest(),
+      name: 'backend',
+      createdAt: 1234,
+    });
+    const secret = created.key.slice(17);
+    expect(JSON.stringify(record)).not.toContain(secret);
+  });
+
+  it('gives every key a different id and secret', async () => {
+    const keys = await Promise.all(Array.from({ length: 20 }, () => createApiKey(store, 'many')));
+    expect(new Set(keys.map((k) => k.id)).size).toBe(20);
+    expect(new Set(keys.map((k) => k.key.slice(17))).size).toBe(20);
+  });
+
+  it('verifies the key it created', async () => {
+    const { key, id } = await createApiKey(store, 'backend');
+    expect(await verifyApiKey(store, key)).toBe(true);
+    expect(await authenticateApiKey(store, key)).toEqual({ id, name: 'backend' });
+    expect(timingSafeEqual).toHaveBeenCalledTimes(2);
+  });
+
+  it('refuses a wrong secret for a real id, through the constant-time comparison', async () => {
+    const { key } = await createApiKey(store, 'backend');
+    const last = key.at(-1) === 'A' ? 'B' : 'A';
+    const wrong = `${key.slice(0, -1)}${last}`;
+    expect(await verifyApiKey(store, wrong)).toBe(false);
+    expect(timingSafeEqual).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses an unknown id through the same comparison, so both paths do the same work', async () => {
+    await createApiKey(store, 'backend');
+    expect(await verifyApiKey(store, `bhf_${'0'.repeat(12)}_${'A'.repeat(43)}`)).toBe(false);
+    expect(timingSafeEqual).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses a valid key with its id swapped for another real id', async () => {
+    const a = await createApiKey(store, 'a');
+    const b = await createApiKey(store, 'b');
+    expect(await verifyApiKey(store, `bhf_${b.id}_${a.key.slice(17)}`)).toBe(false);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['no prefix', 'abc'],
+    ['wrong prefix', `bhx_${'a'.repeat(12)}_${'A'.repeat(43)}`],
+    ['short secret', `bhf_${'a'.repeat(12)}_${'A'.repeat(42)}`],
+    ['long secret', `bhf_${'a'.repeat(12)}_${'A'.repeat(44)}`],
+    ['uppercase id', `bhf_${'A'.repeat(12)}_${'A'.repeat(43)}`],
+    ['bearer prefix kept', `Bearer bhf_${'a'.repeat(12)}_${'A'.repeat(43)}`],
+    ['trailing newline', `bhf_${'a'.repeat(12)}_${'A'.repeat(42)}\n`],
+    ['huge', 'bhf_'.repeat(100_000)],
+    ['SQL', "bhf_' OR 1=1 --"],
+  ])('a malformed key (%s) is refused without an error and without a lookup', async (_what, presented) => {
+    const find = vi.spyOn(store, 'findApiKey');
+    await expect(verifyApiKey(store, presented)).resolves.toBe(false);
+    expect(find).not.toHaveBeenCalled();
+    expect(apiKeyId(presented)).toBeUndefined();
+  });
+
+  it('a non-string is refused, not thrown on', async () => {
+    await expect(verifyApiKey(store, undefined as unknown as string)).resolves.toBe(false);
+  });
+
+  it('a store that is down is an error, not a refused key', async () => {
+    const { key } = await createApiKey(store, 'backend');
+    await store.close();
+    await expect(verifyApiKey(store, key)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it.each([[''], ['   '], ['x'.repeat(101)], ['tab\there']])('refuses the name %j', async (name) => {
+    await expect(createApiKey(store, name)).rejects.toBeInstanceOf(BehalfError);
+  });
+});
