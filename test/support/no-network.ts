@@ -1,0 +1,11 @@
+/**
+ * A fetch that reaches loopback only: any other destination fails the call at once, so a test can
+ * never talk to the internet by accident (STYLE: "an unexpected outbound request fails the test").
+ */
+export const loopbackFetch: typeof fetch = async (input, init) => {
+  const url = new URL(input instanceof Request ? input.url : input.toString());
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
+    throw new TypeError(`test tried to reach ${url.host}: only loopback is allowed`);
+  }
+  return fetch(input, init);
+};
