@@ -167,7 +167,20 @@ export async function loadOrCreateLocalKeyFile(path: string, now: number = Date.
     } finally {
       await handle.close();
     }
-    await link(temporary, path);
+    try {
+      await link(temporary, path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw error;
+      // A filesystem without hard links: exclusive create still refuses to overwrite a key.
+      const handle = await open(path, 'wx', 0o600);
+      try {
+        await handle.writeFile(text, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
       const raced = await readKeyFile(path);
