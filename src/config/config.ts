@@ -41,6 +41,8 @@ export interface BehalfConfig extends StorageConfig {
   };
   /** Origins allowed to POST a code (from the client's JavaScript origins and BEHALF_ALLOWED_ORIGINS). */
   allowedOrigins: string[];
+  /** Sign-in attempts allowed per client address per minute. */
+  signInRateLimit: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -73,6 +75,7 @@ const SETTINGS = {
   trustProxy: 'BEHALF_TRUST_PROXY',
   logLevel: 'BEHALF_LOG_LEVEL',
   googleTimeoutMs: 'BEHALF_GOOGLE_TIMEOUT_MS',
+  signInRateLimit: 'BEHALF_SIGNIN_RATE_LIMIT',
 } as const;
 
 export type FlagName = keyof typeof SETTINGS;
@@ -158,6 +161,10 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 120_000) {
     fail('googleTimeoutMs', 'must be a whole number of milliseconds from 100 to 120000.');
   }
+  const signInRateLimit = Number(get('signInRateLimit') ?? '60');
+  if (!Number.isInteger(signInRateLimit) || signInRateLimit < 1 || signInRateLimit > 1_000_000) {
+    fail('signInRateLimit', 'must be a whole number of sign-ins per client address per minute (1 or more).');
+  }
   const logLevel = get('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
 
@@ -179,6 +186,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
       timeoutMs,
     },
     allowedOrigins: allowedOrigins.filter((o): o is string => o !== null),
+    signInRateLimit,
     logLevel: logLevel as BehalfConfig['logLevel'],
   };
 }

@@ -1,4 +1,5 @@
 import formbody from '@fastify/formbody';
+import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Behalf } from '../behalf.js';
@@ -10,7 +11,7 @@ import { registerSignInRoutes } from './signin-routes.js';
 
 export interface ServerOptions {
   behalf: Behalf;
-  config: Pick<BehalfConfig, 'tls' | 'trustProxy' | 'allowedOrigins'>;
+  config: Pick<BehalfConfig, 'tls' | 'trustProxy' | 'allowedOrigins' | 'signInRateLimit'>;
   logger: Logger;
   authenticate: (apiKey: string) => Promise<boolean>;
 }
@@ -23,25 +24,39 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     trustProxy: options.config.trustProxy,
     // Limits against slow or oversized clients; routes may lower bodyLimit further.
     bodyLimit: 64 * 1024,
+    // A slow client gets 15 s to send its whole request.
     connectionTimeout: 30_000,
-    requestTimeout: 30_000,
+    requestTimeout: 15_000,
     keepAliveTimeout: 5_000,
     routerOptions: { maxParamLength: 300 },
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
 
   void app.register(formbody, { bodyLimit: 64 * 1024 });
+  // Per client address, on the routes that opt in (sign-in): behind BEHALF_TRUST_PROXY the address
+  // is the one the proxy reports.
+  void app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new BehalfError('RATE_LIMITED', 'Too many requests from this address; retry later.', {
+        retryAfter: Math.ceil(context.ttl / 1000),
+      }),
+  });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
     sendError(new BehalfError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0] ?? ''}.`), request, reply),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  registerSignInRoutes(app, {
-    behalf: options.behalf,
-    allowedOrigins: options.config.allowedOrigins,
-    trustProxy: options.config.trustProxy,
+  // Routes load after the plugins above (rate limiting attaches to routes as they are added).
+  void app.register(async (routes) => {
+    registerSignInRoutes(routes, {
+      behalf: options.behalf,
+      allowedOrigins: options.config.allowedOrigins,
+      trustProxy: options.config.trustProxy,
+      rateLimit: options.config.signInRateLimit,
+    });
+    registerServiceRoutes(routes, { behalf: options.behalf, authenticate: options.authenticate });
   });
-  registerServiceRoutes(app, { behalf: options.behalf, authenticate: options.authenticate });
   return app;
 }

@@ -9,6 +9,8 @@ export interface SignInRouteOptions {
   behalf: Pick<Behalf, 'signIn'>;
   allowedOrigins: readonly string[];
   trustProxy: boolean;
+  /** Sign-in attempts per client address per minute. */
+  rateLimit: number;
 }
 
 const SignInBody = z.object({
@@ -22,7 +24,8 @@ export const SIGNIN_BODY_LIMIT = 8 * 1024;
 
 /** `POST /v1/google/signin`: an app hands over its one-time server auth code. */
 export function registerSignInRoutes(app: FastifyInstance, options: SignInRouteOptions): void {
-  app.post('/v1/google/signin', { bodyLimit: SIGNIN_BODY_LIMIT }, async (request, reply) => {
+  const config = { rateLimit: { max: options.rateLimit, timeWindow: 60_000 } };
+  app.post('/v1/google/signin', { bodyLimit: SIGNIN_BODY_LIMIT, config }, async (request, reply) => {
     checkTransport(request, options.trustProxy);
     // Google's own sample: the app sets X-Requested-With and the backend refuses requests without
     // it, because a cross-site form post cannot set custom headers (spec §3.4).

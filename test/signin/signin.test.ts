@@ -165,3 +165,23 @@ describe('sign-in with a server auth code', () => {
     expect(body.action).toBe('request_scopes');
   });
 });
+
+describe('sign-in abuse resistance', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { BEHALF_SIGNIN_RATE_LIMIT: '3' } });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('limits sign-in attempts per client address with 429 RATE_LIMITED and Retry-After', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await h.signIn(`4/0Agarbage${i}`)).status);
+    expect(statuses.slice(0, 3)).toEqual([400, 400, 400]);
+    const limited = await h.signIn('4/0Agarbage-last');
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await limited.json()).toMatchObject({ error: 'RATE_LIMITED', retryable: true });
+  });
+});

@@ -63,6 +63,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       BEHALF_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
       BEHALF_REQUIRED_SCOPES: SIGNIN_SCOPES,
       BEHALF_ALLOWED_ORIGINS: 'https://app.example.com',
+      BEHALF_SIGNIN_RATE_LIMIT: '100000',
       ...options.env,
     },
   });
