@@ -116,5 +116,15 @@ export interface Store {
   createApiKey(record: ApiKeyRecord): Promise<void>;
   findApiKey(id: string): Promise<ApiKeyRecord | null>;
 
+  /**
+   * Take the refresh lease of a grant for `ttlMs`, unless another holder has one that has not
+   * expired: the cross-process half of single-flight refresh. A crashed holder's lease simply
+   * runs out. Lease time is the database's own clock where it has one (Postgres `now()`).
+   */
+  acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean>;
+
+  /** Give the lease back early (only if `holder` still holds it). */
+  releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void>;
+
   close(): Promise<void>;
 }
