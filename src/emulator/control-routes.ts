@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { sendApiError } from './errors.js';
 import { FaultInput, type Faults } from './faults.js';
 import { idTokenClaims } from './oauth-routes.js';
+import { pushSecurityEvent, RiscEventInput } from './risc.js';
 import type { SigningKeys } from './keys.js';
 import { patternBytes, type DriveStore } from './drive-store.js';
 import { emptyStats, type EmulatorState, type EmulatorUser } from './state.js';
@@ -182,6 +183,19 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     return state.stats;
   });
   app.get('/emulator/tokens', async () => ({ tokens: state.issued }));
+
+  // Google's RISC service pushing a security event token to a receiver (spec §10).
+  app.post('/emulator/risc/events', async (request, reply) => {
+    const input = parse(RiscEventInput, request.body, reply);
+    if (input === undefined) return reply;
+    if (input.event !== 'verification' && input.event !== 'token-revoked' && user(input, reply) === undefined) return reply;
+    try {
+      const result = await pushSecurityEvent(input, { state, keys: ctx.keys, issuer: ctx.issuer, audience: clients.server.clientId });
+      return { delivered: result.status === 202, receiver_status: result.status, jti: result.jti };
+    } catch {
+      return bad(reply, 'the receiver could not be reached', 400);
+    }
+  });
 
   app.post('/emulator/drive/files', { bodyLimit: Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4096 }, async (request, reply) => {
     const input = parse(SeedFile, request.body, reply);

@@ -53,9 +53,9 @@ export class SigningKeys {
   }
 
   /** An RS256 JWT signed with the current key. */
-  signJwt(payload: Record<string, unknown>, kid = this.current.kid): string {
+  signJwt(payload: Record<string, unknown>, kid = this.current.kid, typ = 'JWT'): string {
     const key = this.#keys.find((k) => k.kid === kid) ?? this.current;
-    const header = { alg: 'RS256', kid: key.kid, typ: 'JWT' };
+    const header = { alg: 'RS256', kid: key.kid, typ };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
     return `${input}.${sign('RSA-SHA256', Buffer.from(input), key.privateKey).toString('base64url')}`;
   }

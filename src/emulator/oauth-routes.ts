@@ -48,6 +48,22 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
     };
   });
 
+  // RISC discovery (spec §10.1, observed content); the management endpoints point here.
+  app.get('/.well-known/risc-configuration', async (_request, reply) => {
+    const base = ctx.baseUrl();
+    reply.header('cache-control', 'public, max-age=3600');
+    return {
+      issuer: ctx.issuer,
+      jwks_uri: `${base}/oauth2/v3/certs`,
+      delivery_methods_supported: ['https://schemas.openid.net/secevent/risc/delivery-method/push'],
+      add_subject_endpoint: `${base}/risc/v1beta/subjects:add`,
+      get_status_endpoint: `${base}/risc/v1beta/stream/status`,
+      get_configuration_endpoint: `${base}/risc/v1beta/stream`,
+      update_configuration_endpoint: `${base}/risc/v1beta/stream:update`,
+      verification_endpoint: `${base}/risc/v1beta/stream:verify`,
+    };
+  });
+
   app.get('/oauth2/v3/certs', async (_request, reply) => {
     reply.header('cache-control', `public, max-age=${ctx.keys.maxAgeSeconds()}, must-revalidate, no-transform`);
     return ctx.keys.jwks();

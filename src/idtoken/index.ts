@@ -3,6 +3,8 @@ export { parseJsonObjectStrict } from './strict-json.js';
 export {
   accessTokenHash,
   IdTokenVerifier,
+  reject as rejectToken,
+  verifyGoogleJwt,
   type IdTokenPolicy,
   type IdTokenRejection,
   type VerifiedIdToken,

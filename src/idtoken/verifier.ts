@@ -131,39 +131,8 @@ export class IdTokenVerifier {
   }
 
   async #verifyUncached(token: string): Promise<CachedToken> {
-    if (typeof token !== 'string' || token.length === 0) reject('malformed', 'The ID token is empty.');
-    if (token.length > MAX_TOKEN_LENGTH) reject('too_large', 'The ID token is too large.');
-    const parts = token.split('.');
-    if (parts.length !== 3) reject('malformed', 'An ID token has exactly three segments.');
-    const [h, p, s] = parts as [string, string, string];
-    if (![h, p, s].every(isCanonicalBase64Url)) reject('malformed', 'An ID token segment is not canonical base64url.');
-
-    const header = parseJsonObjectStrict(decodeSegment(h));
-    if (header === undefined) reject('bad_header', 'The ID token header is not a JSON object with unique keys.');
-    const { alg, kid, typ } = header!;
-    for (const name of FORBIDDEN_HEADERS) {
-      if (name in header!) reject('forbidden_header', `The ID token header carries "${name}", which Google never sends.`);
-    }
-    if (alg !== 'RS256') reject('unsupported_alg', 'Only RS256 ID tokens are accepted.');
-    if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) reject('bad_header', 'The ID token header has no key id.');
-    if (typ !== undefined && typ !== 'JWT') reject('bad_header', 'The ID token header typ is not JWT.');
-
-    const payload = parseJsonObjectStrict(decodeSegment(p));
-    if (payload === undefined) reject('malformed', 'The ID token payload is not a JSON object with unique keys.');
-
-    let key;
-    try {
-      key = await this.#keys.getKey(kid as string);
-    } catch (error) {
-      if (isBehalfError(error)) throw error;
-      throw new BehalfError('GOOGLE_UNAVAILABLE', "Google's signing keys could not be read; retry later.", { reason: 'keys_unavailable' });
-    }
-    if (key === null) reject('unknown_kid', 'The ID token is signed with a key Google does not publish.');
-    const signature = Buffer.from(s, 'base64url');
-    if (!verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`, 'ascii'), key!, signature)) {
-      reject('bad_signature', 'The ID token signature is not valid.');
-    }
-    return this.#checkClaims(payload!);
+    const { payload } = await verifyGoogleJwt(token, this.#keys, { what: 'ID token', typ: ['JWT'] });
+    return this.#checkClaims(payload);
   }
 
   #checkClaims(c: Record<string, unknown>): CachedToken {
@@ -229,6 +198,52 @@ export class IdTokenVerifier {
   }
 }
 
+/**
+ * The structural and signature checks shared by every JWT Google signs for us (ID tokens, RISC
+ * security event tokens): size, three canonical base64url segments, flat JSON objects without
+ * duplicate keys, RS256 only, no key-carrying or critical headers, a `kid` from Google's key set,
+ * and a valid signature. Claims are the caller's to check.
+ */
+export async function verifyGoogleJwt(
+  token: string,
+  keys: GoogleKeySet,
+  options: { what: string; typ: readonly string[]; maxLength?: number },
+): Promise<{ header: Record<string, unknown>; payload: Record<string, unknown> }> {
+  const what = options.what;
+  if (typeof token !== 'string' || token.length === 0) reject('malformed', `The ${what} is empty.`);
+  if (token.length > (options.maxLength ?? MAX_TOKEN_LENGTH)) reject('too_large', `The ${what} is too large.`);
+  const parts = token.split('.');
+  if (parts.length !== 3) reject('malformed', `A ${what} has exactly three segments.`);
+  const [h, p, s] = parts as [string, string, string];
+  if (![h, p, s].every(isCanonicalBase64Url)) reject('malformed', `A ${what} segment is not canonical base64url.`);
+
+  const header = parseJsonObjectStrict(decodeSegment(h));
+  if (header === undefined) reject('bad_header', `The ${what} header is not a JSON object with unique keys.`);
+  const { alg, kid, typ } = header!;
+  for (const name of FORBIDDEN_HEADERS) {
+    if (name in header!) reject('forbidden_header', `The ${what} header carries "${name}", which Google never sends.`);
+  }
+  if (alg !== 'RS256') reject('unsupported_alg', `Only RS256 is accepted for a ${what}.`);
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) reject('bad_header', `The ${what} header has no key id.`);
+  if (typ !== undefined && (typeof typ !== 'string' || !options.typ.includes(typ))) reject('bad_header', `The ${what} header typ is not expected.`);
+
+  const payload = parseJsonObjectStrict(decodeSegment(p));
+  if (payload === undefined) reject('malformed', `The ${what} payload is not a JSON object with unique keys.`);
+
+  let key;
+  try {
+    key = await keys.getKey(kid as string);
+  } catch (error) {
+    if (isBehalfError(error)) throw error;
+    throw new BehalfError('GOOGLE_UNAVAILABLE', "Google's signing keys could not be read; retry later.", { reason: 'keys_unavailable' });
+  }
+  if (key === null) reject('unknown_kid', `The ${what} is signed with a key Google does not publish.`);
+  if (!verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`, 'ascii'), key!, Buffer.from(s, 'base64url'))) {
+    reject('bad_signature', `The ${what} signature is not valid.`);
+  }
+  return { header: header!, payload: payload! };
+}
+
 /** OIDC at_hash: the left half of SHA-256 of the access token, base64url. */
 export function accessTokenHash(accessToken: string): string {
   return createHash('sha256').update(accessToken, 'ascii').digest().subarray(0, 16).toString('base64url');
@@ -243,6 +258,6 @@ function decodeSegment(segment: string): string {
   return Buffer.from(segment, 'base64url').toString('utf8');
 }
 
-function reject(reason: IdTokenRejection, message: string): never {
+export function reject(reason: IdTokenRejection, message: string): never {
   throw new BehalfError('ID_TOKEN_INVALID', message, { reason });
 }
