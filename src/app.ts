@@ -8,8 +8,9 @@ import { BehalfError } from './errors.js';
 import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
 import { buildServer } from './http/server.js';
 import { GoogleKeySet, IdTokenVerifier } from './idtoken/index.js';
-import { JobRunner, SqliteJobBackend, type JobRunnerOptions } from './jobs/index.js';
+import { JobRunner, PostgresJobBackend, SqliteJobBackend, type JobRunnerOptions } from './jobs/index.js';
 import { createLogger } from './logging.js';
+import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from './risc/index.js';
 import { SignInService } from './signin/index.js';
 import { TokenService } from './tokens/index.js';
 import { loadKeyring, openStore, parseDatabaseUrl, Vault, verifyApiKey, type Store } from './vault/index.js';
@@ -74,7 +75,21 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     requiredScopes: config.google.requiredScopes,
     redirectUris: config.google.redirectUris,
   });
-  const tokens = new TokenService({ vault, oauth, clock });
+  const tokens = new TokenService({ vault, oauth, clock, leaseMs: config.refreshLeaseMs });
+  const database = parseDatabaseUrl(config.databaseUrl);
+  const securityLog = database.kind === 'sqlite' ? new SqliteSecurityLog(database.path) : new PostgresSecurityLog(database.url);
+  const securityEvents = new SecurityEventReceiver({
+    keys,
+    clock,
+    vault,
+    log: securityLog,
+    tokens,
+    clientId: config.google.clientId,
+    audiences: [config.google.clientId, ...config.google.appClientIds],
+    // Google's SETs come from the same issuer as its ID tokens (risc-configuration says so, spec §10.1).
+    issuer,
+    logger,
+  });
   const allowList = new GoogleHostAllowList(config.google.apiUrl);
   const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
   const behalf = new Behalf({
@@ -87,7 +102,12 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     userFetch,
     allowList,
     googleApiUrl: config.google.apiUrl,
-    close: () => store.close(),
+    securityEvents,
+    securityLog,
+    close: async () => {
+      await securityLog.close();
+      await store.close();
+    },
   });
   return { config, behalf, store, vault, tokens, clock, logger, createdKeyFile };
 }
@@ -98,13 +118,12 @@ export function createJobRunner(
   options: Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & { pollIntervalMs?: number } = {},
 ): JobRunner {
   const database = parseDatabaseUrl(runtime.config.databaseUrl);
-  if (database.kind !== 'sqlite') {
-    throw new BehalfError('CONFIG_INVALID', 'BEHALF_DATABASE_URL: jobs on Postgres are not available yet.');
-  }
-  const backend = new SqliteJobBackend(database.path, {
+  const backendOptions = {
     logger: runtime.logger,
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
-  });
+  };
+  const backend =
+    database.kind === 'sqlite' ? new SqliteJobBackend(database.path, backendOptions) : new PostgresJobBackend(database.url, backendOptions);
   return new JobRunner({
     backend,
     behalf: runtime.behalf,

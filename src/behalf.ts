@@ -1,5 +1,6 @@
 import { BehalfAuthClient, type GoogleHostAllowList, type UserFetch } from './calls/index.js';
 import type { Clock } from './clock.js';
+import type { ReceivedEvent, SecurityEventReceiver, SecurityLog, UserSecurity } from './risc/index.js';
 import { BehalfError, isBehalfError } from './errors.js';
 import type { GoogleOAuthClient } from './google/oauth.js';
 import type { IdTokenVerifier, VerifiedIdToken } from './idtoken/index.js';
@@ -30,6 +31,8 @@ export class Behalf {
       userFetch: UserFetch;
       allowList: GoogleHostAllowList;
       googleApiUrl: string;
+      securityEvents: SecurityEventReceiver;
+      securityLog: SecurityLog;
       close: () => Promise<void>;
     },
   ) {}
@@ -81,10 +84,26 @@ export class Behalf {
     return this.parts.googleApiUrl;
   }
 
-  async getUser(sub: string): Promise<{ user: UserRecord; grant: GrantSummary | null }> {
+  async getUser(sub: string): Promise<{ user: UserRecord; grant: GrantSummary | null; security: UserSecurity | null }> {
     const user = await this.parts.vault.getUser(sub);
     if (user === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
-    return { user, grant: await this.#grantSummary(sub) };
+    const [grant, security] = await Promise.all([this.#grantSummary(sub), this.parts.securityLog.getState(sub)]);
+    return { user, grant, security };
+  }
+
+  /**
+   * Act on a security event token Google pushed (Cross-Account Protection / RISC), after verifying
+   * it as strictly as an ID token. Duplicates (Google redelivers) are acted on once.
+   */
+  async receiveSecurityEvent(token: string): Promise<{ jti: string; duplicate: boolean; events: ReceivedEvent[] }> {
+    try {
+      return await this.parts.securityEvents.receive(token);
+    } catch (error) {
+      if (isBehalfError(error) && error.code === 'ID_TOKEN_INVALID') {
+        throw new BehalfError('SECURITY_EVENT_INVALID', error.message, { ...(error.reason === undefined ? {} : { reason: error.reason }) });
+      }
+      throw error;
+    }
   }
 
   /**
@@ -107,6 +126,7 @@ export class Behalf {
     }
     tokens.forget(sub);
     await vault.deleteUser(sub);
+    await this.parts.securityLog.setState(sub, null, this.parts.clock.now());
     return { revokedAtGoogle };
   }
 

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   CODE_INVALID: { status: 400, exit: 65 },
   REDIRECT_URI_MISMATCH: { status: 400, exit: 65 },
   ID_TOKEN_INVALID: { status: 401, exit: 65 },
+  SECURITY_EVENT_INVALID: { status: 400, exit: 65 },
   HD_NOT_ALLOWED: { status: 403, exit: 65 },
   // Per-user state.
   USER_NOT_FOUND: { status: 404, exit: 66 },

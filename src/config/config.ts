@@ -43,6 +43,8 @@ export interface BehalfConfig extends StorageConfig {
   allowedOrigins: string[];
   /** Sign-in attempts allowed per client address per minute. */
   signInRateLimit: number;
+  /** How long a refresh lease lasts: a crashed instance blocks a user's refresh at most this long. */
+  refreshLeaseMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -76,6 +78,7 @@ const SETTINGS = {
   logLevel: 'BEHALF_LOG_LEVEL',
   googleTimeoutMs: 'BEHALF_GOOGLE_TIMEOUT_MS',
   signInRateLimit: 'BEHALF_SIGNIN_RATE_LIMIT',
+  refreshLeaseMs: 'BEHALF_REFRESH_LEASE_MS',
 } as const;
 
 export type FlagName = keyof typeof SETTINGS;
@@ -165,6 +168,10 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   if (!Number.isInteger(signInRateLimit) || signInRateLimit < 1 || signInRateLimit > 1_000_000) {
     fail('signInRateLimit', 'must be a whole number of sign-ins per client address per minute (1 or more).');
   }
+  const refreshLeaseMs = Number(get('refreshLeaseMs') ?? '15000');
+  if (!Number.isInteger(refreshLeaseMs) || refreshLeaseMs < 3000 || refreshLeaseMs > 300_000) {
+    fail('refreshLeaseMs', 'must be a whole number of milliseconds from 3000 to 300000.');
+  }
   const logLevel = get('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
 
@@ -187,6 +194,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     },
     allowedOrigins: allowedOrigins.filter((o): o is string => o !== null),
     signInRateLimit,
+    refreshLeaseMs,
     logLevel: logLevel as BehalfConfig['logLevel'],
   };
 }

@@ -6,6 +6,7 @@ import type { Behalf } from '../behalf.js';
 import type { BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
 import { sendError } from './errors.js';
+import { registerRiscRoutes } from './risc-routes.js';
 import { registerServiceRoutes } from './service-routes.js';
 import { registerSignInRoutes } from './signin-routes.js';
 
@@ -56,6 +57,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       trustProxy: options.config.trustProxy,
       rateLimit: options.config.signInRateLimit,
     });
+    registerRiscRoutes(routes, { behalf: options.behalf, rateLimit: Math.max(600, options.config.signInRateLimit) });
     registerServiceRoutes(routes, { behalf: options.behalf, authenticate: options.authenticate });
   });
   return app;

@@ -37,6 +37,7 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
       return {
         user: userJson(found.user),
         grant: found.grant === null ? null : grantJson(found.grant),
+        security: found.security === null ? null : { state: found.security.state, at: new Date(found.security.at).toISOString() },
         created_at: new Date(found.user.createdAt).toISOString(),
         updated_at: new Date(found.user.updatedAt).toISOString(),
         last_sign_in_at: new Date(found.user.lastSignInAt).toISOString(),

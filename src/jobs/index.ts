@@ -1,3 +1,4 @@
 export { JobRunner, type JobRunnerOptions } from './runner.js';
+export { PostgresJobBackend } from './postgres-backend.js';
 export { SqliteJobBackend } from './sqlite-backend.js';
 export type { JobBackend, JobContext, JobDefinition, JobRun, JobRunStatus } from './types.js';

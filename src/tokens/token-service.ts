@@ -1,7 +1,9 @@
 import type { Clock } from '../clock.js';
 import { BehalfError, isBehalfError } from '../errors.js';
 import type { GoogleOAuthClient, TokenSet } from '../google/oauth.js';
-import type { Vault } from '../vault/index.js';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Grant, Vault } from '../vault/index.js';
 
 export interface AccessToken {
   token: string;
@@ -26,6 +28,10 @@ export interface TokenServiceOptions {
   /** Most users whose access tokens are kept in memory. Default 50,000. */
   memoryCacheSize?: number;
   retry?: Partial<RetryPolicy>;
+  /** How long a refresh lease lasts (default 15 s): a crashed holder blocks a user at most this long. */
+  leaseMs?: number;
+  /** How often a process waiting on another's refresh looks at the store (default 50 ms). */
+  leasePollMs?: number;
   /** Injected so tests need not wait for real backoff. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -46,6 +52,10 @@ export class TokenService {
   readonly #retry: RetryPolicy;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
+  readonly #leaseMs: number;
+  readonly #pollMs: number;
+  /** Who this process is, for refresh leases. */
+  readonly #holder = `${hostname()}:${process.pid}:${randomUUID()}`;
 
   constructor(private readonly options: TokenServiceOptions) {
     this.#margin = (options.refreshMarginSeconds ?? 300) * 1000;
@@ -53,6 +63,10 @@ export class TokenService {
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#random = options.random ?? Math.random;
+    this.#leaseMs = options.leaseMs ?? 15_000;
+    this.#pollMs = options.leasePollMs ?? 50;
+    // A refresh (with its retries) must end well inside the lease, or a second one could start.
+    this.#retry.deadlineMs = Math.min(this.#retry.deadlineMs, this.#leaseMs - 2_000);
   }
 
   /**
@@ -97,31 +111,76 @@ export class TokenService {
     return token;
   }
 
-  async #load(sub: string, rejected: string | typeof ANY_STORED | undefined): Promise<AccessToken> {
+  async #load(sub: string, rejected: Rejected): Promise<AccessToken> {
+    const grant = await this.#activeGrant(sub);
+    const stored = this.#usableStored(grant, rejected);
+    if (stored !== undefined) return this.#remember(sub, stored);
+    if (grant.refreshToken === null) {
+      throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
+    }
+    return this.#refreshUnderLease(sub, rejected);
+  }
+
+  /**
+   * One refresh per grant across every process sharing the store: whoever takes the lease
+   * refreshes; the others wait for its result to appear in the store. A holder that dies loses
+   * the lease when it runs out, and a waiter then takes over.
+   */
+  async #refreshUnderLease(sub: string, rejected: Rejected): Promise<AccessToken> {
     const { vault, oauth, clock } = this.options;
-    const grant = await vault.getGrant(sub, oauth.clientId);
+    const waitUntil = clock.now() + this.#leaseMs * 2;
+    for (;;) {
+      if (await vault.acquireRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs)) {
+        try {
+          // Another process may have refreshed between our read and taking the lease.
+          const grant = await this.#activeGrant(sub);
+          const stored = this.#usableStored(grant, rejected);
+          if (stored !== undefined) return this.#remember(sub, stored);
+          if (grant.refreshToken === null) {
+            throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
+          }
+          return this.#remember(sub, await this.#refresh(sub, grant.refreshToken, grant.scopes, grant.version));
+        } finally {
+          await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
+        }
+      }
+      await this.#sleep(this.#pollMs * (0.5 + this.#random()));
+      const grant = await this.#activeGrant(sub);
+      const stored = this.#usableStored(grant, rejected);
+      if (stored !== undefined) return this.#remember(sub, stored);
+      if (clock.now() > waitUntil) {
+        throw new BehalfError('GOOGLE_UNAVAILABLE', 'A refresh of this user\'s token is taking too long elsewhere; retry shortly.', {
+          reason: 'refresh_in_progress',
+          retryAfter: 1,
+        });
+      }
+    }
+  }
+
+  async #activeGrant(sub: string): Promise<Grant> {
+    const grant = await this.options.vault.getGrant(sub, this.options.oauth.clientId);
     if (grant === null) {
       throw new BehalfError('USER_NOT_FOUND', 'No grant is stored for this user; they have not signed in with a server auth code.');
     }
     if (grant.status !== 'active') {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
     }
-    if (
-      grant.accessToken !== null &&
-      grant.accessTokenExpiresAt !== null &&
-      rejected !== ANY_STORED &&
-      grant.accessToken !== rejected
-    ) {
-      const stored = { token: grant.accessToken, expiresAt: grant.accessTokenExpiresAt, scopes: grant.scopes };
-      if (this.#fresh(stored)) return this.#remember(sub, stored);
-    }
-    if (grant.refreshToken === null) {
-      throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
-    }
+    return grant;
+  }
 
+  /** The stored access token, if it is fresh and not the one the caller saw rejected. */
+  #usableStored(grant: Grant, rejected: Rejected): AccessToken | undefined {
+    if (grant.accessToken === null || grant.accessTokenExpiresAt === null) return undefined;
+    if (rejected === ANY_STORED || grant.accessToken === rejected) return undefined;
+    const token = { token: grant.accessToken, expiresAt: grant.accessTokenExpiresAt, scopes: grant.scopes };
+    return this.#fresh(token) ? token : undefined;
+  }
+
+  async #refresh(sub: string, refreshToken: string, scopes: string[], version: number): Promise<AccessToken> {
+    const { vault, oauth, clock } = this.options;
     let tokens: TokenSet;
     try {
-      tokens = await this.#refreshWithRetry(grant.refreshToken);
+      tokens = await this.#refreshWithRetry(refreshToken);
     } catch (error) {
       if (isBehalfError(error) && error.code === 'NEEDS_CONSENT') {
         // invalid_grant: the grant is dead at Google; stop using it until the user signs in again.
@@ -133,15 +192,15 @@ export class TokenService {
     const token: AccessToken = {
       token: tokens.accessToken,
       expiresAt: now + tokens.expiresIn * 1000,
-      scopes: tokens.scopes.length > 0 ? tokens.scopes : grant.scopes,
+      scopes: tokens.scopes.length > 0 ? tokens.scopes : scopes,
     };
     await vault.saveAccessToken(
       sub,
       oauth.clientId,
       { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now },
-      grant.version,
+      version,
     );
-    return this.#remember(sub, token);
+    return token;
   }
 
   /** 5xx, 429 and timeouts are retried with exponential backoff and full jitter, within a deadline. */
@@ -164,6 +223,7 @@ export class TokenService {
 
 /** `rejected` value meaning "do not use any stored token" (a forced refresh). */
 const ANY_STORED = Symbol('any stored token');
+type Rejected = string | typeof ANY_STORED | undefined;
 
 const needsConsentMessage =
   "This user's Google grant can no longer be used (revoked, expired or never offline). Ask them to sign in again with consent.";

@@ -240,6 +240,19 @@ export class SqliteStore implements Store {
     });
   }
 
+  async acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
+    // Leases are real time (the process clock), whatever clock the store was given for tests.
+    const now = Date.now();
+    return this.#run(() => {
+      if (this.#sql.getGrant.get(sub, clientId) === undefined) return false;
+      return this.#sql.takeLease.run({ sub, client_id: clientId, holder, now, expires_at: now + ttlMs }).changes === 1;
+    });
+  }
+
+  async releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void> {
+    await this.#run(() => this.#sql.releaseLease.run({ sub, client_id: clientId, holder }));
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
@@ -294,6 +307,13 @@ function migrate(db: Database.Database, now: number): void {
 
 function prepare(db: Database.Database) {
   return {
+    // One statement: insert, or take over only a lease that has run out.
+    takeLease: db.prepare(
+      `INSERT INTO refresh_leases (sub, client_id, holder, expires_at) VALUES (@sub, @client_id, @holder, @expires_at)
+       ON CONFLICT (sub, client_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE refresh_leases.expires_at <= @now`,
+    ),
+    releaseLease: db.prepare('DELETE FROM refresh_leases WHERE sub = @sub AND client_id = @client_id AND holder = @holder'),
     upsertUser: db.prepare(
       `INSERT INTO users (sub, email, email_verified, name, given_name, family_name, picture, locale, hd, created_at, updated_at, last_sign_in_at)
        VALUES (@sub, @email, @email_verified, @name, @given_name, @family_name, @picture, @locale, @hd, @now, @now, @now)

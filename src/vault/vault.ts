@@ -141,6 +141,20 @@ export class Vault {
     return this.store.listGrants(options);
   }
 
+  /** Erase both stored tokens of a grant if it is still at `expectedVersion` (a dropped grant). */
+  eraseTokens(sub: string, clientId: string, expectedVersion: number): Promise<boolean> {
+    return this.store.replaceCiphertexts(sub, clientId, { refreshToken: null, accessToken: null }, expectedVersion);
+  }
+
+  /** See Store.acquireRefreshLease: the cross-process half of single-flight refresh. */
+  acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.store.acquireRefreshLease(sub, clientId, holder, ttlMs);
+  }
+
+  releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void> {
+    return this.store.releaseRefreshLease(sub, clientId, holder);
+  }
+
   /**
    * Re-encrypt every stored token under the primary key (`behalf keys rotate`). Rows are read a
    * page at a time and rewritten one by one with a compare-and-set on their version; a row that

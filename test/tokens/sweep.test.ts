@@ -41,7 +41,7 @@ describe('token health sweep', () => {
     const { sub, code } = await h.newUserWithCode();
     expect((await h.signIn(code)).status).toBe(201);
     h.clock.advance(3600);
-    await h.control('POST', '/emulator/faults', { path: '/token', status: 400, error: 'invalid_client', count: 1 });
+    await h.control('POST', '/emulator/faults', { path: '/token', status: 400, error: 'invalid_client', count: 20 });
     const report = await sweep();
     expect(report.unavailable).toContain(sub);
     await h.control('DELETE', '/emulator/faults');

@@ -85,7 +85,10 @@ describe('SqliteStore on disk', () => {
     }
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toEqual([{ version: 1, name: 'users, grants, api_keys' }]);
+      expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toEqual([
+        { version: 1, name: 'users, grants, api_keys' },
+        { version: 2, name: 'refresh leases' },
+      ]);
     } finally {
       db.close();
     }

@@ -416,6 +416,34 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
     });
 
+    describe('refresh leases (cross-process single-flight)', () => {
+      it('are exclusive: of many concurrent takers exactly one wins', async () => {
+        await store.saveSignIn(signIn('300'));
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.acquireRefreshLease('300', CLIENT, `holder-${i}`, 10_000)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('are per grant, need a grant, and are released only by their holder', async () => {
+        await store.saveSignIn(signIn('301'));
+        await store.saveSignIn(signIn('302'));
+        expect(await store.acquireRefreshLease('301', CLIENT, 'a', 10_000)).toBe(true);
+        expect(await store.acquireRefreshLease('302', CLIENT, 'b', 10_000)).toBe(true);
+        expect(await store.acquireRefreshLease('nobody', CLIENT, 'c', 10_000)).toBe(false);
+        await store.releaseRefreshLease('301', CLIENT, 'b');
+        expect(await store.acquireRefreshLease('301', CLIENT, 'b', 10_000)).toBe(false);
+        await store.releaseRefreshLease('301', CLIENT, 'a');
+        expect(await store.acquireRefreshLease('301', CLIENT, 'b', 10_000)).toBe(true);
+      });
+
+      it('run out: an expired lease can be taken over', async () => {
+        await store.saveSignIn(signIn('303'));
+        expect(await store.acquireRefreshLease('303', CLIENT, 'crashed', 50)).toBe(true);
+        expect(await store.acquireRefreshLease('303', CLIENT, 'waiter', 10_000)).toBe(false);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect(await store.acquireRefreshLease('303', CLIENT, 'waiter', 10_000)).toBe(true);
+      });
+    });
+
     describe('close', () => {
       it('can be called twice, and later calls reject rather than throw', async () => {
         await store.close();

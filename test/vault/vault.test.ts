@@ -46,6 +46,8 @@ function withReplaceCiphertexts(store: Store, replaceCiphertexts: Store['replace
     listGrants: (...args) => store.listGrants(...args),
     createApiKey: (...args) => store.createApiKey(...args),
     findApiKey: (...args) => store.findApiKey(...args),
+    acquireRefreshLease: (...args) => store.acquireRefreshLease(...args),
+    releaseRefreshLease: (...args) => store.releaseRefreshLease(...args),
     close: () => store.close(),
   };
 }

@@ -61,6 +61,21 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'refresh leases',
+    sql: `
+      -- Who is refreshing a grant's access token right now, until when (Unix ms, the process clock):
+      -- the cross-process half of single-flight refresh. An expired lease can be taken over.
+      CREATE TABLE refresh_leases (
+        sub         TEXT    NOT NULL,
+        client_id   TEXT    NOT NULL,
+        holder      TEXT    NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        PRIMARY KEY (sub, client_id)
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import { rejectToken, verifyGoogleJwt, type GoogleKeySet } from '../idtoken/index.js';
+import type { TokenService } from '../tokens/index.js';
+import type { Vault } from '../vault/index.js';
+import type { SecurityLog, SecurityState } from './security-log.js';
+
+const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
+const OAUTH = 'https://schemas.openid.net/secevent/oauth/event-type/';
+
+/** What behalf did about one event. */
+export type SecurityAction = 'grant_dropped' | 'user_disabled' | 'user_enabled' | 'user_marked' | 'user_deleted' | 'verified' | 'no_such_user' | 'ignored';
+
+export interface ReceivedEvent {
+  type: string;
+  sub: string | null;
+  action: SecurityAction;
+}
+
+export interface ReceiverOptions {
+  keys: GoogleKeySet;
+  clock: Clock;
+  vault: Vault;
+  log: SecurityLog;
+  tokens: TokenService;
+  clientId: string;
+  /** Every client id of the project (server and apps): a SET's `aud` must be one of them. */
+  audiences: readonly string[];
+  /** The issuer from Google's risc-configuration. */
+  issuer: string;
+  logger: Logger;
+}
+
+/**
+ * Cross-Account Protection: verifies Google's security event tokens the same strict way as ID
+ * tokens (signature with Google's keys, issuer, audience; no `exp` check, as Google says) and acts
+ * on each event (https://developers.google.com/identity/protocols/risc).
+ */
+export class SecurityEventReceiver {
+  constructor(private readonly options: ReceiverOptions) {}
+
+  async receive(token: string): Promise<{ jti: string; duplicate: boolean; events: ReceivedEvent[] }> {
+    const { payload } = await verifyGoogleJwt(token, this.options.keys, { what: 'security event token', typ: ['JWT', 'secevent+jwt'] });
+    const issuers = [this.options.issuer, this.options.issuer.endsWith('/') ? this.options.issuer.slice(0, -1) : `${this.options.issuer}/`];
+    if (typeof payload.iss !== 'string' || !issuers.includes(payload.iss)) rejectToken('bad_issuer', 'The security event token was not issued by Google.');
+    const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (!audiences.some((a) => typeof a === 'string' && this.options.audiences.includes(a))) {
+      rejectToken('bad_audience', 'The security event token is for another project.');
+    }
+    if (!Number.isSafeInteger(payload.iat)) rejectToken('missing_claim', 'The security event token has no iat.');
+    if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) {
+      rejectToken('missing_claim', 'The security event token has no jti.');
+    }
+    const events = payload.events;
+    if (typeof events !== 'object' || events === null || Array.isArray(events) || Object.keys(events).length === 0) {
+      rejectToken('missing_claim', 'The security event token carries no events.');
+    }
+    const jti = payload.jti as string;
+    if (!(await this.options.log.recordEvent(jti, this.options.clock.now()))) return { jti, duplicate: true, events: [] };
+
+    const handled: ReceivedEvent[] = [];
+    for (const [type, body] of Object.entries(events as Record<string, unknown>)) {
+      handled.push(await this.#handle(type, (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>));
+    }
+    for (const event of handled) this.options.logger.info({ jti, event: event.type, sub: event.sub, action: event.action }, 'security event');
+    return { jti, duplicate: false, events: handled };
+  }
+
+  async #handle(type: string, body: Record<string, unknown>): Promise<ReceivedEvent> {
+    const { vault, tokens, clock } = this.options;
+    const now = clock.now();
+    const subject = (body.subject ?? {}) as Record<string, unknown>;
+    const short = type.startsWith(RISC) ? type.slice(RISC.length) : type.startsWith(OAUTH) ? type.slice(OAUTH.length) : type;
+    if (short === 'verification') return { type: short, sub: null, action: 'verified' };
+
+    if (short === 'token-revoked') {
+      const sub = await this.#subForRevokedToken(subject);
+      if (sub === null) return { type: short, sub: null, action: 'no_such_user' };
+      await this.#dropGrant(sub, 'token_revoked', now);
+      return { type: short, sub, action: 'grant_dropped' };
+    }
+
+    const sub = typeof subject.sub === 'string' ? subject.sub : null;
+    if (sub === null || (await vault.getUser(sub)) === null) return { type: short, sub, action: 'no_such_user' };
+    tokens.forget(sub);
+    switch (short) {
+      case 'sessions-revoked':
+      case 'tokens-revoked':
+      case 'sessions-revoked-legacy':
+        await this.#dropGrant(sub, short === 'tokens-revoked' ? 'tokens_revoked' : 'sessions_revoked', now);
+        return { type: short, sub, action: 'grant_dropped' };
+      case 'account-disabled':
+        // Stop all work for the user: the grant is dropped (jobs and token requests fail with
+        // NEEDS_CONSENT) and the user is marked disabled until Google says otherwise.
+        await this.#dropGrant(sub, body.reason === 'hijacking' ? 'account_disabled_hijacking' : 'account_disabled', now);
+        return { type: short, sub, action: 'user_disabled' };
+      case 'account-enabled':
+        await this.options.log.setState(sub, null, now);
+        return { type: short, sub, action: 'user_enabled' };
+      case 'account-credential-change-required':
+        await this.options.log.setState(sub, 'credential_change_required', now);
+        return { type: short, sub, action: 'user_marked' };
+      case 'account-purged':
+        await vault.deleteUser(sub);
+        await this.options.log.setState(sub, null, now);
+        return { type: short, sub, action: 'user_deleted' };
+      default:
+        return { type: short, sub, action: 'ignored' };
+    }
+  }
+
+  /**
+   * "Delete stored OAuth tokens" (spec §10.3): the grant is marked revoked and both tokens are
+   * erased; it comes back only with a new sign-in with consent.
+   */
+  async #dropGrant(sub: string, state: SecurityState, now: number): Promise<void> {
+    const { vault, clientId, tokens, log } = this.options;
+    await vault.setGrantStatus(sub, clientId, 'revoked', now);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const grant = await vault.getGrant(sub, clientId);
+      if (grant === null || (grant.refreshToken === null && grant.accessToken === null)) break;
+      if (await vault.eraseTokens(sub, clientId, grant.version)) break;
+    }
+    await log.setState(sub, state, now);
+    tokens.forget(sub);
+  }
+
+  /** token-revoked names a refresh token by its first 16 characters or its double SHA-512 (spec §10.3). */
+  async #subForRevokedToken(subject: Record<string, unknown>): Promise<string | null> {
+    const alg = subject.token_identifier_alg;
+    const value = subject.token;
+    if (typeof value !== 'string' || (alg !== 'prefix' && alg !== 'hash_base64_sha512_sha512')) return null;
+    const matches = (refreshToken: string) =>
+      alg === 'prefix' ? value.length >= 16 && refreshToken.startsWith(value) : doubleSha512(refreshToken) === value;
+    let after: { sub: string; clientId: string } | undefined;
+    for (;;) {
+      const page = await this.options.vault.listGrants({ limit: 500, ...(after === undefined ? {} : { after }) });
+      for (const row of page.grants) {
+        if (row.clientId !== this.options.clientId || row.refreshTokenCiphertext === null) continue;
+        const grant = await this.options.vault.getGrant(row.sub, row.clientId);
+        if (grant?.refreshToken != null && matches(grant.refreshToken)) return row.sub;
+      }
+      if (page.next === null) return null;
+      after = page.next;
+    }
+  }
+
+}
+
+function doubleSha512(token: string): string {
+  return createHash('sha512').update(createHash('sha512').update(token, 'utf8').digest()).digest('base64');
+}
+
