@@ -107,6 +107,25 @@ export class Behalf {
   }
 
   /**
+   * Sign the user out of offline access: revoke the grant at Google, then erase the stored tokens
+   * (the grant is kept as `revoked`, the profile stays). A new sign-in with consent restores it.
+   */
+  async signOut(sub: string): Promise<{ revokedAtGoogle: boolean }> {
+    const { vault, oauth, tokens, clock } = this.parts;
+    const grant = await vault.getGrant(sub, oauth.clientId);
+    if (grant === null) throw new BehalfError('USER_NOT_FOUND', 'No grant is stored for this user.');
+    const revokedAtGoogle = await this.#revokeAtGoogle(grant);
+    await vault.setGrantStatus(sub, oauth.clientId, 'revoked', clock.now());
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await vault.getGrant(sub, oauth.clientId);
+      if (current === null || (current.refreshToken === null && current.accessToken === null)) break;
+      if (await vault.eraseTokens(sub, oauth.clientId, current.version)) break;
+    }
+    tokens.forget(sub);
+    return { revokedAtGoogle };
+  }
+
+  /**
    * Revoke the user's grant at Google, then delete everything stored about them. If Google cannot
    * be reached the data is kept and a retryable error is raised, so a revocation is never skipped.
    */
@@ -114,16 +133,7 @@ export class Behalf {
     const { vault, oauth, tokens } = this.parts;
     const [user, grant] = await Promise.all([vault.getUser(sub), vault.getGrant(sub, oauth.clientId)]);
     if (user === null && grant === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
-    let revokedAtGoogle = false;
-    const token = grant?.refreshToken ?? grant?.accessToken ?? null;
-    if (token !== null && grant?.status !== 'revoked') {
-      try {
-        revokedAtGoogle = (await oauth.revokeToken(token)) === 'revoked';
-      } catch (error) {
-        if (isBehalfError(error) && error.code === 'GOOGLE_UNAVAILABLE') throw error;
-        // Any other refusal means Google holds nothing we could still revoke.
-      }
-    }
+    const revokedAtGoogle = grant === null ? false : await this.#revokeAtGoogle(grant);
     tokens.forget(sub);
     await vault.deleteUser(sub);
     await this.parts.securityLog.setState(sub, null, this.parts.clock.now());
@@ -132,6 +142,18 @@ export class Behalf {
 
   close(): Promise<void> {
     return this.parts.close();
+  }
+
+  /** Revoke a grant at Google; unreachable Google is an error (retry), any other refusal means nothing is left to revoke. */
+  async #revokeAtGoogle(grant: { refreshToken: string | null; accessToken: string | null; status: GrantStatus }): Promise<boolean> {
+    const token = grant.refreshToken ?? grant.accessToken;
+    if (token === null || grant.status === 'revoked') return false;
+    try {
+      return (await this.parts.oauth.revokeToken(token)) === 'revoked';
+    } catch (error) {
+      if (isBehalfError(error) && error.code === 'GOOGLE_UNAVAILABLE') throw error;
+      return false;
+    }
   }
 
   async #grantSummary(sub: string): Promise<GrantSummary | null> {

@@ -57,6 +57,12 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
       };
     });
 
+    scoped.post('/v1/users/:sub/sign-out', async (request) => {
+      const { sub } = parseSub(request.params);
+      const outcome = await behalf.signOut(sub);
+      return { signed_out: true, revoked_at_google: outcome.revokedAtGoogle };
+    });
+
     scoped.delete('/v1/users/:sub', async (request, reply) => {
       const { sub } = parseSub(request.params);
       const outcome = await behalf.deleteUser(sub);

@@ -103,6 +103,17 @@ describe('service API', () => {
     expect(await refresh.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('POST /v1/users/{sub}/sign-out revokes at Google and erases the tokens, keeping the profile', async () => {
+    const sub = await signedIn();
+    const response = await h.service('POST', `/v1/users/${sub}/sign-out`);
+    expect(await response.json()).toEqual({ signed_out: true, revoked_at_google: true });
+    const user = (await (await h.service('GET', `/v1/users/${sub}`)).json()) as Record<string, any>;
+    expect(user.grant).toMatchObject({ status: 'revoked', offline_access: false });
+    expect((await h.service('POST', `/v1/users/${sub}/access-token`)).status).toBe(409);
+    const grant = await h.runtime.vault.getGrant(sub, h.emulator.clients.server.clientId);
+    expect(grant).toMatchObject({ refreshToken: null, accessToken: null });
+  });
+
   it('POST /v1/id-tokens/verify answers verified claims and grant status, or 401 with a reason', async () => {
     const sub = await signedIn();
     const { id_token: good } = await h.control<{ id_token: string }>('POST', '/emulator/id-tokens', {
