@@ -12,7 +12,7 @@ import { JobRunner, PostgresJobBackend, SqliteJobBackend, type JobRunnerOptions 
 import { createLogger } from './logging.js';
 import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from './risc/index.js';
 import { SignInService } from './signin/index.js';
-import { TokenService } from './tokens/index.js';
+import { sweepGrants, TokenService } from './tokens/index.js';
 import { loadKeyring, openStore, parseDatabaseUrl, Vault, verifyApiKey, type Store } from './vault/index.js';
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
@@ -104,19 +104,21 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     googleApiUrl: config.google.apiUrl,
     securityEvents,
     securityLog,
+    createJobRunner: (options) => createJobRunner(runtime, options),
+    sweep: (options) => sweepGrants({ vault, tokens, clock, clientId: config.google.clientId, ...options }),
     close: async () => {
       await securityLog.close();
       await store.close();
     },
   });
-  return { config, behalf, store, vault, tokens, clock, logger, createdKeyFile };
+  const runtime: BehalfRuntime = { config, behalf, store, vault, tokens, clock, logger, createdKeyFile };
+  return runtime;
 }
 
+export type JobRunnerSettings = Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & { pollIntervalMs?: number };
+
 /** A job runner over the runtime's database (define jobs, then `start()`). */
-export function createJobRunner(
-  runtime: BehalfRuntime,
-  options: Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & { pollIntervalMs?: number } = {},
-): JobRunner {
+export function createJobRunner(runtime: BehalfRuntime, options: JobRunnerSettings = {}): JobRunner {
   const database = parseDatabaseUrl(runtime.config.databaseUrl);
   const backendOptions = {
     logger: runtime.logger,

@@ -1,11 +1,13 @@
 import { BehalfAuthClient, type GoogleHostAllowList, type UserFetch } from './calls/index.js';
+import type { JobRunnerSettings } from './app.js';
 import type { Clock } from './clock.js';
+import type { JobRunner } from './jobs/index.js';
 import type { ReceivedEvent, SecurityEventReceiver, SecurityLog, UserSecurity } from './risc/index.js';
 import { BehalfError, isBehalfError } from './errors.js';
 import type { GoogleOAuthClient } from './google/oauth.js';
 import type { IdTokenVerifier, VerifiedIdToken } from './idtoken/index.js';
 import type { SignInInput, SignInResult, SignInService } from './signin/index.js';
-import type { AccessToken, TokenService } from './tokens/index.js';
+import type { AccessToken, SweepReport, TokenService } from './tokens/index.js';
 import type { GrantStatus, UserRecord, Vault } from './vault/index.js';
 
 export interface GrantSummary {
@@ -33,6 +35,8 @@ export class Behalf {
       googleApiUrl: string;
       securityEvents: SecurityEventReceiver;
       securityLog: SecurityLog;
+      createJobRunner: (options?: JobRunnerSettings) => JobRunner;
+      sweep: (options?: { force?: boolean; concurrency?: number }) => Promise<SweepReport>;
       close: () => Promise<void>;
     },
   ) {}
@@ -77,6 +81,19 @@ export class Behalf {
    */
   authFor(sub: string): BehalfAuthClient {
     return new BehalfAuthClient(sub, this.parts.tokens, this.parts.allowList);
+  }
+
+  /**
+   * A runner for background work done for users while they are offline, over behalf's database:
+   * `define` jobs, `start()`, then `enqueue(name, sub)` or `enqueueForScope(name, scope)`.
+   */
+  createJobRunner(options?: JobRunnerSettings): JobRunner {
+    return this.parts.createJobRunner(options);
+  }
+
+  /** The token health sweep: checks every grant (refreshing where due) and reports who must sign in again. */
+  sweep(options?: { force?: boolean; concurrency?: number }): Promise<SweepReport> {
+    return this.parts.sweep(options);
   }
 
   /** The Google APIs base URL (`https://www.googleapis.com`, or the emulator's). */

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { createRuntime } from '../app.js';
 import { loadConfig } from '../config/index.js';
-import { sweepGrants } from '../tokens/index.js';
 import { runAction } from './run.js';
 import { addSettingsFlags, settingsFromOptions } from './settings-flags.js';
 
@@ -22,11 +21,7 @@ export function registerSweepCommand(program: Command): void {
       });
       const runtime = await createRuntime(config);
       try {
-        const report = await sweepGrants({
-          vault: runtime.vault,
-          tokens: runtime.tokens,
-          clock: runtime.clock,
-          clientId: runtime.behalf.clientId,
+        const report = await runtime.behalf.sweep({
           force: options.force === true,
           concurrency: Math.max(1, Number(options.concurrency) || 4),
         });
