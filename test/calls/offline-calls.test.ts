@@ -18,11 +18,7 @@ describe('acting for offline users', () => {
     await h.close();
   });
 
-  async function signedIn(): Promise<string> {
-    const { sub, code } = await h.newUserWithCode();
-    expect((await h.signIn(code)).status).toBe(201);
-    return sub;
-  }
+  const signedIn = () => h.signedInUser();
   const stats = () => h.control<Stats>('GET', '/emulator/stats');
   const behalf = () => h.runtime.behalf;
 
@@ -124,11 +120,7 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
     await h.close();
   });
 
-  async function signedIn(): Promise<string> {
-    const { sub, code } = await h.newUserWithCode();
-    expect((await h.signIn(code)).status).toBe(201);
-    return sub;
-  }
+  const signedIn = () => h.signedInUser();
 
   it('needs a service API key', async () => {
     const sub = await signedIn();

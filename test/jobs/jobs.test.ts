@@ -22,11 +22,7 @@ describe('job runner', () => {
     await h.close();
   });
 
-  async function signedIn(scope?: string): Promise<string> {
-    const { sub, code } = await h.newUserWithCode(scope === undefined ? {} : { scope });
-    expect((await h.signIn(code)).status).toBe(201);
-    return sub;
-  }
+  const signedIn = (scope?: string) => h.signedInUser(scope === undefined ? {} : { scope });
 
   it('runs the example job for several users; a revoked user is marked needs_consent, the others are done', async () => {
     const subs = [await signedIn(), await signedIn(), await signedIn()];

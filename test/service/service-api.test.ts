@@ -11,11 +11,7 @@ describe('service API', () => {
     await h.close();
   });
 
-  async function signedIn(): Promise<string> {
-    const { sub, code } = await h.newUserWithCode();
-    expect((await h.signIn(code)).status).toBe(201);
-    return sub;
-  }
+  const signedIn = () => h.signedInUser();
 
   it('refuses requests without a valid API key', async () => {
     const sub = await signedIn();

@@ -31,6 +31,8 @@ export interface Harness {
   /** A test user and a fresh server auth code for them, as the iOS app would get it. */
   newUserWithCode(options?: { email?: string; scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string }): Promise<{ sub: string; email: string; code: string }>;
   mintCode(sub: string, options?: { scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string; redirectUri?: string }): Promise<string>;
+  /** A new test user who has signed in through behalf (first consent: offline access in place). */
+  signedInUser(options?: { scope?: string }): Promise<string>;
   /** POST a code to behalf the way an app does. */
   signIn(code: string, extra?: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>;
   /** Call behalf's service API with the harness's API key. */
@@ -114,6 +116,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ code, ...extra }),
     });
+  const signedInUser: Harness['signedInUser'] = async (o = {}) => {
+    const { sub, code } = await newUserWithCode(o.scope === undefined ? {} : { scope: o.scope });
+    const response = await signIn(code);
+    if (response.status !== 201) throw new Error(`sign-in failed: ${response.status} ${await response.text()}`);
+    return sub;
+  };
   const service: Harness['service'] = (method, path, body) =>
     fetch(`${url}${path}`, {
       method,
@@ -135,6 +143,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     newUserWithCode,
     mintCode,
     signIn,
+    signedInUser,
     service,
     close: async () => {
       await server.close();
