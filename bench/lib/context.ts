@@ -1,0 +1,16 @@
+import type { EmulatorHandle } from './emulator.js';
+
+/** What every workload receives from bench/run.ts. */
+export interface BenchContext {
+  quick: boolean;
+  /** A scratch directory, removed after the run. */
+  dir: string;
+  /** The Google emulator, in its own process. */
+  emulator: EmulatorHandle;
+  /** Users stored for the scale workload. */
+  scaleUsers: number;
+  /** BEHALF_DATABASE_URL when it names a Postgres database, else undefined. */
+  postgresUrl: string | undefined;
+  /** Progress lines on stderr (the table goes to stdout). */
+  log(message: string): void;
+}

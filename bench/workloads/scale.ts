@@ -1,0 +1,6 @@
+import type { BenchContext } from '../lib/context.js';
+import type { WorkloadResult } from '../lib/report.js';
+
+export async function runScaleWorkload(_ctx: BenchContext): Promise<WorkloadResult[]> {
+  return [];
+}
