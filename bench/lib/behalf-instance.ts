@@ -37,7 +37,7 @@ export function behalfEnv(emulator: EmulatorHandle, databaseUrl: string, encrypt
     BEHALF_REQUIRED_SCOPES: SIGNIN_SCOPES,
     BEHALF_LOG_LEVEL: 'silent',
     // The sign-in workload sends thousands of sign-ins from one address on purpose.
-    BEHALF_SIGNIN_RATE_LIMIT: '100000000',
+    BEHALF_SIGNIN_RATE_LIMIT: '1000000',
   };
 }
 

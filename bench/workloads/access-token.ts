@@ -1,6 +1,174 @@
+/**
+ * Workload 3: an access token for a user whose token is still valid — the hot path in front of
+ * every Google call. From memory (behalf's TokenService cache, against google-auth-library's
+ * OAuth2Client holding valid credentials), and from a cold process that must read the store and
+ * decrypt (SQLite; Postgres when behalf has a Postgres store and BEHALF_DATABASE_URL names one).
+ */
+import { join } from 'node:path';
+import { OAuth2Client } from 'google-auth-library';
+import { parseKeyring, Vault } from '../../src/vault/index.js';
+import { behalfEnv, newEncryptionKeys, startBehalf } from '../lib/behalf-instance.js';
 import type { BenchContext } from '../lib/context.js';
-import type { WorkloadResult } from '../lib/report.js';
+import type { LookupRequest, LookupResult } from '../lib/lookup-process.ts';
+import { openPostgresStore } from '../lib/postgres.js';
+import { callOnce } from '../lib/processes.js';
+import { ratio, type WorkloadResult } from '../lib/report.js';
+import { median, round, summarize } from '../lib/stats.js';
+import { seedGrants, seededSub } from '../lib/seed.js';
 
-export async function runAccessTokenWorkload(_ctx: BenchContext): Promise<WorkloadResult[]> {
-  return [];
+type Call = (index: number) => Promise<unknown>;
+
+/** Calls per second of `call` awaited one after another for `durationMs`. */
+async function throughput(call: Call, users: number, durationMs: number): Promise<number> {
+  let calls = 0;
+  const started = performance.now();
+  const end = started + durationMs;
+  for (;;) {
+    await call(calls % users);
+    calls++;
+    if ((calls & 255) === 0 && performance.now() >= end) break;
+  }
+  return (calls / (performance.now() - started)) * 1000;
+}
+
+/** Per-call latencies in microseconds (the timer's own ~0.05 µs included). */
+async function latencies(call: Call, users: number, durationMs: number): Promise<number[]> {
+  const samples: number[] = [];
+  const end = performance.now() + durationMs;
+  for (let i = 0; ; i++) {
+    const t0 = performance.now();
+    await call(i % users);
+    const t1 = performance.now();
+    samples.push((t1 - t0) * 1000);
+    if (t1 >= end) break;
+  }
+  return samples;
+}
+
+export async function runAccessTokenWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
+  const users = ctx.quick ? 5_000 : 20_000;
+  const hotUsers = 1_000;
+  const rounds = 3;
+  const roundMs = ctx.quick ? 300 : 1_000;
+  const coldMs = ctx.quick ? 2_000 : 5_000;
+  const encryptionKeys = newEncryptionKeys();
+  const sqliteEnv = behalfEnv(ctx.emulator, `sqlite:${join(ctx.dir, 'access-token.db')}`, encryptionKeys);
+
+  const behalf = await startBehalf(sqliteEnv);
+  const clientId = behalf.runtime.behalf.clientId;
+  const memory: Record<string, { rates: number[]; samples: number[] }> = {};
+  try {
+    ctx.log(`access-token: storing ${users.toLocaleString('en-US')} users in SQLite`);
+    await seedGrants(behalf.runtime.vault, clientId, { count: users });
+
+    // behalf: warm the memory cache for the hot users, as a running server would have it.
+    const subs = Array.from({ length: hotUsers }, (_, i) => seededSub(i));
+    for (const sub of subs) await behalf.runtime.behalf.getAccessToken(sub);
+
+    // google-auth-library: one OAuth2Client per user holding valid credentials (what an app keeps in memory).
+    const expiry = Date.now() + 2 * 3_600_000;
+    const galClients = subs.map((_, i) => {
+      const client = new OAuth2Client({
+        clientId,
+        clientSecret: 'unused',
+        endpoints: { oauth2TokenUrl: `${ctx.emulator.url}/token` },
+      });
+      client.setCredentials({ access_token: `ya29.bench-${i}`, refresh_token: `1//0bench-${i}`, expiry_date: expiry, token_type: 'Bearer' });
+      return client;
+    });
+
+    // The floor: an awaited lookup in a Map, nothing else.
+    const plain = new Map(subs.map((sub, i) => [sub, { token: `ya29.bench-${i}`, expiresAt: expiry }]));
+    const limitLookup = async (sub: string) => {
+      const entry = plain.get(sub);
+      if (entry === undefined || entry.expiresAt < Date.now()) throw new Error('missing');
+      return entry;
+    };
+
+    const contenders: Record<string, Call> = {
+      behalf: (i) => behalf.runtime.behalf.getAccessToken(subs[i]!),
+      'google-auth-library': (i) => galClients[i]!.getAccessToken(),
+      limit: (i) => limitLookup(subs[i]!),
+    };
+    const names = Object.keys(contenders);
+    for (const name of names) {
+      memory[name] = { rates: [], samples: [] };
+      await throughput(contenders[name]!, hotUsers, roundMs / 2); // warm-up
+    }
+    ctx.log(`access-token: memory, ${rounds} rounds × ${roundMs} ms per contender`);
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(i + round) % names.length]!;
+        memory[name]!.rates.push(await throughput(contenders[name]!, hotUsers, roundMs));
+        for (const sample of await latencies(contenders[name]!, hotUsers, roundMs / 2)) memory[name]!.samples.push(sample);
+      }
+    }
+  } finally {
+    await behalf.close();
+  }
+
+  ctx.log(`access-token: cold process on SQLite (${users.toLocaleString('en-US')} users, each asked for once)`);
+  const lookupModule = new URL('../lib/lookup-process.ts', import.meta.url);
+  const coldSqlite = await callOnce<LookupResult>(lookupModule, 'lookup', { env: sqliteEnv, users, durationMs: coldMs } satisfies LookupRequest);
+
+  const postgres = await openPostgresStore(ctx.postgresUrl);
+  let coldPostgres: LookupResult | undefined;
+  if ('store' in postgres) {
+    ctx.log('access-token: cold process on Postgres');
+    const vault = new Vault(postgres.store, parseKeyring(encryptionKeys));
+    await seedGrants(vault, clientId, { count: users });
+    await postgres.store.close();
+    const postgresEnv = { ...sqliteEnv, BEHALF_DATABASE_URL: ctx.postgresUrl! };
+    coldPostgres = await callOnce<LookupResult>(lookupModule, 'lookup', { env: postgresEnv, users, durationMs: coldMs } satisfies LookupRequest);
+  }
+  const postgresNote = coldPostgres === undefined ? ` Postgres: ${(postgres as { unavailable: string }).unavailable}.` : '';
+
+  const rate = (name: string) => round(median(memory[name]!.rates), 4);
+  const p = (name: string, q: 'p50' | 'p99') => round(summarize(memory[name]!.samples)[q], 3);
+  const coldRate = (result: LookupResult | undefined) => (result === undefined ? null : round(result.callsPerSecond, 4));
+  const coldP = (result: LookupResult | undefined, q: 'p50' | 'p99') => (result === undefined ? null : round(result.latency[q], 3));
+
+  const throughputResults = {
+    'behalf memory': rate('behalf'),
+    'google-auth-library memory': rate('google-auth-library'),
+    'limit memory (awaited Map lookup)': rate('limit'),
+    'behalf cold SQLite': coldRate(coldSqlite),
+    'behalf cold Postgres': coldRate(coldPostgres),
+  };
+  const setup =
+    `In-process library calls, awaited one at a time on one thread. Memory: ${hotUsers.toLocaleString('en-US')} users whose tokens are cached (behalf: Behalf.getAccessToken → TokenService memory cache; ` +
+    `google-auth-library: one OAuth2Client per user with valid credentials, getAccessToken()); median of ${rounds} interleaved rounds of ${roundMs} ms. ` +
+    `Cold: a freshly started process (createRuntime) asks once for each of ${users.toLocaleString('en-US')} stored users in random order, so every call reads the store and decrypts (AES-256-GCM) the refresh and access tokens; ` +
+    `${coldSqlite.calls.toLocaleString('en-US')} calls in ${coldSqlite.seconds.toFixed(1)} s on SQLite (WAL).${postgresNote}`;
+  return [
+    {
+      name: 'access-token-valid',
+      unit: 'calls/s',
+      results: throughputResults,
+      ratios: {
+        'behalf/google-auth-library (memory)': ratio(throughputResults['behalf memory'], throughputResults['google-auth-library memory']),
+        'behalf/limit (memory)': ratio(throughputResults['behalf memory'], throughputResults['limit memory (awaited Map lookup)']),
+        'cold SQLite/memory': ratio(throughputResults['behalf cold SQLite'], throughputResults['behalf memory']),
+      },
+      notes: setup,
+    },
+    {
+      name: 'access-token-valid-latency',
+      unit: 'µs',
+      results: {
+        'behalf memory p50': p('behalf', 'p50'),
+        'behalf memory p99': p('behalf', 'p99'),
+        'google-auth-library memory p50': p('google-auth-library', 'p50'),
+        'google-auth-library memory p99': p('google-auth-library', 'p99'),
+        'behalf cold SQLite p50': coldP(coldSqlite, 'p50'),
+        'behalf cold SQLite p99': coldP(coldSqlite, 'p99'),
+        'behalf cold Postgres p50': coldP(coldPostgres, 'p50'),
+        'behalf cold Postgres p99': coldP(coldPostgres, 'p99'),
+      },
+      ratios: {
+        'behalf/google-auth-library p99 (memory)': ratio(p('behalf', 'p99'), p('google-auth-library', 'p99')),
+      },
+      notes: `Per-call latency of the same calls, timed one by one with performance.now() (its own cost, well under 0.1 µs, included).${postgresNote}`,
+    },
+  ];
 }

@@ -1,6 +1,124 @@
+/**
+ * Workload 4: a refresh storm. N concurrent requests for the access tokens of M users whose
+ * tokens have all expired, against the emulator with Google-like latency on /token. Counts the
+ * refresh calls Google received and the time until every request was served: behalf (one
+ * refresh per user: in-process single-flight plus a database lease) against google-auth-library
+ * with a new OAuth2Client per request, and with one shared OAuth2Client per user.
+ */
+import { join } from 'node:path';
+import { OAuth2Client } from 'google-auth-library';
+import { behalfEnv, newEncryptionKeys, startBehalf } from '../lib/behalf-instance.js';
 import type { BenchContext } from '../lib/context.js';
-import type { WorkloadResult } from '../lib/report.js';
+import { mapLimit } from '../lib/emulator.js';
+import { ratio, type WorkloadResult } from '../lib/report.js';
+import { median, round } from '../lib/stats.js';
 
-export async function runRefreshStormWorkload(_ctx: BenchContext): Promise<WorkloadResult[]> {
-  return [];
+const CONTENDERS = ['behalf', 'google-auth-library per request', 'google-auth-library shared per user'] as const;
+type Contender = (typeof CONTENDERS)[number];
+
+interface Storm {
+  ms: number;
+  refreshes: number;
+  failed: number;
+}
+
+export async function runRefreshStormWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
+  const users = ctx.quick ? 50 : 200;
+  const requests = ctx.quick ? 1_000 : 2_000;
+  const rounds = ctx.quick ? 2 : 3;
+  const latencyMs = 100;
+  const { emulator } = ctx;
+  const server = emulator.clients.server;
+
+  const behalf = await startBehalf(behalfEnv(emulator, `sqlite:${join(ctx.dir, 'refresh-storm.db')}`, newEncryptionKeys()));
+  const storms = new Map<Contender, Storm[]>(CONTENDERS.map((c) => [c, []]));
+  try {
+    ctx.log(`refresh-storm: signing ${users} users in through the emulator`);
+    const subs = await mapLimit(
+      Array.from({ length: users }, (_, i) => i),
+      8,
+      async (i) => {
+        const sub = await emulator.createUser(`storm${i}@example.com`);
+        await behalf.runtime.behalf.signIn({ code: await emulator.mintCode(sub) });
+        return sub;
+      },
+    );
+    const refreshTokens = await Promise.all(
+      subs.map(async (sub) => {
+        const grant = await behalf.runtime.vault.getGrant(sub, server.clientId);
+        if (grant?.refreshToken == null) throw new Error('sign-in stored no refresh token');
+        return grant.refreshToken;
+      }),
+    );
+
+    const galClient = (i: number) => {
+      const client = new OAuth2Client({ clientId: server.clientId, clientSecret: server.clientSecret, endpoints: { oauth2TokenUrl: `${emulator.url}/token` } });
+      client.setCredentials({ refresh_token: refreshTokens[i % users]!, access_token: 'ya29.expired', expiry_date: Date.now() - 60_000, token_type: 'Bearer' });
+      return client;
+    };
+
+    const storm = async (contender: Contender): Promise<Storm> => {
+      let request: (i: number) => Promise<string | null | undefined>;
+      if (contender === 'behalf') {
+        // Every stored and cached access token is now past its expiry, as after a quiet hour.
+        behalf.clock.advance(2 * 3600);
+        request = async (i) => (await behalf.runtime.behalf.getAccessToken(subs[i % users]!)).token;
+      } else if (contender === 'google-auth-library per request') {
+        request = async (i) => (await galClient(i).getAccessToken()).token;
+      } else {
+        const shared = subs.map((_, i) => galClient(i));
+        request = async (i) => (await shared[i % users]!.getAccessToken()).token;
+      }
+      await emulator.resetStats();
+      const started = performance.now();
+      const outcomes = await Promise.allSettled(Array.from({ length: requests }, (_, i) => request(i)));
+      const ms = performance.now() - started;
+      const failed = outcomes.filter((o) => o.status === 'rejected' || typeof o.value !== 'string' || o.value === '').length;
+      return { ms, refreshes: await emulator.refreshCount(), failed };
+    };
+
+    await emulator.addLatency('/token', latencyMs);
+    ctx.log(`refresh-storm: ${requests.toLocaleString('en-US')} concurrent requests over ${users} expired users, ${latencyMs} ms on /token, ${rounds} rounds`);
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < CONTENDERS.length; i++) {
+        const contender = CONTENDERS[(i + r) % CONTENDERS.length]!;
+        storms.get(contender)!.push(await storm(contender));
+      }
+    }
+  } finally {
+    await emulator.clearFaults();
+    await behalf.close();
+  }
+
+  const ms = (c: Contender) => round(median(storms.get(c)!.map((s) => s.ms)), 4);
+  const refreshes = (c: Contender) => median(storms.get(c)!.map((s) => s.refreshes));
+  const failures = CONTENDERS.map((c) => [c, storms.get(c)!.reduce((sum, s) => sum + s.failed, 0)] as const).filter(([, n]) => n > 0);
+  const failureNote = failures.length === 0 ? 'Every request got a token.' : `FAILED requests (all rounds): ${failures.map(([c, n]) => `${c} ${n}`).join(', ')}.`;
+  const setup =
+    `${requests.toLocaleString('en-US')} concurrent in-process requests over ${users} users whose access tokens had all expired; ${latencyMs} ms added to every /token call (emulator fault), emulator in its own process. ` +
+    `behalf: Behalf.getAccessToken on SQLite (one refresh per user: in-process promise map, then a database lease, then the new token stored). ` +
+    `google-auth-library: OAuth2Client.getAccessToken() with expired credentials, a new client per request, or one client per user shared by its requests. Median of ${rounds} rounds, contenders interleaved. ${failureNote}`;
+  return [
+    {
+      name: 'refresh-storm-time',
+      unit: 'ms until all served',
+      results: Object.fromEntries(CONTENDERS.map((c) => [c, ms(c)])),
+      ratios: {
+        'behalf/google-auth-library per request': ratio(ms('behalf'), ms('google-auth-library per request')),
+        'behalf/google-auth-library shared per user': ratio(ms('behalf'), ms('google-auth-library shared per user')),
+      },
+      notes: `Lower is better. ${setup}`,
+    },
+    {
+      name: 'refresh-storm-refresh-calls',
+      unit: 'refresh calls at Google',
+      results: { ...Object.fromEntries(CONTENDERS.map((c) => [c, refreshes(c)])), 'ideal (one per user)': users },
+      ratios: {
+        'behalf/ideal': ratio(refreshes('behalf'), users),
+        'google-auth-library per request/ideal': ratio(refreshes('google-auth-library per request'), users),
+        'google-auth-library shared per user/ideal': ratio(refreshes('google-auth-library shared per user'), users),
+      },
+      notes: `refresh_token grants counted by the emulator (GET /emulator/stats) per storm; lower is better, ${users} is one per user. Same storms as refresh-storm-time.`,
+    },
+  ];
 }
