@@ -16,6 +16,7 @@ export interface LoadOptions {
   durationSeconds?: number;
   /** …or after exactly one request per body (each body used once, e.g. one-time codes). */
   bodies?: string[];
+
 }
 
 export interface LoadResult {
