@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerEmulatorCommand } from './emulator-command.js';
 import { registerKeysCommand } from './keys-command.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSweepCommand } from './sweep-command.js';
 import { registerTryCommands } from './try-commands.js';
@@ -14,6 +15,7 @@ const program = new Command()
 registerServeCommand(program);
 registerEmulatorCommand(program);
 registerKeysCommand(program);
+registerMigrateCommand(program);
 registerSweepCommand(program);
 registerTryCommands(program);
 

@@ -49,6 +49,8 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #sql: Statements;
   readonly #clock: Clock;
+  /** What opening did to the schema: the version found and the migrations applied (for `behalf migrate`). */
+  readonly migrations: { from: number; applied: Array<{ version: number; name: string }> };
 
   /** Prefer {@link openSqliteStore}. Throws BehalfError when the database cannot be opened. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -66,7 +68,7 @@ export class SqliteStore implements Store {
       db.pragma('foreign_keys = ON');
       // Deleted rows (a deleted user's profile) are overwritten with zeros, not left in free pages.
       db.pragma('secure_delete = ON');
-      migrate(db, this.#clock.now());
+      this.migrations = migrate(db, this.#clock.now());
       this.#sql = prepare(db);
       this.#db = db;
     } catch (error) {
@@ -192,6 +194,7 @@ export class SqliteStore implements Store {
   async deleteUser(sub: string): Promise<boolean> {
     return this.#run(() =>
       this.#db.transaction(() => {
+        this.#sql.deleteLeases.run(sub);
         this.#sql.deleteGrants.run(sub);
         return this.#sql.deleteUser.run(sub).changes === 1;
       }).immediate(),
@@ -241,12 +244,10 @@ export class SqliteStore implements Store {
   }
 
   async acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
+    if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new BehalfError('INVALID_REQUEST', 'A refresh lease needs a whole number of milliseconds of at least 1.');
     // Leases are real time (the process clock), whatever clock the store was given for tests.
     const now = Date.now();
-    return this.#run(() => {
-      if (this.#sql.getGrant.get(sub, clientId) === undefined) return false;
-      return this.#sql.takeLease.run({ sub, client_id: clientId, holder, now, expires_at: now + ttlMs }).changes === 1;
-    });
+    return this.#run(() => this.#sql.takeLease.run({ sub, client_id: clientId, holder, now, expires_at: now + ttlMs }).changes === 1);
   }
 
   async releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void> {
@@ -281,9 +282,9 @@ function createPrivateFile(path: string): void {
   }
 }
 
-function migrate(db: Database.Database, now: number): void {
+function migrate(db: Database.Database, now: number): SqliteStore['migrations'] {
   // IMMEDIATE: two processes starting together apply each migration once.
-  db.transaction(() => {
+  return db.transaction(() => {
     db.exec(
       'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
     );
@@ -297,19 +298,23 @@ function migrate(db: Database.Database, now: number): void {
       );
     }
     const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    const applied: Array<{ version: number; name: string }> = [];
     for (const migration of SQLITE_MIGRATIONS) {
       if (migration.version <= current) continue;
       db.exec(migration.sql);
       record.run(migration.version, migration.name, now);
+      applied.push({ version: migration.version, name: migration.name });
     }
+    return { from: current, applied };
   }).immediate();
 }
 
 function prepare(db: Database.Database) {
   return {
-    // One statement: insert, or take over only a lease that has run out.
+    // One statement: insert, or take over only a lease that has run out; no grant, no lease.
     takeLease: db.prepare(
-      `INSERT INTO refresh_leases (sub, client_id, holder, expires_at) VALUES (@sub, @client_id, @holder, @expires_at)
+      `INSERT INTO refresh_leases (sub, client_id, holder, expires_at)
+       SELECT sub, client_id, @holder, @expires_at FROM grants WHERE sub = @sub AND client_id = @client_id
        ON CONFLICT (sub, client_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
        WHERE refresh_leases.expires_at <= @now`,
     ),
@@ -352,6 +357,7 @@ function prepare(db: Database.Database) {
          version = version + 1, updated_at = @now
        WHERE sub = @sub AND client_id = @client_id AND version = @expected_version`,
     ),
+    deleteLeases: db.prepare('DELETE FROM refresh_leases WHERE sub = ?'),
     deleteGrants: db.prepare('DELETE FROM grants WHERE sub = ?'),
     deleteUser: db.prepare('DELETE FROM users WHERE sub = ?'),
     // Keyset pagination in (sub, client_id) order: byte order (SQLite's BINARY collation).

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -231,10 +232,16 @@ describe('openStore', () => {
     expect((await stat(join(dir, 'rel', 'behalf.db'))).isFile()).toBe(true);
   });
 
-  it('says clearly that Postgres is not built yet, without echoing the URL', async () => {
-    const error = await errorOf(openStore('postgres://behalf:pw-9f8e7d@127.0.0.1/behalf'));
-    expect(error.code).toBe('CONFIG_INVALID');
-    expect(error.message).toMatch(/^BEHALF_DATABASE_URL: the Postgres backend is not built yet/);
+  it('hands postgres URLs to the Postgres backend, never echoing the password (see postgres-store.test.ts)', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as { port: number };
+        server.close(() => resolve(free));
+      });
+    });
+    const error = await errorOf(openStore(`postgres://behalf:pw-9f8e7d@127.0.0.1:${port}/behalf`));
+    expect(error.code).toBe('STORE_UNAVAILABLE');
+    expect(error.message).toMatch(/^BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached/);
     expect(error.message).not.toContain('pw-9f8e7d');
   });
 });
