@@ -190,6 +190,18 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect((await grant('108', OTHER_CLIENT)).version).toBe(1);
       });
 
+      it('concurrent sign-ins carrying refresh tokens, arriving in any order, leave the newest one (and its time)', async () => {
+        const writes = Array.from({ length: 20 }, (_, i) => signIn('110', { now: T0 + i * 1000 }));
+        // A fixed shuffle: the newest write is neither first nor last to start.
+        const order = [7, 19, 3, 12, 0, 15, 9, 1, 18, 5, 11, 2, 16, 8, 13, 4, 17, 6, 14, 10];
+        await Promise.all(order.map((i) => store.saveSignIn(writes[i]!)));
+        const row = await grant('110');
+        expect(row.refreshTokenCiphertext).toEqual(writes[19]!.refreshTokenCiphertext);
+        expect(row.refreshTokenIssuedAt).toBe(T0 + 19_000);
+        expect(row.version).toBe(20);
+        expect(row.status).toBe('active');
+      });
+
       it('concurrent sign-ins of one user all land, each bumping the version once', async () => {
         await Promise.all(Array.from({ length: 20 }, (_, i) => store.saveSignIn(signIn('109', { now: T0 + i }))));
         const row = await grant('109');
@@ -398,6 +410,22 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
     });
 
+    describe('listGrants order', () => {
+      it('is byte order, whatever the locale: digits, upper case, punctuation, lower case, then non-ASCII', async () => {
+        const subs = ['a', 'ä', 'B', '_x', 'Z1', '10', '9', 'b', 'A'];
+        for (const sub of subs) await store.saveSignIn(signIn(sub));
+        const walked: string[] = [];
+        let after: { sub: string; clientId: string } | undefined;
+        for (;;) {
+          const page = await store.listGrants({ limit: 2, ...(after === undefined ? {} : { after }) });
+          walked.push(...page.grants.map((g) => g.sub));
+          if (page.next === null) break;
+          after = page.next;
+        }
+        expect(walked).toEqual(['10', '9', 'A', 'B', 'Z1', '_x', 'a', 'b', 'ä']);
+      });
+    });
+
     describe('API keys', () => {
       it('stores a record and finds it by id, hash byte for byte', async () => {
         const record = { id: 'abc123def456', hash: randomBytes(32), name: 'backend', createdAt: T0 };
@@ -441,6 +469,48 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.acquireRefreshLease('303', CLIENT, 'waiter', 10_000)).toBe(false);
         await new Promise((resolve) => setTimeout(resolve, 120));
         expect(await store.acquireRefreshLease('303', CLIENT, 'waiter', 10_000)).toBe(true);
+      });
+
+      it('an expired lease is taken over by exactly one of many concurrent takers', async () => {
+        await store.saveSignIn(signIn('304'));
+        expect(await store.acquireRefreshLease('304', CLIENT, 'crashed', 50)).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.acquireRefreshLease('304', CLIENT, `waiter-${i}`, 10_000)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('are not re-entrant: a holder with a live lease does not get it again until released', async () => {
+        await store.saveSignIn(signIn('306'));
+        expect(await store.acquireRefreshLease('306', CLIENT, 'a', 10_000)).toBe(true);
+        expect(await store.acquireRefreshLease('306', CLIENT, 'a', 10_000)).toBe(false);
+        await store.releaseRefreshLease('306', CLIENT, 'a');
+        await store.releaseRefreshLease('306', CLIENT, 'a');
+        expect(await store.acquireRefreshLease('306', CLIENT, 'a', 10_000)).toBe(true);
+      });
+
+      it('are per (user, client)', async () => {
+        await store.saveSignIn(signIn('307'));
+        await store.saveSignIn(signIn('307', { clientId: OTHER_CLIENT }));
+        expect(await store.acquireRefreshLease('307', CLIENT, 'a', 10_000)).toBe(true);
+        expect(await store.acquireRefreshLease('307', OTHER_CLIENT, 'b', 10_000)).toBe(true);
+        expect(await store.acquireRefreshLease('307', 'unknown-client', 'c', 10_000)).toBe(false);
+      });
+
+      it('go with a deleted user: after signing in again, a new lease can be taken at once', async () => {
+        await store.saveSignIn(signIn('308'));
+        expect(await store.acquireRefreshLease('308', CLIENT, 'a', 60_000)).toBe(true);
+        expect(await store.deleteUser('308')).toBe(true);
+        expect(await store.acquireRefreshLease('308', CLIENT, 'b', 60_000)).toBe(false);
+        await store.saveSignIn(signIn('308'));
+        expect(await store.acquireRefreshLease('308', CLIENT, 'b', 60_000)).toBe(true);
+      });
+
+      it('need a whole, positive number of milliseconds', async () => {
+        await store.saveSignIn(signIn('309'));
+        for (const ttl of [0, -5, 1.5, Number.NaN]) {
+          await expect(store.acquireRefreshLease('309', CLIENT, 'a', ttl)).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+        }
+        expect(await store.acquireRefreshLease('309', CLIENT, 'a', 10_000)).toBe(true);
       });
     });
 
