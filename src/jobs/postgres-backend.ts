@@ -14,7 +14,8 @@ export class PostgresJobBackend implements JobBackend {
   readonly #pool: pg.Pool;
   readonly #boss: PgBoss;
   #ready: Promise<void> | undefined;
-  readonly #queues = new Set<string>();
+  /** One creation per queue, shared by every caller: work() on a queue not yet created fails. */
+  readonly #queues = new Map<string, Promise<void>>();
   readonly #log: Logger;
 
   constructor(
@@ -119,12 +120,15 @@ export class PostgresJobBackend implements JobBackend {
       await this.#boss.start();
       await migrate(this.#pool);
     })();
-    return this.#ready.then(async () => {
-      if (!this.#queues.has(queue)) {
-        await this.#boss.createQueue(queue).catch(() => undefined);
-        this.#queues.add(queue);
-      }
-    });
+    let created = this.#queues.get(queue);
+    if (created === undefined) {
+      created = this.#ready.then(async () => {
+        // createQueue is idempotent in effect: an existing queue (another instance made it) is fine.
+        if ((await this.#boss.getQueue(queue)) === null) await this.#boss.createQueue(queue).catch(() => undefined);
+      });
+      this.#queues.set(queue, created);
+    }
+    return created;
   }
 
   async #query(text: string, values: unknown[]): Promise<pg.QueryResult> {

@@ -1,5 +1,3 @@
-import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
 
@@ -33,9 +31,7 @@ describe('sign-in with a server auth code', () => {
     const issued = await h.control<IssuedTokens>('GET', '/emulator/tokens');
     const secrets = issued.tokens.filter((t) => t.sub === sub).map((t) => t.value);
     expect(secrets.length).toBeGreaterThanOrEqual(3);
-    const files = (await readdir(h.dir)).filter((f) => f.startsWith('behalf.db'));
-    for (const file of files) {
-      const bytes = await readFile(join(h.dir, file));
+    for (const bytes of await h.databaseDump()) {
       for (const secret of secrets) expect(bytes.includes(Buffer.from(secret))).toBe(false);
     }
   });

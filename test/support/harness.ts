@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
 import { pino } from 'pino';
 import { createRuntime, createServer, type BehalfRuntime } from '../../src/app.js';
 import { OffsetClock } from '../../src/clock.js';
 import { loadConfig, type BehalfConfig } from '../../src/config/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createApiKey } from '../../src/vault/index.js';
+import { migratePostgres } from '../../src/vault/postgres-store.js';
 import { loopbackFetch } from './no-network.js';
 
 export const DRIVE_APPDATA = 'https://www.googleapis.com/auth/drive.appdata';
@@ -26,6 +28,8 @@ export interface Harness {
   dir: string;
   /** Log lines behalf wrote (JSON strings), for leak scans. */
   logs: string[];
+  /** Everything the database holds, as bytes (files for SQLite, rows for Postgres), for leak scans. */
+  databaseDump(): Promise<Buffer[]>;
   /** Call the emulator's control API. */
   control<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   /** A test user and a fresh server auth code for them, as the iOS app would get it. */
@@ -44,12 +48,60 @@ export interface HarnessOptions {
   env?: Record<string, string>;
 }
 
+/** Which store the harness runs on: BEHALF_TEST_BACKEND=postgres runs the same tests on Postgres. */
+export const TEST_BACKEND = process.env.BEHALF_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+const ADMIN_URL = process.env.BEHALF_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A fresh database for one harness: a SQLite file in its folder, or a new Postgres database. */
+async function freshDatabase(dir: string): Promise<{ url: string; dump: () => Promise<Buffer[]>; drop: () => Promise<void> }> {
+  if (TEST_BACKEND === 'sqlite') {
+    return {
+      url: `sqlite:${join(dir, 'behalf.db')}`,
+      dump: async () => {
+        const files = (await readdir(dir)).filter((f) => f.startsWith('behalf.db'));
+        return Promise.all(files.map((f) => readFile(join(dir, f))));
+      },
+      drop: async () => undefined,
+    };
+  }
+  const name = `behalf_t_${randomBytes(5).toString('hex')}`;
+  const url = ADMIN_URL.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+  const admin = async (sql: string, target = ADMIN_URL) => {
+    const client = new pg.Client({ connectionString: target });
+    await client.connect();
+    try {
+      return await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  await migratePostgres(url);
+  return {
+    url,
+    // Every row of every table, bytea columns as their raw bytes: what a stolen dump would hold.
+    dump: async () => {
+      const tables = await admin(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`, url);
+      const out: Buffer[] = [];
+      for (const { table_name: table } of tables.rows as Array<{ table_name: string }>) {
+        const { rows } = await admin(`SELECT * FROM "${table}"`, url);
+        for (const row of rows as Array<Record<string, unknown>>) {
+          for (const value of Object.values(row)) out.push(Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? ''));
+        }
+      }
+      return out;
+    },
+    drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => undefined),
+  };
+}
+
 /** behalf and the emulator, wired as in production but on random ports, with one shared clock. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const clock = new OffsetClock();
   const emulator = await startEmulator({ clock });
   const dir = await mkdtemp(join(tmpdir(), 'behalf-test-'));
   const secretFile = join(dir, 'client_secret.json');
+  const database = await freshDatabase(dir);
   await emulator.writeClientSecret(secretFile);
   const { apps } = emulator.clients;
   const config = await loadConfig({
@@ -57,7 +109,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     env: {
       BEHALF_PORT: '0',
       BEHALF_HOST: '127.0.0.1',
-      BEHALF_DATABASE_URL: `sqlite:${join(dir, 'behalf.db')}`,
+      BEHALF_DATABASE_URL: database.url,
       BEHALF_CLIENT_SECRET_FILE: secretFile,
       BEHALF_APP_CLIENT_IDS: [apps.ios, apps.android, apps.web].join(','),
       BEHALF_GOOGLE_DISCOVERY_URL: `${emulator.url}/.well-known/openid-configuration`,
@@ -139,6 +191,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     apiKey,
     dir,
     logs,
+    databaseDump: database.dump,
     control,
     newUserWithCode,
     mintCode,
@@ -149,6 +202,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await server.close();
       await runtime.behalf.close();
       await emulator.close();
+      await database.drop();
       await rm(dir, { recursive: true, force: true });
     },
   };
