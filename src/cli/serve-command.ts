@@ -21,8 +21,16 @@ export function registerServeCommand(program: Command): void {
       if (local) {
         emulator = await startLocalGoogle(env, String(options.emulatorPort ?? env.BEHALF_EMULATOR_PORT ?? '8089'));
       }
-      const config = await loadConfig({ mode: local ? 'local' : 'production', env, flags: settingsFromOptions(options) });
-      const runtime = await createRuntime(config);
+      let config: BehalfConfig;
+      let runtime: Awaited<ReturnType<typeof createRuntime>>;
+      try {
+        config = await loadConfig({ mode: local ? 'local' : 'production', env, flags: settingsFromOptions(options) });
+        runtime = await createRuntime(config);
+      } catch (error) {
+        // Nothing may keep the process alive after a failed start: stop the local emulator too.
+        await emulator?.close();
+        throw error;
+      }
       const app = createServer(config, runtime);
       const close = async () => {
         await app.close();

@@ -12,7 +12,7 @@ const FORMS = 'use sqlite:PATH (relative to the working directory, or absolute),
  * - `sqlite:PATH` — relative to `cwd`, or absolute (`sqlite:/var/lib/behalf.db`);
  * - `sqlite:///abs/path` — the URL form of an absolute path;
  * - `sqlite::memory:` — an in-memory database, for tests;
- * - `postgres://…` / `postgresql://…` — recognised (kind `postgres`); the backend comes later.
+ * - `postgres://…` / `postgresql://…` — the Postgres store (see postgres-store.ts).
  *
  * Messages never echo a postgres URL: it may carry a password.
  */

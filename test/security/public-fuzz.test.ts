@@ -53,15 +53,20 @@ describe('public endpoints under malformed input', () => {
     const { sub } = await h.newUserWithCode();
     const { id_token } = await h.control<{ id_token: string }>('POST', '/emulator/id-tokens', { sub });
     const retained = () => {
+      // The harness keeps every log line for leak scans: that is the test's memory, not behalf's.
+      h.logs.length = 0;
       globalThis.gc!();
       const m = process.memoryUsage();
       return m.heapUsed + m.arrayBuffers;
     };
-    const baseline = retained();
     const failures: string[] = [];
     const codes = new Set<string>();
     const total = 4000;
+    // The first 500 requests warm up every code path (compiled code and caches are not leaks);
+    // the baseline is taken after them.
+    let baseline = 0;
     for (let batch = 0; batch < total / 50; batch++) {
+      if (batch === 10) baseline = retained();
       await Promise.all(
         Array.from({ length: 50 }, async () => {
           const path = random() < 0.5 ? '/v1/google/signin' : '/v1/google/risc';
@@ -100,8 +105,11 @@ describe('public endpoints under malformed input', () => {
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
     const { code } = await h.newUserWithCode();
     expect((await h.signIn(code)).status).toBe(201);
-    // Memory comes back to its baseline (what is retained, after collection).
+    // Memory comes back to its baseline (what is retained, after collection): 3,500 more requests
+    // leave no more than a few MiB behind.
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(retained() - baseline).toBeLessThan(16 * 1024 * 1024);
+    const growth = retained() - baseline;
+    console.log(`retained growth after the fuzz: ${(growth / 1024 / 1024).toFixed(1)} MiB`);
+    expect(growth).toBeLessThan(8 * 1024 * 1024);
   });
 });
