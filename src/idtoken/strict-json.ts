@@ -12,34 +12,42 @@ export function parseJsonObjectStrict(text: string): Record<string, unknown> | u
     return undefined;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  return hasDuplicateTopLevelKey(text) ? undefined : (value as Record<string, unknown>);
+  // JSON.parse folds duplicate keys into one: more keys in the text than in the object means a
+  // duplicate. Counting is one pass over the text, with no allocation (this is on the hot path).
+  return countTopLevelKeys(text) === Object.keys(value).length ? (value as Record<string, unknown>) : undefined;
 }
 
-function hasDuplicateTopLevelKey(text: string): boolean {
-  const seen = new Set<string>();
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_OBJECT = 0x7d;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+/** Keys of the top-level object in valid JSON text (JSON.parse has already checked it). */
+function countTopLevelKeys(text: string): number {
+  let keys = 0;
   let depth = 0;
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      // Read the whole string (valid JSON, already checked by JSON.parse).
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
       let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      while (text.charCodeAt(j) !== QUOTE) j += text.charCodeAt(j) === BACKSLASH ? 2 : 1;
       if (depth === 1 && expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string;
-        if (seen.has(key)) return true;
-        seen.add(key);
+        keys++;
         expectKey = false;
       }
       i = j;
-    } else if (c === '{' || c === '[') {
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       depth++;
       if (depth === 1) expectKey = true;
-    } else if (c === '}' || c === ']') {
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       depth--;
-    } else if (c === ',' && depth === 1) {
+    } else if (c === COMMA && depth === 1) {
       expectKey = true;
     }
   }
-  return false;
+  return keys;
 }

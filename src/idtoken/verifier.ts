@@ -249,10 +249,22 @@ export function accessTokenHash(accessToken: string): string {
   return createHash('sha256').update(accessToken, 'ascii').digest().subarray(0, 16).toString('base64url');
 }
 
-/** Unpadded base64url whose decoding encodes back to the same text (no stray bits, no padding). */
+/**
+ * Unpadded base64url that decodes and encodes back to the same text: only the alphabet, no
+ * impossible length, and no stray bits in the last character (checked arithmetically, without
+ * decoding: this is on the hot path).
+ */
 function isCanonicalBase64Url(segment: string): boolean {
-  return SEGMENT.test(segment) && segment.length % 4 !== 1 && Buffer.from(segment, 'base64url').toString('base64url') === segment;
+  if (!SEGMENT.test(segment)) return false;
+  const rest = segment.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = BASE64URL.indexOf(segment[segment.length - 1]!);
+  // 2 characters carry 8 bits (4 unused), 3 carry 16 (2 unused): those must be zero.
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
+
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 function decodeSegment(segment: string): string {
   return Buffer.from(segment, 'base64url').toString('utf8');
