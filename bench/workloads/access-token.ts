@@ -46,10 +46,10 @@ async function latencies(call: Call, users: number, durationMs: number): Promise
 }
 
 export async function runAccessTokenWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
-  const users = ctx.quick ? 5_000 : 20_000;
+  const users = ctx.quick ? 5_000 : 10_000;
   const hotUsers = 1_000;
-  const rounds = 3;
-  const roundMs = ctx.quick ? 300 : 1_000;
+  const rounds = ctx.quick ? 3 : 5;
+  const roundMs = ctx.quick ? 300 : 500;
   const coldMs = ctx.quick ? 2_000 : 5_000;
   const encryptionKeys = newEncryptionKeys();
   const sqliteEnv = behalfEnv(ctx.emulator, `sqlite:${join(ctx.dir, 'access-token.db')}`, encryptionKeys);

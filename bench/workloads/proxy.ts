@@ -17,7 +17,7 @@ import { median, round } from '../lib/stats.js';
 export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
   const { emulator } = ctx;
   const connections = { light: 1, loaded: 10 };
-  const seconds = ctx.quick ? 3 : 8;
+  const seconds = ctx.quick ? 3 : 4;
   const rounds = ctx.quick ? 1 : 2;
 
   const behalf = await startBehalf(behalfEnv(emulator, `sqlite:${join(ctx.dir, 'proxy.db')}`, newEncryptionKeys()), { listen: true });

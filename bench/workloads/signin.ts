@@ -24,7 +24,7 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
   const { emulator } = ctx;
   const server = emulator.clients.server;
   const connections: Record<Phase, number> = { latency: 10, throughput: 100 };
-  const perPhase: Record<Phase, number> = { latency: ctx.quick ? 400 : 1_000, throughput: ctx.quick ? 1_000 : 3_000 };
+  const perPhase: Record<Phase, number> = { latency: ctx.quick ? 400 : 500, throughput: ctx.quick ? 1_000 : 1_500 };
   const rounds = ctx.quick ? 1 : 2;
   const warmUp = 100;
   const users = ctx.quick ? 200 : 500;
