@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only idtoken,signin] [-- --scale-users N]`
+ * `npm run bench [-- --quick] [--only idtoken,signin] [--scale-users N] [--postgres-scale-users N]`
  *
  * Runs issue 7's workloads one after another, prints a table and writes bench/results.json.
  * Benchmarks are not tests: nothing here asserts a timing; figures are reported as measured,
@@ -34,17 +34,24 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'scale-users': { type: 'string' },
+    'postgres-scale-users': { type: 'string' },
     out: { type: 'string', default: new URL('./results.json', import.meta.url).pathname },
   },
 });
 const quick = values.quick === true;
-const selected = values.only === undefined ? Object.keys(WORKLOADS) : values.only.split(',').map((name) => name.trim());
-for (const name of selected) if (!(name in WORKLOADS)) throw new Error(`unknown workload ${name}; known: ${Object.keys(WORKLOADS).join(', ')}`);
-const scaleUsers = values['scale-users'] === undefined ? (quick ? 20_000 : 1_000_000) : Number(values['scale-users']);
-if (!Number.isSafeInteger(scaleUsers) || scaleUsers < 1000) throw new Error('--scale-users takes a whole number ≥ 1000');
+const selected =
+  values.only === undefined ? Object.keys(WORKLOADS) : values.only.split(',').map((name) => name.trim());
+for (const name of selected)
+  if (!(name in WORKLOADS))
+    throw new Error(`unknown workload ${name}; known: ${Object.keys(WORKLOADS).join(', ')}`);
+const scaleUsers =
+  values['scale-users'] === undefined ? (quick ? 20_000 : 1_000_000) : Number(values['scale-users']);
+if (!Number.isSafeInteger(scaleUsers) || scaleUsers < 1000)
+  throw new Error('--scale-users takes a whole number ≥ 1000');
 
 const databaseUrl = process.env.BEHALF_DATABASE_URL;
-const postgresUrl = databaseUrl !== undefined && /^postgres(ql)?:\/\//.test(databaseUrl) ? databaseUrl : undefined;
+const postgresUrl =
+  databaseUrl !== undefined && /^postgres(ql)?:\/\//.test(databaseUrl) ? databaseUrl : undefined;
 
 const machine: Machine = {
   cores: availableParallelism(),
@@ -58,10 +65,11 @@ const machine: Machine = {
 };
 
 const started = performance.now();
-const log = (message: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
+const log = (message: string) =>
+  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
 const dir = await mkdtemp(join(tmpdir(), 'behalf-bench-'));
 const emulator = await startEmulatorProcess(dir);
-const ctx: BenchContext = { quick, dir, emulator, scaleUsers, postgresUrl, log };
+const ctx: BenchContext = { quick, dir, emulator, scaleUsers, postgresScaleUsers, postgresUrl, log };
 const workloads: WorkloadResult[] = [];
 try {
   for (const name of selected) {
@@ -82,7 +90,8 @@ log(`done; results in ${values.out}`);
 function gitCommit(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== '';
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== '';
     return dirty ? `${head} (src/ has uncommitted changes)` : head;
   } catch {
     return 'unknown';

@@ -23,7 +23,11 @@ export function newEncryptionKeys(): string {
 }
 
 /** The environment `behalf serve` would get, pointed at the emulator. */
-export function behalfEnv(emulator: EmulatorHandle, databaseUrl: string, encryptionKeys: string): Record<string, string> {
+export function behalfEnv(
+  emulator: EmulatorHandle,
+  databaseUrl: string,
+  encryptionKeys: string,
+): Record<string, string> {
   const { apps } = emulator.clients;
   return {
     BEHALF_PORT: '0',
@@ -52,10 +56,17 @@ export interface BehalfInstance {
 }
 
 /** behalf wired exactly as `behalf serve` wires it (createRuntime/createServer), on a random port. */
-export async function startBehalf(env: Record<string, string>, options: { listen?: boolean } = {}): Promise<BehalfInstance> {
+export async function startBehalf(
+  env: Record<string, string>,
+  options: { listen?: boolean } = {},
+): Promise<BehalfInstance> {
   const config = await loadConfig({ mode: 'production', env });
   const clock = new OffsetClock();
-  const runtime = await createRuntime(config, { clock, fetch: loopbackOnlyFetch, logger: pino({ level: 'silent' }) });
+  const runtime = await createRuntime(config, {
+    clock,
+    fetch: loopbackOnlyFetch,
+    logger: pino({ level: 'silent' }),
+  });
   if (options.listen !== true) return { runtime, clock, close: () => runtime.behalf.close() };
   const server = createServer(config, runtime);
   await server.listen({ port: 0, host: '127.0.0.1' });

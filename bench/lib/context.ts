@@ -7,8 +7,9 @@ export interface BenchContext {
   dir: string;
   /** The Google emulator, in its own process. */
   emulator: EmulatorHandle;
-  /** Users stored for the scale workload. */
+  /** Users stored for the scale workload, in SQLite and in Postgres. */
   scaleUsers: number;
+  postgresScaleUsers: number;
   /** BEHALF_DATABASE_URL when it names a Postgres database, else undefined. */
   postgresUrl: string | undefined;
   /** Progress lines on stderr (the table goes to stdout). */

@@ -33,7 +33,9 @@ export async function startEmulatorProcess(dir: string): Promise<EmulatorHandle>
   const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${url}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
     const text = await response.text();
     if (!response.ok) throw new Error(`emulator ${method} ${path} answered ${response.status}: ${text}`);
@@ -45,7 +47,15 @@ export async function startEmulatorProcess(dir: string): Promise<EmulatorHandle>
     clients,
     clientSecretFile,
     control,
-    createUser: async (email) => (await control<{ sub: string }>('POST', '/emulator/users', { email, name: 'Bench User', given_name: 'Bench', family_name: 'User' })).sub,
+    createUser: async (email) =>
+      (
+        await control<{ sub: string }>('POST', '/emulator/users', {
+          email,
+          name: 'Bench User',
+          given_name: 'Bench',
+          family_name: 'User',
+        })
+      ).sub,
     mintCode: async (sub, options = {}) =>
       (
         await control<{ code: string }>('POST', '/emulator/codes', {
@@ -56,16 +66,23 @@ export async function startEmulatorProcess(dir: string): Promise<EmulatorHandle>
         })
       ).code,
     // `rate: 1` makes the fault permanent (a count would use it up).
-    addLatency: async (path, latencyMs) => void (await control('POST', '/emulator/faults', { path, latency_ms: latencyMs, rate: 1 })),
+    addLatency: async (path, latencyMs) =>
+      void (await control('POST', '/emulator/faults', { path, latency_ms: latencyMs, rate: 1 })),
     clearFaults: async () => void (await control('DELETE', '/emulator/faults')),
-    refreshCount: async () => (await control<{ token_requests: { refresh_token: number } }>('GET', '/emulator/stats')).token_requests.refresh_token,
+    refreshCount: async () =>
+      (await control<{ token_requests: { refresh_token: number } }>('GET', '/emulator/stats')).token_requests
+        .refresh_token,
     resetStats: async () => void (await control('POST', '/emulator/stats/reset')),
     close: () => rpc.close(),
   };
 }
 
 /** Run `task` over `items` with at most `limit` in flight. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {

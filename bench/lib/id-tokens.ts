@@ -3,7 +3,15 @@
  * the verifiers are given directly (no network). Claims mirror what Google (and the emulator)
  * issue, so the tokens are about the size of real ones (~1 KiB).
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  type KeyObject,
+} from 'node:crypto';
 import { selfSignedCertificate } from '../../src/emulator/x509.js';
 
 export const GOOGLE_ISSUERS = ['https://accounts.google.com', 'accounts.google.com'];
@@ -47,9 +55,16 @@ export interface TokenAudience {
 }
 
 /** `count` distinct valid ID tokens (distinct subs and at_hash), valid for an hour from now. */
-export function mintIdTokens(key: { kid: string; privateKeyPem: string }, audience: TokenAudience, first: number, count: number): string[] {
+export function mintIdTokens(
+  key: { kid: string; privateKeyPem: string },
+  audience: TokenAudience,
+  first: number,
+  count: number,
+): string[] {
   const privateKey: KeyObject = createPrivateKey(key.privateKeyPem);
-  const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: key.kid, typ: 'JWT' })).toString('base64url');
+  const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: key.kid, typ: 'JWT' })).toString(
+    'base64url',
+  );
   const iat = Math.floor(Date.now() / 1000);
   const tokens: string[] = [];
   for (let i = first; i < first + count; i++) {
@@ -70,7 +85,9 @@ export function mintIdTokens(key: { kid: string; privateKeyPem: string }, audien
       exp: iat + 3600,
     };
     const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    const signature = sign('RSA-SHA256', Buffer.from(`${header}.${payload}`), privateKey).toString('base64url');
+    const signature = sign('RSA-SHA256', Buffer.from(`${header}.${payload}`), privateKey).toString(
+      'base64url',
+    );
     tokens.push(`${header}.${payload}.${signature}`);
   }
   return tokens;

@@ -16,7 +16,6 @@ export interface LoadOptions {
   durationSeconds?: number;
   /** …or after exactly one request per body (each body used once, e.g. one-time codes). */
   bodies?: string[];
-
 }
 
 export interface LoadResult {
@@ -52,11 +51,16 @@ async function runLoad(options: LoadOptions): Promise<LoadResult> {
           {
             method: options.method,
             ...(options.headers === undefined ? {} : { headers: options.headers }),
-            ...(bodies === undefined ? {} : { setupRequest: (request) => ({ ...request, body: bodies[nextBody++ % bodies.length] }) }),
+            ...(bodies === undefined
+              ? {}
+              : { setupRequest: (request) => ({ ...request, body: bodies[nextBody++ % bodies.length] }) }),
           },
         ],
       },
-      (error, result) => (error === null || error === undefined ? resolve(result) : reject(error instanceof Error ? error : new Error(String(error)))),
+      (error, result) =>
+        error === null || error === undefined
+          ? resolve(result)
+          : reject(error instanceof Error ? error : new Error(String(error))),
     );
   });
   instance!.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {

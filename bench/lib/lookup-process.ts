@@ -42,7 +42,10 @@ const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 async function lookup(request: LookupRequest): Promise<LookupResult> {
   const config = await loadConfig({ mode: 'production', env: request.env });
-  const runtime = await createRuntime(config, { fetch: loopbackOnlyFetch, logger: pino({ level: 'silent' }) });
+  const runtime = await createRuntime(config, {
+    fetch: loopbackOnlyFetch,
+    logger: pino({ level: 'silent' }),
+  });
   try {
     // A random order over all users, each asked for once: every call misses the memory cache.
     const first = request.first ?? 0;

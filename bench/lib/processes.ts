@@ -33,7 +33,10 @@ interface Reply {
 /** Request/reply over a child process's IPC channel; the child side is {@link serveRequests}. */
 export class ChildRpc {
   #next = 1;
-  readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  readonly #pending = new Map<
+    number,
+    { resolve: (value: unknown) => void; reject: (error: Error) => void }
+  >();
   readonly ready: Promise<unknown>;
 
   constructor(readonly child: ChildProcess) {
@@ -53,7 +56,8 @@ export class ChildRpc {
       });
     });
     child.on('exit', (code) => {
-      for (const pending of this.#pending.values()) pending.reject(new Error(`child process exited (${code})`));
+      for (const pending of this.#pending.values())
+        pending.reject(new Error(`child process exited (${code})`));
       this.#pending.clear();
     });
   }
@@ -92,7 +96,12 @@ export function serveRequests(
     }
     handler(message.payload as never).then(
       (value) => send({ id: message.id, ok: true, value }),
-      (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+      (error: unknown) =>
+        send({
+          id: message.id,
+          ok: false,
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        }),
     );
   });
   process.on('disconnect', () => {

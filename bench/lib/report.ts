@@ -29,7 +29,16 @@ export interface Results {
 
 /** a / b, or null when either is missing or b is zero. */
 export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
-  if (a === null || a === undefined || b === null || b === undefined || b === 0 || !Number.isFinite(a) || !Number.isFinite(b)) return null;
+  if (
+    a === null ||
+    a === undefined ||
+    b === null ||
+    b === undefined ||
+    b === 0 ||
+    !Number.isFinite(a) ||
+    !Number.isFinite(b)
+  )
+    return null;
   return Math.round((a / b) * 1000) / 1000;
 }
 
@@ -48,12 +57,20 @@ export function renderTable(results: Results): string {
     `behalf benchmarks (${m.mode}) — ${m.cores} × ${m.cpuModel}, ${Math.round(m.totalMemoryMiB / 1024)} GiB, Node ${m.nodeVersion}, ${m.os}, commit ${m.commit}`,
     '',
   ];
-  const nameWidth = Math.max(...results.workloads.flatMap((w) => [...Object.keys(w.results), ...Object.keys(w.ratios)].map((k) => k.length)), 10);
+  const nameWidth = Math.max(
+    ...results.workloads.flatMap((w) =>
+      [...Object.keys(w.results), ...Object.keys(w.ratios)].map((k) => k.length),
+    ),
+    10,
+  );
   for (const workload of results.workloads) {
     lines.push(`${workload.name} [${workload.unit}]`);
-    for (const [name, value] of Object.entries(workload.results)) lines.push(`  ${name.padEnd(nameWidth)}  ${format(value).padStart(12)}`);
+    for (const [name, value] of Object.entries(workload.results))
+      lines.push(`  ${name.padEnd(nameWidth)}  ${format(value).padStart(12)}`);
     for (const [name, value] of Object.entries(workload.ratios)) {
-      lines.push(`  ${name.padEnd(nameWidth)}  ${(value === null ? 'n/a' : `${value.toFixed(3)}×`).padStart(12)}`);
+      lines.push(
+        `  ${name.padEnd(nameWidth)}  ${(value === null ? 'n/a' : `${value.toFixed(3)}×`).padStart(12)}`,
+      );
     }
     if (workload.notes !== '') lines.push(...wrap(workload.notes, 110).map((line) => `  · ${line}`));
     lines.push('');

@@ -41,7 +41,11 @@ export async function seedGrants(
             hd: null,
           },
           clientId,
-          scopes: ['https://www.googleapis.com/auth/drive.appdata', 'https://www.googleapis.com/auth/userinfo.email', 'openid'],
+          scopes: [
+            'https://www.googleapis.com/auth/drive.appdata',
+            'https://www.googleapis.com/auth/userinfo.email',
+            'openid',
+          ],
           refreshToken: `1//0${i.toString(36)}${refreshTail}`,
           accessToken: `ya29.${i.toString(36)}${accessTail}`,
           accessTokenExpiresAt: now + 2 * 3_600_000,

@@ -34,6 +34,16 @@ export function summarize(samples: ArrayLike<number>): LatencySummary {
   const sorted = Float64Array.from(samples).sort();
   let sum = 0;
   for (const value of sorted) sum += value;
-  const at = (p: number) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!);
-  return { count: sorted.length, p50: at(50), p90: at(90), p99: at(99), max: at(100), mean: sorted.length === 0 ? Number.NaN : sum / sorted.length };
+  const at = (p: number) =>
+    sorted.length === 0
+      ? Number.NaN
+      : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return {
+    count: sorted.length,
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    max: at(100),
+    mean: sorted.length === 0 ? Number.NaN : sum / sorted.length,
+  };
 }

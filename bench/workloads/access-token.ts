@@ -6,11 +6,11 @@
  */
 import { join } from 'node:path';
 import { OAuth2Client } from 'google-auth-library';
-import { parseKeyring, Vault } from '../../src/vault/index.js';
+import { openStore, parseKeyring, Vault } from '../../src/vault/index.js';
 import { behalfEnv, newEncryptionKeys, startBehalf } from '../lib/behalf-instance.js';
 import type { BenchContext } from '../lib/context.js';
 import type { LookupRequest, LookupResult } from '../lib/lookup-process.ts';
-import { openPostgresStore } from '../lib/postgres.js';
+import { createBenchDatabase } from '../lib/postgres.js';
 import { callOnce } from '../lib/processes.js';
 import { ratio, type WorkloadResult } from '../lib/report.js';
 import { median, round, summarize } from '../lib/stats.js';
@@ -73,7 +73,12 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
         clientSecret: 'unused',
         endpoints: { oauth2TokenUrl: `${ctx.emulator.url}/token` },
       });
-      client.setCredentials({ access_token: `ya29.bench-${i}`, refresh_token: `1//0bench-${i}`, expiry_date: expiry, token_type: 'Bearer' });
+      client.setCredentials({
+        access_token: `ya29.bench-${i}`,
+        refresh_token: `1//0bench-${i}`,
+        expiry_date: expiry,
+        token_type: 'Bearer',
+      });
       return client;
     });
 
@@ -100,33 +105,58 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
       for (let i = 0; i < names.length; i++) {
         const name = names[(i + round) % names.length]!;
         memory[name]!.rates.push(await throughput(contenders[name]!, hotUsers, roundMs));
-        for (const sample of await latencies(contenders[name]!, hotUsers, roundMs / 2)) memory[name]!.samples.push(sample);
+        for (const sample of await latencies(contenders[name]!, hotUsers, roundMs / 2))
+          memory[name]!.samples.push(sample);
       }
     }
   } finally {
     await behalf.close();
   }
 
-  ctx.log(`access-token: cold process on SQLite (${users.toLocaleString('en-US')} users, each asked for once)`);
+  ctx.log(
+    `access-token: cold process on SQLite (${users.toLocaleString('en-US')} users, each asked for once)`,
+  );
   const lookupModule = new URL('../lib/lookup-process.ts', import.meta.url);
-  const coldSqlite = await callOnce<LookupResult>(lookupModule, 'lookup', { env: sqliteEnv, users, durationMs: coldMs } satisfies LookupRequest);
+  const coldSqlite = await callOnce<LookupResult>(lookupModule, 'lookup', {
+    env: sqliteEnv,
+    users,
+    durationMs: coldMs,
+  } satisfies LookupRequest);
 
-  const postgres = await openPostgresStore(ctx.postgresUrl);
+  const postgres = await createBenchDatabase(ctx.postgresUrl, 'access');
   let coldPostgres: LookupResult | undefined;
-  if ('store' in postgres) {
-    ctx.log('access-token: cold process on Postgres');
-    const vault = new Vault(postgres.store, parseKeyring(encryptionKeys));
-    await seedGrants(vault, clientId, { count: users });
-    await postgres.store.close();
-    const postgresEnv = { ...sqliteEnv, BEHALF_DATABASE_URL: ctx.postgresUrl! };
-    coldPostgres = await callOnce<LookupResult>(lookupModule, 'lookup', { env: postgresEnv, users, durationMs: coldMs } satisfies LookupRequest);
+  if (!('unavailable' in postgres)) {
+    try {
+      ctx.log(
+        `access-token: storing ${users.toLocaleString('en-US')} users in Postgres, then a cold process on it`,
+      );
+      const store = await openStore(postgres.url);
+      try {
+        await seedGrants(new Vault(store, parseKeyring(encryptionKeys)), clientId, { count: users });
+      } finally {
+        await store.close();
+      }
+      const postgresEnv = { ...sqliteEnv, BEHALF_DATABASE_URL: postgres.url };
+      coldPostgres = await callOnce<LookupResult>(lookupModule, 'lookup', {
+        env: postgresEnv,
+        users,
+        durationMs: coldMs,
+      } satisfies LookupRequest);
+    } finally {
+      await postgres.drop();
+    }
   }
-  const postgresNote = coldPostgres === undefined ? ` Postgres: ${(postgres as { unavailable: string }).unavailable}.` : '';
+  const postgresNote =
+    'unavailable' in postgres
+      ? ` Postgres: ${postgres.unavailable}.`
+      : ` Postgres: a scratch database on the BEHALF_DATABASE_URL server, ${coldPostgres!.calls.toLocaleString('en-US')} cold calls in ${coldPostgres!.seconds.toFixed(1)} s.`;
 
   const rate = (name: string) => round(median(memory[name]!.rates), 4);
   const p = (name: string, q: 'p50' | 'p99') => round(summarize(memory[name]!.samples)[q], 3);
-  const coldRate = (result: LookupResult | undefined) => (result === undefined ? null : round(result.callsPerSecond, 4));
-  const coldP = (result: LookupResult | undefined, q: 'p50' | 'p99') => (result === undefined ? null : round(result.latency[q], 3));
+  const coldRate = (result: LookupResult | undefined) =>
+    result === undefined ? null : round(result.callsPerSecond, 4);
+  const coldP = (result: LookupResult | undefined, q: 'p50' | 'p99') =>
+    result === undefined ? null : round(result.latency[q], 3);
 
   const throughputResults = {
     'behalf memory': rate('behalf'),
@@ -146,9 +176,18 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
       unit: 'calls/s',
       results: throughputResults,
       ratios: {
-        'behalf/google-auth-library (memory)': ratio(throughputResults['behalf memory'], throughputResults['google-auth-library memory']),
-        'behalf/limit (memory)': ratio(throughputResults['behalf memory'], throughputResults['limit memory (awaited Map lookup)']),
-        'cold SQLite/memory': ratio(throughputResults['behalf cold SQLite'], throughputResults['behalf memory']),
+        'behalf/google-auth-library (memory)': ratio(
+          throughputResults['behalf memory'],
+          throughputResults['google-auth-library memory'],
+        ),
+        'behalf/limit (memory)': ratio(
+          throughputResults['behalf memory'],
+          throughputResults['limit memory (awaited Map lookup)'],
+        ),
+        'cold SQLite/memory': ratio(
+          throughputResults['behalf cold SQLite'],
+          throughputResults['behalf memory'],
+        ),
       },
       notes: setup,
     },

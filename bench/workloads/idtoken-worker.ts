@@ -10,13 +10,25 @@ import { OAuth2Client } from 'google-auth-library';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { systemClock } from '../../src/clock.js';
 import { GoogleKeySet, IdTokenVerifier } from '../../src/idtoken/index.js';
-import { GOOGLE_ISSUERS, mintIdTokens, publicKeyOf, type SigningKey, type TokenAudience } from '../lib/id-tokens.js';
+import {
+  GOOGLE_ISSUERS,
+  mintIdTokens,
+  publicKeyOf,
+  type SigningKey,
+  type TokenAudience,
+} from '../lib/id-tokens.js';
 
 export type Contender = 'behalf' | 'google-auth-library' | 'jose' | 'limit';
 export type TokenMode = 'distinct' | 'same';
 
 export type WorkerRequest =
-  | { type: 'mint'; key: Pick<SigningKey, 'kid' | 'privateKeyPem'>; audience: TokenAudience; first: number; count: number }
+  | {
+      type: 'mint';
+      key: Pick<SigningKey, 'kid' | 'privateKeyPem'>;
+      audience: TokenAudience;
+      first: number;
+      count: number;
+    }
   | { type: 'setup'; key: SigningKey; audience: TokenAudience; tokens: string[]; offset: number }
   | { type: 'run'; contender: Contender; mode: TokenMode; durationMs: number };
 
@@ -49,38 +61,78 @@ async function setup(request: Extract<WorkerRequest, { type: 'setup' }>): Promis
     const keys = new GoogleKeySet({
       jwksUri: 'https://www.googleapis.com/oauth2/v3/certs',
       clock: systemClock,
-      fetch: async () => new Response(jwksResponse, { headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=21600' } }),
+      fetch: async () =>
+        new Response(jwksResponse, {
+          headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=21600' },
+        }),
     });
     const verifier = new IdTokenVerifier({
       keys,
       clock: systemClock,
-      policy: { audience: audience.audience, allowedAuthorizedParties: [audience.authorizedParty], issuers: GOOGLE_ISSUERS },
+      policy: {
+        audience: audience.audience,
+        allowedAuthorizedParties: [audience.authorizedParty],
+        issuers: GOOGLE_ISSUERS,
+      },
     });
     return (token: string) => verifier.verify(token);
   };
 
   // google-auth-library: the PEM certificates Google serves at /oauth2/v1/certs, already fetched.
   const gal = new OAuth2Client({ clientId: audience.audience });
-  const galVerify = (token: string) => gal.verifySignedJwtWithCertsAsync(token, key.pemCerts, audience.audience, GOOGLE_ISSUERS);
+  const galVerify = (token: string) =>
+    gal.verifySignedJwtWithCertsAsync(token, key.pemCerts, audience.audience, GOOGLE_ISSUERS);
 
   // jose: a local JWK set (keys imported once and cached by jose).
   const jwks = createLocalJWKSet(key.jwks as Parameters<typeof createLocalJWKSet>[0]);
-  const joseVerify = (token: string) => jwtVerify(token, jwks, { issuer: GOOGLE_ISSUERS, audience: audience.audience, algorithms: ['RS256'] });
+  const joseVerify = (token: string) =>
+    jwtVerify(token, jwks, { issuer: GOOGLE_ISSUERS, audience: audience.audience, algorithms: ['RS256'] });
 
   // The limit: the RS256 signature check alone, key parsed once, nothing else.
   const publicKey: KeyObject = publicKeyOf(key.jwks.keys[0]!);
   const limitVerify = (token: string) => {
     const dot = token.lastIndexOf('.');
-    if (!verifySignature('RSA-SHA256', Buffer.from(token.slice(0, dot)), publicKey, Buffer.from(token.slice(dot + 1), 'base64url'))) {
+    if (
+      !verifySignature(
+        'RSA-SHA256',
+        Buffer.from(token.slice(0, dot)),
+        publicKey,
+        Buffer.from(token.slice(dot + 1), 'base64url'),
+      )
+    ) {
       throw new Error('bad signature');
     }
   };
 
   const verify = new Map<Contender, Map<TokenMode, VerifyOne>>([
-    ['behalf', new Map([['distinct', behalfVerifier()], ['same', behalfVerifier()]])],
-    ['google-auth-library', new Map([['distinct', galVerify], ['same', galVerify]])],
-    ['jose', new Map([['distinct', joseVerify], ['same', joseVerify]])],
-    ['limit', new Map([['distinct', limitVerify], ['same', limitVerify]])],
+    [
+      'behalf',
+      new Map([
+        ['distinct', behalfVerifier()],
+        ['same', behalfVerifier()],
+      ]),
+    ],
+    [
+      'google-auth-library',
+      new Map([
+        ['distinct', galVerify],
+        ['same', galVerify],
+      ]),
+    ],
+    [
+      'jose',
+      new Map([
+        ['distinct', joseVerify],
+        ['same', joseVerify],
+      ]),
+    ],
+    [
+      'limit',
+      new Map([
+        ['distinct', limitVerify],
+        ['same', limitVerify],
+      ]),
+    ],
   ]);
 
   // Every contender must accept a good token and refuse a forged one, or its figure means nothing.
@@ -108,7 +160,9 @@ async function setup(request: Extract<WorkerRequest, { type: 'setup' }>): Promis
   for (const contender of verify.keys()) state.position.set(contender, request.offset);
 }
 
-async function run(request: Extract<WorkerRequest, { type: 'run' }>): Promise<{ ops: number; elapsedMs: number }> {
+async function run(
+  request: Extract<WorkerRequest, { type: 'run' }>,
+): Promise<{ ops: number; elapsedMs: number }> {
   if (state === undefined) throw new Error('run before setup');
   const verify = state.verify.get(request.contender)!.get(request.mode)!;
   const { tokens } = state;
@@ -135,7 +189,10 @@ async function run(request: Extract<WorkerRequest, { type: 'run' }>): Promise<{ 
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   switch (request.type) {
     case 'mint':
-      return { type: 'minted', tokens: mintIdTokens(request.key, request.audience, request.first, request.count) };
+      return {
+        type: 'minted',
+        tokens: mintIdTokens(request.key, request.audience, request.first, request.count),
+      };
     case 'setup':
       await setup(request);
       return { type: 'ready' };
@@ -147,7 +204,11 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
 parentPort!.on('message', (request: WorkerRequest) => {
   handle(request).then(
     (reply) => parentPort!.postMessage(reply),
-    (error: unknown) => parentPort!.postMessage({ type: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+    (error: unknown) =>
+      parentPort!.postMessage({
+        type: 'failed',
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      }),
   );
 });
 parentPort!.postMessage({ type: 'started' } satisfies WorkerReply);

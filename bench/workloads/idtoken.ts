@@ -30,11 +30,15 @@ class WorkerHandle {
       this.#queue.shift()?.(reply);
     });
     worker.on('error', (error) => {
-      for (const waiter of this.#queue.splice(0)) waiter({ type: 'failed', error: error.stack ?? error.message });
+      for (const waiter of this.#queue.splice(0))
+        waiter({ type: 'failed', error: error.stack ?? error.message });
     });
   }
 
-  async request<T extends WorkerReply['type']>(request: WorkerRequest, expect: T): Promise<Extract<WorkerReply, { type: T }>> {
+  async request<T extends WorkerReply['type']>(
+    request: WorkerRequest,
+    expect: T,
+  ): Promise<Extract<WorkerReply, { type: T }>> {
     const reply = await new Promise<WorkerReply>((resolve) => {
       this.#queue.push(resolve);
       this.worker.postMessage(request);
@@ -53,23 +57,47 @@ export async function runIdTokenWorkloads(ctx: BenchContext): Promise<WorkloadRe
   const roundMs = ctx.quick ? 400 : 600;
   const warmMs = ctx.quick ? 300 : 500;
   const key = createSigningKey();
-  const audience: TokenAudience = { audience: ctx.emulator.clients.server.clientId, authorizedParty: ctx.emulator.clients.apps.ios };
+  const audience: TokenAudience = {
+    audience: ctx.emulator.clients.server.clientId,
+    authorizedParty: ctx.emulator.clients.apps.ios,
+  };
 
-  const workers = Array.from({ length: threads }, () => new WorkerHandle(startTsWorker(new URL('./idtoken-worker.ts', import.meta.url))));
+  const workers = Array.from(
+    { length: threads },
+    () => new WorkerHandle(startTsWorker(new URL('./idtoken-worker.ts', import.meta.url))),
+  );
   try {
     await Promise.all(workers.map((w) => w.started));
     ctx.log(`idtoken: minting ${POOL_SIZE.toLocaleString('en-US')} distinct ID tokens on ${threads} threads`);
     const share = Math.ceil(POOL_SIZE / threads);
     const minted = await Promise.all(
       workers.map((w, i) =>
-        w.request({ type: 'mint', key: { kid: key.kid, privateKeyPem: key.privateKeyPem }, audience, first: i * share, count: Math.min(share, POOL_SIZE - i * share) }, 'minted'),
+        w.request(
+          {
+            type: 'mint',
+            key: { kid: key.kid, privateKeyPem: key.privateKeyPem },
+            audience,
+            first: i * share,
+            count: Math.min(share, POOL_SIZE - i * share),
+          },
+          'minted',
+        ),
       ),
     );
     const tokens = minted.flatMap((m) => m.tokens);
-    await Promise.all(workers.map((w, i) => w.request({ type: 'setup', key, audience, tokens, offset: Math.floor((i * tokens.length) / threads) }, 'ready')));
+    await Promise.all(
+      workers.map((w, i) =>
+        w.request(
+          { type: 'setup', key, audience, tokens, offset: Math.floor((i * tokens.length) / threads) },
+          'ready',
+        ),
+      ),
+    );
 
     const runAll = async (contender: Contender, mode: TokenMode, durationMs: number): Promise<number> => {
-      const ran = await Promise.all(workers.map((w) => w.request({ type: 'run', contender, mode, durationMs }, 'ran')));
+      const ran = await Promise.all(
+        workers.map((w) => w.request({ type: 'run', contender, mode, durationMs }, 'ran')),
+      );
       return ran.reduce((sum, r) => sum + (r.ops / r.elapsedMs) * 1000, 0);
     };
 
@@ -93,8 +121,12 @@ export async function runIdTokenWorkloads(ctx: BenchContext): Promise<WorkloadRe
 
     const common = `${threads} worker threads (one per core), each awaiting one verification at a time; median of ${rounds} rounds of ${roundMs} ms per contender, contenders interleaved.`;
     const spread = (rates: Map<Contender, number[]>) =>
-      CONTENDERS.map((c) => `${c} ${Math.round(Math.min(...rates.get(c)!)).toLocaleString('en-US')}–${Math.round(Math.max(...rates.get(c)!)).toLocaleString('en-US')}`).join(', ');
-    const figures = (rates: Map<Contender, number[]>) => Object.fromEntries(CONTENDERS.map((c) => [c, round(median(rates.get(c)!), 4)]));
+      CONTENDERS.map(
+        (c) =>
+          `${c} ${Math.round(Math.min(...rates.get(c)!)).toLocaleString('en-US')}–${Math.round(Math.max(...rates.get(c)!)).toLocaleString('en-US')}`,
+      ).join(', ');
+    const figures = (rates: Map<Contender, number[]>) =>
+      Object.fromEntries(CONTENDERS.map((c) => [c, round(median(rates.get(c)!), 4)]));
 
     // behalf/limit within each round (the two measured moments apart), as a check on the ratio of medians.
     const perRoundRatio = (rates: Map<Contender, number[]>) => {

@@ -20,7 +20,10 @@ export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResul
   const seconds = ctx.quick ? 3 : 4;
   const rounds = ctx.quick ? 1 : 2;
 
-  const behalf = await startBehalf(behalfEnv(emulator, `sqlite:${join(ctx.dir, 'proxy.db')}`, newEncryptionKeys()), { listen: true });
+  const behalf = await startBehalf(
+    behalfEnv(emulator, `sqlite:${join(ctx.dir, 'proxy.db')}`, newEncryptionKeys()),
+    { listen: true },
+  );
   const load = new ChildRpc(forkTs(new URL('../lib/load-process.ts', import.meta.url)));
   const viaBehalf: LoadResult[] = [];
   const direct: LoadResult[] = [];
@@ -30,14 +33,22 @@ export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResul
     await load.ready;
     const sub = await emulator.createUser('proxy@example.com');
     await behalf.runtime.behalf.signIn({ code: await emulator.mintCode(sub) });
-    const file = await emulator.control<{ id: string }>('POST', '/emulator/drive/files', { sub, name: 'photo.jpg', mime_type: 'image/jpeg', size: 2048 });
+    const file = await emulator.control<{ id: string }>('POST', '/emulator/drive/files', {
+      sub,
+      name: 'photo.jpg',
+      mime_type: 'image/jpeg',
+      size: 2048,
+    });
     // The token behalf holds for the user: the direct call uses the very same one.
     const { token } = await behalf.runtime.behalf.getAccessToken(sub);
     const path = `/drive/v3/files/${file.id}?fields=id,name,mimeType,size,modifiedTime`;
 
     const options = (via: boolean, durationSeconds: number, phase: 'light' | 'loaded'): LoadOptions => ({
       ...(via
-        ? { url: `${behalf.url}/v1/users/${sub}/google${path}`, headers: { authorization: `Bearer ${behalf.apiKey!}` } }
+        ? {
+            url: `${behalf.url}/v1/users/${sub}/google${path}`,
+            headers: { authorization: `Bearer ${behalf.apiKey!}` },
+          }
         : { url: `${emulator.url}${path}`, headers: { authorization: `Bearer ${token}` } }),
       method: 'GET',
       connections: connections[phase],
@@ -47,10 +58,16 @@ export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResul
     await load.call('load', options(true, 1, 'loaded'));
     await load.call('load', options(false, 1, 'loaded'));
     for (let r = 0; r < rounds; r++) {
-      ctx.log(`proxy: round ${r + 1}/${rounds}, ${seconds} s each way on ${connections.light} connection, then on ${connections.loaded}`);
+      ctx.log(
+        `proxy: round ${r + 1}/${rounds}, ${seconds} s each way on ${connections.light} connection, then on ${connections.loaded}`,
+      );
       const order = r % 2 === 0 ? [false, true] : [true, false];
-      for (const via of order) (via ? viaBehalf : direct).push(await load.call<LoadResult>('load', options(via, seconds, 'light')));
-      for (const via of order) (via ? viaBehalfSaturated : directSaturated).push(await load.call<LoadResult>('load', options(via, seconds, 'loaded')));
+      for (const via of order)
+        (via ? viaBehalf : direct).push(await load.call<LoadResult>('load', options(via, seconds, 'light')));
+      for (const via of order)
+        (via ? viaBehalfSaturated : directSaturated).push(
+          await load.call<LoadResult>('load', options(via, seconds, 'loaded')),
+        );
     }
   } finally {
     await load.close();
@@ -61,9 +78,18 @@ export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResul
   const p50 = { via: m(viaBehalf, (r) => r.latency.p50), direct: m(direct, (r) => r.latency.p50) };
   const p99 = { via: m(viaBehalf, (r) => r.latency.p99), direct: m(direct, (r) => r.latency.p99) };
   const rps = { via: m(viaBehalfSaturated, (r) => r.rps), direct: m(directSaturated, (r) => r.rps) };
-  const saturatedP50 = { via: m(viaBehalfSaturated, (r) => r.latency.p50), direct: m(directSaturated, (r) => r.latency.p50) };
-  const saturatedP99 = { via: m(viaBehalfSaturated, (r) => r.latency.p99), direct: m(directSaturated, (r) => r.latency.p99) };
-  const failures = [...viaBehalf, ...direct, ...viaBehalfSaturated, ...directSaturated].reduce((sum, r) => sum + r.non2xx + r.errors + r.timeouts, 0);
+  const saturatedP50 = {
+    via: m(viaBehalfSaturated, (r) => r.latency.p50),
+    direct: m(directSaturated, (r) => r.latency.p50),
+  };
+  const saturatedP99 = {
+    via: m(viaBehalfSaturated, (r) => r.latency.p99),
+    direct: m(directSaturated, (r) => r.latency.p99),
+  };
+  const failures = [...viaBehalf, ...direct, ...viaBehalfSaturated, ...directSaturated].reduce(
+    (sum, r) => sum + r.non2xx + r.errors + r.timeouts,
+    0,
+  );
   return [
     {
       name: 'proxy-overhead',

@@ -13,7 +13,11 @@ import { mapLimit } from '../lib/emulator.js';
 import { ratio, type WorkloadResult } from '../lib/report.js';
 import { median, round } from '../lib/stats.js';
 
-const CONTENDERS = ['behalf', 'google-auth-library per request', 'google-auth-library shared per user'] as const;
+const CONTENDERS = [
+  'behalf',
+  'google-auth-library per request',
+  'google-auth-library shared per user',
+] as const;
 type Contender = (typeof CONTENDERS)[number];
 
 interface Storm {
@@ -30,7 +34,9 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
   const { emulator } = ctx;
   const server = emulator.clients.server;
 
-  const behalf = await startBehalf(behalfEnv(emulator, `sqlite:${join(ctx.dir, 'refresh-storm.db')}`, newEncryptionKeys()));
+  const behalf = await startBehalf(
+    behalfEnv(emulator, `sqlite:${join(ctx.dir, 'refresh-storm.db')}`, newEncryptionKeys()),
+  );
   const storms = new Map<Contender, Storm[]>(CONTENDERS.map((c) => [c, []]));
   try {
     ctx.log(`refresh-storm: signing ${users} users in through the emulator`);
@@ -52,8 +58,17 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
     );
 
     const galClient = (i: number) => {
-      const client = new OAuth2Client({ clientId: server.clientId, clientSecret: server.clientSecret, endpoints: { oauth2TokenUrl: `${emulator.url}/token` } });
-      client.setCredentials({ refresh_token: refreshTokens[i % users]!, access_token: 'ya29.expired', expiry_date: Date.now() - 60_000, token_type: 'Bearer' });
+      const client = new OAuth2Client({
+        clientId: server.clientId,
+        clientSecret: server.clientSecret,
+        endpoints: { oauth2TokenUrl: `${emulator.url}/token` },
+      });
+      client.setCredentials({
+        refresh_token: refreshTokens[i % users]!,
+        access_token: 'ya29.expired',
+        expiry_date: Date.now() - 60_000,
+        token_type: 'Bearer',
+      });
       return client;
     };
 
@@ -73,12 +88,16 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
       const started = performance.now();
       const outcomes = await Promise.allSettled(Array.from({ length: requests }, (_, i) => request(i)));
       const ms = performance.now() - started;
-      const failed = outcomes.filter((o) => o.status === 'rejected' || typeof o.value !== 'string' || o.value === '').length;
+      const failed = outcomes.filter(
+        (o) => o.status === 'rejected' || typeof o.value !== 'string' || o.value === '',
+      ).length;
       return { ms, refreshes: await emulator.refreshCount(), failed };
     };
 
     await emulator.addLatency('/token', latencyMs);
-    ctx.log(`refresh-storm: ${requests.toLocaleString('en-US')} concurrent requests over ${users} expired users, ${latencyMs} ms on /token, ${rounds} rounds`);
+    ctx.log(
+      `refresh-storm: ${requests.toLocaleString('en-US')} concurrent requests over ${users} expired users, ${latencyMs} ms on /token, ${rounds} rounds`,
+    );
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < CONTENDERS.length; i++) {
         const contender = CONTENDERS[(i + r) % CONTENDERS.length]!;
@@ -92,8 +111,13 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
 
   const ms = (c: Contender) => round(median(storms.get(c)!.map((s) => s.ms)), 4);
   const refreshes = (c: Contender) => median(storms.get(c)!.map((s) => s.refreshes));
-  const failures = CONTENDERS.map((c) => [c, storms.get(c)!.reduce((sum, s) => sum + s.failed, 0)] as const).filter(([, n]) => n > 0);
-  const failureNote = failures.length === 0 ? 'Every request got a token.' : `FAILED requests (all rounds): ${failures.map(([c, n]) => `${c} ${n}`).join(', ')}.`;
+  const failures = CONTENDERS.map(
+    (c) => [c, storms.get(c)!.reduce((sum, s) => sum + s.failed, 0)] as const,
+  ).filter(([, n]) => n > 0);
+  const failureNote =
+    failures.length === 0
+      ? 'Every request got a token.'
+      : `FAILED requests (all rounds): ${failures.map(([c, n]) => `${c} ${n}`).join(', ')}.`;
   const setup =
     `${requests.toLocaleString('en-US')} concurrent in-process requests over ${users} users whose access tokens had all expired; ${latencyMs} ms added to every /token call (emulator fault), emulator in its own process. ` +
     `behalf: Behalf.getAccessToken on SQLite (one refresh per user: in-process promise map, then a database lease, then the new token stored). ` +
@@ -105,18 +129,27 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
       results: Object.fromEntries(CONTENDERS.map((c) => [c, ms(c)])),
       ratios: {
         'behalf/google-auth-library per request': ratio(ms('behalf'), ms('google-auth-library per request')),
-        'behalf/google-auth-library shared per user': ratio(ms('behalf'), ms('google-auth-library shared per user')),
+        'behalf/google-auth-library shared per user': ratio(
+          ms('behalf'),
+          ms('google-auth-library shared per user'),
+        ),
       },
       notes: `Lower is better. ${setup}`,
     },
     {
       name: 'refresh-storm-refresh-calls',
       unit: 'refresh calls at Google',
-      results: { ...Object.fromEntries(CONTENDERS.map((c) => [c, refreshes(c)])), 'ideal (one per user)': users },
+      results: {
+        ...Object.fromEntries(CONTENDERS.map((c) => [c, refreshes(c)])),
+        'ideal (one per user)': users,
+      },
       ratios: {
         'behalf/ideal': ratio(refreshes('behalf'), users),
         'google-auth-library per request/ideal': ratio(refreshes('google-auth-library per request'), users),
-        'google-auth-library shared per user/ideal': ratio(refreshes('google-auth-library shared per user'), users),
+        'google-auth-library shared per user/ideal': ratio(
+          refreshes('google-auth-library shared per user'),
+          users,
+        ),
       },
       notes: `refresh_token grants counted by the emulator (GET /emulator/stats) per storm; lower is better, ${users} is one per user. Same storms as refresh-storm-time.`,
     },

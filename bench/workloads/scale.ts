@@ -7,12 +7,18 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
-import { encryptToken, openSqliteStore, parseKeyring, Vault, type Keyring } from '../../src/vault/index.js';
+import {
+  encryptToken,
+  openSqliteStore,
+  openStore,
+  parseKeyring,
+  Vault,
+  type Keyring,
+} from '../../src/vault/index.js';
 import { behalfEnv, newEncryptionKeys } from '../lib/behalf-instance.js';
 import type { BenchContext } from '../lib/context.js';
 import type { LookupRequest, LookupResult } from '../lib/lookup-process.js';
-import { openPostgresStore } from '../lib/postgres.js';
+import { createBenchDatabase } from '../lib/postgres.js';
 import { callOnce } from '../lib/processes.js';
 import { ratio, type WorkloadResult } from '../lib/report.js';
 import { round } from '../lib/stats.js';
@@ -50,7 +56,8 @@ async function bulkLimit(path: string, keyring: Keyring, clientId: string, rows:
       `INSERT INTO grants (sub, client_id, refresh_token, refresh_token_issued_at, access_token, access_token_expires_at, scopes, status, version, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?)`,
     );
-    const scopes = 'https://www.googleapis.com/auth/drive.appdata https://www.googleapis.com/auth/userinfo.email openid';
+    const scopes =
+      'https://www.googleapis.com/auth/drive.appdata https://www.googleapis.com/auth/userinfo.email openid';
     const now = Date.now();
     const started = performance.now();
     const batch = db.transaction((from: number, to: number) => {
@@ -60,9 +67,17 @@ async function bulkLimit(path: string, keyring: Keyring, clientId: string, rows:
         insertGrant.run(
           sub,
           clientId,
-          encryptToken(keyring, { column: 'refresh_token', sub, clientId }, `1//0${i.toString(36)}${'r'.repeat(100)}`),
+          encryptToken(
+            keyring,
+            { column: 'refresh_token', sub, clientId },
+            `1//0${i.toString(36)}${'r'.repeat(100)}`,
+          ),
           now,
-          encryptToken(keyring, { column: 'access_token', sub, clientId }, `ya29.${i.toString(36)}${'a'.repeat(200)}`),
+          encryptToken(
+            keyring,
+            { column: 'access_token', sub, clientId },
+            `ya29.${i.toString(36)}${'a'.repeat(200)}`,
+          ),
           now + 7_200_000,
           scopes,
           now,
@@ -96,7 +111,9 @@ export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResul
     onProgress: (done) => {
       if (done / users >= nextReport) {
         const seconds = (performance.now() - insertStarted) / 1000;
-        ctx.log(`scale: ${done.toLocaleString('en-US')} rows in ${seconds.toFixed(0)} s (${Math.round(done / seconds).toLocaleString('en-US')} rows/s)`);
+        ctx.log(
+          `scale: ${done.toLocaleString('en-US')} rows in ${seconds.toFixed(0)} s (${Math.round(done / seconds).toLocaleString('en-US')} rows/s)`,
+        );
         nextReport += 0.1;
       }
     },
@@ -107,22 +124,30 @@ export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResul
   const dbBytes = fileSize(dbPath) + fileSize(`${dbPath}-wal`);
 
   ctx.log(`scale: token lookups from a cold behalf process for ${lookupMs / 1000} s`);
-  const lookups = await callOnce<LookupResult>(new URL('../lib/lookup-process.ts', import.meta.url), 'lookup', {
-    env,
-    users,
-    durationMs: lookupMs,
-  } satisfies LookupRequest);
+  const lookups = await callOnce<LookupResult>(
+    new URL('../lib/lookup-process.ts', import.meta.url),
+    'lookup',
+    {
+      env,
+      users,
+      durationMs: lookupMs,
+    } satisfies LookupRequest,
+  );
 
   // The same process on a small database, for comparison: what of the memory is the database's doing.
   const baselinePath = join(ctx.dir, 'scale-baseline.db');
   const baselineStore = await openSqliteStore(baselinePath);
   await seedGrants(new Vault(baselineStore, keyring), clientId, { count: 1_000 });
   await baselineStore.close();
-  const baseline = await callOnce<LookupResult>(new URL('../lib/lookup-process.ts', import.meta.url), 'lookup', {
-    env: { ...env, BEHALF_DATABASE_URL: `sqlite:${baselinePath}` },
-    users: 1_000,
-    durationMs: 1_000,
-  } satisfies LookupRequest);
+  const baseline = await callOnce<LookupResult>(
+    new URL('../lib/lookup-process.ts', import.meta.url),
+    'lookup',
+    {
+      env: { ...env, BEHALF_DATABASE_URL: `sqlite:${baselinePath}` },
+      users: 1_000,
+      durationMs: 1_000,
+    } satisfies LookupRequest,
+  );
 
   ctx.log(`scale: bulk limit, ${limitRows.toLocaleString('en-US')} rows straight into the same schema`);
   let limitRowsPerSecond: number | null = null;
@@ -133,7 +158,7 @@ export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResul
     limitNote = ` The bulk limit could not run (${error instanceof Error ? error.message : String(error)}): the schema may have changed.`;
   }
 
-  const postgres = await scalePostgres(ctx, users, encryptionKeys, clientId, lookupMs);
+  const postgres = await scalePostgres(ctx, ctx.postgresScaleUsers, encryptionKeys, clientId, lookupMs);
   const insertRate = users / insertSeconds;
   const sizeNote = `${users.toLocaleString('en-US')} users${ctx.quick ? ' (quick mode; the full mode stores 1,000,000)' : ''}`;
   return [
@@ -142,7 +167,8 @@ export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResul
       unit: 'rows/s',
       results: {
         'behalf SQLite (Vault.saveSignIn)': round(insertRate, 4),
-        'bulk limit SQLite (1,000 rows per transaction)': limitRowsPerSecond === null ? null : round(limitRowsPerSecond, 4),
+        'bulk limit SQLite (1,000 rows per transaction)':
+          limitRowsPerSecond === null ? null : round(limitRowsPerSecond, 4),
         'behalf Postgres (Vault.saveSignIn)': postgres.insertRate,
       },
       ratios: { 'behalf/bulk limit (SQLite)': ratio(insertRate, limitRowsPerSecond) },
@@ -183,7 +209,12 @@ export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResul
         'behalf cold SQLite, calls after 60,000': nullableRound(lookups.afterCacheFullCallsPerSecond),
         'behalf cold Postgres': postgres.lookupRate,
       },
-      ratios: { 'after 60,000/first 40,000': ratio(lookups.afterCacheFullCallsPerSecond, lookups.beforeCacheFullCallsPerSecond) },
+      ratios: {
+        'after 60,000/first 40,000': ratio(
+          lookups.afterCacheFullCallsPerSecond,
+          lookups.beforeCacheFullCallsPerSecond,
+        ),
+      },
       notes:
         `Behalf.getAccessToken for distinct users in random order at ${sizeNote}, one at a time, from a process that has seen none of them: each call reads the grant and decrypts both tokens; ` +
         `${lookups.calls.toLocaleString('en-US')} calls in ${lookups.seconds.toFixed(1)} s (compare access-token-valid's cold figure at a small size). ` +
@@ -220,33 +251,48 @@ async function scalePostgres(
   lookupP99: number | null;
   note: string;
 }> {
-  const opened = await openPostgresStore(ctx.postgresUrl);
-  if ('unavailable' in opened) {
-    return { insertRate: null, sizeMiB: null, rssAfterMiB: null, lookupRate: null, lookupP50: null, lookupP99: null, note: `Postgres: ${opened.unavailable}.` };
+  const database = await createBenchDatabase(ctx.postgresUrl, 'scale');
+  if ('unavailable' in database) {
+    return {
+      insertRate: null,
+      sizeMiB: null,
+      rssAfterMiB: null,
+      lookupRate: null,
+      lookupP50: null,
+      lookupP99: null,
+      note: `Postgres: ${database.unavailable}.`,
+    };
   }
-  ctx.log(`scale: storing ${users.toLocaleString('en-US')} users' grants in Postgres`);
-  const started = performance.now();
-  // Subs from a range the other workloads do not use, so a shared database does not collide.
-  const first = 10_000_000;
   try {
-    await seedGrants(new Vault(opened.store, parseKeyring(encryptionKeys)), clientId, { first, count: users });
+    ctx.log(
+      `scale: storing ${users.toLocaleString('en-US')} users' grants in Postgres through Vault.saveSignIn`,
+    );
+    const store = await openStore(database.url);
+    const started = performance.now();
+    try {
+      await seedGrants(new Vault(store, parseKeyring(encryptionKeys)), clientId, { count: users });
+    } finally {
+      await store.close();
+    }
+    const insertRate = users / ((performance.now() - started) / 1000);
+    const sizeBytes = await database.size();
+    const env = behalfEnv(ctx.emulator, database.url, encryptionKeys);
+    ctx.log(`scale: token lookups from a cold behalf process on Postgres for ${lookupMs / 1000} s`);
+    const lookups = await callOnce<LookupResult>(
+      new URL('../lib/lookup-process.ts', import.meta.url),
+      'lookup',
+      { env, users, durationMs: lookupMs } satisfies LookupRequest,
+    );
+    return {
+      insertRate: round(insertRate, 4),
+      sizeMiB: round(sizeBytes / MiB, 4),
+      rssAfterMiB: lookups.rssAfterMiB,
+      lookupRate: round(lookups.callsPerSecond, 4),
+      lookupP50: round(lookups.latency.p50, 3),
+      lookupP99: round(lookups.latency.p99, 3),
+      note: `Postgres: ${users.toLocaleString('en-US')} users${users === ctx.scaleUsers ? '' : ' (--postgres-scale-users)'} in a scratch database on the BEHALF_DATABASE_URL server (dropped afterwards), ${insertRate.toFixed(0)} rows/s through the store's connection pool; its size is pg_database_size after the inserts; ${lookups.calls.toLocaleString('en-US')} cold lookups.`,
+    };
   } finally {
-    await opened.store.close();
+    await database.drop();
   }
-  const insertRate = users / ((performance.now() - started) / 1000);
-  const client = new pg.Client({ connectionString: ctx.postgresUrl });
-  await client.connect();
-  const size = await client.query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes');
-  await client.end();
-  const env = { ...behalfEnv(ctx.emulator, ctx.postgresUrl!, encryptionKeys) };
-  const lookups = await callOnce<LookupResult>(new URL('../lib/lookup-process.ts', import.meta.url), 'lookup', { env, first, users, durationMs: lookupMs } satisfies LookupRequest);
-  return {
-    insertRate: round(insertRate, 4),
-    sizeMiB: round(Number(size.rows[0]!.bytes) / MiB, 4),
-    rssAfterMiB: lookups.rssAfterMiB,
-    lookupRate: round(lookups.callsPerSecond, 4),
-    lookupP50: round(lookups.latency.p50, 3),
-    lookupP99: round(lookups.latency.p99, 3),
-    note: 'Postgres: the whole database\'s size (pg_database_size), which includes anything else stored in it.',
-  };
 }

@@ -24,15 +24,24 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
   const { emulator } = ctx;
   const server = emulator.clients.server;
   const connections: Record<Phase, number> = { latency: 10, throughput: 100 };
-  const perPhase: Record<Phase, number> = { latency: ctx.quick ? 400 : 500, throughput: ctx.quick ? 1_000 : 1_500 };
+  const perPhase: Record<Phase, number> = {
+    latency: ctx.quick ? 400 : 500,
+    throughput: ctx.quick ? 1_000 : 1_500,
+  };
   const rounds = ctx.quick ? 1 : 2;
   const warmUp = 100;
   const users = ctx.quick ? 200 : 500;
   const latencyMs = 100;
 
-  const behalf = await startBehalf(behalfEnv(emulator, `sqlite:${join(ctx.dir, 'signin.db')}`, newEncryptionKeys()), { listen: true });
+  const behalf = await startBehalf(
+    behalfEnv(emulator, `sqlite:${join(ctx.dir, 'signin.db')}`, newEncryptionKeys()),
+    { listen: true },
+  );
   const load = new ChildRpc(forkTs(new URL('../lib/load-process.ts', import.meta.url)));
-  const runs: Record<Phase, Record<Side, LoadResult[]>> = { latency: { behalf: [], direct: [] }, throughput: { behalf: [], direct: [] } };
+  const runs: Record<Phase, Record<Side, LoadResult[]>> = {
+    latency: { behalf: [], direct: [] },
+    throughput: { behalf: [], direct: [] },
+  };
   try {
     await load.ready;
     const codesNeeded = 2 * (warmUp + rounds * (perPhase.latency + perPhase.throughput));
@@ -43,7 +52,12 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
       (i) => emulator.createUser(`signin${i}@example.com`),
     );
     let minted = 0;
-    const mintCodes = (count: number) => mapLimit(Array.from({ length: count }, () => subs[minted++ % users]!), 16, (sub) => emulator.mintCode(sub));
+    const mintCodes = (count: number) =>
+      mapLimit(
+        Array.from({ length: count }, () => subs[minted++ % users]!),
+        16,
+        (sub) => emulator.mintCode(sub),
+      );
 
     const run = async (side: Side, codes: string[], phase: Phase): Promise<LoadResult> => {
       const options: LoadOptions =
@@ -61,7 +75,13 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
               connections: connections[phase],
               headers: { 'content-type': 'application/x-www-form-urlencoded' },
               bodies: codes.map((code) =>
-                new URLSearchParams({ grant_type: 'authorization_code', code, client_id: server.clientId, client_secret: server.clientSecret, redirect_uri: '' }).toString(),
+                new URLSearchParams({
+                  grant_type: 'authorization_code',
+                  code,
+                  client_id: server.clientId,
+                  client_secret: server.clientSecret,
+                  redirect_uri: '',
+                }).toString(),
               ),
             };
       return load.call<LoadResult>('load', options);
@@ -73,7 +93,9 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
     for (let r = 0; r < rounds; r++) {
       for (const phase of ['latency', 'throughput'] as const) {
         const codes = { behalf: await mintCodes(perPhase[phase]), direct: await mintCodes(perPhase[phase]) };
-        ctx.log(`signin: round ${r + 1}/${rounds}, ${phase}: ${perPhase[phase].toLocaleString('en-US')} sign-ins via behalf and as many exchanges direct, ${connections[phase]} connections`);
+        ctx.log(
+          `signin: round ${r + 1}/${rounds}, ${phase}: ${perPhase[phase].toLocaleString('en-US')} sign-ins via behalf and as many exchanges direct, ${connections[phase]} connections`,
+        );
         const order: Side[] = r % 2 === 0 ? ['direct', 'behalf'] : ['behalf', 'direct'];
         for (const side of order) runs[phase][side].push(await run(side, codes[side], phase));
       }
@@ -99,7 +121,12 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
     directP50: m(runs.throughput.direct, (r) => r.latency.p50),
     directP99: m(runs.throughput.direct, (r) => r.latency.p99),
   };
-  const all = [...runs.latency.behalf, ...runs.latency.direct, ...runs.throughput.behalf, ...runs.throughput.direct];
+  const all = [
+    ...runs.latency.behalf,
+    ...runs.latency.direct,
+    ...runs.throughput.behalf,
+    ...runs.throughput.direct,
+  ];
   const failures = all.reduce((sum, r) => sum + r.non2xx + r.errors + r.timeouts, 0);
   const statuses = (list: LoadResult[]) =>
     Object.entries(
@@ -137,7 +164,10 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
         'behalf overhead p50': round(lat.behalfP50 - lat.directP50, 3),
         'behalf overhead p99': round(lat.behalfP99 - lat.directP99, 3),
       },
-      ratios: { 'behalf/direct p50': ratio(lat.behalfP50, lat.directP50), 'behalf/direct p99': ratio(lat.behalfP99, lat.directP99) },
+      ratios: {
+        'behalf/direct p50': ratio(lat.behalfP50, lat.directP50),
+        'behalf/direct p99': ratio(lat.behalfP99, lat.directP99),
+      },
       notes:
         `At a light load: ${connections.latency} connections (${perPhase.latency.toLocaleString('en-US')} requests per run). behalf's overhead = behalf's percentile minus the direct exchange's (a difference of percentiles, not a percentile of differences): ` +
         `request parsing, the ID token check (signature, claims, at_hash), encrypting both tokens and the SQLite transaction with its fsync (synchronous=FULL, on the event loop), plus the extra hop. ${setup}`,
