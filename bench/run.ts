@@ -48,6 +48,10 @@ const scaleUsers =
   values['scale-users'] === undefined ? (quick ? 20_000 : 1_000_000) : Number(values['scale-users']);
 if (!Number.isSafeInteger(scaleUsers) || scaleUsers < 1000)
   throw new Error('--scale-users takes a whole number ≥ 1000');
+const postgresScaleUsers =
+  values['postgres-scale-users'] === undefined ? scaleUsers : Number(values['postgres-scale-users']);
+if (!Number.isSafeInteger(postgresScaleUsers) || postgresScaleUsers < 1000)
+  throw new Error('--postgres-scale-users takes a whole number ≥ 1000');
 
 const databaseUrl = process.env.BEHALF_DATABASE_URL;
 const postgresUrl =
