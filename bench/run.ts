@@ -48,8 +48,13 @@ const scaleUsers =
   values['scale-users'] === undefined ? (quick ? 20_000 : 1_000_000) : Number(values['scale-users']);
 if (!Number.isSafeInteger(scaleUsers) || scaleUsers < 1000)
   throw new Error('--scale-users takes a whole number ≥ 1000');
+// Quick mode keeps Postgres small so the whole run stays near a minute and a half.
 const postgresScaleUsers =
-  values['postgres-scale-users'] === undefined ? scaleUsers : Number(values['postgres-scale-users']);
+  values['postgres-scale-users'] === undefined
+    ? quick
+      ? Math.min(scaleUsers, 10_000)
+      : scaleUsers
+    : Number(values['postgres-scale-users']);
 if (!Number.isSafeInteger(postgresScaleUsers) || postgresScaleUsers < 1000)
   throw new Error('--postgres-scale-users takes a whole number ≥ 1000');
 
