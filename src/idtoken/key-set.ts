@@ -40,6 +40,14 @@ export class GoogleKeySet {
     this.#defaultMaxAge = options.defaultMaxAgeSeconds ?? 3600;
   }
 
+  /**
+   * The key, when it is cached and the cache is fresh: no promise, no fetch (the hot path). When
+   * this answers undefined, `getKey` decides (refresh, rotation, unknown kid).
+   */
+  freshKey(kid: string): KeyObject | undefined {
+    return this.options.clock.now() < this.#expiresAt ? this.#keys.get(kid) : undefined;
+  }
+
   async getKey(kid: string): Promise<KeyObject | null> {
     const now = this.options.clock.now();
     if (now >= this.#expiresAt) {

@@ -25,6 +25,12 @@ const CLOSE_OBJECT = 0x7d;
 const CLOSE_ARRAY = 0x5d;
 const COMMA = 0x2c;
 
+function isEscaped(text: string, quote: number): boolean {
+  let backslashes = 0;
+  while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++;
+  return backslashes % 2 === 1;
+}
+
 /** Keys of the top-level object in valid JSON text (JSON.parse has already checked it). */
 function countTopLevelKeys(text: string): number {
   let keys = 0;
@@ -33,8 +39,10 @@ function countTopLevelKeys(text: string): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      let j = i + 1;
-      while (text.charCodeAt(j) !== QUOTE) j += text.charCodeAt(j) === BACKSLASH ? 2 : 1;
+      // To the closing quote: the next quote not escaped (an odd run of backslashes before it).
+      // indexOf skips the string's characters natively; most of a token's text is strings.
+      let j = text.indexOf('"', i + 1);
+      while (isEscaped(text, j)) j = text.indexOf('"', j + 1);
       if (depth === 1 && expectKey) {
         keys++;
         expectKey = false;

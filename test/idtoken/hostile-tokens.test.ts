@@ -20,7 +20,7 @@ const jwk = (key: KeyObject, extra: Record<string, unknown> = {}) => ({ ...(key.
 interface Fixture {
   clock: OffsetClock;
   fetches: string[];
-  verifier: (policy?: Partial<IdTokenPolicy>) => IdTokenVerifier;
+  verifier: (policy?: Partial<IdTokenPolicy>, cacheSize?: number) => IdTokenVerifier;
   /** Extra keys served in the JWKS besides Google's. */
   extraKeys: Array<Record<string, unknown>>;
 }
@@ -53,7 +53,7 @@ describe('ID token verification rejects every forgery', () => {
       clock,
       fetches,
       extraKeys,
-      verifier: (policy = {}) => new IdTokenVerifier({ keys, clock, policy: { audience: AUD, allowedAuthorizedParties: [IOS], ...policy } }),
+      verifier: (policy = {}, cacheSize) => new IdTokenVerifier({ keys, clock, cacheSize, policy: { audience: AUD, allowedAuthorizedParties: [IOS], ...policy } }),
     };
     now = Math.floor(clock.now() / 1000);
     claims = {
@@ -217,6 +217,22 @@ describe('ID token verification rejects every forgery', () => {
     await verifier.verify(token);
     f.clock.advance(3700);
     await expect(verifier.verify(token)).rejects.toMatchObject({ reason: 'expired' });
+  });
+  it('the verified-token cache is bounded and forgets the oldest first', async () => {
+    // Three tokens signed by a key Google later withdraws: only re-verification can notice.
+    const rotated = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    f.extraKeys.push(jwk(rotated.publicKey, { kid: 'rotated', alg: 'RS256', use: 'sig' }));
+    const long = { ...claims, exp: now + 20_000 };
+    const [a, b, c] = ['1', '2', '3'].map((sub) => rs256({ ...header, kid: 'rotated' }, { ...long, sub }, rotated.privateKey));
+    const verifier = f.verifier({}, 2);
+    await Promise.all([verifier.verify(a!), verifier.verify(a!)]);
+    await verifier.verify(b!);
+    await verifier.verify(c!);
+    f.extraKeys.length = 0;
+    f.clock.advance(3601); // past the keys' max-age: they are fetched again
+    await expect(verifier.verify(c!)).resolves.toMatchObject({ sub: '3' });
+    await expect(verifier.verify(b!)).resolves.toMatchObject({ sub: '2' });
+    await expect(verifier.verify(a!)).rejects.toMatchObject({ reason: 'unknown_kid' });
   });
   it('iat in the future', async () => {
     await rejects(rs256(header, { ...claims, iat: now + 600, exp: now + 4200 }), 'issued_in_future');
