@@ -73,6 +73,21 @@ describe('SqliteStore on disk', () => {
     }
   });
 
+  it('stays synchronous=FULL around the access-token and lease writes, which skip the fsync', async () => {
+    const store = await openSqliteStore(nextPath());
+    try {
+      await store.saveSignIn(signIn('8', 1));
+      expect(await store.acquireRefreshLease('8', 'c.apps.googleusercontent.com', 'me', 1000)).toBe(true);
+      expect(store.settings().synchronous).toBe(2);
+      const write = { accessTokenCiphertext: randomBytes(40), accessTokenExpiresAt: 7_200_000, now: 2 };
+      expect(await store.saveAccessToken('8', 'c.apps.googleusercontent.com', write)).toBe(true);
+      await store.releaseRefreshLease('8', 'c.apps.googleusercontent.com', 'me');
+      expect(store.settings().synchronous).toBe(2); // back to FULL after each of them
+    } finally {
+      await store.close();
+    }
+  });
+
   it('keeps what it stored across a reopen, and does not apply migrations twice', async () => {
     const path = nextPath();
     const first = await openSqliteStore(path);
