@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Behalf } from './behalf.js';
-import { createUserFetch, GoogleHostAllowList } from './calls/index.js';
+import { createUserFetch, createUserRequest, GoogleHostAllowList, undiciRequest, type HttpRequestLike } from './calls/index.js';
 import { systemClock, type Clock } from './clock.js';
 import type { BehalfConfig } from './config/index.js';
 import { BehalfError } from './errors.js';
@@ -19,6 +19,8 @@ import { loadKeyring, openStore, parseDatabaseUrl, Vault, verifyApiKey, type Sto
 export interface Dependencies {
   clock?: Clock;
   fetch?: FetchLike;
+  /** The proxy's HTTP client (Node streams both ways). Default: undici's `request`. */
+  request?: HttpRequestLike;
   logger?: Logger;
 }
 
@@ -92,6 +94,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   });
   const allowList = new GoogleHostAllowList(config.google.apiUrl);
   const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
+  const userRequest = createUserRequest({ tokens, request: deps.request ?? undiciRequest, clock, allowList });
   const behalf = new Behalf({
     clock,
     oauth,
@@ -100,6 +103,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     tokens,
     vault,
     userFetch,
+    userRequest,
     allowList,
     googleApiUrl: config.google.apiUrl,
     securityEvents,

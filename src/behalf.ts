@@ -1,4 +1,4 @@
-import { BehalfAuthClient, type GoogleHostAllowList, type UserFetch } from './calls/index.js';
+import { BehalfAuthClient, type GoogleHostAllowList, type UserFetch, type UserRequest, type UserRequestAnswer, type UserRequestInit } from './calls/index.js';
 import type { JobRunnerSettings } from './app.js';
 import type { Clock } from './clock.js';
 import type { JobRunner } from './jobs/index.js';
@@ -31,6 +31,7 @@ export class Behalf {
       tokens: TokenService;
       vault: Vault;
       userFetch: UserFetch;
+      userRequest: UserRequest;
       allowList: GoogleHostAllowList;
       googleApiUrl: string;
       securityEvents: SecurityEventReceiver;
@@ -73,6 +74,14 @@ export class Behalf {
    */
   fetch(sub: string, url: string | URL, init?: RequestInit): Promise<Response> {
     return this.parts.userFetch(sub, url, init);
+  }
+
+  /**
+   * `fetch`'s rules on Node streams (undici's `request`): for proxies and large transfers, where a
+   * stream body goes out and the answer comes back as a Readable, undecoded, headers as Google sent them.
+   */
+  request(sub: string, url: string | URL, init?: UserRequestInit): Promise<UserRequestAnswer> {
+    return this.parts.userRequest(sub, url, init);
   }
 
   /**

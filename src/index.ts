@@ -17,7 +17,7 @@ export type BehalfOptions = Partial<Record<Exclude<FlagName, 'appClientIds' | 'r
 
 /** Build behalf from settings (environment variables are not read: pass what you need). */
 export async function createBehalf(options: BehalfOptions): Promise<Behalf> {
-  const { mode = 'production', clock, fetch, logger, ...settings } = options;
+  const { mode = 'production', clock, fetch, request, logger, ...settings } = options;
   const flags: Partial<Record<FlagName, string>> = {};
   for (const [name, value] of Object.entries(settings)) {
     if (value === undefined) continue;
@@ -27,6 +27,7 @@ export async function createBehalf(options: BehalfOptions): Promise<Behalf> {
   const runtime = await createRuntime(config, {
     ...(clock === undefined ? {} : { clock }),
     ...(fetch === undefined ? {} : { fetch }),
+    ...(request === undefined ? {} : { request }),
     ...(logger === undefined ? {} : { logger }),
   });
   return runtime.behalf;
@@ -39,6 +40,6 @@ export type { SignInInput, SignInResult } from './signin/index.js';
 export type { AccessToken, SweepReport } from './tokens/index.js';
 export type { JobContext, JobDefinition, JobRun, JobRunner, JobRunStatus } from './jobs/index.js';
 export type { JobRunnerSettings } from './app.js';
-export { BehalfAuthClient } from './calls/index.js';
+export { BehalfAuthClient, type HttpRequestLike, type UserRequestAnswer, type UserRequestInit } from './calls/index.js';
 export type { VerifiedIdToken } from './idtoken/index.js';
 export type { UserProfile, UserRecord, GrantStatus } from './vault/index.js';

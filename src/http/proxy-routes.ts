@@ -1,5 +1,4 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Behalf } from '../behalf.js';
@@ -9,6 +8,7 @@ import { BehalfError } from '../errors.js';
 // headers) stays here.
 const FORWARDED_REQUEST_HEADERS = [
   'accept',
+  'accept-encoding',
   'content-type',
   'content-length',
   'content-range',
@@ -29,7 +29,6 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
   'proxy-authorization',
   'set-cookie',
-  'content-encoding',
 ]);
 
 const Params = z.object({ sub: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/), '*': z.string().max(4096) });
@@ -38,8 +37,10 @@ const Params = z.object({ sub: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/
  * `/v1/users/{sub}/google/{path}` forwards to `BEHALF_GOOGLE_API_URL/{path}` with the user's token;
  * `/v1/users/{sub}/google/{host}.googleapis.com/{path}` reaches another Google API host. Nothing
  * else can be reached (no open proxy). Bodies stream both ways: an upload or a download of any
- * size never sits in memory. Written on fetch streams rather than a proxy library because the
- * refresh-on-401 and Retry-After rules are behalf's own (see calls/user-fetch.ts).
+ * size never sits in memory, and compressed answers pass through compressed (the client's
+ * Accept-Encoding is forwarded, Google's Content-Encoding returned). Written on behalf.request
+ * (undici's request) rather than a proxy library because the refresh-on-401 and Retry-After rules
+ * are behalf's own (see calls/user-fetch.ts).
  */
 export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void {
   void app.register(async (scoped) => {
@@ -52,10 +53,10 @@ export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void 
       if (!parsed.success) throw new BehalfError('INVALID_REQUEST', 'The proxied path is malformed.', { reason: 'bad_path' });
       const target = targetUrl(behalf.googleApiUrl, parsed.data['*'], request.url);
 
-      const headers = new Headers({ 'accept-encoding': 'identity' });
+      const headers: Record<string, string> = {};
       for (const name of FORWARDED_REQUEST_HEADERS) {
         const value = request.headers[name];
-        if (typeof value === 'string') headers.set(name, value);
+        if (typeof value === 'string') headers[name] = value;
       }
       // The client went away before the answer was sent: stop talking to Google too.
       const abort = new AbortController();
@@ -63,21 +64,19 @@ export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void 
         if (!reply.raw.writableFinished) abort.abort();
       });
       const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== undefined;
-      const upstream = await behalf.fetch(parsed.data.sub, target, {
+      const upstream = await behalf.request(parsed.data.sub, target, {
         method: request.method,
         headers,
         signal: abort.signal,
-        ...(hasBody ? { body: Readable.toWeb(request.body as Readable) as ReadableStream, duplex: 'half' } : {}),
-      } as RequestInit);
+        body: hasBody ? (request.body as Readable) : null,
+      });
 
       reply.code(upstream.status);
-      upstream.headers.forEach((value, name) => {
-        if (!HOP_BY_HOP.has(name)) reply.header(name, value);
-      });
-      if (upstream.headers.has('content-encoding')) reply.removeHeader('content-length');
-      reply.header('cache-control', upstream.headers.get('cache-control') ?? 'private, no-store');
-      if (upstream.body === null) return reply.send();
-      return reply.send(Readable.fromWeb(upstream.body as WebReadableStream));
+      for (const [name, value] of Object.entries(upstream.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name)) reply.header(name, value);
+      }
+      reply.header('cache-control', upstream.headers['cache-control'] ?? 'private, no-store');
+      return reply.send(upstream.body);
     });
   });
 }

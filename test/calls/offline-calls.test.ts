@@ -168,6 +168,41 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
     expect(await response.json()).toMatchObject({ error: { code: 404 } });
   });
 
+  it('applies the same rules as behalf.fetch: a 401 is refreshed and retried once, a 500 on a GET retried', async () => {
+    const sub = await signedIn();
+    const refreshes = async () => (await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats')).refreshes_by_sub[sub] ?? 0;
+    const before = await refreshes();
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 401, count: 1 });
+    const afterRefusal = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`);
+    expect(afterRefusal.status).toBe(200);
+    expect(await refreshes()).toBe(before + 1);
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 500, count: 1 });
+    const afterError = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`);
+    expect(afterError.status).toBe(200);
+    expect(await afterError.json()).toMatchObject({ files: expect.any(Array) });
+  });
+
+  it('sends a streamed upload once: a 401 on it goes back to the caller', async () => {
+    const sub = await signedIn();
+    await h.control('POST', '/emulator/faults', { path: '/upload/drive/v3/files', status: 401, count: 1 });
+    const response = await fetch(`${h.url}/v1/users/${sub}/google/upload/drive/v3/files?uploadType=media`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'text/plain' },
+      body: 'sent once',
+    });
+    expect(response.status).toBe(401);
+    await h.control('DELETE', '/emulator/faults');
+  });
+
+  it('passes a 204 through without a body', async () => {
+    const sub = await signedIn();
+    const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', { sub, name: 'gone.txt', size: 3 });
+    const response = await h.service('DELETE', `/v1/users/${sub}/google/drive/v3/files/${file.id}`);
+    expect(response.status).toBe(204);
+    expect(await response.text()).toBe('');
+    expect((await h.service('GET', `/v1/users/${sub}/google/drive/v3/files/${file.id}`)).status).toBe(404);
+  });
+
   it('refuses a non-Google host (no open proxy)', async () => {
     const sub = await signedIn();
     for (const host of ['evil.example.com', '127.0.0.1:22', 'googleapis.com.evil.example.com']) {

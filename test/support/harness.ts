@@ -11,7 +11,7 @@ import { loadConfig, type BehalfConfig } from '../../src/config/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createApiKey } from '../../src/vault/index.js';
 import { migratePostgres } from '../../src/vault/postgres-store.js';
-import { loopbackFetch } from './no-network.js';
+import { loopbackFetch, loopbackRequest } from './no-network.js';
 
 export const DRIVE_APPDATA = 'https://www.googleapis.com/auth/drive.appdata';
 export const SIGNIN_SCOPES = `openid email profile ${DRIVE_APPDATA}`;
@@ -123,7 +123,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const logs: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
-  const runtime = await createRuntime(config, { clock, logger, fetch: loopbackFetch });
+  const runtime = await createRuntime(config, { clock, logger, fetch: loopbackFetch, request: loopbackRequest });
   const server = createServer(config, runtime);
   await server.listen({ port: 0, host: '127.0.0.1' });
   const address = server.server.address();
