@@ -18,12 +18,14 @@ const CONTENDERS: Contender[] = ['behalf', 'google-auth-library', 'jose', 'limit
  */
 const POOL_SIZE = 16_000;
 
-/** Where behalf's time above the limit went, from CPU profiles taken when this benchmark was written. */
+/** Where behalf's time above the limit goes, from CPU profiles of one thread (relative to the RSA check itself). */
 const DISTINCT_GAP =
-  'Where the rest goes (profiles of one thread: ~20 µs of RSA per token, then ~10-14 µs of behalf): the verified-token cache evicts its oldest entry with Map.keys().next(), ' +
-  'which in V8 walks the deleted slots at the head of the table (~4 µs per miss once 10,000 tokens are cached; a ring buffer of keys costs ~0.1 µs, and in a same-run comparison moved one thread from 0.62 to 0.71 × limit); ' +
-  'JSON.parse and the duplicate-key pass over header and payload (~3 µs); garbage collection of the per-token buffers, strings and claim objects (~3 µs); four nested awaits and the regex checks (~2 µs). ' +
-  'The header is the same for every token a key signs, so caching its checks per header string would save its decode and parse too.';
+  'Where the rest goes (CPU profile of one thread, as a share of the RSA verification itself): JSON.parse of the payload ~10%; decoding the payload from base64url ~7%; ' +
+  'garbage collection ~7% (besides the per-token strings and buffers, the verified-token cache keeps 10,000 tokens and their claims alive, which the limit does not); ' +
+  'the canonical-base64url check ~4%; the duplicate-key count ~2%; claim checks, the cache insert and the promise ~10%. ' +
+  'Already done after earlier runs of this benchmark: FIFO eviction through a ring of keys (Map.keys().next() walked deleted slots: ~4 µs a miss), checked headers remembered by their text, ' +
+  "no await when Google's keys are cached (one thread went from 0.47 to 0.63 × limit). What would close the rest: nothing cheap; parsing and checking the claims is work the bare signature check does not do, " +
+  'and a smaller cache would trade away the resent-token case (idtoken-verify-same-token).';
 
 class WorkerHandle {
   readonly #queue: Array<(reply: WorkerReply) => void> = [];

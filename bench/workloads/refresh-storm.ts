@@ -130,10 +130,9 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
     lostTo === null
       ? 'behalf served every request soonest.'
       : `behalf LOSES on time to google-auth-library with a client shared per user (${lostTo.toFixed(2)}× slower), though both make one refresh per user. ` +
-        'Why (CPU profile of this workload): each user refreshed costs behalf three SQLite write transactions, each fsynced (synchronous=FULL) and synchronous on the event loop ' +
-        '(take the refresh lease, store the new token, release the lease: ~2.5 ms per user on this machine), so a storm over M users queues behind ~3·M fsyncs before and after the Google round trips; ' +
-        'google-auth-library keeps nothing durable and coordinates nothing across processes. What would fix it: take the leases and store the tokens of all users refreshed in one tick in one transaction each (group commit), ' +
-        "release the lease in the token's own transaction, or run the SQLite store off the event loop (a worker thread).";
+        'Why: for each user refreshed behalf writes three SQLite transactions on the event loop (take the refresh lease, store the new token, release the lease), reads and decrypts the grant twice (before and under the lease) and encrypts the new token; ' +
+        "google-auth-library keeps nothing durable and coordinates nothing across processes. Those writes were fsynced until this benchmark showed they were most of behalf's time (~1.5× then); they now commit without waiting for the disk (synchronous=NORMAL: a lost lease or access token costs a refresh). " +
+        'What would cut the rest: store the token and release the lease in one transaction, and take the leases of the users refreshed in one tick together.';
   return [
     {
       name: 'refresh-storm-time',
