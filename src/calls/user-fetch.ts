@@ -85,6 +85,8 @@ interface Call<R> {
   method: string;
   /** The body can be sent again (absent, or held in memory). */
   replayable: boolean;
+  /** The caller's own signal: once it aborts, nothing is retried and its error is the answer. */
+  signal?: AbortSignal | null | undefined;
   send(token: string): Promise<R>;
   view(answer: R): Attempt;
 }
@@ -104,7 +106,7 @@ function createCaller(deps: Omit<UserFetchDeps, 'fetch'>): <R>(call: Call<R>) =>
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = deps.random ?? Math.random;
 
-  return async ({ sub, url, method, replayable, send, view }) => {
+  return async ({ sub, url, method, replayable, signal, send, view }) => {
     const retrySafe = IDEMPOTENT.has(method) && replayable;
     const deadline = deps.clock.now() + policy.deadlineMs;
     let token = await deps.tokens.getAccessToken(sub);
@@ -119,7 +121,7 @@ function createCaller(deps: Omit<UserFetchDeps, 'fetch'>): <R>(call: Call<R>) =>
       try {
         answer = await send(token.token);
       } catch (error) {
-        if (isBehalfError(error)) throw error;
+        if (isBehalfError(error) || signal?.aborted === true) throw error;
         const delay = backoff();
         if (retrySafe && canRetry && fitsDeadline(delay)) {
           await sleep(delay);
@@ -174,6 +176,7 @@ export function createUserFetch(deps: UserFetchDeps): UserFetch {
       url,
       method,
       replayable: isReplayable(init.body),
+      signal: init.signal,
       send: (token) => {
         const headers = new Headers(init.headers);
         headers.set('authorization', `Bearer ${token}`);
@@ -206,6 +209,7 @@ export function createUserRequest(deps: Omit<UserFetchDeps, 'fetch'> & { request
       url,
       method,
       replayable: body === null || typeof body === 'string' || Buffer.isBuffer(body),
+      signal,
       send: (token) => {
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(init.headers ?? {})) headers[name.toLowerCase()] = value;

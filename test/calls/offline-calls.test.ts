@@ -1,6 +1,7 @@
 import { google } from 'googleapis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
+import { BehalfError } from '../../src/errors.js';
 
 interface Stats {
   token_requests: { authorization_code: number; refresh_token: number };
@@ -66,6 +67,24 @@ describe('acting for offline users', () => {
     await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 500, count: 1 });
     const response = await behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`);
     expect(response.status).toBe(200);
+  });
+
+  it('a call its caller aborts ends with the abort at once, not with retries', async () => {
+    const sub = await signedIn();
+    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', latency_ms: 5000, rate: 1 });
+    try {
+      const url = `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`;
+      for (const call of [
+        (signal: AbortSignal) => behalf().fetch(sub, url, { signal }),
+        (signal: AbortSignal) => behalf().request(sub, url, { signal }),
+      ]) {
+        const error = await call(AbortSignal.timeout(100)).catch((e: unknown) => e);
+        expect(error).not.toBeInstanceOf(BehalfError);
+        expect((error as Error).name).toMatch(/AbortError|TimeoutError/);
+      }
+    } finally {
+      await h.control('DELETE', '/emulator/faults');
+    }
   });
 
   it('refuses to send a user token to a host that is not Google', async () => {
