@@ -141,6 +141,7 @@ export class TokenService {
     const waitUntil = clock.now() + this.#leaseMs * 2;
     for (;;) {
       if (await vault.acquireRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs)) {
+        let released = false;
         try {
           // Another process may have refreshed between our read and taking the lease.
           const grant = await this.#activeGrant(sub);
@@ -149,9 +150,11 @@ export class TokenService {
           if (grant.refreshToken === null) {
             throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
           }
-          return this.#remember(sub, await this.#refresh(sub, grant.refreshToken, grant.scopes, grant.version));
+          const token = await this.#refresh(sub, grant.refreshToken, grant.scopes, grant.version);
+          released = true; // the new token was stored and the lease given back in one write
+          return this.#remember(sub, token);
         } finally {
-          await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
+          if (!released) await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
         }
       }
       await this.#sleep(this.#pollMs * (0.5 + this.#random()));
@@ -207,7 +210,7 @@ export class TokenService {
     await vault.saveAccessToken(
       sub,
       oauth.clientId,
-      { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now },
+      { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now, releaseLeaseOf: this.#holder },
       version,
     );
     return token;

@@ -351,15 +351,11 @@ export class PostgresStore implements Store {
   }
 
   async saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean> {
-    const result = await this.#query(SQL.saveAccessToken, [
-      sub,
-      clientId,
-      write.accessTokenCiphertext,
-      write.accessTokenExpiresAt,
-      write.scopes ?? null,
-      expectedVersion ?? null,
-      write.now,
-    ]);
+    const values = [sub, clientId, write.accessTokenCiphertext, write.accessTokenExpiresAt, write.scopes ?? null, expectedVersion ?? null, write.now];
+    const result =
+      write.releaseLeaseOf === undefined
+        ? await this.#query(SQL.saveAccessToken, values)
+        : await this.#query(SQL.saveAccessTokenReleasingLease, [...values, write.releaseLeaseOf]);
     return result.rowCount === 1;
   }
 
@@ -508,6 +504,10 @@ const GRANT_COLUMNS = `sub, client_id, refresh_token, access_token, access_token
 const REPLACES_REFRESH = `(excluded.refresh_token IS NOT NULL AND (grants.refresh_token IS NULL
   OR grants.refresh_token_issued_at IS NULL OR excluded.updated_at >= grants.refresh_token_issued_at))`;
 
+const SAVE_ACCESS_TOKEN = `UPDATE grants SET access_token = $3, access_token_expires_at = $4, scopes = COALESCE($5::text[], scopes),
+      version = version + 1, updated_at = $7
+    WHERE sub = $1 AND client_id = $2 AND status = 'active' AND ($6::bigint IS NULL OR version = $6::bigint)`;
+
 const SQL = {
   upsertUser: `INSERT INTO users (sub, email, email_verified, name, given_name, family_name, picture, locale, hd, created_at, updated_at, last_sign_in_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
@@ -531,9 +531,10 @@ const SQL = {
   getUser: 'SELECT * FROM users WHERE sub = $1',
   getGrant: `SELECT ${GRANT_COLUMNS} FROM grants WHERE sub = $1 AND client_id = $2`,
   // Only an active grant takes a new access token: a revoked one must not get one back.
-  saveAccessToken: `UPDATE grants SET access_token = $3, access_token_expires_at = $4, scopes = COALESCE($5::text[], scopes),
-      version = version + 1, updated_at = $7
-    WHERE sub = $1 AND client_id = $2 AND status = 'active' AND ($6::bigint IS NULL OR version = $6::bigint)`,
+  saveAccessToken: SAVE_ACCESS_TOKEN,
+  // One statement, so one round trip and one transaction: the lease goes whatever the update does.
+  saveAccessTokenReleasingLease: `WITH released AS (DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $8)
+    ${SAVE_ACCESS_TOKEN}`,
   setStatus: `UPDATE grants SET status = $3, version = version + 1, updated_at = $4,
       access_token = CASE WHEN $3 = 'active' THEN access_token ELSE NULL END,
       access_token_expires_at = CASE WHEN $3 = 'active' THEN access_token_expires_at ELSE NULL END

@@ -151,7 +151,7 @@ export class SqliteStore implements Store {
   }
 
   async saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean> {
-    return this.#runUnsynced(() => {
+    const save = this.#db.transaction(() => {
       const result = this.#sql.saveAccessToken.run({
         sub,
         client_id: clientId,
@@ -161,8 +161,10 @@ export class SqliteStore implements Store {
         expected_version: expectedVersion ?? null,
         now: write.now,
       });
+      if (write.releaseLeaseOf !== undefined) this.#sql.releaseLease.run({ sub, client_id: clientId, holder: write.releaseLeaseOf });
       return result.changes === 1;
     });
+    return this.#runUnsynced(() => save.immediate());
   }
 
   async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void> {

@@ -63,6 +63,11 @@ export interface AccessTokenWrite {
   /** Replace the recorded scopes when Google reports them on refresh. */
   scopes?: string[];
   now: number;
+  /**
+   * Also give back this holder's refresh lease on the grant, in the same transaction and whatever
+   * the update's outcome: a refresh then ends in one write, not two.
+   */
+  releaseLeaseOf?: string;
 }
 
 export interface ApiKeyRecord {

@@ -40,6 +40,11 @@ export interface AccessTokenSave {
   /** Replace the recorded scopes when Google reports them on refresh. */
   scopes?: string[];
   now: number;
+  /**
+   * Also give back this holder's refresh lease on the grant, in the same transaction and whatever
+   * the update's outcome: a refresh then ends in one write, not two.
+   */
+  releaseLeaseOf?: string;
 }
 
 /** What `rotateKeys` did. Counts are grant rows. */
@@ -120,6 +125,7 @@ export class Vault {
         accessTokenCiphertext: this.#seal('access_token', sub, clientId, write.accessToken),
         accessTokenExpiresAt: write.accessTokenExpiresAt,
         ...(write.scopes === undefined ? {} : { scopes: write.scopes }),
+        ...(write.releaseLeaseOf === undefined ? {} : { releaseLeaseOf: write.releaseLeaseOf }),
         now: write.now,
       },
       expectedVersion,

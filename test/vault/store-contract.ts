@@ -479,6 +479,22 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(results.filter(Boolean)).toHaveLength(1);
       });
 
+      it('are given back by the access-token write of their holder, even when its version check fails', async () => {
+        await store.saveSignIn(signIn('309'));
+        const version = (await store.getGrant('309', CLIENT))!.version;
+        const write = { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 };
+        expect(await store.acquireRefreshLease('309', CLIENT, 'a', 10_000)).toBe(true);
+        // Another holder's write leaves a's lease alone.
+        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'b' }, version)).toBe(true);
+        expect(await store.acquireRefreshLease('309', CLIENT, 'b', 10_000)).toBe(false);
+        // a's write, stale by now, is refused but still gives the lease back.
+        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'a' }, version)).toBe(false);
+        expect(await store.acquireRefreshLease('309', CLIENT, 'b', 10_000)).toBe(true);
+        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'b' }, version + 1)).toBe(true);
+        expect(await store.getGrant('309', CLIENT)).toMatchObject({ version: version + 2 });
+        expect(await store.acquireRefreshLease('309', CLIENT, 'c', 10_000)).toBe(true);
+      });
+
       it('are not re-entrant: a holder with a live lease does not get it again until released', async () => {
         await store.saveSignIn(signIn('306'));
         expect(await store.acquireRefreshLease('306', CLIENT, 'a', 10_000)).toBe(true);
