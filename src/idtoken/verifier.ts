@@ -77,6 +77,7 @@ export interface VerifyOptions {
 // Google's ID tokens are about 1 KiB; 8 KiB leaves room for long profile claims and no more.
 const MAX_TOKEN_LENGTH = 8 * 1024;
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
+const BODY_AND_SIGNATURE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const ID_TOKEN: GoogleJwtKind = { what: 'ID token', typ: ['JWT'] };
 const FORBIDDEN_HEADERS = ['crit', 'jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'zip', 'enc'];
 
@@ -239,7 +240,13 @@ function parseGoogleJwt(token: string, kind: GoogleJwtKind): ParsedJwt {
   const h = token.slice(0, first);
   const p = token.slice(first + 1, last);
   const signature = token.slice(last + 1);
-  if (!isCanonicalBase64Url(h) || !isCanonicalBase64Url(p) || !isCanonicalBase64Url(signature)) {
+  // A remembered header passed this check already; payload and signature are checked in one scan.
+  if (
+    (!checkedHeaders.has(h) && !isCanonicalBase64Url(h)) ||
+    !BODY_AND_SIGNATURE.test(token.slice(first + 1)) ||
+    !noStrayBits(p) ||
+    !noStrayBits(signature)
+  ) {
     reject('malformed', `A ${what} segment is not canonical base64url.`);
   }
   const header = checkedHeader(h, what);
@@ -316,7 +323,11 @@ export function accessTokenHash(accessToken: string): string {
  * decoding: this is on the hot path).
  */
 function isCanonicalBase64Url(segment: string): boolean {
-  if (!SEGMENT.test(segment)) return false;
+  return SEGMENT.test(segment) && noStrayBits(segment);
+}
+
+/** The length and last-character half of {@link isCanonicalBase64Url}, for segments already known to be in the alphabet. */
+function noStrayBits(segment: string): boolean {
   const rest = segment.length % 4;
   if (rest === 1) return false;
   if (rest === 0) return true;
