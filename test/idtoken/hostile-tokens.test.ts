@@ -178,6 +178,21 @@ describe('ID token verification rejects every forgery', () => {
     await rejects(`${h}=.${p}.${s}`, 'malformed');
     await rejects(`${h}.${p}.${s!.replace(/-/g, '+').replace(/_/g, '/')}+`, 'malformed');
   });
+  it('stray bits or a foreign character in the payload or signature, also when the header is known', async () => {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // Flipping the lowest bit of the last character changes only bits a decoder drops: the same
+    // bytes, so the signature would still verify. Only the canonical check refuses it.
+    const stray = (segment: string) => `${segment.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(segment.at(-1)!) ^ 1]}`;
+    let token = rs256(header, claims);
+    for (let pad = 0; token.split('.')[1]!.length % 4 === 0; pad++) token = rs256(header, { ...claims, pad: 'x'.repeat(pad) });
+    const [h, p, s] = token.split('.') as [string, string, string];
+    expect(s.length % 4).not.toBe(0);
+    const verifier = f.verifier();
+    await verifier.verify(token); // its header is now remembered
+    for (const forged of [`${h}.${stray(p)}.${s}`, `${h}.${p}.${stray(s)}`, `${h}.${p}+.${s}`, `${h}.${p}.`, `${h}..${s}`]) {
+      await expect(verifier.verify(forged)).rejects.toMatchObject({ reason: 'malformed' });
+    }
+  });
   it('duplicate keys in the payload (two aud)', async () => {
     const payload = JSON.stringify(claims).replace('"aud":', `"aud":"${AUD}","aud":`);
     await rejects(rs256(header, payload.replace(`"aud":"${AUD}","aud":"${AUD}"`, `"aud":"${AUD}","aud":"evil"`)), 'malformed');
