@@ -240,13 +240,8 @@ function parseGoogleJwt(token: string, kind: GoogleJwtKind): ParsedJwt {
   const h = token.slice(0, first);
   const p = token.slice(first + 1, last);
   const signature = token.slice(last + 1);
-  // A remembered header passed this check already; payload and signature are checked in one scan.
-  if (
-    (!checkedHeaders.has(h) && !isCanonicalBase64Url(h)) ||
-    !BODY_AND_SIGNATURE.test(token.slice(first + 1)) ||
-    !noStrayBits(p) ||
-    !noStrayBits(signature)
-  ) {
+  // Payload and signature in one scan; the header in checkedHeader, unless remembered (checked then).
+  if (!BODY_AND_SIGNATURE.test(token.slice(first + 1)) || !noStrayBits(p) || !noStrayBits(signature)) {
     reject('malformed', `A ${what} segment is not canonical base64url.`);
   }
   const header = checkedHeader(h, what);
@@ -268,6 +263,7 @@ const CHECKED_HEADERS_MAX = 256;
 function checkedHeader(segment: string, what: string): Readonly<Record<string, unknown>> {
   const known = checkedHeaders.get(segment);
   if (known !== undefined) return known;
+  if (!isCanonicalBase64Url(segment)) reject('malformed', `A ${what} segment is not canonical base64url.`);
   const header = parseJsonObjectStrict(decodeSegment(segment));
   if (header === undefined) reject('bad_header', `The ${what} header is not a JSON object with unique keys.`);
   for (const name of FORBIDDEN_HEADERS) {
