@@ -28,6 +28,8 @@ export function registerConsentPage(app: FastifyInstance, state: EmulatorState, 
       sub = state.addUser({ email: p.new_email, name: p.new_email.split('@')[0] }).user.sub;
     }
     if (sub === undefined || !state.users.has(sub)) return errorPage(reply, 400, 'invalid_request', 'Choose a test user or give a valid email address.');
+    // A disabled account cannot sign in: Google stops at its own sign-in page and never returns to the app.
+    if (state.isDisabled(sub)) return errorPage(reply, 403, 'account_disabled', "Couldn't sign you in: this account has been disabled.");
     const scopes = (p.scope ?? '').split(' ').filter((s) => s.length > 0);
     const code = state.issueCode({
       sub,

@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { sendApiError } from './errors.js';
 import { FaultInput, type Faults } from './faults.js';
 import { idTokenClaims } from './oauth-routes.js';
-import { pushSecurityEvent, RiscEventInput } from './risc.js';
+import { applySecurityEvent, pushSecurityEvent, RiscEventInput } from './risc.js';
 import type { SigningKeys } from './keys.js';
 import { patternBytes, type DriveStore } from './drive-store.js';
-import { emptyStats, type EmulatorState, type EmulatorUser } from './state.js';
+import { ACCESS_TOKEN_LIFETIME_RANGE_S, emptyStats, type EmulatorState, type EmulatorUser } from './state.js';
 import type { EmulatorClients } from './types.js';
 
 const MAX_SEED_BYTES = 256 * 1024 * 1024;
@@ -50,6 +50,19 @@ const SeedFile = z
   })
   .refine((v) => !(v.content_base64 !== undefined && v.size !== undefined), 'give content_base64 or size, not both');
 
+const { min: MIN_LIFETIME_S, max: MAX_LIFETIME_S } = ACCESS_TOKEN_LIFETIME_RANGE_S;
+const lifetimeError = `must be a whole number of seconds from ${MIN_LIFETIME_S} to ${MAX_LIFETIME_S}`;
+
+/** Every key optional (omitted ones keep their value); an unknown key is refused, not ignored. */
+const ConfigInput = z.strictObject({
+  access_token_lifetime_seconds: z
+    .number({ error: lifetimeError })
+    .int({ error: lifetimeError })
+    .min(MIN_LIFETIME_S, { error: lifetimeError })
+    .max(MAX_LIFETIME_S, { error: lifetimeError })
+    .optional(),
+});
+
 export interface ControlContext {
   state: EmulatorState;
   keys: SigningKeys;
@@ -80,6 +93,11 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     if (found === undefined) bad(reply, 'no such user; create it with POST /emulator/users', 404);
     return found;
   };
+  // The Sign-In SDKs hand a disabled account no code: the sign-in fails on the device.
+  const disabled = (reply: FastifyReply) => {
+    const message = 'the account is disabled (account-disabled was pushed); push account-enabled to let it sign in again';
+    return sendApiError(reply, 403, message, { message, reason: 'accountDisabled' });
+  };
 
   app.get('/emulator/clients', async () => ({
     server_client: {
@@ -108,6 +126,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     if (input === undefined) return reply;
     const found = user(input, reply);
     if (found === undefined) return reply;
+    if (state.isDisabled(found.sub)) return disabled(reply);
     const appIds: string[] = Object.values(clients.apps);
     if (input.client_id !== clients.server.clientId && !appIds.includes(input.client_id)) {
       return bad(reply, 'client_id is not a registered client (see GET /emulator/clients)');
@@ -155,6 +174,25 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     return { revoked: state.revokeGrant(found.sub) };
   });
 
+  // Every live access token of the user expires at once, as if its expires_in had run out (RFC 6749 §5.1);
+  // resource servers then answer 401 invalid_token (RFC 6750 §3.1). Refresh tokens still work.
+  app.post('/emulator/access-tokens/expire', async (request, reply) => {
+    const input = parse(z.strictObject(UserKey), request.body, reply);
+    if (input === undefined) return reply;
+    const found = user(input, reply);
+    if (found === undefined) return reply;
+    return { expired: state.expireAccessTokens(found.sub) };
+  });
+
+  const settings = () => ({ access_token_lifetime_seconds: state.accessTokenLifetimeSeconds });
+  app.get('/emulator/config', async () => settings());
+  app.post('/emulator/config', async (request, reply) => {
+    const input = parse(ConfigInput, request.body, reply);
+    if (input === undefined) return reply;
+    if (input.access_token_lifetime_seconds !== undefined) state.accessTokenLifetimeSeconds = input.access_token_lifetime_seconds;
+    return settings();
+  });
+
   const now = () => ({ now: new Date(state.clock.now()).toISOString(), now_seconds: state.nowSeconds() });
   app.get('/emulator/clock', async () => now());
   app.post('/emulator/clock', async (request, reply) => {
@@ -188,7 +226,12 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
   app.post('/emulator/risc/events', async (request, reply) => {
     const input = parse(RiscEventInput, request.body, reply);
     if (input === undefined) return reply;
-    if (input.event !== 'verification' && input.event !== 'token-revoked' && user(input, reply) === undefined) return reply;
+    if (input.event !== 'verification' && input.event !== 'token-revoked') {
+      const found = user(input, reply);
+      if (found === undefined) return reply;
+      // Google's own state changes first, whether or not the receiver then gets the event.
+      applySecurityEvent(input.event, found.sub, state);
+    }
     try {
       const result = await pushSecurityEvent(input, { state, keys: ctx.keys, issuer: ctx.issuer, audience: clients.server.clientId });
       return { delivered: result.status === 202, receiver_status: result.status, jti: result.jti };

@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NO_STORE, sendOAuthError } from './errors.js';
 import type { SigningKeys } from './keys.js';
 import {
-  ACCESS_TOKEN_LIFETIME_S,
   ID_TOKEN_LIFETIME_S,
   SCOPE_EMAIL,
   SCOPE_PROFILE,
@@ -173,11 +172,13 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
   // Only a successful redemption uses the code (whether a failed one does is UNCONFIRMED, spec §13.3).
   code.used = true;
   const grant = state.grantOf(code.sub);
-  if (grant === undefined || grant.revoked || grant.generation !== code.generation) {
+  // A disabled account's grants were revoked when it was disabled; the explicit check keeps that true
+  // should a code ever outlive the revocation.
+  if (grant === undefined || grant.revoked || grant.generation !== code.generation || state.isDisabled(code.sub)) {
     return sendOAuthError(reply, 400, 'invalid_grant', 'Bad Request');
   }
   const base = { sub: code.sub, clientId, azp: code.azp, scopes: code.scopes, generation: code.generation };
-  const accessToken = state.issueAccessToken(base);
+  const { token: accessToken, expiresIn } = state.issueAccessToken(base);
   const refreshToken = code.issueRefreshToken ? state.issueRefreshToken(base) : undefined;
   const idToken = code.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, code.nonce) : undefined;
   // Field order as in real responses (spec §4.1).
@@ -186,7 +187,7 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
     .type('application/json; charset=utf-8')
     .send({
       access_token: accessToken,
-      expires_in: ACCESS_TOKEN_LIFETIME_S,
+      expires_in: expiresIn,
       ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
       scope: code.scopes.join(' '),
       token_type: 'Bearer',
@@ -204,7 +205,7 @@ function refresh(ctx: OAuthContext, p: Record<string, string>, clientId: string,
   record.lastUsedAt = state.nowSeconds();
   state.stats.refreshes_by_sub[record.sub] = (state.stats.refreshes_by_sub[record.sub] ?? 0) + 1;
   const base = { sub: record.sub, clientId, azp: record.azp, scopes: record.scopes, generation: record.generation };
-  const accessToken = state.issueAccessToken(base);
+  const { token: accessToken, expiresIn } = state.issueAccessToken(base);
   // Whether Google sends an ID token on refresh is UNCONFIRMED (spec §4.2); with openid granted it does here.
   const idToken = record.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, undefined) : undefined;
   // No refresh_token: Google does not rotate it (spec §4.2).
@@ -213,7 +214,7 @@ function refresh(ctx: OAuthContext, p: Record<string, string>, clientId: string,
     .type('application/json; charset=utf-8')
     .send({
       access_token: accessToken,
-      expires_in: ACCESS_TOKEN_LIFETIME_S,
+      expires_in: expiresIn,
       scope: record.scopes.join(' '),
       token_type: 'Bearer',
       ...(idToken === undefined ? {} : { id_token: idToken }),

@@ -33,6 +33,18 @@ export const RiscEventInput = z.object({
 });
 
 /**
+ * What Google itself does about the event, before telling the receiver: an event reports a change
+ * that has already happened at Google (https://developers.google.com/identity/protocols/risc).
+ * `tokens-revoked`: the user's tokens for the project are revoked. `account-disabled`: so are they,
+ * and the account cannot sign in until `account-enabled`. Other events change nothing here.
+ */
+export function applySecurityEvent(event: z.infer<typeof RiscEventInput>['event'], sub: string, state: EmulatorState): void {
+  if (event === 'tokens-revoked') state.revokeGrant(sub);
+  else if (event === 'account-disabled') state.disableUser(sub);
+  else if (event === 'account-enabled') state.enableUser(sub);
+}
+
+/**
  * Builds and pushes a security event token as Google's RISC service would: one signed SET per HTTPS
  * POST, signed with the same keys as ID tokens (spec §10.1). UNCONFIRMED details, chosen here:
  * `Content-Type: application/secevent+jwt` (RFC 8935), header `typ: secevent+jwt`, no `exp`, and

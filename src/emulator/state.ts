@@ -3,7 +3,10 @@ import type { OffsetClock } from '../clock.js';
 
 /** Lifetimes (spec §6): codes are UNCONFIRMED (RFC 6749 suggests ≤10 min; 10 min chosen). */
 export const CODE_LIFETIME_S = 600;
+/** The default `expires_in`; `POST /emulator/config` changes it for tokens issued afterwards. */
 export const ACCESS_TOKEN_LIFETIME_S = 3599;
+/** Bounds of `access_token_lifetime_seconds` (a day at most: longer would hide refresh bugs, not find them). */
+export const ACCESS_TOKEN_LIFETIME_RANGE_S = { min: 1, max: 86_400 } as const;
 export const ID_TOKEN_LIFETIME_S = 3600;
 /** Unused for six months, a refresh token stops working (spec §6). */
 export const REFRESH_IDLE_LIMIT_S = 183 * 86_400;
@@ -106,7 +109,11 @@ export class EmulatorState {
   readonly refreshTokens = new Map<string, RefreshRecord>();
   readonly accessTokens = new Map<string, AccessRecord>();
   readonly issued: IssuedToken[] = [];
+  /** Users whose account Google has disabled (a pushed `account-disabled`): they cannot sign in. */
+  readonly #disabled = new Set<string>();
   stats: Stats = emptyStats();
+  /** `expires_in` of access tokens issued from now on. */
+  accessTokenLifetimeSeconds: number = ACCESS_TOKEN_LIFETIME_S;
 
   constructor(readonly clock: OffsetClock) {}
 
@@ -187,11 +194,13 @@ export class EmulatorState {
     return code;
   }
 
-  issueAccessToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): string {
+  /** A new access token, and its `expires_in` (the lifetime set when it was issued). */
+  issueAccessToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): { token: string; expiresIn: number } {
     const token = `ya29.a0${randomToken(150)}`;
-    this.accessTokens.set(token, { ...input, expiresAt: this.nowSeconds() + ACCESS_TOKEN_LIFETIME_S });
+    const expiresIn = this.accessTokenLifetimeSeconds;
+    this.accessTokens.set(token, { ...input, expiresAt: this.nowSeconds() + expiresIn });
     this.#log('access_token', token, input.sub, input.clientId);
-    return token;
+    return { token, expiresIn };
   }
 
   issueRefreshToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): string {
@@ -240,6 +249,39 @@ export class EmulatorState {
     grant.revoked = true;
     this.stats.revocations++;
     return true;
+  }
+
+  /**
+   * Every live access token of the user expires now, as if its `expires_in` had run out; refresh
+   * tokens are untouched. Answers how many were live.
+   */
+  expireAccessTokens(sub: string): number {
+    const now = this.nowSeconds();
+    let expired = 0;
+    for (const [token, record] of this.accessTokens) {
+      if (record.sub !== sub || this.validAccessToken(token) === undefined) continue;
+      record.expiresAt = now;
+      expired++;
+    }
+    return expired;
+  }
+
+  /**
+   * Google disables the account: every grant of the user is revoked, and sign-ins fail until it is
+   * enabled again (https://developers.google.com/identity/protocols/risc, `account-disabled`).
+   */
+  disableUser(sub: string): void {
+    this.#disabled.add(sub);
+    this.revokeGrant(sub);
+  }
+
+  /** Sign-ins work again; tokens revoked while disabled stay revoked (a new consent is needed). */
+  enableUser(sub: string): void {
+    this.#disabled.delete(sub);
+  }
+
+  isDisabled(sub: string): boolean {
+    return this.#disabled.has(sub);
   }
 
   #log(type: IssuedToken['type'], value: string, sub: string, clientId: string): void {
