@@ -2,6 +2,7 @@ import type { Server } from 'node:net';
 import type { Command } from 'commander';
 import { createRuntime, createServer } from '../app.js';
 import { loadConfig, type BehalfConfig } from '../config/index.js';
+import { redactDatabaseUrl } from '../vault/index.js';
 import { startLocalGoogle, ensureLocalApiKey, type LocalGoogle } from './local-mode.js';
 import { runAction } from './run.js';
 import { addSettingsFlags, settingsFromOptions } from './settings-flags.js';
@@ -56,11 +57,6 @@ function serverUrl(config: BehalfConfig, address: ReturnType<Server['address']>)
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   return `${config.tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
-/** Never print a database password. */
-export function redactDatabaseUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
 }
 
 function printLocalBanner(input: {

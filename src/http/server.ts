@@ -6,6 +6,7 @@ import type { Behalf } from '../behalf.js';
 import type { BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
 import { sendError } from './errors.js';
+import { childLoggerFactory, PathOnlyLogController, requestPath } from './request-log.js';
 import { registerRiscRoutes } from './risc-routes.js';
 import { registerServiceRoutes } from './service-routes.js';
 import { registerSignInRoutes } from './signin-routes.js';
@@ -21,6 +22,9 @@ export interface ServerOptions {
 export function buildServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger,
+    // Request log lines name the path only: a query string may carry a key or a token.
+    childLoggerFactory,
+    logController: new PathOnlyLogController(),
     ...(options.config.tls === undefined ? {} : { https: { cert: options.config.tls.cert, key: options.config.tls.key } }),
     trustProxy: options.config.trustProxy,
     // Limits against slow or oversized clients; routes may lower bodyLimit further.
@@ -45,7 +49,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
-    sendError(new BehalfError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0] ?? ''}.`), request, reply),
+    sendError(new BehalfError('NOT_FOUND', `No route ${request.method} ${requestPath(request.url)}.`), request, reply),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

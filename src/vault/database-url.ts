@@ -44,3 +44,42 @@ export function parseDatabaseUrl(url: string, cwd: string = process.cwd()): Data
   if (path.includes('\0')) fail('the SQLite file path contains a NUL character.');
   return { kind: 'sqlite', path: isAbsolute(path) ? path : resolve(cwd, path) };
 }
+
+/** What {@link redactDatabaseUrl} prints for anything it cannot take apart safely. */
+const UNREADABLE = '(unreadable database URL)';
+
+/**
+ * BEHALF_DATABASE_URL fit for a log line or a message: the one redactor for database URLs.
+ *
+ * - `postgres://` / `postgresql://`: scheme, user, host, port and database only. The password
+ *   goes, and so does the whole query string, since libpq also takes `password=` and
+ *   `sslpassword=` there (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS).
+ * - `sqlite:`: the path as given, anything from a `?` on left out.
+ * - Anything else, or a URL that does not parse cleanly: a fixed placeholder. The input is never
+ *   echoed, since a malformed URL may still hold a password.
+ */
+export function redactDatabaseUrl(url: string): string {
+  const value = url.trim();
+  if (/^postgres(ql)?:\/\//i.test(value)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      return UNREADABLE;
+    }
+    // An `@` after the authority means the userinfo held an unencoded `/`, `?` or `#`: the URL
+    // parser then took part of the password for the host and port (`user:1234/x@host` reads as
+    // host `user`, port 1234). Say nothing rather than print a piece of it.
+    if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) return UNREADABLE;
+    const user = parsed.username === '' ? '' : `${parsed.username}@`;
+    return `${parsed.protocol}//${user}${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`;
+  }
+  const sqlite = /^sqlite:(.*)$/is.exec(value);
+  if (sqlite === null) return UNREADABLE;
+  const path = sqlite[1]!.split('?')[0]!;
+  // `sqlite://host…` is refused by parseDatabaseUrl; its authority could carry userinfo.
+  if (path.startsWith('//') && !path.startsWith('///')) return UNREADABLE;
+  // eslint-disable-next-line no-control-regex
+  if (path === '' || /[\u0000-\u001f\u007f]/.test(path)) return UNREADABLE;
+  return `sqlite:${path}`;
+}

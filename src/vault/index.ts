@@ -12,7 +12,7 @@ import { openSqliteStore } from './sqlite-store.js';
 import type { Store } from './types.js';
 
 export { apiKeyId, authenticateApiKey, createApiKey, verifyApiKey, type CreatedApiKey } from './api-keys.js';
-export { parseDatabaseUrl, type DatabaseLocation } from './database-url.js';
+export { parseDatabaseUrl, redactDatabaseUrl, type DatabaseLocation } from './database-url.js';
 export { decryptToken, encryptToken, envelopeKeyId, ENVELOPE_VERSION, type RowBinding, type TokenColumn } from './envelope.js';
 export {
   formatKeyring,

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { it } from 'vitest';
-import { redactPostgresUrl } from '../../src/vault/index.js';
+import { redactDatabaseUrl } from '../../src/vault/index.js';
 
 export const POSTGRES_TEST_URL = process.env.BEHALF_TEST_DATABASE_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -25,7 +25,7 @@ export async function probePostgres(url: string = POSTGRES_TEST_URL): Promise<st
     return undefined;
   } catch (error) {
     const code = (error as { code?: string }).code ?? (error as Error).name;
-    return `Postgres at ${redactPostgresUrl(url)} cannot be used (${code})`;
+    return `Postgres at ${redactDatabaseUrl(url)} cannot be used (${code})`;
   } finally {
     await client.end().catch(() => undefined);
   }
