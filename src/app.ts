@@ -13,7 +13,8 @@ import { createLogger } from './logging.js';
 import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from './risc/index.js';
 import { SignInService } from './signin/index.js';
 import { sweepGrants, TokenService } from './tokens/index.js';
-import { loadKeyring, openStore, parseDatabaseUrl, Vault, verifyApiKey, type Store } from './vault/index.js';
+import { loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, type Store } from './vault/index.js';
+import { openDatabase, type Database } from './database/index.js';
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
 export interface Dependencies {
@@ -27,6 +28,8 @@ export interface Dependencies {
 export interface BehalfRuntime {
   config: BehalfConfig;
   behalf: Behalf;
+  /** The one database object: its pool (or connection) serves the vault, security log and jobs. */
+  database: Database;
   store: Store;
   vault: Vault;
   tokens: TokenService;
@@ -46,7 +49,8 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   const logger = deps.logger ?? createLogger(config.logLevel);
 
   const { keyring, createdKeyFile } = await loadKeyring(config);
-  const store = await openStore(config.databaseUrl);
+  const database = await openDatabase(config.databaseUrl);
+  const store: Store = database.kind === 'postgres' ? new PostgresStore(database) : new SqliteStore(database);
   const vault = new Vault(store, keyring);
 
   const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);
@@ -78,14 +82,12 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     redirectUris: config.google.redirectUris,
   });
   const tokens = new TokenService({ vault, oauth, clock, leaseMs: config.refreshLeaseMs });
-  const database = parseDatabaseUrl(config.databaseUrl);
-  const securityLog = database.kind === 'sqlite' ? new SqliteSecurityLog(database.path) : new PostgresSecurityLog(database.url);
+  const securityLog = database.kind === 'sqlite' ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database);
   const securityEvents = new SecurityEventReceiver({
     keys,
     clock,
     vault,
     log: securityLog,
-    tokens,
     clientId: config.google.clientId,
     audiences: [config.google.clientId, ...config.google.appClientIds],
     // Google's SETs come from the same issuer as its ID tokens (risc-configuration says so, spec §10.1).
@@ -111,11 +113,11 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     createJobRunner: (options) => createJobRunner(runtime, options),
     sweep: (options) => sweepGrants({ vault, tokens, clock, clientId: config.google.clientId, ...options }),
     close: async () => {
-      await securityLog.close();
-      await store.close();
+      tokens.close();
+      await database.close();
     },
   });
-  const runtime: BehalfRuntime = { config, behalf, store, vault, tokens, clock, logger, createdKeyFile };
+  const runtime: BehalfRuntime = { config, behalf, database, store, vault, tokens, clock, logger, createdKeyFile };
   return runtime;
 }
 
@@ -123,13 +125,13 @@ export type JobRunnerSettings = Pick<JobRunnerOptions, 'concurrency' | 'maxStart
 
 /** A job runner over the runtime's database (define jobs, then `start()`). */
 export function createJobRunner(runtime: BehalfRuntime, options: JobRunnerSettings = {}): JobRunner {
-  const database = parseDatabaseUrl(runtime.config.databaseUrl);
+  const { database } = runtime;
   const backendOptions = {
     logger: runtime.logger,
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
   };
   const backend =
-    database.kind === 'sqlite' ? new SqliteJobBackend(database.path, backendOptions) : new PostgresJobBackend(database.url, backendOptions);
+    database.kind === 'sqlite' ? new SqliteJobBackend(database, backendOptions) : new PostgresJobBackend(database, backendOptions);
   return new JobRunner({
     backend,
     behalf: runtime.behalf,

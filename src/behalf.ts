@@ -137,32 +137,27 @@ export class Behalf {
    * (the grant is kept as `revoked`, the profile stays). A new sign-in with consent restores it.
    */
   async signOut(sub: string): Promise<{ revokedAtGoogle: boolean }> {
-    const { vault, oauth, tokens, clock } = this.parts;
+    const { vault, oauth, clock } = this.parts;
     const grant = await vault.getGrant(sub, oauth.clientId);
     if (grant === null) throw new BehalfError('USER_NOT_FOUND', 'No grant is stored for this user.');
     const revokedAtGoogle = await this.#revokeAtGoogle(grant);
-    await vault.setGrantStatus(sub, oauth.clientId, 'revoked', clock.now());
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await vault.getGrant(sub, oauth.clientId);
-      if (current === null || (current.refreshToken === null && current.accessToken === null)) break;
-      if (await vault.eraseTokens(sub, oauth.clientId, current.version)) break;
-    }
-    tokens.forget(sub);
+    // One write; every instance's token cache hears of it (see src/database/grant-changes.ts).
+    await vault.revokeGrant(sub, oauth.clientId, clock.now());
     return { revokedAtGoogle };
   }
 
   /**
-   * Revoke the user's grant at Google, then delete everything stored about them. If Google cannot
-   * be reached the data is kept and a retryable error is raised, so a revocation is never skipped.
+   * Revoke the user's grant at Google, then delete everything stored about them in one
+   * transaction (profile, grants, security state, job runs; their queued jobs are cancelled). If
+   * Google cannot be reached the data is kept and a retryable error is raised, so a revocation is
+   * never skipped.
    */
   async deleteUser(sub: string): Promise<{ revokedAtGoogle: boolean }> {
-    const { vault, oauth, tokens } = this.parts;
+    const { vault, oauth } = this.parts;
     const [user, grant] = await Promise.all([vault.getUser(sub), vault.getGrant(sub, oauth.clientId)]);
     if (user === null && grant === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
     const revokedAtGoogle = grant === null ? false : await this.#revokeAtGoogle(grant);
-    tokens.forget(sub);
     await vault.deleteUser(sub);
-    await this.parts.securityLog.setState(sub, null, this.parts.clock.now());
     return { revokedAtGoogle };
   }
 

@@ -1,17 +1,17 @@
 import PgBoss from 'pg-boss';
-import pg from 'pg';
 import type { Logger } from 'pino';
-import { BehalfError } from '../errors.js';
+import type { PostgresDatabase } from '../database/index.js';
 import type { JobBackend, JobRun, JobRunStatus } from './types.js';
 
 /**
  * Job runs on Postgres: delivery is pg-boss's (SKIP LOCKED fetching, so a job is picked up once;
  * expiry and retry, so a job whose worker crashed is delivered again), and behalf keeps one row
  * per run beside it with the run's status and outcome, as on SQLite. A run row and its pg-boss job
- * are written in one transaction.
+ * are written in one transaction. pg-boss runs its SQL on the database's pool (the URL's pool and
+ * timeout settings apply) and never migrates: `behalf migrate` installs its schema.
  */
 export class PostgresJobBackend implements JobBackend {
-  readonly #pool: pg.Pool;
+  readonly #database: PostgresDatabase;
   readonly #boss: PgBoss;
   #ready: Promise<void> | undefined;
   /** One creation per queue, shared by every caller: work() on a queue not yet created fails. */
@@ -19,16 +19,17 @@ export class PostgresJobBackend implements JobBackend {
   readonly #log: Logger;
 
   constructor(
-    connectionString: string,
-    private readonly options: { logger: Logger; pollIntervalMs?: number; leaseMs?: number; schema?: string },
+    database: PostgresDatabase,
+    private readonly options: { logger: Logger; pollIntervalMs?: number; leaseMs?: number },
   ) {
-    this.#pool = new pg.Pool({ connectionString, max: 4 });
-    this.#pool.on('error', () => undefined);
+    this.#database = database;
     this.#log = options.logger.child({ component: 'jobs' });
     this.#boss = new PgBoss({
-      connectionString,
-      schema: options.schema ?? 'behalf_jobs',
-      max: 4,
+      db: { executeSql: database.executeSql },
+      schema: database.jobSchema,
+      migrate: false,
+      // No cron schedules: behalf does not use them, and they would need a queue of their own.
+      schedule: false,
       // A delivery still active after this long belonged to a worker that died: it is retried.
       expireInSeconds: Math.ceil((options.leaseMs ?? 10 * 60_000) / 1000),
       retryLimit: 3,
@@ -39,32 +40,24 @@ export class PostgresJobBackend implements JobBackend {
 
   async insertRun(run: JobRun, delayMs = 0): Promise<void> {
     await this.#ensureReady(run.name);
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query(
+    await this.#database.transaction(async (db) => {
+      await db.query(
         `INSERT INTO job_runs (id, name, sub, params, status, attempts, max_attempts, error_code, error_message, result, created_at, updated_at, finished_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
         rowValues(run),
       );
       await this.#boss.send(run.name, { runId: run.id }, {
         startAfter: new Date(Date.now() + delayMs),
-        db: { executeSql: (text: string, values: unknown[]) => client.query(text, values) },
+        db: { executeSql: (text: string, values: unknown[]) => db.query(text, values) },
       });
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw unavailable(error);
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async updateRun(id: string, patch: Partial<JobRun>): Promise<void> {
     const current = await this.getRun(id);
     if (current === null) return;
     const run = { ...current, ...patch };
-    await this.#query(
+    await this.#database.query(
       `UPDATE job_runs SET status = $2, attempts = $3, max_attempts = $4, error_code = $5, error_message = $6, result = $7,
          updated_at = $8, finished_at = $9 WHERE id = $1`,
       [id, run.status, run.attempts, run.maxAttempts, run.errorCode, run.errorMessage, JSON.stringify(run.result ?? null), run.updatedAt, run.finishedAt],
@@ -77,12 +70,12 @@ export class PostgresJobBackend implements JobBackend {
   }
 
   async getRun(id: string): Promise<JobRun | null> {
-    const { rows } = await this.#query('SELECT * FROM job_runs WHERE id = $1', [id]);
+    const { rows } = await this.#database.query('SELECT * FROM job_runs WHERE id = $1', [id]);
     return rows[0] === undefined ? null : fromRow(rows[0] as Row);
   }
 
   async listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number }): Promise<JobRun[]> {
-    const { rows } = await this.#query(
+    const { rows } = await this.#database.query(
       `SELECT * FROM job_runs WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR sub = $3)
        ORDER BY created_at, id LIMIT $4`,
       [filter.name ?? null, filter.status ?? null, filter.sub ?? null, filter.limit ?? 1000],
@@ -106,20 +99,17 @@ export class PostgresJobBackend implements JobBackend {
   }
 
   async outstanding(): Promise<number> {
-    const { rows } = await this.#query(`SELECT count(*)::int AS n FROM job_runs WHERE status IN ('queued', 'running', 'retrying')`, []);
+    const { rows } = await this.#database.query(`SELECT count(*)::int AS n FROM job_runs WHERE status IN ('queued', 'running', 'retrying')`, []);
     return (rows[0] as { n: number }).n;
   }
 
+  /** Stop the workers; the database stays open (it belongs to the runtime). */
   async stop(): Promise<void> {
-    if (this.#ready !== undefined) await this.#boss.stop({ graceful: true, wait: true }).catch(() => undefined);
-    await this.#pool.end();
+    if (this.#ready !== undefined) await this.#boss.stop({ graceful: true, wait: true, close: false }).catch(() => undefined);
   }
 
   #ensureReady(queue: string): Promise<void> {
-    this.#ready ??= (async () => {
-      await this.#boss.start();
-      await migrate(this.#pool);
-    })();
+    this.#ready ??= this.#boss.start().then(() => undefined);
     let created = this.#queues.get(queue);
     if (created === undefined) {
       created = this.#ready.then(async () => {
@@ -129,58 +119,6 @@ export class PostgresJobBackend implements JobBackend {
       this.#queues.set(queue, created);
     }
     return created;
-  }
-
-  async #query(text: string, values: unknown[]): Promise<pg.QueryResult> {
-    try {
-      return await this.#pool.query(text, values);
-    } catch (error) {
-      throw unavailable(error);
-    }
-  }
-}
-
-const MIGRATIONS = [
-  `CREATE TABLE job_runs (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     sub TEXT NOT NULL,
-     params JSONB NOT NULL,
-     status TEXT NOT NULL,
-     attempts INTEGER NOT NULL,
-     max_attempts INTEGER NOT NULL,
-     error_code TEXT,
-     error_message TEXT,
-     result JSONB,
-     created_at BIGINT NOT NULL,
-     updated_at BIGINT NOT NULL,
-     finished_at BIGINT
-   );
-   CREATE INDEX job_runs_by_name_status ON job_runs (name, status, created_at);
-   CREATE INDEX job_runs_by_sub ON job_runs (sub, created_at);`,
-];
-
-/** The job_runs table, versioned like everything else; concurrent starts are serialised by an advisory lock. */
-async function migrate(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_advisory_xact_lock(hashtext('behalf.job_runs_schema'))");
-    await client.query('CREATE TABLE IF NOT EXISTS job_runs_schema (version INTEGER NOT NULL)');
-    const { rows } = await client.query('SELECT version FROM job_runs_schema');
-    const current = (rows[0] as { version: number } | undefined)?.version ?? 0;
-    if (current > MIGRATIONS.length) {
-      throw new BehalfError('CONFIG_INVALID', `BEHALF_DATABASE_URL: the job_runs schema is version ${current}; this behalf knows up to ${MIGRATIONS.length}.`);
-    }
-    for (let v = current; v < MIGRATIONS.length; v++) await client.query(MIGRATIONS[v]!);
-    await client.query('DELETE FROM job_runs_schema');
-    await client.query('INSERT INTO job_runs_schema (version) VALUES ($1)', [MIGRATIONS.length]);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
   }
 }
 
@@ -234,11 +172,4 @@ function fromRow(row: Row): JobRun {
     updatedAt: Number(row.updated_at),
     finishedAt: row.finished_at === null ? null : Number(row.finished_at),
   };
-}
-
-function unavailable(error: unknown): BehalfError {
-  if (error instanceof BehalfError) return error;
-  return new BehalfError('STORE_UNAVAILABLE', 'The job database could not be reached; retry later.', {
-    cause: new Error((error as Error | undefined)?.name ?? 'database error'),
-  });
 }

@@ -1,33 +1,34 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { better, defineQueue, defineWorker, JobStatus, type Queue, type Worker } from 'plainjob';
 import type { Logger } from 'pino';
+import type { SqliteDatabase } from '../database/index.js';
 import type { JobBackend, JobRun, JobRunStatus } from './types.js';
 
 /**
  * Job runs on SQLite, the embedded default. Delivery (pending/processing, delays, re-queueing the
  * jobs of a worker that died, clean-up) is plainjob's, a small SQLite queue for better-sqlite3;
  * behalf keeps one row per run beside it for the run's status, attempts and outcome, because
- * plainjob's own rows know only done/failed. Both live in the same database file.
+ * plainjob's own rows know only done/failed. Both live in the database file the vault uses, on
+ * its connection; their tables come from its migrations.
  */
 export class SqliteJobBackend implements JobBackend {
-  readonly #db: Database.Database;
+  readonly #database: SqliteDatabase;
   readonly #queue: Queue;
   readonly #sql: ReturnType<typeof prepare>;
   readonly #workers: Worker[] = [];
   readonly #running: Promise<void>[] = [];
 
   constructor(
-    path: string,
+    database: SqliteDatabase,
     private readonly options: { logger: Logger; pollIntervalMs?: number; leaseMs?: number },
   ) {
-    this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('busy_timeout = 5000');
-    migrate(this.#db);
-    this.#sql = prepare(this.#db);
+    this.#database = database;
+    this.#sql = prepare(database.connection);
     const log = options.logger.child({ component: 'jobs' });
     this.#queue = defineQueue({
-      connection: better(this.#db),
+      // The shared connection, with its settings left alone (plainjob would turn synchronous
+      // down to NORMAL for the vault's writes too) and never closed by plainjob.
+      connection: { ...better(database.connection), pragma: () => undefined, close: () => undefined },
       logger: quietLogger(log),
       // A run still "processing" after this long belonged to a worker that died: deliver it again.
       timeout: options.leaseMs ?? 10 * 60_000,
@@ -36,35 +37,41 @@ export class SqliteJobBackend implements JobBackend {
   }
 
   async insertRun(run: JobRun, delayMs = 0): Promise<void> {
-    this.#db.transaction(() => {
+    await this.#database.transaction(() => {
       this.#sql.insert.run(toRow(run));
       this.#queue.add(run.name, { runId: run.id }, { delay: delayMs });
-    })();
+    });
   }
 
   async updateRun(id: string, patch: Partial<JobRun>): Promise<void> {
     const current = await this.getRun(id);
+    // A run deleted meanwhile (its user was deleted) stays deleted.
     if (current === null) return;
-    this.#sql.update.run(toRow({ ...current, ...patch }));
+    await this.#database.run(() => this.#sql.update.run(toRow({ ...current, ...patch })));
   }
 
   async requeue(run: JobRun, delayMs: number): Promise<void> {
-    this.#queue.add(run.name, { runId: run.id }, { delay: Math.max(0, Math.round(delayMs)) });
+    await this.#database.run(() => this.#queue.add(run.name, { runId: run.id }, { delay: Math.max(0, Math.round(delayMs)) }));
   }
 
   async getRun(id: string): Promise<JobRun | null> {
-    const row = this.#sql.get.get(id) as Row | undefined;
-    return row === undefined ? null : fromRow(row);
+    return this.#database.run(() => {
+      const row = this.#sql.get.get(id) as Row | undefined;
+      return row === undefined ? null : fromRow(row);
+    });
   }
 
   async listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number }): Promise<JobRun[]> {
-    const rows = this.#sql.list.all({
-      name: filter.name ?? null,
-      status: filter.status ?? null,
-      sub: filter.sub ?? null,
-      limit: filter.limit ?? 1000,
-    }) as Row[];
-    return rows.map(fromRow);
+    return this.#database.run(() =>
+      (
+        this.#sql.list.all({
+          name: filter.name ?? null,
+          status: filter.status ?? null,
+          sub: filter.sub ?? null,
+          limit: filter.limit ?? 1000,
+        }) as Row[]
+      ).map(fromRow),
+    );
   }
 
   start(names: string[], concurrency: number, execute: (runId: string) => Promise<void>): void {
@@ -86,15 +93,15 @@ export class SqliteJobBackend implements JobBackend {
   }
 
   async outstanding(): Promise<number> {
-    return this.#queue.countJobs({ status: JobStatus.Pending }) + this.#queue.countJobs({ status: JobStatus.Processing });
+    return this.#database.run(() => this.#queue.countJobs({ status: JobStatus.Pending }) + this.#queue.countJobs({ status: JobStatus.Processing }));
   }
 
+  /** Stop the workers; the database stays open (it belongs to the runtime). */
   async stop(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.stop()));
     await Promise.all(this.#running);
     this.#workers.length = 0;
     this.#queue.close();
-    if (this.#db.open) this.#db.close();
   }
 }
 
@@ -114,41 +121,7 @@ interface Row {
   finished_at: number | null;
 }
 
-// SQL for job runs, in one place. Versioned: each entry runs once, in order.
-const MIGRATIONS = [
-  `CREATE TABLE job_runs (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     sub TEXT NOT NULL,
-     params TEXT NOT NULL,
-     status TEXT NOT NULL,
-     attempts INTEGER NOT NULL,
-     max_attempts INTEGER NOT NULL,
-     error_code TEXT,
-     error_message TEXT,
-     result TEXT,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL,
-     finished_at INTEGER
-   );
-   CREATE INDEX job_runs_by_name_status ON job_runs (name, status, created_at);
-   CREATE INDEX job_runs_by_sub ON job_runs (sub, created_at);`,
-];
-
-function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS job_runs_schema (version INTEGER NOT NULL)');
-  const row = db.prepare('SELECT version FROM job_runs_schema').get() as { version: number } | undefined;
-  const current = row?.version ?? 0;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`The job_runs schema is version ${current}; this behalf knows up to ${MIGRATIONS.length}. Upgrade behalf.`);
-  }
-  db.transaction(() => {
-    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
-    db.prepare('DELETE FROM job_runs_schema').run();
-    db.prepare('INSERT INTO job_runs_schema (version) VALUES (?)').run(MIGRATIONS.length);
-  })();
-}
-
+// SQL for job runs, in one place. The table comes from the database's migrations (src/database/migrations/sqlite.ts).
 function prepare(db: Database.Database) {
   return {
     insert: db.prepare(

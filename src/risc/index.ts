@@ -1,2 +1,2 @@
 export { SecurityEventReceiver, type ReceivedEvent, type ReceiverOptions, type SecurityAction } from './receiver.js';
-export { PostgresSecurityLog, SqliteSecurityLog, type SecurityLog, type SecurityState, type UserSecurity } from './security-log.js';
+export { PostgresSecurityLog, SqliteSecurityLog, type SecurityLog, type SecurityState, type SecurityStep, type UserSecurity } from './security-log.js';

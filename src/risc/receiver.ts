@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { rejectToken, verifyGoogleJwt, type GoogleKeySet } from '../idtoken/index.js';
-import type { TokenService } from '../tokens/index.js';
 import type { Vault } from '../vault/index.js';
-import type { SecurityLog, SecurityState } from './security-log.js';
+import type { SecurityLog, SecurityStep } from './security-log.js';
 
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
 const OAUTH = 'https://schemas.openid.net/secevent/oauth/event-type/';
@@ -23,7 +22,6 @@ export interface ReceiverOptions {
   clock: Clock;
   vault: Vault;
   log: SecurityLog;
-  tokens: TokenService;
   clientId: string;
   /** Every client id of the project (server and apps): a SET's `aud` must be one of them. */
   audiences: readonly string[];
@@ -57,76 +55,65 @@ export class SecurityEventReceiver {
       rejectToken('missing_claim', 'The security event token carries no events.');
     }
     const jti = payload.jti as string;
-    if (!(await this.options.log.recordEvent(jti, this.options.clock.now()))) return { jti, duplicate: true, events: [] };
 
+    // Work out what to do (reads only), then record the id and do it in one transaction: a
+    // failure records nothing and answers 5xx, so Google's redelivery acts.
+    const now = this.options.clock.now();
     const handled: ReceivedEvent[] = [];
+    const steps: SecurityStep[] = [];
     for (const [type, body] of Object.entries(events as Record<string, unknown>)) {
-      handled.push(await this.#handle(type, (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>));
+      const decided = await this.#decide(type, (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>);
+      handled.push(decided.event);
+      steps.push(...decided.steps);
     }
+    if (!(await this.options.log.applyEvent(jti, now, steps))) return { jti, duplicate: true, events: [] };
     for (const event of handled) this.options.logger.info({ jti, event: event.type, sub: event.sub, action: event.action }, 'security event');
     return { jti, duplicate: false, events: handled };
   }
 
-  async #handle(type: string, body: Record<string, unknown>): Promise<ReceivedEvent> {
-    const { vault, tokens, clock } = this.options;
-    const now = clock.now();
+  async #decide(type: string, body: Record<string, unknown>): Promise<{ event: ReceivedEvent; steps: SecurityStep[] }> {
+    const { vault, clientId } = this.options;
     const subject = (body.subject ?? {}) as Record<string, unknown>;
     const short = type.startsWith(RISC) ? type.slice(RISC.length) : type.startsWith(OAUTH) ? type.slice(OAUTH.length) : type;
-    if (short === 'verification') return { type: short, sub: null, action: 'verified' };
+    const outcome = (sub: string | null, action: SecurityAction, steps: SecurityStep[] = []) => ({ event: { type: short, sub, action }, steps });
+    if (short === 'verification') return outcome(null, 'verified');
 
     if (short === 'token-revoked') {
       const sub = await this.#subForRevokedToken(subject);
-      if (sub === null) return { type: short, sub: null, action: 'no_such_user' };
-      await this.#dropGrant(sub, 'token_revoked', now);
-      return { type: short, sub, action: 'grant_dropped' };
+      if (sub === null) return outcome(null, 'no_such_user');
+      return outcome(sub, 'grant_dropped', [{ op: 'revoke_grant', sub, clientId, state: 'token_revoked' }]);
     }
 
     const sub = typeof subject.sub === 'string' ? subject.sub : null;
-    if (sub === null || (await vault.getUser(sub)) === null) return { type: short, sub, action: 'no_such_user' };
-    tokens.forget(sub);
+    if (sub === null || (await vault.getUser(sub)) === null) return outcome(sub, 'no_such_user');
     switch (short) {
+      // "Delete stored OAuth tokens" (https://developers.google.com/identity/protocols/risc#handle_events):
+      // the grant is marked revoked and both tokens are erased; it comes back only with a new
+      // sign-in with consent.
       case 'sessions-revoked':
       case 'tokens-revoked':
       case 'sessions-revoked-legacy':
-        await this.#dropGrant(sub, short === 'tokens-revoked' ? 'tokens_revoked' : 'sessions_revoked', now);
-        return { type: short, sub, action: 'grant_dropped' };
+        return outcome(sub, 'grant_dropped', [
+          { op: 'revoke_grant', sub, clientId, state: short === 'tokens-revoked' ? 'tokens_revoked' : 'sessions_revoked' },
+        ]);
       case 'account-disabled':
         // Stop all work for the user: the grant is dropped (jobs and token requests fail with
         // NEEDS_CONSENT) and the user is marked disabled until Google says otherwise.
-        await this.#dropGrant(sub, body.reason === 'hijacking' ? 'account_disabled_hijacking' : 'account_disabled', now);
-        return { type: short, sub, action: 'user_disabled' };
+        return outcome(sub, 'user_disabled', [
+          { op: 'revoke_grant', sub, clientId, state: body.reason === 'hijacking' ? 'account_disabled_hijacking' : 'account_disabled' },
+        ]);
       case 'account-enabled':
-        await this.options.log.setState(sub, null, now);
-        return { type: short, sub, action: 'user_enabled' };
+        return outcome(sub, 'user_enabled', [{ op: 'set_state', sub, state: null }]);
       case 'account-credential-change-required':
-        await this.options.log.setState(sub, 'credential_change_required', now);
-        return { type: short, sub, action: 'user_marked' };
+        return outcome(sub, 'user_marked', [{ op: 'set_state', sub, state: 'credential_change_required' }]);
       case 'account-purged':
-        await vault.deleteUser(sub);
-        await this.options.log.setState(sub, null, now);
-        return { type: short, sub, action: 'user_deleted' };
+        return outcome(sub, 'user_deleted', [{ op: 'delete_user', sub }]);
       default:
-        return { type: short, sub, action: 'ignored' };
+        return outcome(sub, 'ignored');
     }
   }
 
-  /**
-   * "Delete stored OAuth tokens" (spec §10.3): the grant is marked revoked and both tokens are
-   * erased; it comes back only with a new sign-in with consent.
-   */
-  async #dropGrant(sub: string, state: SecurityState, now: number): Promise<void> {
-    const { vault, clientId, tokens, log } = this.options;
-    await vault.setGrantStatus(sub, clientId, 'revoked', now);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const grant = await vault.getGrant(sub, clientId);
-      if (grant === null || (grant.refreshToken === null && grant.accessToken === null)) break;
-      if (await vault.eraseTokens(sub, clientId, grant.version)) break;
-    }
-    await log.setState(sub, state, now);
-    tokens.forget(sub);
-  }
-
-  /** token-revoked names a refresh token by its first 16 characters or its double SHA-512 (spec §10.3). */
+  /** token-revoked names a refresh token by its first 16 characters or its double SHA-512 (https://developers.google.com/identity/protocols/risc#token_revoked). */
   async #subForRevokedToken(subject: Record<string, unknown>): Promise<string | null> {
     const alg = subject.token_identifier_alg;
     const value = subject.token;

@@ -1,6 +1,5 @@
-import Database from 'better-sqlite3';
-import pg from 'pg';
-import { BehalfError } from '../errors.js';
+import type { PostgresDatabase, SqliteDatabase } from '../database/index.js';
+import { erasePostgresUser, eraseSqliteUser, revokePostgresGrant, revokeSqliteGrant } from '../vault/index.js';
 
 /** What Google last told us about a user's account (Cross-Account Protection). */
 export type SecurityState =
@@ -17,101 +16,120 @@ export interface UserSecurity {
   at: number;
 }
 
+/** One thing a security event makes behalf do. */
+export type SecurityStep =
+  /** Mark the grant revoked, erase its tokens, and record why. */
+  | { op: 'revoke_grant'; sub: string; clientId: string; state: SecurityState }
+  /** Forget the user entirely (as DELETE /v1/users/{sub}). */
+  | { op: 'delete_user'; sub: string }
+  /** Record (or, with null, clear) the user's security state. */
+  | { op: 'set_state'; sub: string; state: SecurityState | null };
+
 /**
- * Beside the vault, the security events received: event ids (Google redelivers; each is acted on
- * once, across instances) and each user's latest security state. Kept in the same database, in
- * tables of its own.
+ * The security events received, in the database beside the vault: each event token's id (Google
+ * redelivers) and each user's latest security state. Recording an event's id and acting on it are
+ * one transaction, so an event is acted on exactly once, across instances: a handling that fails
+ * records nothing, and Google's redelivery acts.
  */
 export interface SecurityLog {
-  /** Records an event id; false when it was already recorded (a redelivery). */
-  recordEvent(jti: string, now: number): Promise<boolean>;
-  setState(sub: string, state: SecurityState | null, now: number): Promise<void>;
+  /**
+   * Record the event id `jti` and apply `steps`, in one transaction. False, with nothing applied,
+   * when the id was recorded already (a redelivery of an event that was acted on).
+   */
+  applyEvent(jti: string, now: number, steps: readonly SecurityStep[]): Promise<boolean>;
   getState(sub: string): Promise<UserSecurity | null>;
-  close(): Promise<void>;
 }
 
-const TABLES = [
-  'CREATE TABLE IF NOT EXISTS security_events (jti TEXT PRIMARY KEY, received_at BIGINT NOT NULL)',
-  'CREATE TABLE IF NOT EXISTS user_security (sub TEXT PRIMARY KEY, state TEXT NOT NULL, at BIGINT NOT NULL)',
-];
+/** The users a step changes the grant of: their token caches must forget them. */
+function touchedUsers(steps: readonly SecurityStep[]): string[] {
+  return steps.filter((step) => step.op !== 'set_state').map((step) => step.sub);
+}
 
 export class SqliteSecurityLog implements SecurityLog {
-  readonly #db: Database.Database;
+  readonly #database: SqliteDatabase;
+  readonly #sql;
 
-  constructor(path: string) {
-    this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('busy_timeout = 5000');
-    for (const sql of TABLES) this.#db.exec(sql);
+  constructor(database: SqliteDatabase) {
+    this.#database = database;
+    const db = database.connection;
+    this.#sql = {
+      record: db.prepare('INSERT INTO security_events (jti, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      clearState: db.prepare('DELETE FROM user_security WHERE sub = ?'),
+      setState: db.prepare(
+        'INSERT INTO user_security (sub, state, at) VALUES (?, ?, ?) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
+      ),
+      getState: db.prepare('SELECT state, at FROM user_security WHERE sub = ?'),
+    };
   }
 
-  async recordEvent(jti: string, now: number): Promise<boolean> {
-    return this.#db.prepare('INSERT INTO security_events (jti, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING').run(jti, now).changes === 1;
-  }
-
-  async setState(sub: string, state: SecurityState | null, now: number): Promise<void> {
-    if (state === null) this.#db.prepare('DELETE FROM user_security WHERE sub = ?').run(sub);
-    else
-      this.#db
-        .prepare('INSERT INTO user_security (sub, state, at) VALUES (?, ?, ?) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at')
-        .run(sub, state, now);
+  async applyEvent(jti: string, now: number, steps: readonly SecurityStep[]): Promise<boolean> {
+    const applied = await this.#database.transaction(() => {
+      if (this.#sql.record.run(jti, now).changes === 0) return false;
+      for (const step of steps) {
+        if (step.op === 'revoke_grant') {
+          revokeSqliteGrant(this.#database, step.sub, step.clientId, now);
+          this.#sql.setState.run(step.sub, step.state, now);
+        } else if (step.op === 'delete_user') {
+          eraseSqliteUser(this.#database, step.sub);
+        } else if (step.state === null) {
+          this.#sql.clearState.run(step.sub);
+        } else {
+          this.#sql.setState.run(step.sub, step.state, now);
+        }
+      }
+      return true;
+    });
+    if (applied) for (const sub of touchedUsers(steps)) this.#database.changes.publish(sub);
+    return applied;
   }
 
   async getState(sub: string): Promise<UserSecurity | null> {
-    const row = this.#db.prepare('SELECT state, at FROM user_security WHERE sub = ?').get(sub) as { state: SecurityState; at: number } | undefined;
-    return row === undefined ? null : { state: row.state, at: Number(row.at) };
-  }
-
-  async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    return this.#database.run(() => {
+      const row = this.#sql.getState.get(sub) as { state: SecurityState; at: number } | undefined;
+      return row === undefined ? null : { state: row.state, at: Number(row.at) };
+    });
   }
 }
 
+const SQL = {
+  record: 'INSERT INTO security_events (jti, received_at) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+  clearState: 'DELETE FROM user_security WHERE sub = $1',
+  setState: 'INSERT INTO user_security (sub, state, at) VALUES ($1, $2, $3) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
+  getState: 'SELECT state, at FROM user_security WHERE sub = $1',
+} as const;
+
 export class PostgresSecurityLog implements SecurityLog {
-  readonly #pool: pg.Pool;
-  #ready: Promise<void> | undefined;
+  readonly #database: PostgresDatabase;
 
-  constructor(connectionString: string) {
-    this.#pool = new pg.Pool({ connectionString, max: 2 });
-    this.#pool.on('error', () => undefined);
+  constructor(database: PostgresDatabase) {
+    this.#database = database;
   }
 
-  async recordEvent(jti: string, now: number): Promise<boolean> {
-    const result = await this.#query('INSERT INTO security_events (jti, received_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [jti, now]);
-    return result.rowCount === 1;
-  }
-
-  async setState(sub: string, state: SecurityState | null, now: number): Promise<void> {
-    if (state === null) await this.#query('DELETE FROM user_security WHERE sub = $1', [sub]);
-    else
-      await this.#query(
-        'INSERT INTO user_security (sub, state, at) VALUES ($1, $2, $3) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
-        [sub, state, now],
-      );
+  async applyEvent(jti: string, now: number, steps: readonly SecurityStep[]): Promise<boolean> {
+    const applied = await this.#database.transaction(async (db) => {
+      // A concurrent delivery of the same id waits here for this one's commit, then finds it.
+      if ((await db.query(SQL.record, [jti, now])).rowCount === 0) return false;
+      for (const step of steps) {
+        if (step.op === 'revoke_grant') {
+          await revokePostgresGrant(db, step.sub, step.clientId, now);
+          await db.query(SQL.setState, [step.sub, step.state, now]);
+        } else if (step.op === 'delete_user') {
+          await erasePostgresUser(db, this.#database.jobSchema, step.sub);
+        } else if (step.state === null) {
+          await db.query(SQL.clearState, [step.sub]);
+        } else {
+          await db.query(SQL.setState, [step.sub, step.state, now]);
+        }
+      }
+      return true;
+    });
+    if (applied) for (const sub of touchedUsers(steps)) this.#database.changes.publish(sub);
+    return applied;
   }
 
   async getState(sub: string): Promise<UserSecurity | null> {
-    const { rows } = await this.#query('SELECT state, at FROM user_security WHERE sub = $1', [sub]);
-    const row = rows[0] as { state: SecurityState; at: string } | undefined;
+    const { rows } = await this.#database.query<{ state: SecurityState; at: number }>(SQL.getState, [sub]);
+    const row = rows[0];
     return row === undefined ? null : { state: row.state, at: Number(row.at) };
-  }
-
-  async close(): Promise<void> {
-    await this.#pool.end();
-  }
-
-  async #query(text: string, values: unknown[]): Promise<pg.QueryResult> {
-    this.#ready ??= (async () => {
-      for (const sql of TABLES) await this.#pool.query(sql);
-    })();
-    try {
-      await this.#ready;
-      return await this.#pool.query(text, values);
-    } catch (error) {
-      this.#ready = undefined;
-      throw new BehalfError('STORE_UNAVAILABLE', 'The database could not be reached; retry later.', {
-        cause: new Error((error as Error | undefined)?.name ?? 'database error'),
-      });
-    }
   }
 }

@@ -3,6 +3,7 @@ import { BehalfError, isBehalfError } from '../errors.js';
 import type { GoogleOAuthClient, TokenSet } from '../google/oauth.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { GrantChanges } from '../database/index.js';
 import type { Grant, Vault } from '../vault/index.js';
 
 export interface AccessToken {
@@ -28,7 +29,11 @@ export interface TokenServiceOptions {
   /** Most users whose access tokens are kept in memory. Default 50,000. */
   memoryCacheSize?: number;
   retry?: Partial<RetryPolicy>;
-  /** How long a refresh lease lasts (default 15 s): a crashed holder blocks a user at most this long. */
+  /**
+   * How long a refresh lease lasts (default 15 s): a crashed holder blocks a user at most this
+   * long. A live holder renews it every third of that while its refresh runs, however long Google
+   * takes, so two refreshes of one grant never overlap.
+   */
   leaseMs?: number;
   /** How often a process waiting on another's refresh looks at the store (default 50 ms). */
   leasePollMs?: number;
@@ -39,14 +44,29 @@ export interface TokenServiceOptions {
 
 const DEFAULT_RETRY: RetryPolicy = { deadlineMs: 15_000, baseDelayMs: 250, maxDelayMs: 4_000 };
 
+/** One load of a user's token in progress, shared by every caller who asks meanwhile. */
+interface Load {
+  promise: Promise<AccessToken>;
+  /** Set when the user's grant changed while this load ran: its result must not be remembered. */
+  stale: boolean;
+}
+
 /**
  * Hands out fresh access tokens for a user: from memory, else from the store, else by one refresh
  * at Google shared by every concurrent caller for that user (the in-process half of single-flight;
  * google-auth-library keeps the same kind of map of in-flight refresh promises).
+ *
+ * Memory is coherent with the database: any change to a grant, made here or by another instance
+ * or process, drops the user from memory (at once here, within the staleness bound elsewhere, see
+ * src/database/grant-changes.ts), and memory is not used at all while changes may be going
+ * unheard. A token reaches the store only by a compare-and-set on the grant's version, so a
+ * refresh that finishes after the grant was revoked, deleted or replaced is thrown away.
  */
 export class TokenService {
   readonly #memory = new Map<string, AccessToken>();
-  readonly #inflight = new Map<string, Promise<AccessToken>>();
+  readonly #inflight = new Map<string, Load>();
+  readonly #changes: GrantChanges;
+  readonly #unsubscribe: () => void;
   readonly #margin: number;
   readonly #cacheSize: number;
   readonly #retry: RetryPolicy;
@@ -65,8 +85,14 @@ export class TokenService {
     this.#random = options.random ?? Math.random;
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#pollMs = options.leasePollMs ?? 50;
-    // A refresh (with its retries) must end well inside the lease, or a second one could start.
-    this.#retry.deadlineMs = Math.min(this.#retry.deadlineMs, this.#leaseMs - 2_000);
+    this.#changes = options.vault.changes;
+    this.#unsubscribe = this.#changes.subscribe({ changed: (sub) => this.forget(sub), reset: () => this.forgetAll() });
+  }
+
+  /** Stop listening for changes (the runtime closes it with the database). */
+  close(): void {
+    this.#unsubscribe();
+    this.forgetAll();
   }
 
   /**
@@ -75,33 +101,57 @@ export class TokenService {
    * one minted, unless another caller already replaced it.
    */
   async getAccessToken(sub: string, options: { rejected?: string; forceRefresh?: boolean } = {}): Promise<AccessToken> {
-    const cached = this.#memory.get(sub);
-    if (cached !== undefined) {
-      if (options.forceRefresh === true || (options.rejected !== undefined && cached.token === options.rejected)) {
-        this.#memory.delete(sub);
-      } else if (this.#fresh(cached)) {
-        return cached;
+    // isCurrent first: on SQLite it is what reads the other processes' changes into memory.
+    if (this.#changes.isCurrent()) {
+      const cached = this.#memory.get(sub);
+      if (cached !== undefined) {
+        if (options.forceRefresh === true || (options.rejected !== undefined && cached.token === options.rejected)) {
+          this.#memory.delete(sub);
+        } else if (this.#fresh(cached)) {
+          return cached;
+        }
       }
     }
-    let pending = this.#inflight.get(sub);
-    if (pending === undefined) {
+    let load = this.#inflight.get(sub);
+    if (load === undefined) {
       const rejected = options.forceRefresh === true ? ANY_STORED : options.rejected;
-      pending = this.#load(sub, rejected).finally(() => this.#inflight.delete(sub));
-      this.#inflight.set(sub, pending);
+      const started: Load = { promise: undefined as unknown as Promise<AccessToken>, stale: false };
+      started.promise = this.#load(sub, rejected, started).finally(() => {
+        if (this.#inflight.get(sub) === started) this.#inflight.delete(sub);
+      });
+      this.#inflight.set(sub, started);
+      load = started;
     }
-    return pending;
+    return load.promise;
   }
 
-  /** Forget what is cached in memory for a user (sign-out, deletion, revocation). */
+  /**
+   * Forget what is known in memory about a user: the cached token, and the result of any load in
+   * progress (callers who ask from now on start a new one). Called on every change to the grant.
+   */
   forget(sub: string): void {
     this.#memory.delete(sub);
+    const load = this.#inflight.get(sub);
+    if (load !== undefined) {
+      load.stale = true;
+      this.#inflight.delete(sub);
+    }
+  }
+
+  /** Forget every user (changes may have been missed). */
+  forgetAll(): void {
+    this.#memory.clear();
+    for (const load of this.#inflight.values()) load.stale = true;
+    this.#inflight.clear();
   }
 
   #fresh(token: AccessToken): boolean {
     return token.expiresAt - this.#margin > this.options.clock.now();
   }
 
-  #remember(sub: string, token: AccessToken): AccessToken {
+  #remember(sub: string, token: AccessToken, load: Load): AccessToken {
+    // Read before the grant changed: good for the callers who asked then, not for later ones.
+    if (load.stale) return token;
     this.#memory.delete(sub);
     this.#memory.set(sub, token);
     if (this.#memory.size > this.#cacheSize) this.#evictOldest();
@@ -121,46 +171,50 @@ export class TokenService {
     }
   }
 
-  async #load(sub: string, rejected: Rejected): Promise<AccessToken> {
+  async #load(sub: string, rejected: Rejected, load: Load): Promise<AccessToken> {
     const grant = await this.#activeGrant(sub);
     const stored = this.#usableStored(grant, rejected);
-    if (stored !== undefined) return this.#remember(sub, stored);
+    if (stored !== undefined) return this.#remember(sub, stored, load);
     if (grant.refreshToken === null) {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
     }
-    return this.#refreshUnderLease(sub, rejected);
+    return this.#refreshUnderLease(sub, rejected, load);
   }
 
   /**
    * One refresh per grant across every process sharing the store: whoever takes the lease
-   * refreshes; the others wait for its result to appear in the store. A holder that dies loses
-   * the lease when it runs out, and a waiter then takes over.
+   * refreshes, renewing the lease while Google answers; the others wait for its result to appear
+   * in the store. A holder that dies loses the lease when it runs out, and a waiter then takes over.
    */
-  async #refreshUnderLease(sub: string, rejected: Rejected): Promise<AccessToken> {
+  async #refreshUnderLease(sub: string, rejected: Rejected, load: Load): Promise<AccessToken> {
     const { vault, oauth, clock } = this.options;
-    const waitUntil = clock.now() + this.#leaseMs * 2;
+    // Long enough for a live holder's whole refresh (its retries end by the deadline, its lease
+    // renewed meanwhile), and for a dead holder's lease to run out.
+    const waitUntil = clock.now() + this.#retry.deadlineMs + this.#leaseMs;
     for (;;) {
       if (await vault.acquireRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs)) {
+        const renewal = this.#renewWhileRefreshing(sub);
         let released = false;
         try {
           // Another process may have refreshed between our read and taking the lease.
           const grant = await this.#activeGrant(sub);
           const stored = this.#usableStored(grant, rejected);
-          if (stored !== undefined) return this.#remember(sub, stored);
+          if (stored !== undefined) return this.#remember(sub, stored, load);
           if (grant.refreshToken === null) {
             throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
           }
-          const token = await this.#refresh(sub, grant.refreshToken, grant.scopes, grant.version);
-          released = true; // the new token was stored and the lease given back in one write
-          return this.#remember(sub, token);
+          const token = await this.#refresh(sub, grant, renewal);
+          released = true; // the new token was stored (or refused) and the lease given back in one write
+          return this.#remember(sub, token, load);
         } finally {
+          renewal.stop();
           if (!released) await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
         }
       }
       await this.#sleep(this.#pollMs * (0.5 + this.#random()));
       const grant = await this.#activeGrant(sub);
       const stored = this.#usableStored(grant, rejected);
-      if (stored !== undefined) return this.#remember(sub, stored);
+      if (stored !== undefined) return this.#remember(sub, stored, load);
       if (clock.now() > waitUntil) {
         throw new BehalfError('GOOGLE_UNAVAILABLE', 'A refresh of this user\'s token is taking too long elsewhere; retry shortly.', {
           reason: 'refresh_in_progress',
@@ -168,6 +222,27 @@ export class TokenService {
         });
       }
     }
+  }
+
+  /** Renew the lease every third of its length until stopped. Real time: the lease is. */
+  #renewWhileRefreshing(sub: string): { stop(): void; readonly lost: boolean } {
+    const { vault, oauth } = this.options;
+    let lost = false;
+    const timer = setInterval(() => {
+      vault.renewRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs).then(
+        (held) => {
+          if (!held) lost = true;
+        },
+        () => undefined, // the database is away: the next renewal tries again
+      );
+    }, Math.max(100, Math.floor(this.#leaseMs / 3)));
+    timer.unref();
+    return {
+      stop: () => clearInterval(timer),
+      get lost() {
+        return lost;
+      },
+    };
   }
 
   async #activeGrant(sub: string): Promise<Grant> {
@@ -189,8 +264,15 @@ export class TokenService {
     return this.#fresh(token) ? token : undefined;
   }
 
-  async #refresh(sub: string, refreshToken: string, scopes: string[], version: number): Promise<AccessToken> {
+  /**
+   * Refresh at Google and store the new token by a compare-and-set on the grant's version, giving
+   * the lease back in the same write. When the grant changed meanwhile, the token is stored only
+   * if the grant still holds the refresh token it came from; a grant revoked or deleted meanwhile
+   * gets nothing back, and the token is revoked at Google (best effort).
+   */
+  async #refresh(sub: string, grant: Grant, renewal: { readonly lost: boolean }): Promise<AccessToken> {
     const { vault, oauth, clock } = this.options;
+    const refreshToken = grant.refreshToken!;
     let tokens: TokenSet;
     try {
       tokens = await this.#refreshWithRetry(refreshToken);
@@ -205,15 +287,37 @@ export class TokenService {
     const token: AccessToken = {
       token: tokens.accessToken,
       expiresAt: now + tokens.expiresIn * 1000,
-      scopes: tokens.scopes.length > 0 ? tokens.scopes : scopes,
+      scopes: tokens.scopes.length > 0 ? tokens.scopes : grant.scopes,
     };
-    await vault.saveAccessToken(
-      sub,
-      oauth.clientId,
-      { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now, releaseLeaseOf: this.#holder },
-      version,
-    );
-    return token;
+    const save = { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now, releaseLeaseOf: this.#holder };
+    let version = grant.version;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await vault.saveAccessToken(sub, oauth.clientId, save, version)) return token;
+      // The grant changed while Google answered (the lease was given back all the same).
+      const current = await vault.getGrant(sub, oauth.clientId);
+      if (current === null || current.status !== 'active' || current.refreshToken === null) {
+        // Revoked, deleted, or found dead: the new token must not outlive the grant.
+        oauth.revokeToken(token.token).catch(() => undefined);
+        await this.#activeGrant(sub); // throws USER_NOT_FOUND or NEEDS_CONSENT
+        throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
+      }
+      if (current.refreshToken !== refreshToken) {
+        // A new sign-in replaced the grant: its tokens stand, ours is not kept. (Not revoked:
+        // at Google that would revoke the user's new grant too.)
+        const stored = this.#usableStored(current, undefined);
+        if (stored !== undefined) return stored;
+        throw new BehalfError('GOOGLE_UNAVAILABLE', 'The user signed in again while their token was being refreshed; retry.', {
+          reason: 'refresh_raced',
+          retryAfter: 1,
+        });
+      }
+      // Same grant, another write in between (a key rotation, a status flip back): try again on it.
+      version = current.version;
+    }
+    if (renewal.lost) {
+      throw new BehalfError('GOOGLE_UNAVAILABLE', 'The refresh lease was lost while Google answered; retry.', { reason: 'lease_lost', retryAfter: 1 });
+    }
+    throw new BehalfError('GOOGLE_UNAVAILABLE', "This user's grant kept changing while it was refreshed; retry.", { reason: 'refresh_raced', retryAfter: 1 });
   }
 
   /** 5xx, 429 and timeouts are retried with exponential backoff and full jitter, within a deadline. */

@@ -5,10 +5,18 @@
  * - `Vault`: the layer everything else uses, plaintext in and out.
  * - `Keyring` and the envelope: AES-256-GCM, key ids for rotation, row-bound associated data.
  */
-import type { Clock } from '../clock.js';
-import { parseDatabaseUrl } from './database-url.js';
-import { migratePostgres, openPostgresStore, type MigrationReport, type PostgresPoolOptions } from './postgres-store.js';
-import { openSqliteStore } from './sqlite-store.js';
+import {
+  migrateDatabase,
+  openDatabase,
+  openPostgresDatabase,
+  SqliteDatabase,
+  type MigrationReport,
+  type OpenDatabaseOptions,
+  type PostgresPoolOptions,
+  type SqliteDatabaseOptions,
+} from '../database/index.js';
+import { PostgresStore } from './postgres-store.js';
+import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './types.js';
 
 export { apiKeyId, authenticateApiKey, createApiKey, verifyApiKey, type CreatedApiKey } from './api-keys.js';
@@ -25,17 +33,16 @@ export {
 } from './keyring.js';
 export {
   migratePostgres,
-  openPostgresStore,
   parsePostgresSettings,
-  PostgresStore,
   POSTGRES_SCHEMA_VERSION,
   redactPostgresUrl,
+  SQLITE_SCHEMA_VERSION,
   type MigrationReport,
   type PostgresPoolOptions,
   type PostgresSettings,
-  type PostgresStoreOptions,
-} from './postgres-store.js';
-export { openSqliteStore, SqliteStore, SQLITE_SCHEMA_VERSION, type SqliteStoreOptions } from './sqlite-store.js';
+} from '../database/index.js';
+export { erasePostgresUser, PostgresStore, revokePostgresGrant, type PostgresStoreOptions } from './postgres-store.js';
+export { eraseSqliteUser, revokeSqliteGrant, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export type * from './types.js';
 export {
   Vault,
@@ -46,43 +53,34 @@ export {
   type SignInSave,
 } from './vault.js';
 
-export interface OpenStoreOptions {
-  /** Time for the writes whose caller gives none (key rotation, SQLite migrations). */
-  clock?: Clock;
-  /** A relative sqlite path is resolved against this. Default: the process's working directory. */
-  cwd?: string;
-  /** Postgres pool and timeouts; parameters in the URL's query string win (see {@link PostgresPoolOptions}). */
-  postgres?: PostgresPoolOptions;
-}
+export type OpenStoreOptions = OpenDatabaseOptions;
 
 /**
- * Open the store BEHALF_DATABASE_URL names (see {@link parseDatabaseUrl}).
- *
- * - SQLite, the embedded default: the file is created and migrated on open.
- * - Postgres: nothing is migrated on open. The schema must be the version this build knows, or
- *   this fails with CONFIG_INVALID saying to run `behalf migrate` ({@link migrateStore}); an
- *   unreachable server fails with STORE_UNAVAILABLE. Messages never contain the password.
+ * Open the vault's store on a database of its own (closed with the store), at the place
+ * BEHALF_DATABASE_URL names: SQLite is created and migrated on open; Postgres must have been
+ * migrated (see ../database/index.ts). A server opens the database once instead and builds every
+ * repository over it (see ../app.ts).
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
-  const location = parseDatabaseUrl(url, options.cwd);
+  const database = await openDatabase(url, options);
   const clock = options.clock === undefined ? {} : { clock: options.clock };
-  if (location.kind === 'postgres') return openPostgresStore(location.url, { ...options.postgres, ...clock });
-  return openSqliteStore(location.path, clock);
+  return database.kind === 'postgres'
+    ? new PostgresStore(database, { ...clock, ownsDatabase: true })
+    : new SqliteStore(database, { ...clock, ownsDatabase: true });
 }
 
-/**
- * Bring the database's schema up to the version this build knows (`behalf migrate`) and say what
- * was applied. Safe to run again, and from several machines at once. A schema newer than this
- * build knows is refused with CONFIG_INVALID.
- */
-export async function migrateStore(url: string, options: OpenStoreOptions = {}): Promise<MigrationReport> {
-  const location = parseDatabaseUrl(url, options.cwd);
-  if (location.kind === 'postgres') return migratePostgres(location.url, options.postgres);
-  const store = await openSqliteStore(location.path, options.clock === undefined ? {} : { clock: options.clock });
-  try {
-    const { from, applied } = store.migrations;
-    return { kind: 'sqlite', target: store.path, from, to: applied.at(-1)?.version ?? from, applied };
-  } finally {
-    await store.close();
-  }
+/** The SQLite store on a database file of its own (see {@link openStore}). */
+export async function openSqliteStore(path: string, options: SqliteDatabaseOptions = {}): Promise<SqliteStore> {
+  return new SqliteStore(new SqliteDatabase(path, options), { ...(options.clock === undefined ? {} : { clock: options.clock }), ownsDatabase: true });
+}
+
+/** The Postgres store on a pool of its own (see {@link openStore}). */
+export async function openPostgresStore(url: string, options: PostgresPoolOptions & { clock?: OpenStoreOptions['clock'] } = {}): Promise<PostgresStore> {
+  const { clock, ...pool } = options;
+  return new PostgresStore(await openPostgresDatabase(url, pool), { ...(clock === undefined ? {} : { clock }), ownsDatabase: true });
+}
+
+/** `behalf migrate`: see {@link migrateDatabase}. */
+export function migrateStore(url: string, options: OpenStoreOptions = {}): Promise<MigrationReport> {
+  return migrateDatabase(url, options);
 }

@@ -1,3 +1,5 @@
+import type { GrantChanges } from '../database/index.js';
+
 /**
  * The storage contract. One interface, implemented by SQLite (embedded default) and later Postgres;
  * one contract test suite runs unchanged against each. The store only ever sees ciphertext for
@@ -79,6 +81,13 @@ export interface ApiKeyRecord {
   createdAt: number;
 }
 
+/** A value encrypted under one key id, to tell at start-up that the key's bytes are the same. */
+export interface KeyCheckRecord {
+  keyId: string;
+  checkValue: Buffer;
+  createdAt: number;
+}
+
 export interface GrantPage {
   grants: StoredGrant[];
   /** Pass as `after` to get the next page; null at the end. */
@@ -88,6 +97,12 @@ export interface GrantPage {
 export interface Store {
   /** Which backend this is, for messages and benchmarks. */
   readonly kind: 'sqlite' | 'postgres';
+
+  /**
+   * Changes to grants, from this process (announced right after each commit here) and from every
+   * other process sharing the database (see src/database/grant-changes.ts).
+   */
+  readonly changes: GrantChanges;
 
   /** Store a sign-in atomically: upsert the user by sub and the grant by (sub, clientId). */
   saveSignIn(write: SignInWrite): Promise<{ user: UserRecord; grant: StoredGrant }>;
@@ -104,6 +119,12 @@ export interface Store {
   /** Set the grant status; `revoked`/`needs_consent` also drop the cached access token. */
   setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void>;
 
+  /**
+   * Mark the grant revoked and erase both its tokens, in one write (sign-out, a Google security
+   * event). False when there is no such grant.
+   */
+  revokeGrant(sub: string, clientId: string, now: number): Promise<boolean>;
+
   /** Rewrite ciphertexts (key rotation) if the row is still at `expectedVersion`. */
   replaceCiphertexts(
     sub: string,
@@ -112,7 +133,10 @@ export interface Store {
     expectedVersion: number,
   ): Promise<boolean>;
 
-  /** Delete the user and every grant of theirs. Returns false when there was no such user. */
+  /**
+   * Forget the user in one transaction: their profile, grants, refresh leases, security state and
+   * job runs, and cancel their queued jobs. Returns false when there was no such user.
+   */
   deleteUser(sub: string): Promise<boolean>;
 
   /** Grants in (sub, clientId) order, a page at a time. */
@@ -128,8 +152,19 @@ export interface Store {
    */
   acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean>;
 
+  /**
+   * Extend `holder`'s lease to `ttlMs` from now, while a refresh runs. False when `holder` no
+   * longer holds it (it ran out and another holder took it).
+   */
+  renewRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean>;
+
   /** Give the lease back early (only if `holder` still holds it). */
   releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void>;
+
+  /** Every key id's check value (see ./keyring.ts). */
+  listKeyChecks(): Promise<KeyCheckRecord[]>;
+  /** Record a key id's check value unless one is recorded already; false when one was. */
+  addKeyCheck(record: KeyCheckRecord): Promise<boolean>;
 
   close(): Promise<void>;
 }

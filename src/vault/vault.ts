@@ -85,6 +85,11 @@ export class Vault {
     return this.store.kind;
   }
 
+  /** Changes to grants made here or by any process sharing the database. */
+  get changes(): Store['changes'] {
+    return this.store.changes;
+  }
+
   /**
    * Store a sign-in in one transaction. Without `refreshToken` the stored one is kept; with one,
    * it replaces the stored one and sets the grant back to `active`.
@@ -137,7 +142,12 @@ export class Vault {
     return this.store.setGrantStatus(sub, clientId, status, now);
   }
 
-  /** Delete the user and all their grants; false when there was no such user. */
+  /** Mark the grant revoked and erase both its tokens, in one write; false when there is no such grant. */
+  revokeGrant(sub: string, clientId: string, now: number): Promise<boolean> {
+    return this.store.revokeGrant(sub, clientId, now);
+  }
+
+  /** Forget the user in one transaction (grants, security state, job runs; queued jobs cancelled); false when there was no such user. */
   deleteUser(sub: string): Promise<boolean> {
     return this.store.deleteUser(sub);
   }
@@ -155,6 +165,10 @@ export class Vault {
   /** See Store.acquireRefreshLease: the cross-process half of single-flight refresh. */
   acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.store.acquireRefreshLease(sub, clientId, holder, ttlMs);
+  }
+
+  renewRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.store.renewRefreshLease(sub, clientId, holder, ttlMs);
   }
 
   releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void> {

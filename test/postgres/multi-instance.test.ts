@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { migratePostgres } from '../../src/vault/postgres-store.js';
+import { migratePostgres } from '../../src/vault/index.js';
 import { createApiKey, openStore, parseKeyring, Vault } from '../../src/vault/index.js';
 
 const ADMIN_URL = process.env.BEHALF_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -10,7 +10,7 @@ import { OffsetClock } from '../../src/clock.js';
 import { loadConfig, type BehalfConfig } from '../../src/config/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createApiKey } from '../../src/vault/index.js';
-import { migratePostgres } from '../../src/vault/postgres-store.js';
+import { migratePostgres } from '../../src/vault/index.js';
 import { loopbackFetch, loopbackRequest } from './no-network.js';
 
 export const DRIVE_APPDATA = 'https://www.googleapis.com/auth/drive.appdata';

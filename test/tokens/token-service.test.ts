@@ -8,6 +8,8 @@ import type { Grant, Vault } from '../../src/vault/index.js';
 function storedTokens(clock: OffsetClock) {
   const reads: string[] = [];
   const vault = {
+    // One process, nothing else writing: memory is always current.
+    changes: { subscribe: () => () => undefined, isCurrent: () => true, publish: () => undefined, close: async () => undefined },
     getGrant: async (sub: string, clientId: string): Promise<Grant> => {
       reads.push(sub);
       const now = clock.now();

@@ -104,6 +104,9 @@ describe('SqliteStore on disk', () => {
       expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toEqual([
         { version: 1, name: 'users, grants, api_keys' },
         { version: 2, name: 'refresh leases' },
+        { version: 3, name: 'security events, job runs, job queue' },
+        { version: 4, name: 'grant change log' },
+        { version: 5, name: 'encryption key checks' },
       ]);
     } finally {
       db.close();

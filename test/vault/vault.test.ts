@@ -34,22 +34,13 @@ function signIn(sub: string, overrides: Partial<SignInSave> = {}): SignInSave {
 
 /** The store with replaceCiphertexts intercepted, to stage a concurrent writer. */
 function withReplaceCiphertexts(store: Store, replaceCiphertexts: Store['replaceCiphertexts']): Store {
-  return {
-    kind: store.kind,
-    saveSignIn: (...args) => store.saveSignIn(...args),
-    getUser: (...args) => store.getUser(...args),
-    getGrant: (...args) => store.getGrant(...args),
-    saveAccessToken: (...args) => store.saveAccessToken(...args),
-    setGrantStatus: (...args) => store.setGrantStatus(...args),
-    replaceCiphertexts,
-    deleteUser: (...args) => store.deleteUser(...args),
-    listGrants: (...args) => store.listGrants(...args),
-    createApiKey: (...args) => store.createApiKey(...args),
-    findApiKey: (...args) => store.findApiKey(...args),
-    acquireRefreshLease: (...args) => store.acquireRefreshLease(...args),
-    releaseRefreshLease: (...args) => store.releaseRefreshLease(...args),
-    close: () => store.close(),
-  };
+  return new Proxy(store, {
+    get: (target, property) => {
+      if (property === 'replaceCiphertexts') return replaceCiphertexts;
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 let dir: string;

@@ -1,0 +1,196 @@
+/**
+ * The Postgres schema, as versioned SQL beside SQLite's (./sqlite.ts): the same versions and the
+ * same tables, in Postgres types. Migration N runs once, in order, inside the transaction that
+ * records it in `schema_migrations`; Postgres DDL is transactional, so a migration either lands
+ * whole or not at all. Never edit a released migration; add the next one.
+ *
+ * This one list covers every table behalf uses: the vault, the security event log, job runs,
+ * and pg-boss's job queue (in a schema of its own, see ../postgres.ts), so `behalf migrate`
+ * prepares the whole database and `behalf serve` needs no DDL rights.
+ *
+ * Unlike SQLite, these are never applied silently: `behalf migrate` applies them, and a server
+ * refuses to start against a schema older or newer than it knows (see ../postgres-store.ts).
+ *
+ * Every table lives in the connection's current schema (the first of its search_path), so
+ * behalf can share a database with other software by being given a schema of its own
+ * (`?options=-c%20search_path%3Dbehalf`).
+ */
+import PgBoss from 'pg-boss';
+import type { Migration, MigrationClient, MigrationContext } from './sqlite.js';
+
+export type { Migration, MigrationClient, MigrationContext };
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'users, grants, api_keys',
+    sql: `
+      -- One row per Google account, keyed by the ID token's sub. Times are Unix milliseconds from
+      -- the caller's clock, as on SQLite. Keys are COLLATE "C": byte order, as SQLite's BINARY,
+      -- so (sub, client_id) pages come in the same order on both backends, straight off the index.
+      CREATE TABLE users (
+        sub              TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        email            TEXT,
+        email_verified   BOOLEAN NOT NULL,
+        name             TEXT,
+        given_name       TEXT,
+        family_name      TEXT,
+        picture          TEXT,
+        locale           TEXT,
+        hd               TEXT,
+        created_at       BIGINT  NOT NULL,
+        updated_at       BIGINT  NOT NULL,
+        last_sign_in_at  BIGINT  NOT NULL
+      );
+
+      -- One row per (user, OAuth client). Tokens are AES-256-GCM envelopes (src/vault/envelope.ts),
+      -- never plaintext. version is bumped on every write, for compare-and-set.
+      CREATE TABLE grants (
+        sub                      TEXT COLLATE "C" NOT NULL REFERENCES users (sub) ON DELETE CASCADE,
+        client_id                TEXT COLLATE "C" NOT NULL,
+        refresh_token            BYTEA,
+        access_token             BYTEA,
+        access_token_expires_at  BIGINT,
+        scopes                   TEXT[]  NOT NULL,
+        status                   TEXT    NOT NULL CHECK (status IN ('active', 'revoked', 'needs_consent')),
+        version                  BIGINT  NOT NULL,
+        refresh_token_issued_at  BIGINT,
+        created_at               BIGINT  NOT NULL,
+        updated_at               BIGINT  NOT NULL,
+        PRIMARY KEY (sub, client_id)
+      );
+      CREATE INDEX grants_by_status ON grants (status, sub, client_id);
+
+      -- Service API keys: only SHA-256 of the whole key is kept.
+      CREATE TABLE api_keys (
+        id          TEXT   NOT NULL PRIMARY KEY,
+        hash        BYTEA  NOT NULL,
+        name        TEXT   NOT NULL,
+        created_at  BIGINT NOT NULL
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'refresh leases',
+    sql: `
+      -- Who is refreshing a grant's access token right now, and until when, on the database's own
+      -- clock (every instance agrees on it, whatever their clocks say): the cross-process half of
+      -- single-flight refresh. An expired lease can be taken over.
+      -- No foreign key to grants, on purpose: checking one would lock the grant row from the lease
+      -- statement, and a user deleted at that moment (grants, then their leases, by cascade) would
+      -- deadlock with it. Deleting a user deletes their leases explicitly; a stray lease runs out.
+      CREATE TABLE refresh_leases (
+        sub         TEXT COLLATE "C" NOT NULL,
+        client_id   TEXT COLLATE "C" NOT NULL,
+        holder      TEXT        NOT NULL,
+        expires_at  TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (sub, client_id)
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: 'security events, job runs, job queue',
+    sql: `
+      -- Earlier versions created these tables themselves at run time: adopt them as they are.
+      -- Each security event token's id, recorded in the same transaction that acts on it.
+      CREATE TABLE IF NOT EXISTS security_events (jti TEXT PRIMARY KEY, received_at BIGINT NOT NULL);
+      -- What Google last told us about a user's account (Cross-Account Protection).
+      CREATE TABLE IF NOT EXISTS user_security (sub TEXT PRIMARY KEY, state TEXT NOT NULL, at BIGINT NOT NULL);
+
+      -- One row per job run: its status and outcome, beside pg-boss's own delivery rows.
+      CREATE TABLE IF NOT EXISTS job_runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        params JSONB NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        result JSONB,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        finished_at BIGINT
+      );
+      CREATE INDEX IF NOT EXISTS job_runs_by_name_status ON job_runs (name, status, created_at);
+      CREATE INDEX IF NOT EXISTS job_runs_by_sub ON job_runs (sub, created_at);
+      DROP TABLE IF EXISTS job_runs_schema;
+    `,
+    after: installJobQueue,
+  },
+  {
+    version: 4,
+    name: 'grant change notifications',
+    sql: `
+      -- Every committed change to a grant (a sign-in, a refresh, a status change, a deletion) is
+      -- announced on a channel named after this schema, delivered by Postgres at commit; each
+      -- instance listens and drops that user from its token cache (src/database/grant-changes.ts).
+      CREATE FUNCTION behalf_grant_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'DELETE' THEN
+          PERFORM pg_notify('behalf_grants:' || TG_TABLE_SCHEMA, OLD.sub);
+        ELSE
+          PERFORM pg_notify('behalf_grants:' || TG_TABLE_SCHEMA, NEW.sub);
+        END IF;
+        RETURN NULL;
+      END
+      $$;
+      CREATE TRIGGER grants_changed AFTER INSERT OR UPDATE OR DELETE ON grants
+        FOR EACH ROW EXECUTE FUNCTION behalf_grant_changed();
+    `,
+  },
+  {
+    version: 5,
+    name: 'encryption key checks',
+    sql: `
+      -- One row per encryption key id ever used: a value encrypted under that key, so a server
+      -- started with different bytes under the same id stops at once instead of failing per row.
+      CREATE TABLE key_checks (
+        key_id      TEXT   NOT NULL PRIMARY KEY,
+        check_value BYTEA  NOT NULL,
+        created_at  BIGINT NOT NULL
+      );
+    `,
+  },
+];
+
+/**
+ * pg-boss's own schema, installed or upgraded here rather than by pg-boss at run time (its
+ * `migrate` option is off in the server). pg-boss's plans come wrapped in BEGIN … COMMIT; they
+ * run inside the migrating transaction instead, unwrapped. Queues are created at run time by
+ * pg-boss's create_queue function, which makes a partition table: it is made SECURITY DEFINER so
+ * that a serving role without DDL rights can create a queue the first time a job is defined.
+ */
+async function installJobQueue(db: MigrationClient, { jobSchema }: MigrationContext): Promise<void> {
+  const { rows } = await db.query(`SELECT to_regclass($1) IS NOT NULL AS installed`, [`${jobSchema}.version`]);
+  const installed = (rows[0] as { installed: boolean }).installed;
+  if (!installed) {
+    await db.query(unwrap(PgBoss.getConstructionPlans(jobSchema)));
+  } else {
+    const current = Number(((await db.query(`SELECT version FROM ${jobSchema}.version`)).rows[0] as { version: number | string }).version);
+    // One plan from the installed version up to pg-boss's newest; none when it is the newest.
+    let plan: string | undefined;
+    try {
+      plan = PgBoss.getMigrationPlans(jobSchema, String(current));
+    } catch {
+      plan = undefined;
+    }
+    if (plan !== undefined) await db.query(unwrap(plan));
+  }
+  await db.query(`ALTER FUNCTION ${jobSchema}.create_queue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp`);
+  await db.query(`ALTER FUNCTION ${jobSchema}.delete_queue(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp`);
+  await db.query(`GRANT USAGE ON SCHEMA ${jobSchema} TO PUBLIC`);
+}
+
+/** pg-boss's plans are `BEGIN; … COMMIT;`: the statements in between. */
+function unwrap(plan: string): string {
+  const match = /^\s*BEGIN;([\s\S]*)COMMIT;\s*$/.exec(plan);
+  if (match === null) throw new Error('pg-boss plan is not wrapped in BEGIN … COMMIT as expected: check the pg-boss version.');
+  return match[1]!;
+}
+
+/** The newest schema version this build knows. */
+export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.at(-1)?.version ?? 0;

@@ -1,0 +1,198 @@
+/**
+ * behalf's SQLite database, the embedded default: one object owns the connection, the one ordered
+ * migration list (applied on open), the error mapping and transactions. The vault, the security
+ * event log and job runs are repositories over it, in the same file.
+ */
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { systemClock, type Clock } from '../clock.js';
+import { BehalfError } from '../errors.js';
+import { SqliteGrantChanges } from './grant-changes.js';
+import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './migrations/sqlite.js';
+
+export { SQLITE_SCHEMA_VERSION };
+
+const SETTING = 'BEHALF_DATABASE_URL';
+
+export interface SqliteDatabaseOptions {
+  /** Time for the migrations' records. */
+  clock?: Clock;
+  /** How long a write waits for another process's lock before failing with STORE_UNAVAILABLE. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Open (creating on first run) the SQLite database at `path`, or `:memory:`. A new file is created
+ * with mode 0600 and a missing parent folder with 0700. The database runs in WAL mode with
+ * `synchronous=FULL`: a sign-in's tokens are on disk before the sign-in is answered. Migrations
+ * are applied; a database whose schema is newer than this build knows is refused.
+ */
+export class SqliteDatabase {
+  readonly kind = 'sqlite' as const;
+  /** The absolute file path, or `:memory:`. */
+  readonly path: string;
+  /** The connection, for repositories to prepare their statements on. Run them through {@link run}. */
+  readonly connection: Database.Database;
+  /** Changes to grants made by this or any other process on this file. */
+  readonly changes: SqliteGrantChanges;
+  /** What opening did to the schema: the version found and the migrations applied (for `behalf migrate`). */
+  readonly migrations: { from: number; applied: Array<{ version: number; name: string }> };
+
+  /** Throws BehalfError when the database cannot be opened. */
+  constructor(path: string, options: SqliteDatabaseOptions = {}) {
+    this.path = path === ':memory:' ? path : resolve(path);
+    let db: Database.Database | undefined;
+    try {
+      if (this.path !== ':memory:') createPrivateFile(this.path);
+      db = new Database(this.path);
+      // WAL: readers do not block the writer. FULL: the WAL is fsynced at every commit, so a
+      // committed sign-in survives a power cut (NORMAL would only survive a process crash).
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      db.pragma('foreign_keys = ON');
+      // Deleted rows (a deleted user's profile) are overwritten with zeros, not left in free pages.
+      db.pragma('secure_delete = ON');
+      this.migrations = migrate(db, (options.clock ?? systemClock).now());
+      this.connection = db;
+    } catch (error) {
+      if (db?.open === true) db.close();
+      throw openError(this.path, error);
+    }
+    this.changes = new SqliteGrantChanges(this.connection);
+  }
+
+  get open(): boolean {
+    return this.connection.open;
+  }
+
+  /** The connection's settings, for diagnostics and tests. */
+  settings(): { journalMode: string; synchronous: number; busyTimeoutMs: number; foreignKeys: boolean; schemaVersion: number } {
+    const db = this.connection;
+    return {
+      journalMode: String(db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(db.pragma('synchronous', { simple: true })),
+      busyTimeoutMs: Number(db.pragma('busy_timeout', { simple: true })),
+      foreignKeys: Number(db.pragma('foreign_keys', { simple: true })) === 1,
+      schemaVersion: (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v,
+    };
+  }
+
+  /** Run statements, turning SQLite's failures into BehalfErrors (busy or I/O: retryable). */
+  async run<T>(body: () => T): Promise<T> {
+    if (!this.connection.open) throw new BehalfError('STORE_UNAVAILABLE', 'The SQLite database is closed.');
+    try {
+      return body();
+    } catch (error) {
+      throw runtimeError(error);
+    }
+  }
+
+  /**
+   * Run `body` in one IMMEDIATE transaction: the write lock is taken up front, so two processes
+   * writing the same rows cannot both read the old ones and then fail to upgrade
+   * (SQLITE_BUSY_SNAPSHOT).
+   */
+  transaction<T>(body: () => T): Promise<T> {
+    return this.run(() => this.connection.transaction(body).immediate());
+  }
+
+  /**
+   * For writes that are cheap to lose in a power cut, and only there: an access token (lost, it is
+   * refreshed again) and refresh leases (lost, they are free for the taking). They commit without
+   * waiting for the disk (`synchronous=NORMAL`: still atomic, and durable across a process crash),
+   * so a refresh costs no fsync; the next fsynced commit carries them to disk. Measured in the
+   * refresh-storm benchmark: the lease and token fsyncs were most of behalf's own time per refresh.
+   * Grants, refresh tokens and statuses are always written with `synchronous=FULL`.
+   */
+  runUnsynced<T>(body: () => T): Promise<T> {
+    return this.run(() => {
+      this.connection.pragma('synchronous = NORMAL');
+      try {
+        return body();
+      } finally {
+        this.connection.pragma('synchronous = FULL');
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.changes.close();
+    if (this.connection.open) this.connection.close();
+  }
+}
+
+/** Open the SQLite database at `path` (see {@link SqliteDatabase}). */
+export async function openSqliteDatabase(path: string, options: SqliteDatabaseOptions = {}): Promise<SqliteDatabase> {
+  return new SqliteDatabase(path, options);
+}
+
+/** Create the database file (0600) and its folder (0700) if missing, before SQLite opens it. */
+function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if (statSync(path).isDirectory()) {
+      throw new BehalfError('CONFIG_INVALID', `${SETTING}: ${path} is a folder; name a file such as ${resolve(path, 'behalf.db')}.`);
+    }
+  }
+}
+
+function migrate(db: Database.Database, now: number): SqliteDatabase['migrations'] {
+  // IMMEDIATE: two processes starting together apply each migration once.
+  return db.transaction(() => {
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+    );
+    const current = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null }).version ?? 0;
+    if (current > SQLITE_SCHEMA_VERSION) {
+      throw new BehalfError(
+        'CONFIG_INVALID',
+        `${SETTING}: the database schema is at version ${current}, newer than this behalf knows (${SQLITE_SCHEMA_VERSION}). ` +
+          'A newer behalf has migrated it: run that version, or point the setting at another database.',
+        { reason: 'schema_too_new' },
+      );
+    }
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    const applied: Array<{ version: number; name: string }> = [];
+    for (const migration of SQLITE_MIGRATIONS) {
+      if (migration.version <= current) continue;
+      db.exec(typeof migration.sql === 'string' ? migration.sql : migration.sql({ jobSchema: '' }));
+      record.run(migration.version, migration.name, now);
+      applied.push({ version: migration.version, name: migration.name });
+    }
+    return { from: current, applied };
+  }).immediate();
+}
+
+export function sqliteCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+/** A failure while opening: a bad path is CONFIG_INVALID, anything else STORE_UNAVAILABLE. */
+function openError(path: string, error: unknown): BehalfError {
+  if (error instanceof BehalfError) return error;
+  const code = sqliteCode(error) ?? (error as NodeJS.ErrnoException).code ?? 'error';
+  const where = `${SETTING}: cannot open the SQLite database at ${path}`;
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new BehalfError('CONFIG_INVALID', `${where}: the file is not a SQLite database (${code}).`, { cause: error });
+  }
+  if (['ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'].includes(code)) {
+    return new BehalfError('CONFIG_INVALID', `${where} (${code}): check that the path is a file this process can write.`, { cause: error });
+  }
+  return new BehalfError('STORE_UNAVAILABLE', `${where} (${code}).`, { cause: error });
+}
+
+/** A failure during a query. SQLite's own messages name tables and columns, never values. */
+export function runtimeError(error: unknown): BehalfError {
+  if (error instanceof BehalfError) return error;
+  const code = sqliteCode(error);
+  if (code !== undefined && /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|READONLY)/.test(code)) {
+    return new BehalfError('STORE_UNAVAILABLE', `The SQLite store is busy or unavailable (${code}); retry.`, { cause: error, retryAfter: 1 });
+  }
+  return new BehalfError('INTERNAL', `The SQLite store failed (${code ?? (error as Error).name}).`, { cause: error });
+}

@@ -1,0 +1,101 @@
+/**
+ * Every SQL statement of the Postgres vault, in one place; the security event log runs some of
+ * them inside its own transactions. $n are bound parameters: values never enter the text.
+ */
+const GRANT_COLUMNS = `sub, client_id, refresh_token, access_token, access_token_expires_at, scopes, status, version,
+  refresh_token_issued_at, created_at, updated_at`;
+
+/**
+ * Whether a sign-in's refresh token replaces the stored one, inside ON CONFLICT DO UPDATE where
+ * `grants` is the stored row and `excluded` the new one. A refresh token older than the stored
+ * one never replaces it (two sign-ins racing): the rule SqliteStore.saveSignIn applies too.
+ */
+const REPLACES_REFRESH = `(excluded.refresh_token IS NOT NULL AND (grants.refresh_token IS NULL
+  OR grants.refresh_token_issued_at IS NULL OR excluded.updated_at >= grants.refresh_token_issued_at))`;
+
+const SAVE_ACCESS_TOKEN = `UPDATE grants SET access_token = $3, access_token_expires_at = $4, scopes = COALESCE($5::text[], scopes),
+      version = version + 1, updated_at = $7
+    WHERE sub = $1 AND client_id = $2 AND status = 'active' AND ($6::bigint IS NULL OR version = $6::bigint)`;
+
+export const SQL = {
+  upsertUser: `INSERT INTO users (sub, email, email_verified, name, given_name, family_name, picture, locale, hd, created_at, updated_at, last_sign_in_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
+    ON CONFLICT (sub) DO UPDATE SET email = excluded.email, email_verified = excluded.email_verified, name = excluded.name,
+      given_name = excluded.given_name, family_name = excluded.family_name, picture = excluded.picture,
+      locale = excluded.locale, hd = excluded.hd, updated_at = excluded.updated_at, last_sign_in_at = excluded.last_sign_in_at
+    RETURNING *`,
+  // A first sign-in without a refresh token needs consent. On a repeat sign-in, a new refresh
+  // token brings the grant back to life; without one the stored token and status stand (a
+  // repeat sign-in cannot revive a grant Google refused), and a grant with none needs consent.
+  upsertGrant: `INSERT INTO grants (${GRANT_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $3::bytea IS NULL THEN 'needs_consent' ELSE 'active' END, 1,
+      CASE WHEN $3::bytea IS NULL THEN NULL ELSE $7::bigint END, $7, $7)
+    ON CONFLICT (sub, client_id) DO UPDATE SET
+      refresh_token = CASE WHEN ${REPLACES_REFRESH} THEN excluded.refresh_token ELSE grants.refresh_token END,
+      refresh_token_issued_at = CASE WHEN ${REPLACES_REFRESH} THEN excluded.updated_at ELSE grants.refresh_token_issued_at END,
+      status = CASE WHEN ${REPLACES_REFRESH} THEN 'active' WHEN grants.refresh_token IS NULL THEN 'needs_consent' ELSE grants.status END,
+      access_token = excluded.access_token, access_token_expires_at = excluded.access_token_expires_at, scopes = excluded.scopes,
+      version = grants.version + 1, updated_at = excluded.updated_at
+    RETURNING *`,
+  getUser: 'SELECT * FROM users WHERE sub = $1',
+  getGrant: `SELECT ${GRANT_COLUMNS} FROM grants WHERE sub = $1 AND client_id = $2`,
+  // Only an active grant takes a new access token: a revoked one must not get one back.
+  saveAccessToken: SAVE_ACCESS_TOKEN,
+  // One statement, so one round trip and one transaction: the lease goes whatever the update does.
+  saveAccessTokenReleasingLease: `WITH released AS (DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $8)
+    ${SAVE_ACCESS_TOKEN}`,
+  setStatus: `UPDATE grants SET status = $3, version = version + 1, updated_at = $4,
+      access_token = CASE WHEN $3 = 'active' THEN access_token ELSE NULL END,
+      access_token_expires_at = CASE WHEN $3 = 'active' THEN access_token_expires_at ELSE NULL END
+    WHERE sub = $1 AND client_id = $2`,
+  replaceCiphertexts: `UPDATE grants SET refresh_token = $3, access_token = $4,
+      access_token_expires_at = CASE WHEN $4::bytea IS NULL THEN NULL ELSE access_token_expires_at END,
+      version = version + 1, updated_at = $6
+    WHERE sub = $1 AND client_id = $2 AND version = $5`,
+  // One write: both tokens erased, the grant revoked; it comes back only with a new sign-in.
+  revokeGrant: `UPDATE grants SET status = 'revoked', refresh_token = NULL, access_token = NULL, access_token_expires_at = NULL,
+      version = version + 1, updated_at = $3
+    WHERE sub = $1 AND client_id = $2`,
+  // Keyset pagination in byte order (COLLATE "C", as SQLite's BINARY), straight off the primary key.
+  listFirst: `SELECT ${GRANT_COLUMNS} FROM grants
+    ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
+  listFirstByStatus: `SELECT ${GRANT_COLUMNS} FROM grants WHERE status = $2
+    ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
+  listAfter: `SELECT ${GRANT_COLUMNS} FROM grants WHERE (sub COLLATE "C", client_id COLLATE "C") > ($2::text COLLATE "C", $3::text COLLATE "C")
+    ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
+  listAfterByStatus: `SELECT ${GRANT_COLUMNS} FROM grants WHERE (sub COLLATE "C", client_id COLLATE "C") > ($2::text COLLATE "C", $3::text COLLATE "C")
+      AND status = $4
+    ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
+  insertApiKey: 'INSERT INTO api_keys (id, hash, name, created_at) VALUES ($1, $2, $3, $4)',
+  findApiKey: 'SELECT * FROM api_keys WHERE id = $1',
+  // One statement: take a free lease, or take over one that has run out, on the database's
+  // clock. Concurrent takers queue on the primary key and see the winner's row: exactly one
+  // gets a row back. No grant, no row inserted: false.
+  takeLease: `INSERT INTO refresh_leases (sub, client_id, holder, expires_at)
+    SELECT sub, client_id, $3, now() + $4::double precision * interval '1 millisecond'
+      FROM grants WHERE sub = $1 AND client_id = $2
+    ON CONFLICT (sub, client_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+      WHERE refresh_leases.expires_at <= now()`,
+  releaseLease: 'DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $3',
+  renewLease: `UPDATE refresh_leases SET expires_at = now() + $4::double precision * interval '1 millisecond'
+    WHERE sub = $1 AND client_id = $2 AND holder = $3`,
+  listKeyChecks: 'SELECT * FROM key_checks ORDER BY key_id',
+  addKeyCheck: 'INSERT INTO key_checks (key_id, check_value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING',
+} as const;
+
+/**
+ * Forgetting a user, as statements run in order in one transaction ($1 is the sub): their queued
+ * jobs are cancelled (pg-boss rows not yet started; a started one finds its run gone and does
+ * nothing), then job runs, security state, refresh leases (which have no foreign key, see the
+ * migration) and the user, whose grants go by ON DELETE CASCADE. The last statement's row count
+ * says whether there was such a user.
+ */
+export function eraseUserStatements(jobSchema: string): string[] {
+  return [
+    `DELETE FROM ${jobSchema}.job WHERE state < 'active' AND data->>'runId' IN (SELECT id FROM job_runs WHERE sub = $1)`,
+    'DELETE FROM job_runs WHERE sub = $1',
+    'DELETE FROM user_security WHERE sub = $1',
+    'DELETE FROM refresh_leases WHERE sub = $1',
+    'DELETE FROM users WHERE sub = $1',
+  ];
+}
