@@ -6,7 +6,8 @@
  */
 import { join } from 'node:path';
 import { OAuth2Client } from 'google-auth-library';
-import { openStore, parseKeyring, Vault } from '../../src/vault/index.js';
+import { TokenService } from '../../src/tokens/index.js';
+import { openStore, parseKeyring, Vault, type Store } from '../../src/vault/index.js';
 import { behalfEnv, newEncryptionKeys, startBehalf } from '../lib/behalf-instance.js';
 import type { BenchContext } from '../lib/context.js';
 import type { LookupRequest, LookupResult } from '../lib/lookup-process.ts';
@@ -90,8 +91,20 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
       return entry;
     };
 
+    // behalf as it was before its token cache listened for other instances' changes: the same
+    // TokenService over the same store, told that memory is always current. What coherence costs.
+    const incoherent = new TokenService({
+      vault: new Vault(withoutChangeChecks(behalf.runtime.store), parseKeyring(encryptionKeys)),
+      oauth: { clientId } as ConstructorParameters<typeof TokenService>[0]['oauth'],
+      clock: behalf.runtime.clock,
+    });
+    // Called through the same one-line wrapper as Behalf.getAccessToken, so only the checks differ.
+    const incoherentBehalf = { getAccessToken: (sub: string) => incoherent.getAccessToken(sub) };
+    for (const sub of subs) await incoherentBehalf.getAccessToken(sub);
+
     const contenders: Record<string, Call> = {
       behalf: (i) => behalf.runtime.behalf.getAccessToken(subs[i]!),
+      'behalf without change checks': (i) => incoherentBehalf.getAccessToken(subs[i]!),
       'google-auth-library': (i) => galClients[i]!.getAccessToken(),
       limit: (i) => limitLookup(subs[i]!),
     };
@@ -160,6 +173,7 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
 
   const throughputResults = {
     'behalf memory': rate('behalf'),
+    'behalf memory without change checks': rate('behalf without change checks'),
     'google-auth-library memory': rate('google-auth-library'),
     'limit memory (awaited Map lookup)': rate('limit'),
     'behalf cold SQLite': coldRate(coldSqlite),
@@ -167,7 +181,8 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
   };
   const setup =
     `In-process library calls, awaited one at a time on one thread. Memory: ${hotUsers.toLocaleString('en-US')} users whose tokens are cached (behalf: Behalf.getAccessToken → TokenService memory cache; ` +
-    `google-auth-library: one OAuth2Client per user with valid credentials, getAccessToken()); median of ${rounds} interleaved rounds of ${roundMs} ms. ` +
+    `google-auth-library: one OAuth2Client per user with valid credentials, getAccessToken(); behalf without change checks: the same cache told memory is always current, ` +
+    `as before the cache heard other instances' changes, so the ratio between the two is what coherence costs); median of ${rounds} interleaved rounds of ${roundMs} ms. ` +
     `Cold: a freshly started process (createRuntime) asks once for each of ${users.toLocaleString('en-US')} stored users in random order, so every call reads the store and decrypts (AES-256-GCM) the refresh and access tokens; ` +
     `${coldSqlite.calls.toLocaleString('en-US')} calls in ${coldSqlite.seconds.toFixed(1)} s on SQLite (WAL).${postgresNote}`;
   return [
@@ -179,6 +194,10 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
         'behalf/google-auth-library (memory)': ratio(
           throughputResults['behalf memory'],
           throughputResults['google-auth-library memory'],
+        ),
+        'behalf/behalf without change checks (memory: what coherence costs)': ratio(
+          throughputResults['behalf memory'],
+          throughputResults['behalf memory without change checks'],
         ),
         'behalf/limit (memory)': ratio(
           throughputResults['behalf memory'],
@@ -197,6 +216,8 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
       results: {
         'behalf memory p50': p('behalf', 'p50'),
         'behalf memory p99': p('behalf', 'p99'),
+        'behalf without change checks memory p50': p('behalf without change checks', 'p50'),
+        'behalf without change checks memory p99': p('behalf without change checks', 'p99'),
         'google-auth-library memory p50': p('google-auth-library', 'p50'),
         'google-auth-library memory p99': p('google-auth-library', 'p99'),
         'behalf cold SQLite p50': coldP(coldSqlite, 'p50'),
@@ -210,4 +231,16 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
       notes: `Per-call latency of the same calls, timed one by one with performance.now() (its own cost, well under 0.1 µs, included).${postgresNote}`,
     },
   ];
+}
+
+/** The store, with a change feed that says memory is always current and never calls anyone. */
+function withoutChangeChecks(store: Store): Store {
+  const changes: Store['changes'] = { subscribe: () => () => undefined, isCurrent: () => true, publish: () => undefined, close: async () => undefined };
+  return new Proxy(store, {
+    get: (target, property) => {
+      if (property === 'changes') return changes;
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
