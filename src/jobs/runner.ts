@@ -84,16 +84,10 @@ export class JobRunner {
     this.#definition(name);
     const wanted = normalizeScope(scope);
     const runs: string[] = [];
-    let after: { sub: string; clientId: string } | undefined;
-    for (;;) {
-      const page = await this.options.vault.listGrants({ limit: 500, status: 'active', ...(after === undefined ? {} : { after }) });
-      for (const grant of page.grants) {
-        if (grant.clientId === this.options.behalf.clientId && grant.scopes.includes(wanted)) {
-          runs.push((await this.enqueue(name, grant.sub, params)).id);
-        }
+    for await (const grant of this.options.vault.eachGrant({ status: 'active' })) {
+      if (grant.clientId === this.options.behalf.clientId && grant.scopes.includes(wanted)) {
+        runs.push((await this.enqueue(name, grant.sub, params)).id);
       }
-      if (page.next === null) break;
-      after = page.next;
     }
     return { enqueued: runs.length, runs };
   }

@@ -120,17 +120,12 @@ export class SecurityEventReceiver {
     if (typeof value !== 'string' || (alg !== 'prefix' && alg !== 'hash_base64_sha512_sha512')) return null;
     const matches = (refreshToken: string) =>
       alg === 'prefix' ? value.length >= 16 && refreshToken.startsWith(value) : doubleSha512(refreshToken) === value;
-    let after: { sub: string; clientId: string } | undefined;
-    for (;;) {
-      const page = await this.options.vault.listGrants({ limit: 500, ...(after === undefined ? {} : { after }) });
-      for (const row of page.grants) {
-        if (row.clientId !== this.options.clientId || row.refreshTokenCiphertext === null) continue;
-        const grant = await this.options.vault.getGrant(row.sub, row.clientId);
-        if (grant?.refreshToken != null && matches(grant.refreshToken)) return row.sub;
-      }
-      if (page.next === null) return null;
-      after = page.next;
+    for await (const row of this.options.vault.eachGrant()) {
+      if (row.clientId !== this.options.clientId || row.refreshTokenCiphertext === null) continue;
+      const grant = await this.options.vault.getGrant(row.sub, row.clientId);
+      if (grant?.refreshToken != null && matches(grant.refreshToken)) return row.sub;
     }
+    return null;
   }
 
 }

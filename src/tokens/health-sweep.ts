@@ -38,35 +38,31 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
   const queue = new PQueue({ concurrency: options.concurrency ?? 4 });
   const report: SweepReport = { checked: 0, refreshed: 0, healthy: 0, needsConsent: [], unavailable: [], startedAt, finishedAt: startedAt };
 
-  let after: { sub: string; clientId: string } | undefined;
-  for (;;) {
-    const page = await vault.listGrants({ limit: 500, ...(after === undefined ? {} : { after }) });
-    for (const grant of page.grants) {
-      if (grant.clientId !== clientId) continue;
-      report.checked++;
-      if (grant.status !== 'active') {
-        report.needsConsent.push(grant.sub);
-        continue;
-      }
-      void queue.add(async () => {
-        try {
-          const before = grant.accessTokenExpiresAt;
-          const token = await tokens.getAccessToken(grant.sub, options.force === true ? { forceRefresh: true } : {});
-          if (token.expiresAt !== before) report.refreshed++;
-          report.healthy++;
-        } catch (error) {
-          if (isBehalfError(error) && (error.code === 'NEEDS_CONSENT' || error.code === 'USER_NOT_FOUND')) {
-            report.needsConsent.push(grant.sub);
-          } else {
-            report.unavailable.push(grant.sub);
-          }
-        }
-      });
+  for await (const grant of vault.eachGrant()) {
+    if (grant.clientId !== clientId) continue;
+    report.checked++;
+    if (grant.status !== 'active') {
+      report.needsConsent.push(grant.sub);
+      continue;
     }
-    await queue.onIdle();
-    if (page.next === null) break;
-    after = page.next;
+    // A page's worth queued at most: the walk waits for the checks rather than reading ahead.
+    if (queue.size >= 500) await queue.onSizeLessThan(250);
+    void queue.add(async () => {
+      try {
+        const before = grant.accessTokenExpiresAt;
+        const token = await tokens.getAccessToken(grant.sub, options.force === true ? { forceRefresh: true } : {});
+        if (token.expiresAt !== before) report.refreshed++;
+        report.healthy++;
+      } catch (error) {
+        if (isBehalfError(error) && (error.code === 'NEEDS_CONSENT' || error.code === 'USER_NOT_FOUND')) {
+          report.needsConsent.push(grant.sub);
+        } else {
+          report.unavailable.push(grant.sub);
+        }
+      }
+    });
   }
+  await queue.onIdle();
   report.needsConsent.sort();
   report.unavailable.sort();
   report.finishedAt = clock.now();

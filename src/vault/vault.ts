@@ -157,6 +157,25 @@ export class Vault {
     return this.store.listGrants(options);
   }
 
+  /**
+   * Every grant (optionally of one status), read a page at a time in (sub, clientId) order: the one
+   * walk over all grants (key rotation, the health sweep, jobs for a scope, security events).
+   * Tokens stay encrypted: use getGrant to read them.
+   */
+  async *eachGrant(options: { status?: GrantStatus; pageSize?: number } = {}): AsyncGenerator<StoredGrant> {
+    let after: { sub: string; clientId: string } | undefined;
+    for (;;) {
+      const page = await this.store.listGrants({
+        limit: options.pageSize ?? 500,
+        ...(options.status === undefined ? {} : { status: options.status }),
+        ...(after === undefined ? {} : { after }),
+      });
+      yield* page.grants;
+      if (page.next === null) return;
+      after = page.next;
+    }
+  }
+
   /** Erase both stored tokens of a grant if it is still at `expectedVersion` (a dropped grant). */
   eraseTokens(sub: string, clientId: string, expectedVersion: number): Promise<boolean> {
     return this.store.replaceCiphertexts(sub, clientId, { refreshToken: null, accessToken: null }, expectedVersion);
@@ -191,16 +210,10 @@ export class Vault {
     const report: RotationReport = { primaryKey: this.keyring.primaryId, rows: 0, reencrypted: 0, alreadyCurrent: 0, retried: 0, vanished: 0 };
     const failed: Array<{ sub: string; clientId: string; reason: string }> = [];
 
-    let after: { sub: string; clientId: string } | undefined;
-    for (;;) {
-      const page = await this.store.listGrants({ limit: pageSize, ...(after === undefined ? {} : { after }) });
-      for (const row of page.grants) {
-        report.rows++;
-        const failure = await this.#rotateRow(row, maxAttempts, report);
-        if (failure !== undefined) failed.push({ sub: row.sub, clientId: row.clientId, reason: failure });
-      }
-      if (page.next === null) break;
-      after = page.next;
+    for await (const row of this.eachGrant({ pageSize })) {
+      report.rows++;
+      const failure = await this.#rotateRow(row, maxAttempts, report);
+      if (failure !== undefined) failed.push({ sub: row.sub, clientId: row.clientId, reason: failure });
     }
 
     if (failed.length > 0) {
