@@ -86,6 +86,12 @@ export class PostgresGrantChanges extends ChangeFanout implements GrantChanges {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #reconnectDelay = RECONNECT_MS.min;
+  #wasListening = false;
+  /**
+   * Told when the listener comes up and when it is lost (once per change), for the server's log:
+   * while it is lost every token request reads the database.
+   */
+  onListenerState: ((state: 'listening' | 'lost') => void) | undefined;
 
   constructor(settings: PostgresSettings, schema: string) {
     super();
@@ -140,6 +146,7 @@ export class PostgresGrantChanges extends ChangeFanout implements GrantChanges {
     }
     this.#client = client;
     this.#reconnectDelay = RECONNECT_MS.min;
+    this.#tell(true);
     // Whatever was sent while nobody listened is lost: forget everything, then trust again.
     this.resetAll();
     this.#schedulePing(0);
@@ -172,7 +179,14 @@ export class PostgresGrantChanges extends ChangeFanout implements GrantChanges {
   #lost(client: pg.Client): void {
     if (client !== this.#client) return;
     this.#drop();
+    this.#tell(false);
     this.#retryLater();
+  }
+
+  #tell(listening: boolean): void {
+    if (listening === this.#wasListening) return;
+    this.#wasListening = listening;
+    this.onListenerState?.(listening ? 'listening' : 'lost');
   }
 
   #drop(): void {
