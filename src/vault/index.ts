@@ -4,6 +4,7 @@
  * - `Store` (./types.ts): the storage contract, ciphertext only; SQLite (embedded) and Postgres.
  * - `Vault`: the layer everything else uses, plaintext in and out.
  * - `Keyring` and the envelope: AES-256-GCM, key ids for rotation, row-bound associated data.
+ * - `verifyKeyring`: at start-up, each key id's check value in the database (./key-check.ts).
  */
 import {
   migrateDatabase,
@@ -22,6 +23,7 @@ import type { Store } from './types.js';
 export { apiKeyId, authenticateApiKey, createApiKey, verifyApiKey, type CreatedApiKey } from './api-keys.js';
 export { parseDatabaseUrl, redactDatabaseUrl, type DatabaseLocation } from './database-url.js';
 export { decryptToken, encryptToken, envelopeKeyId, ENVELOPE_VERSION, type RowBinding, type TokenColumn } from './envelope.js';
+export { createKeyCheckValue, verifyKeyCheckValue, verifyKeyring, type KeyCheckResult, type KeyringVerification } from './key-check.js';
 export {
   formatKeyring,
   generateKeyring,
