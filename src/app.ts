@@ -13,7 +13,7 @@ import { createLogger } from './logging.js';
 import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from './risc/index.js';
 import { SignInService } from './signin/index.js';
 import { sweepGrants, TokenService } from './tokens/index.js';
-import { loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, type Store } from './vault/index.js';
+import { loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, verifyKeyring, type Store } from './vault/index.js';
 import { openDatabase, type Database } from './database/index.js';
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
@@ -51,6 +51,18 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   const { keyring, createdKeyFile } = await loadKeyring(config);
   const database = await openDatabase(config.databaseUrl);
   const store: Store = database.kind === 'postgres' ? new PostgresStore(database) : new SqliteStore(database);
+  if (database.kind === 'postgres') {
+    database.changes.onListenerState = (state) => {
+      if (state === 'lost') logger.warn('grant change listener lost: token requests read the database until it is back');
+      else logger.info('grant change listener up: changes made by other instances are heard');
+    };
+  }
+  // Before anything can be written: a key id whose bytes differ from the ones that wrote this
+  // database stops start-up here, with one line naming the id.
+  await verifyKeyring(store, keyring, clock.now()).catch(async (error: unknown) => {
+    await database.close();
+    throw error;
+  });
   const vault = new Vault(store, keyring);
 
   const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);
