@@ -78,34 +78,7 @@ export class PostgresDatabase implements Queryable {
   /** Run `body` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
   async transaction<T>(body: (db: Queryable) => Promise<T>): Promise<T> {
     this.#checkOpen();
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw runtimeError(error);
-    }
-    // A checked-out connection that dies reports it as an 'error' event (the pool only listens
-    // while the connection is idle): note it, so the connection is destroyed rather than reused.
-    let broken: unknown;
-    const onError = (error: unknown) => {
-      broken = error;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const result = await body(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      // A ROLLBACK that fails means the connection is gone: destroy it rather than reuse it.
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = rollbackError;
-      });
-      throw runtimeError(error);
-    } finally {
-      client.off('error', onError);
-      client.release(broken === undefined ? undefined : true);
-    }
+    return inTransaction(this.#pool, body, runtimeError);
   }
 
   /** For pg-boss (its `db` option): its SQL runs on this pool, with this pool's settings. */
@@ -165,51 +138,72 @@ export async function migratePostgres(url: string, options: PostgresPoolOptions 
   const settings = parsePostgresSettings(url, options);
   const pool = createPool(settings, 'migrate');
   try {
-    const client = await pool.connect().catch((error: unknown) => {
-      throw openError(settings, error);
-    });
-    let broken: unknown;
-    const onError = (error: unknown) => {
-      broken = error;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      // Migrations may rewrite big tables: no statement limit here, whatever the URL says.
-      await client.query('SET LOCAL statement_timeout = 0');
-      // One lock per database and schema: other schemas in the same database migrate freely.
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('behalf.schema_migrations'), hashtext(COALESCE(current_schema(), '')))");
-      const context = { jobSchema: jobSchemaFor(await currentSchema(client, settings)) };
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS schema_migrations (
-           version     INTEGER     NOT NULL PRIMARY KEY,
-           name        TEXT        NOT NULL,
-           applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-         )`,
-      );
-      const from = await currentVersion(client, settings);
-      if (from > POSTGRES_SCHEMA_VERSION) throw schemaMismatch(settings, from);
-      const applied: MigrationReport['applied'] = [];
-      for (const migration of POSTGRES_MIGRATIONS) {
-        if (migration.version <= from) continue;
-        await client.query(typeof migration.sql === 'string' ? migration.sql : migration.sql(context));
-        if (migration.after !== undefined) await migration.after(client, context);
-        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
-        applied.push({ version: migration.version, name: migration.name });
-      }
-      await client.query('COMMIT');
-      return { kind: 'postgres', target: settings.target, from, to: Math.max(from, POSTGRES_SCHEMA_VERSION), applied };
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = rollbackError;
-      });
-      throw openError(settings, error);
-    } finally {
-      client.off('error', onError);
-      client.release(broken === undefined ? undefined : true);
-    }
+    return await inTransaction(
+      pool,
+      async (client) => {
+        // Migrations may rewrite big tables: no statement limit here, whatever the URL says.
+        await client.query('SET LOCAL statement_timeout = 0');
+        // One lock per database and schema: other schemas in the same database migrate freely.
+        await client.query("SELECT pg_advisory_xact_lock(hashtext('behalf.schema_migrations'), hashtext(COALESCE(current_schema(), '')))");
+        const context = { jobSchema: jobSchemaFor(await currentSchema(client, settings)) };
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     INTEGER     NOT NULL PRIMARY KEY,
+             name        TEXT        NOT NULL,
+             applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+           )`,
+        );
+        const from = await currentVersion(client, settings);
+        if (from > POSTGRES_SCHEMA_VERSION) throw schemaMismatch(settings, from);
+        const applied: MigrationReport['applied'] = [];
+        for (const migration of POSTGRES_MIGRATIONS) {
+          if (migration.version <= from) continue;
+          await client.query(typeof migration.sql === 'string' ? migration.sql : migration.sql(context));
+          if (migration.after !== undefined) await migration.after(client, context);
+          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+          applied.push({ version: migration.version, name: migration.name });
+        }
+        return { kind: 'postgres', target: settings.target, from, to: Math.max(from, POSTGRES_SCHEMA_VERSION), applied };
+      },
+      (error) => openError(settings, error),
+    );
   } finally {
     await pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Run `body` in one transaction on one connection of `pool`: committed if it resolves, rolled back
+ * if it throws; failures (connecting included) come back through `mapError`.
+ */
+async function inTransaction<T>(pool: pg.Pool, body: (db: pg.PoolClient) => Promise<T>, mapError: (error: unknown) => Error): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw mapError(error);
+  }
+  // A checked-out connection that dies reports it as an 'error' event (the pool only listens
+  // while the connection is idle): note it, so the connection is destroyed rather than reused.
+  let broken: unknown;
+  const onError = (error: unknown) => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    const result = await body(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    // A ROLLBACK that fails means the connection is gone: destroy it rather than reuse it.
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+      broken = rollbackError;
+    });
+    throw mapError(error);
+  } finally {
+    client.off('error', onError);
+    client.release(broken === undefined ? undefined : true);
   }
 }
 
