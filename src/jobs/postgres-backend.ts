@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import type { PostgresDatabase } from '../database/index.js';
@@ -14,9 +15,13 @@ export class PostgresJobBackend implements JobBackend {
   readonly #database: PostgresDatabase;
   readonly #boss: PgBoss;
   #ready: Promise<void> | undefined;
-  /** One creation per queue, shared by every caller: work() on a queue not yet created fails. */
+  /** One creation per queue, shared by every caller: sending to a queue not yet created fails. */
   readonly #queues = new Map<string, Promise<void>>();
   readonly #log: Logger;
+  /** The delivery loops started by start(), one per slot; stop() waits for them. */
+  readonly #workers: Promise<void>[] = [];
+  /** Aborted by stop(): wakes the loops that are waiting to poll again. */
+  readonly #stopping = new AbortController();
 
   constructor(
     database: PostgresDatabase,
@@ -32,6 +37,7 @@ export class PostgresJobBackend implements JobBackend {
       schedule: false,
       // A delivery still active after this long belonged to a worker that died: it is retried.
       expireInSeconds: Math.ceil((options.leaseMs ?? 10 * 60_000) / 1000),
+      // A failed delivery is delivered again a second later, three times at most (as on SQLite).
       retryLimit: 3,
       retryDelay: 1,
     });
@@ -47,7 +53,7 @@ export class PostgresJobBackend implements JobBackend {
         rowValues(run),
       );
       await this.#boss.send(run.name, { runId: run.id }, {
-        startAfter: new Date(Date.now() + delayMs),
+        startAfter: startAfter(delayMs),
         db: { executeSql: (text: string, values: unknown[]) => db.query(text, values) },
       });
     });
@@ -66,7 +72,7 @@ export class PostgresJobBackend implements JobBackend {
 
   async requeue(run: JobRun, delayMs: number): Promise<void> {
     await this.#ensureReady(run.name);
-    await this.#boss.send(run.name, { runId: run.id }, { startAfter: new Date(Date.now() + Math.max(0, Math.round(delayMs))) });
+    await this.#boss.send(run.name, { runId: run.id }, { startAfter: startAfter(delayMs) });
   }
 
   async getRun(id: string): Promise<JobRun | null> {
@@ -77,35 +83,77 @@ export class PostgresJobBackend implements JobBackend {
   async listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number }): Promise<JobRun[]> {
     const { rows } = await this.#database.query(
       `SELECT * FROM job_runs WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR sub = $3)
-       ORDER BY created_at, id LIMIT $4`,
+       ORDER BY created_at, id COLLATE "C" LIMIT $4`,
       [filter.name ?? null, filter.status ?? null, filter.sub ?? null, filter.limit ?? 1000],
     );
     return (rows as Row[]).map(fromRow);
   }
 
+  /**
+   * One loop per slot, each fetching one job at a time with pg-boss's fetch (SKIP LOCKED: a job
+   * goes to one worker) and completing or failing it. pg-boss's own work() is not used: its stop()
+   * neither waits for a fetch in flight, so a job fetched then was executed after stop() had
+   * resolved (and completed on a database its owner may have closed), nor for the completions it
+   * sends without awaiting them.
+   */
   start(names: string[], concurrency: number, execute: (runId: string) => Promise<void>): void {
-    void (async () => {
-      for (const name of names) {
-        await this.#ensureReady(name);
-        const pollingIntervalSeconds = Math.max(0.5, (this.options.pollIntervalMs ?? 1000) / 1000);
-        // One worker per slot, each taking one job at a time.
-        for (let i = 0; i < concurrency; i++) {
-          await this.#boss.work<{ runId: string }>(name, { batchSize: 1, pollingIntervalSeconds }, async ([job]) => {
-            if (job !== undefined) await execute(job.data.runId);
-          });
-        }
-      }
-    })().catch((error: unknown) => this.#log.error({ err: { type: (error as Error).name } }, 'job workers could not start'));
+    // Each poll is a query on the shared pool: not more often than every 500 ms per loop.
+    const pollMs = Math.max(500, this.options.pollIntervalMs ?? 1000);
+    for (const name of names) {
+      for (let i = 0; i < concurrency; i++) this.#workers.push(this.#work(name, pollMs, execute));
+    }
   }
 
+  async #work(name: string, pollMs: number, execute: (runId: string) => Promise<void>): Promise<void> {
+    try {
+      await this.#ensureReady(name);
+    } catch (error) {
+      this.#log.error({ err: { type: (error as Error).name } }, 'job workers could not start');
+      return;
+    }
+    const stopping = this.#stopping.signal;
+    while (!stopping.aborted) {
+      // pg-boss's fetch answers [] when the database cannot be reached: then this waits and polls again.
+      const [job] = await this.#boss.fetch<{ runId: string }>(name, { batchSize: 1 });
+      if (job === undefined) {
+        await sleep(pollMs, undefined, { signal: stopping }).catch(() => undefined);
+        continue;
+      }
+      // A job fetched is executed even when stop() was called meanwhile: stop() waits for it.
+      let failure: unknown;
+      try {
+        await execute(job.data.runId);
+      } catch (error) {
+        failure = error;
+      }
+      try {
+        // A failed delivery is retried by pg-boss (retryLimit); one left active expires and is retried.
+        if (failure === undefined) await this.#boss.complete(name, job.id);
+        else await this.#boss.fail(name, job.id, { error: (failure as Error | undefined)?.name ?? 'Error' });
+      } catch (error) {
+        this.#log.warn({ err: { type: (error as Error).name } }, 'job delivery could not be completed; it will be delivered again');
+      }
+    }
+  }
+
+  /** Deliveries waiting (delayed and retried ones included) or in progress: pg-boss's jobs not yet finished. */
   async outstanding(): Promise<number> {
-    const { rows } = await this.#database.query(`SELECT count(*)::int AS n FROM job_runs WHERE status IN ('queued', 'running', 'retrying')`, []);
+    const { rows } = await this.#database.query(`SELECT count(*)::int AS n FROM ${this.#database.jobSchema}.job WHERE state < 'completed'`, []);
     return (rows[0] as { n: number }).n;
   }
 
-  /** Stop the workers; the database stays open (it belongs to the runtime). */
+  /**
+   * Stop the workers, after each has finished the delivery in its hands; nothing is delivered once
+   * this has resolved. The database stays open (it belongs to the runtime).
+   */
   async stop(): Promise<void> {
-    if (this.#ready !== undefined) await this.#boss.stop({ graceful: true, wait: true, close: false }).catch(() => undefined);
+    this.#stopping.abort();
+    await Promise.all(this.#workers);
+    this.#workers.length = 0;
+    if (this.#ready === undefined) return;
+    // A pg-boss start still in progress would start its timers after a stop: let it finish first.
+    await this.#ready.catch(() => undefined);
+    await this.#boss.stop({ graceful: true, wait: true, close: false }).catch(() => undefined);
   }
 
   #ensureReady(queue: string): Promise<void> {
@@ -120,6 +168,15 @@ export class PostgresJobBackend implements JobBackend {
     }
     return created;
   }
+}
+
+/**
+ * A delay as pg-boss's startAfter in seconds, which it adds to the database's now(): the delay is
+ * measured on the clock every instance shares. A Date from this process's clock was off by however
+ * far this machine's clock is from the database's (an instance running fast held back every job).
+ */
+function startAfter(delayMs: number): number {
+  return Math.max(0, Math.round(delayMs)) / 1000;
 }
 
 interface Row {

@@ -1,8 +1,13 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { better, defineQueue, defineWorker, JobStatus, type Queue, type Worker } from 'plainjob';
 import type { Logger } from 'pino';
 import type { SqliteDatabase } from '../database/index.js';
 import type { JobBackend, JobRun, JobRunStatus } from './types.js';
+
+/** Deliveries again after a failed one, and the pause before each (pg-boss's settings on Postgres). */
+const REDELIVERIES = 3;
+const REDELIVERY_DELAY_MS = 1_000;
 
 /**
  * Job runs on SQLite, the embedded default. Delivery (pending/processing, delays, re-queueing the
@@ -17,6 +22,8 @@ export class SqliteJobBackend implements JobBackend {
   readonly #sql: ReturnType<typeof prepare>;
   readonly #workers: Worker[] = [];
   readonly #running: Promise<void>[] = [];
+  /** Aborted by stop(): no worker is started again after it. */
+  readonly #stopping = new AbortController();
 
   constructor(
     database: SqliteDatabase,
@@ -81,13 +88,40 @@ export class SqliteJobBackend implements JobBackend {
         const worker = defineWorker(
           name,
           async (job) => {
-            const { runId } = JSON.parse(job.data) as { runId: string };
-            await execute(runId);
+            const { runId, redelivery = 0 } = JSON.parse(job.data) as { runId: string; redelivery?: number };
+            try {
+              await execute(runId);
+            } catch (error) {
+              // A delivery whose handling failed (the database busy, say) is delivered again a
+              // second later, three times at most, as pg-boss does on Postgres (retryLimit,
+              // retryDelay). plainjob would only mark it failed: the run was left unfinished.
+              if (redelivery >= REDELIVERIES) throw error;
+              this.#queue.add(name, { runId, redelivery: redelivery + 1 }, { delay: REDELIVERY_DELAY_MS });
+            }
           },
           { queue: this.#queue, logger: log, pollIntervall: this.options.pollIntervalMs ?? 500 },
         );
         this.#workers.push(worker);
-        this.#running.push(worker.start());
+        this.#running.push(this.#keepRunning(worker, log));
+      }
+    }
+  }
+
+  /**
+   * plainjob's worker loop ends at the first database error it meets (the file locked by another
+   * process past the busy timeout, say) and its promise rejects with nobody listening: the worker
+   * was gone for good, and the unhandled rejection could end the process. Start it again, after a
+   * pause, until stop().
+   */
+  async #keepRunning(worker: Worker, log: ReturnType<typeof quietLogger>): Promise<void> {
+    const stopping = this.#stopping.signal;
+    while (!stopping.aborted) {
+      try {
+        await worker.start();
+        return;
+      } catch {
+        log.warn('job worker failed on the database; starting it again');
+        await sleep(this.options.pollIntervalMs ?? 500, undefined, { signal: stopping }).catch(() => undefined);
       }
     }
   }
@@ -98,9 +132,11 @@ export class SqliteJobBackend implements JobBackend {
 
   /** Stop the workers; the database stays open (it belongs to the runtime). */
   async stop(): Promise<void> {
+    this.#stopping.abort();
     await Promise.all(this.#workers.map((w) => w.stop()));
     await Promise.all(this.#running);
     this.#workers.length = 0;
+    this.#running.length = 0;
     this.#queue.close();
   }
 }

@@ -67,8 +67,9 @@ export class SqliteSecurityLog implements SecurityLog {
       if (this.#sql.record.run(jti, now).changes === 0) return false;
       for (const step of steps) {
         if (step.op === 'revoke_grant') {
-          revokeSqliteGrant(this.#database, step.sub, step.clientId, now);
+          // State first, then the grant: the order deleting a user locks them in (see PostgresSecurityLog).
           this.#sql.setState.run(step.sub, step.state, now);
+          revokeSqliteGrant(this.#database, step.sub, step.clientId, now);
         } else if (step.op === 'delete_user') {
           eraseSqliteUser(this.#database, step.sub);
         } else if (step.state === null) {
@@ -111,8 +112,11 @@ export class PostgresSecurityLog implements SecurityLog {
       if ((await db.query(SQL.record, [jti, now])).rowCount === 0) return false;
       for (const step of steps) {
         if (step.op === 'revoke_grant') {
-          await revokePostgresGrant(db, step.sub, step.clientId, now);
+          // State first, then the grant: the order deleting a user takes their row locks in
+          // (user_security, then users and grants). The other way round, a revoke and a deletion
+          // of one user at once deadlocked (40P01), and one of the two events failed.
           await db.query(SQL.setState, [step.sub, step.state, now]);
+          await revokePostgresGrant(db, step.sub, step.clientId, now);
         } else if (step.op === 'delete_user') {
           await erasePostgresUser(db, this.#database.jobSchema, step.sub);
         } else if (step.state === null) {
