@@ -59,6 +59,7 @@ export class JobRunner {
   async enqueue(name: string, sub: string, params: unknown = {}, options: { delayMs?: number } = {}): Promise<JobRun> {
     const definition = this.#definition(name);
     const parsed = definition.parseParams === undefined ? params : definition.parseParams(params);
+    checkStorable(parsed);
     const now = this.options.clock.now();
     const run: JobRun = {
       id: randomUUID(),
@@ -179,6 +180,25 @@ export class JobRunner {
     const now = this.options.clock.now();
     await this.options.backend.updateRun(id, { ...patch, status, updatedAt: now, finishedAt: now });
   }
+}
+
+/**
+ * Params are stored as JSON on both backends: they must be JSON, and without NUL characters,
+ * which Postgres's JSONB refuses (SQLite would store them: the same call must work on both).
+ */
+function checkStorable(params: unknown): void {
+  let json: string | undefined;
+  let nul = false;
+  try {
+    json = JSON.stringify(params, (key, value: unknown) => {
+      if (key.includes('\0') || (typeof value === 'string' && value.includes('\0'))) nul = true;
+      return value;
+    });
+  } catch {
+    json = undefined;
+  }
+  if (json === undefined) throw new BehalfError('INVALID_REQUEST', 'Job params must be JSON (an object, array, string, number, boolean or null).');
+  if (nul) throw new BehalfError('INVALID_REQUEST', 'Job params must not contain NUL characters.');
 }
 
 interface Outcome {

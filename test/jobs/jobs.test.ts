@@ -102,4 +102,22 @@ describe('job runner', () => {
     expect(await runner.getRun(a.id)).toMatchObject({ status: 'done', attempts: 2, result: { attempt: 2 } });
     expect(await runner.getRun(b.id)).toMatchObject({ status: 'failed', attempts: 1, errorCode: 'Error' });
   });
+
+  it('refuses params it could not store the same way on both backends, before anything is stored', async () => {
+    const sub = await signedIn();
+    runner = createJobRunner(h.runtime, { pollIntervalMs: 20 });
+    runner.define({ name: 'params', run: async () => null });
+    for (const params of [{ note: 'a\u0000b' }, { ['k\u0000']: 1 }, () => 1, BigInt(1)]) {
+      const error = await runner.enqueue('params', sub, params).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(BehalfError);
+      expect((error as BehalfError).code).toBe('INVALID_REQUEST');
+    }
+    expect(await runner.listRuns({ name: 'params' })).toEqual([]);
+    // A backslash and "u0000" as text are fine.
+    const run = await runner.enqueue('params', sub, { note: 'a\\u0000b' });
+    expect((await runner.getRun(run.id))?.params).toEqual({ note: 'a\\u0000b' });
+  });
 });
