@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import type { PostgresDatabase } from '../database/index.js';
+import { BehalfError } from '../errors.js';
 import type { JobBackend, JobRun, JobRunStatus } from './types.js';
 
 /**
@@ -13,7 +14,7 @@ import type { JobBackend, JobRun, JobRunStatus } from './types.js';
  */
 export class PostgresJobBackend implements JobBackend {
   readonly #database: PostgresDatabase;
-  readonly #boss: PgBoss;
+  #boss: PgBoss;
   #ready: Promise<void> | undefined;
   /** One creation per queue, shared by every caller: sending to a queue not yet created fails. */
   readonly #queues = new Map<string, Promise<void>>();
@@ -29,19 +30,24 @@ export class PostgresJobBackend implements JobBackend {
   ) {
     this.#database = database;
     this.#log = options.logger.child({ component: 'jobs' });
-    this.#boss = new PgBoss({
-      db: { executeSql: database.executeSql },
-      schema: database.jobSchema,
+    this.#boss = this.#createBoss();
+  }
+
+  #createBoss(): PgBoss {
+    const boss = new PgBoss({
+      db: { executeSql: this.#database.executeSql },
+      schema: this.#database.jobSchema,
       migrate: false,
       // No cron schedules: behalf does not use them, and they would need a queue of their own.
       schedule: false,
       // A delivery still active after this long belonged to a worker that died: it is retried.
-      expireInSeconds: Math.ceil((options.leaseMs ?? 10 * 60_000) / 1000),
+      expireInSeconds: Math.ceil((this.options.leaseMs ?? 10 * 60_000) / 1000),
       // A failed delivery is delivered again a second later, three times at most (as on SQLite).
       retryLimit: 3,
       retryDelay: 1,
     });
-    this.#boss.on('error', (error: Error) => this.#log.warn({ err: { type: error.name } }, 'job queue error'));
+    boss.on('error', (error: Error) => this.#log.warn({ err: { type: error.name } }, 'job queue error'));
+    return boss;
   }
 
   async insertRun(run: JobRun, delayMs = 0): Promise<void> {
@@ -156,14 +162,31 @@ export class PostgresJobBackend implements JobBackend {
     await this.#boss.stop({ graceful: true, wait: true, close: false }).catch(() => undefined);
   }
 
+  /**
+   * pg-boss started and the queue created, once; a failure (the database away for a moment) is
+   * not remembered: the next call tries again. A pg-boss whose start failed stays half-started
+   * (its own flags say "starting"), so a new one takes its place.
+   */
   #ensureReady(queue: string): Promise<void> {
-    this.#ready ??= this.#boss.start().then(() => undefined);
+    this.#ready ??= this.#boss.start().then(
+      () => undefined,
+      (error: unknown) => {
+        this.#ready = undefined;
+        this.#boss = this.#createBoss();
+        throw unavailable(error);
+      },
+    );
     let created = this.#queues.get(queue);
     if (created === undefined) {
-      created = this.#ready.then(async () => {
-        // createQueue is idempotent in effect: an existing queue (another instance made it) is fine.
-        if ((await this.#boss.getQueue(queue)) === null) await this.#boss.createQueue(queue).catch(() => undefined);
-      });
+      created = this.#ready
+        .then(async () => {
+          // createQueue is idempotent in effect: an existing queue (another instance made it) is fine.
+          if ((await this.#boss.getQueue(queue)) === null) await this.#boss.createQueue(queue).catch(() => undefined);
+        })
+        .catch((error: unknown) => {
+          this.#queues.delete(queue);
+          throw unavailable(error);
+        });
       this.#queues.set(queue, created);
     }
     return created;
@@ -229,4 +252,10 @@ function fromRow(row: Row): JobRun {
     updatedAt: Number(row.updated_at),
     finishedAt: row.finished_at === null ? null : Number(row.finished_at),
   };
+}
+
+/** The job queue could not be used now: retryable, without pg's own message (it can quote values). */
+function unavailable(error: unknown): BehalfError {
+  if (error instanceof BehalfError) return error;
+  return new BehalfError('STORE_UNAVAILABLE', 'The job queue could not be reached; retry.', { cause: error, retryAfter: 1 });
 }

@@ -141,4 +141,39 @@ describe.runIf(server !== undefined)('Postgres', () => {
       await database.close();
     }
   });
+
+  it('a job queue that could not start (the database away for a moment) starts on the next call', async () => {
+    const url = await db.freshSchema();
+    await migratePostgres(url);
+    const database = await openDatabase(url);
+    if (database.kind !== 'postgres') throw new Error('expected Postgres');
+    // The database answers pg-boss's first statement with a connection failure, then normally.
+    let failures = 1;
+    const flaky = Object.assign(Object.create(database) as typeof database, {
+      executeSql: async (text: string, values?: unknown[]) => {
+        if (failures > 0) {
+          failures--;
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { name: 'Error' });
+        }
+        return database.executeSql(text, values);
+      },
+      query: database.query.bind(database),
+      transaction: database.transaction.bind(database),
+    });
+    const jobs = new PostgresJobBackend(flaky, { logger, pollIntervalMs: 20 });
+    try {
+      const error = await jobs.insertRun(jobRun('first')).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; retryable?: boolean },
+      );
+      expect(error).toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true });
+      expect(await jobs.getRun('first')).toBeNull();
+      await jobs.insertRun(jobRun('second'));
+      expect(await jobs.getRun('second')).toMatchObject({ id: 'second', status: 'queued' });
+      expect(await jobs.outstanding()).toBe(1);
+    } finally {
+      await jobs.stop();
+      await database.close();
+    }
+  });
 });
