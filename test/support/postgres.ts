@@ -123,8 +123,9 @@ async function adminQuery(serverUrl: string, text: string): Promise<void> {
 
 /**
  * A TCP proxy in front of Postgres that a test can cut (every connection dropped, as when the
- * server restarts or a network path dies), take down (connections refused) and bring back on the
- * same port, without touching the real server other tests share.
+ * server restarts or a network path dies), take down (connections refused), close to new
+ * connections only, stall (some connections go silent) and bring back on the same port, without
+ * touching the real server other tests share.
  */
 export interface TcpProxy {
   port: number;
@@ -134,6 +135,15 @@ export interface TcpProxy {
   cut(): void;
   /** Stop listening (new connections are refused) and drop every open connection. */
   down(): Promise<void>;
+  /** Stop listening (new connections are refused) but keep the open connections working. */
+  refuseNew(): void;
+  /**
+   * Stop passing bytes, both ways, on the open connections whose startup packet contains
+   * `marker` (e.g. an application_name), as a network path that silently drops packets would: no
+   * reset, no error, just silence. Bytes sent meanwhile are held, and passed on by resume().
+   */
+  stall(marker: string): number;
+  resume(): void;
   /** Listen again on the same port. */
   up(): Promise<void>;
   close(): Promise<void>;
@@ -143,6 +153,7 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const target = new URL(targetUrl);
   const targetPort = Number(target.port || 5432);
   const sockets = new Set<Socket>();
+  const links = new Set<{ inbound: Socket; outbound: Socket; startup: string; stalled: boolean }>();
   let server: Server | undefined;
   let port = 0;
   const listen = async () => {
@@ -157,6 +168,10 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
           outbound.destroy();
         });
       }
+      const link = { inbound, outbound, startup: '', stalled: false };
+      links.add(link);
+      inbound.once('data', (chunk: Buffer) => (link.startup = chunk.toString('latin1')));
+      inbound.once('close', () => links.delete(link));
       inbound.pipe(outbound).pipe(inbound);
     });
     await new Promise<void>((resolve, reject) => {
@@ -176,6 +191,32 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     cut();
     if (current !== undefined) await new Promise<void>((resolve) => current.close(() => resolve()));
   };
+  const refuseNew = () => {
+    const current = server;
+    server = undefined;
+    // close() stops accepting at once; its callback would wait for the open connections to end.
+    current?.close();
+  };
+  const stall = (marker: string) => {
+    let stalled = 0;
+    for (const link of links) {
+      if (link.stalled || !link.startup.includes(marker)) continue;
+      link.stalled = true;
+      stalled++;
+      link.inbound.unpipe(link.outbound);
+      link.outbound.unpipe(link.inbound);
+      link.inbound.pause();
+      link.outbound.pause();
+    }
+    return stalled;
+  };
+  const resume = () => {
+    for (const link of links) {
+      if (!link.stalled) continue;
+      link.stalled = false;
+      link.inbound.pipe(link.outbound).pipe(link.inbound);
+    }
+  };
   await listen();
   return {
     get port() {
@@ -189,6 +230,9 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     },
     cut,
     down,
+    refuseNew,
+    stall,
+    resume,
     up: listen,
     close: down,
   };
