@@ -3,6 +3,8 @@ import { BehalfError, isBehalfError } from '../errors.js';
 import type { GoogleOAuthClient, TokenSet } from '../google/oauth.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import PQueue from 'p-queue';
 import type { GrantChanges } from '../database/index.js';
 import type { Grant, Vault } from '../vault/index.js';
 
@@ -35,7 +37,11 @@ export interface TokenServiceOptions {
    * takes, so two refreshes of one grant never overlap.
    */
   leaseMs?: number;
-  /** How often a process waiting on another's refresh looks at the store (default 50 ms). */
+  /**
+   * How soon a process waiting on another's refresh first looks at the store again (default
+   * 50 ms); each further look waits twice as long, up to a quarter of the lease. A change to the
+   * user's grant (the holder storing its token) ends the wait at once.
+   */
   leasePollMs?: number;
   /** Injected so tests need not wait for real backoff. */
   sleep?: (ms: number) => Promise<void>;
@@ -43,6 +49,11 @@ export interface TokenServiceOptions {
 }
 
 const DEFAULT_RETRY: RetryPolicy = { deadlineMs: 15_000, baseDelayMs: 250, maxDelayMs: 4_000 };
+/** Waiters' looks at the store in flight at once, per process (see TokenService.#waiterLooks). */
+const WAITER_LOOKS = 2;
+
+/** Thrown inside a refresh when the lease turns out to be someone else's before Google is called. */
+const LEASE_LOST = Symbol('refresh lease lost');
 
 /** One load of a user's token in progress, shared by every caller who asks meanwhile. */
 interface Load {
@@ -74,6 +85,16 @@ export class TokenService {
   readonly #random: () => number;
   readonly #leaseMs: number;
   readonly #pollMs: number;
+  /**
+   * Loads waiting on another's refresh are woken when their user's grant changes (the holder
+   * stored its token, or the grant was revoked); until then they look at the store now and then,
+   * through this queue, a few at a time: however many users wait, the holders' own queries (read,
+   * renew, store the token) never queue behind more than a few of theirs for a connection.
+   * Without both, on a loaded machine, hundreds of polling waiters kept the pool's queue seconds
+   * long and holders' leases ran out before they could use them.
+   */
+  readonly #waiterLooks = new PQueue({ concurrency: WAITER_LOOKS });
+  readonly #wakers = new Map<string, Set<() => void>>();
   /** Who this process is, for refresh leases. */
   readonly #holder = `${hostname()}:${process.pid}:${randomUUID()}`;
 
@@ -86,7 +107,13 @@ export class TokenService {
     this.#leaseMs = options.leaseMs ?? 15_000;
     this.#pollMs = options.leasePollMs ?? 50;
     this.#changes = options.vault.changes;
-    this.#unsubscribe = this.#changes.subscribe({ changed: (sub) => this.forget(sub), reset: () => this.forgetAll() });
+    this.#unsubscribe = this.#changes.subscribe({
+      changed: (sub) => {
+        this.forget(sub);
+        for (const wake of [...(this.#wakers.get(sub) ?? [])]) wake();
+      },
+      reset: () => this.forgetAll(),
+    });
   }
 
   /** Stop listening for changes (the runtime closes it with the database). */
@@ -191,9 +218,18 @@ export class TokenService {
     // Long enough for a live holder's whole refresh (its retries end by the deadline, its lease
     // renewed meanwhile), and for a dead holder's lease to run out.
     const waitUntil = clock.now() + this.#retry.deadlineMs + this.#leaseMs;
-    for (;;) {
-      if (await vault.acquireRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs)) {
-        const renewal = this.#renewWhileRefreshing(sub);
+    let asked = performance.now();
+    // Waiting: look for the holder's result, else try to take over a lease that ran out.
+    const look = async (): Promise<AccessToken | boolean> => {
+      const stored = this.#usableStored(await this.#activeGrant(sub), rejected);
+      if (stored !== undefined) return stored;
+      asked = performance.now();
+      return vault.acquireRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs);
+    };
+    let taken = await vault.acquireRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs);
+    for (let polls = 0; ; polls++) {
+      if (taken) {
+        const renewal = this.#renewWhileRefreshing(sub, asked);
         let released = false;
         try {
           // Another process may have refreshed between our read and taking the lease.
@@ -206,41 +242,82 @@ export class TokenService {
           const token = await this.#refresh(sub, grant, renewal);
           released = true; // the new token was stored (or refused) and the lease given back in one write
           return this.#remember(sub, token, load);
+        } catch (error) {
+          // Another process took the lease over before we called Google: wait for its result.
+          if (error !== LEASE_LOST) throw error;
         } finally {
           renewal.stop();
           if (!released) await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
         }
       }
-      await this.#sleep(this.#pollMs * (0.5 + this.#random()));
-      const grant = await this.#activeGrant(sub);
-      const stored = this.#usableStored(grant, rejected);
-      if (stored !== undefined) return this.#remember(sub, stored, load);
       if (clock.now() > waitUntil) {
         throw new BehalfError('GOOGLE_UNAVAILABLE', 'A refresh of this user\'s token is taking too long elsewhere; retry shortly.', {
           reason: 'refresh_in_progress',
           retryAfter: 1,
         });
       }
+      const pause = Math.min(this.#leaseMs / 4, this.#pollMs * 2 ** Math.min(polls, 10)) * (0.5 + this.#random());
+      // Woken by a change, look at once; after a timeout, with the other waiters, a few at a time.
+      const looked = (await this.#untilChanged(sub, pause)) ? await look() : await this.#waiterLooks.add(look);
+      if (typeof looked !== 'boolean') return this.#remember(sub, looked, load);
+      taken = looked;
     }
   }
 
-  /** Renew the lease every third of its length until stopped. Real time: the lease is. */
-  #renewWhileRefreshing(sub: string): { stop(): void; readonly lost: boolean } {
+  /** Resolves true when `sub`'s grant changes, false after `ms` (real time: the lease is) without a change. */
+  #untilChanged(sub: string, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      let wakers = this.#wakers.get(sub);
+      if (wakers === undefined) this.#wakers.set(sub, (wakers = new Set()));
+      const waiting = wakers;
+      const end = (changed: boolean) => {
+        clearTimeout(timer);
+        waiting.delete(wake);
+        if (waiting.size === 0 && this.#wakers.get(sub) === waiting) this.#wakers.delete(sub);
+        resolve(changed);
+      };
+      const wake = () => end(true);
+      const timer = setTimeout(() => end(false), ms);
+      waiting.add(wake);
+    });
+  }
+
+  /**
+   * Renew the lease every third of its length until stopped. Real time: the lease is.
+   *
+   * A renewal, like any query, can wait behind others for a connection (a busy pool, a loaded
+   * machine), and the lease may run out and be taken over meanwhile. So before each call to Google
+   * the holder also confirms it (`holds()`): the lease runs until at least `leaseMs` after the last
+   * take or renewal that succeeded was sent, so within a third of that nothing can have taken it
+   * over; later, a renewal (a compare-and-set on the holder) must succeed first. With the defaults
+   * (a 15 s lease, Google calls cut at 10 s) a call so started ends before the lease can run out
+   * even if no renewal gets through meanwhile; with a lease shorter than 1.5 times the Google
+   * timeout, the renewals carry it.
+   */
+  #renewWhileRefreshing(sub: string, takenAt: number): Renewal {
     const { vault, oauth } = this.options;
     let lost = false;
+    let confirmedAt = takenAt;
+    const renew = async (): Promise<boolean> => {
+      const sent = performance.now();
+      const held = await vault.renewRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs);
+      if (held) confirmedAt = Math.max(confirmedAt, sent);
+      else lost = true;
+      return held;
+    };
     const timer = setInterval(() => {
-      vault.renewRefreshLease(sub, oauth.clientId, this.#holder, this.#leaseMs).then(
-        (held) => {
-          if (!held) lost = true;
-        },
-        () => undefined, // the database is away: the next renewal tries again
-      );
+      renew().catch(() => undefined); // the database is away: the next renewal tries again
     }, Math.max(100, Math.floor(this.#leaseMs / 3)));
     timer.unref();
     return {
       stop: () => clearInterval(timer),
       get lost() {
         return lost;
+      },
+      holds: async () => {
+        if (lost) return false;
+        if (performance.now() - confirmedAt < this.#leaseMs / 3) return true;
+        return renew().catch(() => false);
       },
     };
   }
@@ -270,12 +347,12 @@ export class TokenService {
    * if the grant still holds the refresh token it came from; a grant revoked or deleted meanwhile
    * gets nothing back, and the token is revoked at Google (best effort).
    */
-  async #refresh(sub: string, grant: Grant, renewal: { readonly lost: boolean }): Promise<AccessToken> {
+  async #refresh(sub: string, grant: Grant, renewal: Renewal): Promise<AccessToken> {
     const { vault, oauth, clock } = this.options;
     const refreshToken = grant.refreshToken!;
     let tokens: TokenSet;
     try {
-      tokens = await this.#refreshWithRetry(refreshToken);
+      tokens = await this.#refreshWithRetry(refreshToken, renewal);
     } catch (error) {
       if (isBehalfError(error) && error.code === 'NEEDS_CONSENT') {
         // invalid_grant: the grant is dead at Google; stop using it until the user signs in again.
@@ -320,11 +397,16 @@ export class TokenService {
     throw new BehalfError('GOOGLE_UNAVAILABLE', "This user's grant kept changing while it was refreshed; retry.", { reason: 'refresh_raced', retryAfter: 1 });
   }
 
-  /** 5xx, 429 and timeouts are retried with exponential backoff and full jitter, within a deadline. */
-  async #refreshWithRetry(refreshToken: string): Promise<TokenSet> {
+  /**
+   * 5xx, 429 and timeouts are retried with exponential backoff and full jitter, within a deadline.
+   * Each attempt starts only once the lease is confirmed ours, else LEASE_LOST is thrown: a lease
+   * taken over while this process waited must not lead to a second refresh at Google.
+   */
+  async #refreshWithRetry(refreshToken: string, renewal: Renewal): Promise<TokenSet> {
     const { oauth, clock } = this.options;
     const deadline = clock.now() + this.#retry.deadlineMs;
     for (let attempt = 0; ; attempt++) {
+      if (!(await renewal.holds())) throw LEASE_LOST;
       try {
         return await oauth.refreshAccessToken(refreshToken);
       } catch (error) {
@@ -336,6 +418,15 @@ export class TokenService {
       }
     }
   }
+}
+
+/** A refresh lease held while a refresh runs (see TokenService.#renewWhileRefreshing). */
+interface Renewal {
+  stop(): void;
+  /** A renewal found the lease taken over. */
+  readonly lost: boolean;
+  /** Whether the lease is surely still ours, renewing it first when it was last confirmed too long ago. */
+  holds(): Promise<boolean>;
 }
 
 /** `rejected` value meaning "do not use any stored token" (a forced refresh). */
