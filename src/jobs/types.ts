@@ -45,8 +45,8 @@ export interface JobDefinition<P = unknown> {
 }
 
 /**
- * Durable storage and delivery of job runs, implemented per database (SQLite now, Postgres later),
- * each on a queue library for that database.
+ * Durable storage and delivery of job runs, implemented per database on a queue library for it
+ * (SQLite: plainjob; Postgres: pg-boss), over that database's one connection or pool.
  */
 export interface JobBackend {
   insertRun(run: JobRun, delayMs?: number): Promise<void>;

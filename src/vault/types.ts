@@ -1,7 +1,7 @@
 import type { GrantChanges } from '../database/index.js';
 
 /**
- * The storage contract. One interface, implemented by SQLite (embedded default) and later Postgres;
+ * The storage contract. One interface, implemented by SQLite (embedded default) and Postgres;
  * one contract test suite runs unchanged against each. The store only ever sees ciphertext for
  * tokens: encryption happens in the vault layer above it (see ./vault.ts).
  */
