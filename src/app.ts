@@ -50,87 +50,91 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
 
   const { keyring, createdKeyFile } = await loadKeyring(config);
   const database = await openDatabase(config.databaseUrl);
-  const store: Store = database.kind === 'postgres' ? new PostgresStore(database) : new SqliteStore(database);
-  if (database.kind === 'postgres') {
-    database.changes.onListenerState = (state) => {
-      if (state === 'lost') logger.warn('grant change listener lost: token requests read the database until it is back');
-      else logger.info('grant change listener up: changes made by other instances are heard');
-    };
-  }
-  // Before anything can be written: a key id whose bytes differ from the ones that wrote this
-  // database stops start-up here, with one line naming the id.
-  await verifyKeyring(store, keyring, clock.now()).catch(async (error: unknown) => {
-    await database.close();
-    throw error;
-  });
-  const vault = new Vault(store, keyring);
+  // Whatever fails from here on (a wrong key, an unusable discovery URL) closes the database, so
+  // a failed start leaves no pool or listener behind to keep an embedding process alive.
+  try {
+    const store: Store = database.kind === 'postgres' ? new PostgresStore(database) : new SqliteStore(database);
+    if (database.kind === 'postgres') {
+      database.changes.onListenerState = (state) => {
+        if (state === 'lost') logger.warn('grant change listener lost: token requests read the database until it is back');
+        else logger.info('grant change listener up: changes made by other instances are heard');
+      };
+    }
+    // Before anything can be written: a key id whose bytes differ from the ones that wrote this
+    // database stops start-up here, with one line naming the id.
+    await verifyKeyring(store, keyring, clock.now());
+    const vault = new Vault(store, keyring);
 
-  const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);
-  const oauth = new GoogleOAuthClient(
-    { clientId: config.google.clientId, clientSecret: config.google.clientSecret },
-    discovery,
-    fetchImpl,
-    clock,
-    config.google.timeoutMs,
-  );
-  const { jwksUri, issuer } = await startupEndpoints(config, discovery);
-  const keys = new GoogleKeySet({ jwksUri, fetch: fetchImpl, clock });
-  const verifier = new IdTokenVerifier({
-    keys,
-    clock,
-    policy: {
-      audience: config.google.clientId,
-      allowedAuthorizedParties: config.google.appClientIds,
-      issuers: uniqueIssuers(issuer),
-      ...(config.google.hostedDomain === undefined ? {} : { hostedDomain: config.google.hostedDomain }),
-    },
-  });
-  const signInService = new SignInService({
-    oauth,
-    verifier,
-    vault,
-    clock,
-    requiredScopes: config.google.requiredScopes,
-    redirectUris: config.google.redirectUris,
-  });
-  const tokens = new TokenService({ vault, oauth, clock, leaseMs: config.refreshLeaseMs });
-  const securityLog = database.kind === 'sqlite' ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database);
-  const securityEvents = new SecurityEventReceiver({
-    keys,
-    clock,
-    vault,
-    log: securityLog,
-    clientId: config.google.clientId,
-    audiences: [config.google.clientId, ...config.google.appClientIds],
-    // Google's SETs come from the same issuer as its ID tokens (risc-configuration says so, spec §10.1).
-    issuer,
-    logger,
-  });
-  const allowList = new GoogleHostAllowList(config.google.apiUrl);
-  const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
-  const userRequest = createUserRequest({ tokens, request: deps.request ?? undiciRequest, clock, allowList });
-  const behalf = new Behalf({
-    clock,
-    oauth,
-    verifier,
-    signInService,
-    tokens,
-    vault,
-    userFetch,
-    userRequest,
-    allowList,
-    googleApiUrl: config.google.apiUrl,
-    securityEvents,
-    securityLog,
-    createJobRunner: (options) => createJobRunner(runtime, options),
-    sweep: (options) => sweepGrants({ vault, tokens, clock, clientId: config.google.clientId, ...options }),
-    close: async () => {
-      tokens.close();
-      await database.close();
-    },
-  });
-  const runtime: BehalfRuntime = { config, behalf, database, store, vault, tokens, clock, logger, createdKeyFile };
-  return runtime;
+    const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);
+    const oauth = new GoogleOAuthClient(
+      { clientId: config.google.clientId, clientSecret: config.google.clientSecret },
+      discovery,
+      fetchImpl,
+      clock,
+      config.google.timeoutMs,
+    );
+    const { jwksUri, issuer } = await startupEndpoints(config, discovery);
+    const keys = new GoogleKeySet({ jwksUri, fetch: fetchImpl, clock });
+    const verifier = new IdTokenVerifier({
+      keys,
+      clock,
+      policy: {
+        audience: config.google.clientId,
+        allowedAuthorizedParties: config.google.appClientIds,
+        issuers: uniqueIssuers(issuer),
+        ...(config.google.hostedDomain === undefined ? {} : { hostedDomain: config.google.hostedDomain }),
+      },
+    });
+    const signInService = new SignInService({
+      oauth,
+      verifier,
+      vault,
+      clock,
+      requiredScopes: config.google.requiredScopes,
+      redirectUris: config.google.redirectUris,
+    });
+    const tokens = new TokenService({ vault, oauth, clock, leaseMs: config.refreshLeaseMs });
+    const securityLog = database.kind === 'sqlite' ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database);
+    const securityEvents = new SecurityEventReceiver({
+      keys,
+      clock,
+      vault,
+      log: securityLog,
+      clientId: config.google.clientId,
+      audiences: [config.google.clientId, ...config.google.appClientIds],
+      // Google's SETs come from the same issuer as its ID tokens (risc-configuration says so, spec §10.1).
+      issuer,
+      logger,
+    });
+    const allowList = new GoogleHostAllowList(config.google.apiUrl);
+    const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
+    const userRequest = createUserRequest({ tokens, request: deps.request ?? undiciRequest, clock, allowList });
+    const behalf = new Behalf({
+      clock,
+      oauth,
+      verifier,
+      signInService,
+      tokens,
+      vault,
+      userFetch,
+      userRequest,
+      allowList,
+      googleApiUrl: config.google.apiUrl,
+      securityEvents,
+      securityLog,
+      createJobRunner: (options) => createJobRunner(runtime, options),
+      sweep: (options) => sweepGrants({ vault, tokens, clock, clientId: config.google.clientId, ...options }),
+      close: async () => {
+        tokens.close();
+        await database.close();
+      },
+    });
+    const runtime: BehalfRuntime = { config, behalf, database, store, vault, tokens, clock, logger, createdKeyFile };
+    return runtime;
+  } catch (error) {
+    await database.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 export type JobRunnerSettings = Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & { pollIntervalMs?: number };
