@@ -104,12 +104,28 @@ describe('token envelope', () => {
     }
   });
 
-  it('a key id rewritten to another configured key is refused (the header is authenticated)', () => {
+  it('a key id rewritten to another configured key (other bytes) is refused', () => {
     const both = parseKeyring(`k1:${k1},k2:${k2}`);
     const envelope = encryptToken(both, row, TOKEN);
     const relabelled = Buffer.from(envelope);
     relabelled[3] = '2'.charCodeAt(0);
     expect(failure(() => decryptToken(both, row, relabelled)).reason).toBe('ciphertext_invalid');
+  });
+
+  // Issue 16: with other key bytes under the new id (above), decryption fails whether or not the
+  // header is in the associated data. Here both ids hold the same bytes, so only the header's
+  // authentication can refuse the rewrite: it guards dropping lp(header) from the associated data.
+  it('the header is authenticated: a key id rewritten to another id over the same key bytes is refused', () => {
+    const sameBytes = parseKeyring(`k1:${k1},k2:${k1}`);
+    const envelope = encryptToken(sameBytes, row, TOKEN);
+    expect(envelopeKeyId(envelope)).toBe('k1');
+    const relabelled = Buffer.from(envelope);
+    relabelled[3] = '2'.charCodeAt(0);
+    expect(envelopeKeyId(relabelled)).toBe('k2');
+    // The key found for 'k2' would decrypt the body: the refusal comes from the header alone.
+    expect(sameBytes.keyFor('k2')!.export()).toEqual(sameBytes.keyFor('k1')!.export());
+    expect(failure(() => decryptToken(sameBytes, row, relabelled)).reason).toBe('ciphertext_invalid');
+    expect(decryptToken(sameBytes, row, envelope)).toBe(TOKEN);
   });
 
   it.each([
