@@ -13,6 +13,12 @@ export const FaultInput = z.object({
   count: z.number().int().min(1).max(1_000_000).optional(),
   rate: z.number().min(0).max(1).optional(),
   retry_after: z.number().int().min(0).max(3600).optional(),
+  /**
+   * The token endpoint answers normally, but the ID token it issues has these claims replaced
+   * (a null value removes the claim): an ID token that is validly signed yet not what Google
+   * would issue with this response, e.g. an `at_hash` of another access token.
+   */
+  id_token_claims: z.record(z.string(), z.unknown()).optional(),
 });
 export type Fault = z.infer<typeof FaultInput> & { remaining: number | undefined };
 
@@ -24,6 +30,8 @@ const OAUTH_PATHS = ['/token', '/oauth2/v4/token', '/oauth2/v3/token', '/o/oauth
  */
 export class Faults {
   #faults: Fault[] = [];
+  /** ID token claim overrides a served fault attached to a request (see FaultInput.id_token_claims). */
+  readonly #idTokenClaims = new WeakMap<FastifyRequest, Record<string, unknown>>();
 
   constructor(private readonly state: EmulatorState) {}
 
@@ -39,6 +47,11 @@ export class Faults {
 
   list(): Fault[] {
     return this.#faults;
+  }
+
+  /** Claims to replace in the ID token issued for this request, if a fault asked for that. */
+  idTokenClaims(request: FastifyRequest): Record<string, unknown> | undefined {
+    return this.#idTokenClaims.get(request);
   }
 
   /** Applies a matching fault; returns true when the request has been answered (or dropped). */
@@ -57,7 +70,8 @@ export class Faults {
       request.raw.socket.destroy();
       return true;
     }
-    if (fault.status === undefined) return false; // latency only: then serve normally
+    if (fault.id_token_claims !== undefined) this.#idTokenClaims.set(request, fault.id_token_claims);
+    if (fault.status === undefined) return false; // latency or claims only: then serve normally
     const retryAfter = fault.retry_after ?? (fault.status === 429 || fault.status === 503 ? 1 : undefined);
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     if (OAUTH_PATHS.includes(path)) {

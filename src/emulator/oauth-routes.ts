@@ -18,6 +18,8 @@ export interface OAuthContext {
   clients: EmulatorClients;
   issuer: string;
   baseUrl: () => string;
+  /** Claims a fault replaces in the ID token issued for this request (see faults.ts). */
+  idTokenClaims: (request: FastifyRequest) => Record<string, unknown> | undefined;
 }
 
 const TOKEN_PATHS = ['/token', '/oauth2/v4/token', '/oauth2/v3/token', '/o/oauth2/token'];
@@ -144,10 +146,13 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
   if (clientSecret === undefined || !constantTimeEqual(clientSecret, server.clientSecret)) {
     return sendOAuthError(reply, 401, 'invalid_client', 'Unauthorized');
   }
-  return grantType === 'authorization_code' ? redeemCode(ctx, p, clientId, reply) : refresh(ctx, p, clientId, reply);
+  const overrides = ctx.idTokenClaims(request);
+  return grantType === 'authorization_code' ? redeemCode(ctx, p, clientId, reply, overrides) : refresh(ctx, p, clientId, reply, overrides);
 }
 
-function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: string, reply: FastifyReply): FastifyReply {
+type ClaimOverrides = Record<string, unknown> | undefined;
+
+function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: string, reply: FastifyReply, overrides: ClaimOverrides): FastifyReply {
   const { state } = ctx;
   const codeValue = p.code;
   if (codeValue === undefined || codeValue === '') return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: code');
@@ -180,7 +185,7 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
   const base = { sub: code.sub, clientId, azp: code.azp, scopes: code.scopes, generation: code.generation };
   const { token: accessToken, expiresIn } = state.issueAccessToken(base);
   const refreshToken = code.issueRefreshToken ? state.issueRefreshToken(base) : undefined;
-  const idToken = code.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, code.nonce) : undefined;
+  const idToken = code.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, code.nonce, overrides) : undefined;
   // Field order as in real responses (spec §4.1).
   return reply
     .headers(NO_STORE)
@@ -195,7 +200,7 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
     });
 }
 
-function refresh(ctx: OAuthContext, p: Record<string, string>, clientId: string, reply: FastifyReply): FastifyReply {
+function refresh(ctx: OAuthContext, p: Record<string, string>, clientId: string, reply: FastifyReply, overrides: ClaimOverrides): FastifyReply {
   const { state } = ctx;
   const value = p.refresh_token;
   if (value === undefined || value === '') return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: refresh_token');
@@ -207,7 +212,7 @@ function refresh(ctx: OAuthContext, p: Record<string, string>, clientId: string,
   const base = { sub: record.sub, clientId, azp: record.azp, scopes: record.scopes, generation: record.generation };
   const { token: accessToken, expiresIn } = state.issueAccessToken(base);
   // Whether Google sends an ID token on refresh is UNCONFIRMED (spec §4.2); with openid granted it does here.
-  const idToken = record.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, undefined) : undefined;
+  const idToken = record.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, undefined, overrides) : undefined;
   // No refresh_token: Google does not rotate it (spec §4.2).
   return reply
     .headers(NO_STORE)
@@ -255,10 +260,12 @@ function issueIdToken(
   base: { sub: string; clientId: string; azp: string; scopes: string[] },
   accessToken: string,
   nonce: string | undefined,
+  overrides: ClaimOverrides,
 ): string | undefined {
   const user = ctx.state.users.get(base.sub);
   if (user === undefined) return undefined;
-  const token = ctx.keys.signJwt(idTokenClaims(ctx, user, { aud: base.clientId, azp: base.azp, scopes: base.scopes, accessToken, nonce }));
+  const claims = { ...idTokenClaims(ctx, user, { aud: base.clientId, azp: base.azp, scopes: base.scopes, accessToken, nonce }), ...overrides };
+  const token = ctx.keys.signJwt(Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== null)));
   ctx.state.logIdToken(token, base.sub, base.clientId);
   return token;
 }

@@ -68,7 +68,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   });
   app.setNotFoundHandler((_request, reply) => sendApiError(reply, 404, 'Not Found', { message: 'Not Found', reason: 'notFound' }));
 
-  registerOAuthRoutes(app, { state, keys, clients, issuer, baseUrl: () => url });
+  registerOAuthRoutes(app, { state, keys, clients, issuer, baseUrl: () => url, idTokenClaims: (request) => faults.idTokenClaims(request) });
   registerConsentPage(app, state, clients);
   registerDriveRoutes(app, state, drive);
   registerControlRoutes(app, { state, keys, faults, drive, clients, issuer });

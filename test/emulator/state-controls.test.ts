@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -308,5 +309,37 @@ describe('emulator: pushed security events change Google\'s own state', () => {
     expect(unknown).toMatchObject({ status: 404, body: { error: { errors: [{ reason: 'notFound' }] } } });
     expect(received).toHaveLength(pushed);
     expect(received.every((r) => r.contentType === 'application/secevent+jwt')).toBe(true);
+  });
+});
+
+describe('emulator: a fault with id_token_claims', () => {
+  let f: EmulatorFixture;
+  beforeAll(async () => {
+    f = await startFixture();
+  });
+  afterAll(async () => {
+    await f.close();
+  });
+
+  it('the next token answer is served normally, its ID token with those claims replaced (null removes one); the one after is untouched', async () => {
+    const { sub } = await f.user();
+    const other = 'AAAAAAAAAAAAAAAAAAAAAA';
+    await f.control('POST', '/emulator/faults', { path: '/token', id_token_claims: { at_hash: other, name: null } });
+    const faulted = await f.exchange(await f.code(sub));
+    expect(faulted.status).toBe(200);
+    const claims = decodeJwt(faulted.body.id_token).payload;
+    expect(claims.at_hash).toBe(other);
+    expect(claims).not.toHaveProperty('name');
+    expect(claims).toMatchObject({ sub, email_verified: true, given_name: 'Test' });
+    // Still validly signed: Google's tokeninfo accepts it.
+    expect((await call(f, 'GET', `/tokeninfo?id_token=${faulted.body.id_token}`)).status).toBe(200);
+    expect((await f.control('GET', '/emulator/stats')).faults_served).toBe(1);
+
+    // count defaults to 1: the refresh that follows gets an ID token bound to its access token.
+    const refreshed = await f.refresh(faulted.body.refresh_token);
+    expect(refreshed.status).toBe(200);
+    const after = decodeJwt(refreshed.body.id_token).payload;
+    expect(after.at_hash).toBe(createHash('sha256').update(refreshed.body.access_token).digest().subarray(0, 16).toString('base64url'));
+    expect(after.name).toBe('Test User');
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
 
@@ -152,6 +153,27 @@ describe('sign-in with a server auth code', () => {
     const response = await h.signIn(code);
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ error: 'GOOGLE_UNAVAILABLE', retryable: true });
+  });
+
+  // Issue 16: sign-in must check the ID token's at_hash against the access token it came with
+  // (OIDC Core §3.3.2.11); nothing else in a sign-in fails when that check is skipped.
+  it('an ID token whose at_hash is not of the access token beside it is refused, and nothing is stored', async () => {
+    const { sub, code } = await h.newUserWithCode();
+    const ofAnotherToken = createHash('sha256').update('ya29.another-access-token').digest().subarray(0, 16).toString('base64url');
+    await h.control('POST', '/emulator/faults', { path: '/token', id_token_claims: { at_hash: ofAnotherToken } });
+    const response = await h.signIn(code);
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: 'ID_TOKEN_INVALID', reason: 'at_hash_mismatch' });
+    expect((await h.service('GET', `/v1/users/${sub}`)).status).toBe(404);
+  });
+
+  it('an ID token without at_hash is refused at sign-in, and nothing is stored', async () => {
+    const { sub, code } = await h.newUserWithCode();
+    await h.control('POST', '/emulator/faults', { path: '/token', id_token_claims: { at_hash: null } });
+    const response = await h.signIn(code);
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: 'ID_TOKEN_INVALID', reason: 'missing_claim' });
+    expect((await h.service('GET', `/v1/users/${sub}`)).status).toBe(404);
   });
 
   it('reports missing required scopes so the app can ask again', async () => {
