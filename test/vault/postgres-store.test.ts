@@ -91,6 +91,7 @@ describe.runIf(server !== undefined)('Postgres', () => {
           { version: 3, name: 'security events, job runs, job queue' },
           { version: 4, name: 'grant change notifications' },
           { version: 5, name: 'encryption key checks' },
+          { version: 6, name: 'webhooks' },
         ],
       });
       const second = await migrateStore(url);
@@ -103,13 +104,14 @@ describe.runIf(server !== undefined)('Postgres', () => {
         { version: 3, name: 'security events, job runs, job queue' },
         { version: 4, name: 'grant change notifications' },
         { version: 5, name: 'encryption key checks' },
+        { version: 6, name: 'webhooks' },
       ]);
     });
 
     it('several migrate runs at once apply each migration exactly once', async () => {
       const url = await db.freshSchema();
       const reports = await Promise.all(Array.from({ length: 6 }, () => migrateStore(url)));
-      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6]);
       expect(reports.every((r) => r.to === POSTGRES_SCHEMA_VERSION)).toBe(true);
       const store = await openStore(url);
       await store.close();
@@ -131,12 +133,12 @@ describe.runIf(server !== undefined)('Postgres', () => {
     it('refuses to start against an older schema until migrated, and migrate applies only what is missing', async () => {
       const url = await migratedSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-      await db.query(`DROP TABLE ${schema}.key_checks; DELETE FROM ${schema}.schema_migrations WHERE version = 5`);
+      await db.query(`DROP TABLE ${schema}.webhook_deliveries, ${schema}.webhook_endpoints; DELETE FROM ${schema}.schema_migrations WHERE version = 6`);
       const error = await errorOf(openStore(url));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.reason).toBe('schema_too_old');
-      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 4, older than this behalf needs.*run `behalf migrate`/);
-      expect((await migrateStore(url)).applied).toEqual([{ version: 5, name: 'encryption key checks' }]);
+      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 5, older than this behalf needs.*run `behalf migrate`/);
+      expect((await migrateStore(url)).applied).toEqual([{ version: 6, name: 'webhooks' }]);
       const store = await openStore(url);
       await store.close();
     });

@@ -107,6 +107,7 @@ describe('SqliteStore on disk', () => {
         { version: 3, name: 'security events, job runs, job queue' },
         { version: 4, name: 'grant change log' },
         { version: 5, name: 'encryption key checks' },
+        { version: 6, name: 'webhooks' },
       ]);
     } finally {
       db.close();

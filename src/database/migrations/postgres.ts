@@ -155,6 +155,49 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'webhooks',
+    sql: `
+      -- Where behalf announces changes to grants and users (src/webhooks). The signing secret is an
+      -- AES-256-GCM envelope bound to the endpoint's id and URL (src/vault/envelope.ts), never
+      -- plaintext. events: the subscribed event types; NULL is every type.
+      CREATE TABLE webhook_endpoints (
+        id               TEXT    NOT NULL PRIMARY KEY,
+        url              TEXT    NOT NULL,
+        events           TEXT[],
+        secret           BYTEA   NOT NULL,
+        status           TEXT    NOT NULL CHECK (status IN ('enabled', 'disabled')),
+        disabled_reason  TEXT,
+        created_at       BIGINT  NOT NULL,
+        updated_at       BIGINT  NOT NULL
+      );
+
+      -- The outbox: one row per event per subscribed endpoint, written in the transaction that
+      -- makes the change the event announces. id is the webhook-id every attempt carries; payload
+      -- is the exact body signed and sent. A pending row is due at next_attempt_at; lease_until
+      -- is set while an attempt is in flight (a crashed sender's row is due again after it).
+      CREATE TABLE webhook_deliveries (
+        id               TEXT    NOT NULL PRIMARY KEY,
+        endpoint_id      TEXT    NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+        event_type       TEXT    NOT NULL,
+        sub              TEXT    NOT NULL,
+        payload          TEXT    NOT NULL,
+        status           TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts         INTEGER NOT NULL,
+        next_attempt_at  BIGINT,
+        lease_until      BIGINT,
+        last_attempt_at  BIGINT,
+        last_status      INTEGER,
+        last_error       TEXT,
+        created_at       BIGINT  NOT NULL,
+        finished_at      BIGINT
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, created_at, id);
+      CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE status <> 'pending';
+    `,
+  },
 ];
 
 /**
