@@ -135,6 +135,28 @@ describe('service API', () => {
     expect(expired.status).toBe(401);
     expect(await expired.json()).toMatchObject({ error: 'ID_TOKEN_INVALID', reason: 'expired' });
   });
+
+  // Issue 16: the route must pass the nonce on to the verifier; nothing failed when it dropped it.
+  it('POST /v1/id-tokens/verify with a nonce: only an ID token carrying that nonce passes', async () => {
+    const sub = await signedIn();
+    const mint = async (nonce?: string) =>
+      (await h.control<{ id_token: string }>('POST', '/emulator/id-tokens', { sub, ...(nonce === undefined ? {} : { nonce }) })).id_token;
+    const verify = (idToken: string, nonce?: string) =>
+      h.service('POST', '/v1/id-tokens/verify', { id_token: idToken, ...(nonce === undefined ? {} : { nonce }) });
+    const withNonce = await mint('n-0S6_WzA2Mj');
+
+    const matching = await verify(withNonce, 'n-0S6_WzA2Mj');
+    expect(matching.status).toBe(200);
+    expect(((await matching.json()) as { claims: { sub: string } }).claims.sub).toBe(sub);
+
+    const wrong = await verify(withNonce, 'n-another-request');
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ error: 'ID_TOKEN_INVALID', reason: 'nonce_mismatch' });
+
+    const missing = await verify(await mint(), 'n-0S6_WzA2Mj');
+    expect(missing.status).toBe(401);
+    expect(await missing.json()).toMatchObject({ error: 'ID_TOKEN_INVALID', reason: 'nonce_mismatch' });
+  });
 });
 
 describe('azp policy', () => {
