@@ -23,8 +23,10 @@ import type { Keyring } from './keyring.js';
  *
  *     lp("behalf/v1") ‖ lp(column) ‖ lp(sub) ‖ lp(clientId) ‖ lp(header)
  *
- * where column is `refresh_token` or `access_token`, sub and clientId are UTF-8, and header is
- * the envelope's first 2+L bytes (version and key id), so those cannot be altered either.
+ * where column is `refresh_token` or `access_token` (sub and clientId are the grant's) or
+ * `webhook_secret` (sub is the endpoint's id and clientId its URL, see src/webhooks/secrets.ts),
+ * all UTF-8, and header is the envelope's first 2+L bytes (version and key id), so those cannot be
+ * altered either.
  */
 export const ENVELOPE_VERSION = 1;
 const NONCE_BYTES = 12;
@@ -32,7 +34,7 @@ const TAG_BYTES = 16;
 const MAX_KEY_ID_BYTES = 32;
 const AAD_DOMAIN = 'behalf/v1';
 
-export type TokenColumn = 'refresh_token' | 'access_token';
+export type TokenColumn = 'refresh_token' | 'access_token' | 'webhook_secret';
 
 /** Which row and column a ciphertext belongs to: bound in as associated data. */
 export interface RowBinding {
