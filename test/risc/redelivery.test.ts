@@ -41,7 +41,7 @@ describe(`a security event whose handling fails is acted on when Google redelive
     catcherUrl = `http://127.0.0.1:${(catcher.address() as { port: number }).port}/`;
   });
   afterAll(async () => {
-    await new Promise((resolve) => catcher?.close(resolve));
+    if (catcher !== undefined) await new Promise((resolve) => catcher.close(resolve));
     await h?.close();
   });
 

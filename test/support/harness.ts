@@ -1,17 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
-import { pino } from 'pino';
 import { createRuntime, createServer, type BehalfRuntime } from '../../src/app.js';
 import { OffsetClock } from '../../src/clock.js';
 import { loadConfig, type BehalfConfig } from '../../src/config/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { createLogger } from '../../src/logging.js';
 import { createApiKey } from '../../src/vault/index.js';
 import { migratePostgres } from '../../src/vault/index.js';
+import { dumpDatabase } from './database-dump.js';
 import { loopbackFetch, loopbackRequest } from './no-network.js';
+import { requirePostgres } from './postgres.js';
 
 export const DRIVE_APPDATA = 'https://www.googleapis.com/auth/drive.appdata';
 export const SIGNIN_SCOPES = `openid email profile ${DRIVE_APPDATA}`;
@@ -26,7 +28,10 @@ export interface Harness {
   url: string;
   apiKey: string;
   dir: string;
-  /** Log lines behalf wrote (JSON strings), for leak scans. */
+  /**
+   * Log lines behalf wrote (JSON strings), for leak scans: the production logger (createLogger,
+   * with its redaction) at BEHALF_LOG_LEVEL, debug unless the options' env says otherwise.
+   */
   logs: string[];
   /** Everything the database holds, as bytes (files for SQLite, rows for Postgres), for leak scans. */
   databaseDump(): Promise<Buffer[]>;
@@ -50,24 +55,20 @@ export interface HarnessOptions {
 
 /** Which store the harness runs on: BEHALF_TEST_BACKEND=postgres runs the same tests on Postgres. */
 export const TEST_BACKEND = process.env.BEHALF_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
-const ADMIN_URL = process.env.BEHALF_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A fresh database for one harness: a SQLite file in its folder, or a new Postgres database. */
 async function freshDatabase(dir: string): Promise<{ url: string; dump: () => Promise<Buffer[]>; drop: () => Promise<void> }> {
   if (TEST_BACKEND === 'sqlite') {
-    return {
-      url: `sqlite:${join(dir, 'behalf.db')}`,
-      dump: async () => {
-        const files = (await readdir(dir)).filter((f) => f.startsWith('behalf.db'));
-        return Promise.all(files.map((f) => readFile(join(dir, f))));
-      },
-      drop: async () => undefined,
-    };
+    const url = `sqlite:${join(dir, 'behalf.db')}`;
+    return { url, dump: () => dumpDatabase(url), drop: async () => undefined };
   }
+  // Unreachable Postgres fails here with the reason (the Postgres pass is skipped as a whole only
+  // with BEHALF_TEST_SKIP_POSTGRES=1, see vitest.config.ts).
+  const adminUrl = await requirePostgres();
   const name = `behalf_t_${randomBytes(5).toString('hex')}`;
-  const url = ADMIN_URL.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
-  const admin = async (sql: string, target = ADMIN_URL) => {
-    const client = new pg.Client({ connectionString: target });
+  const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
     await client.connect();
     try {
       return await client.query(sql);
@@ -79,18 +80,7 @@ async function freshDatabase(dir: string): Promise<{ url: string; dump: () => Pr
   await migratePostgres(url);
   return {
     url,
-    // Every row of every table, bytea columns as their raw bytes: what a stolen dump would hold.
-    dump: async () => {
-      const tables = await admin(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`, url);
-      const out: Buffer[] = [];
-      for (const { table_name: table } of tables.rows as Array<{ table_name: string }>) {
-        const { rows } = await admin(`SELECT * FROM "${table}"`, url);
-        for (const row of rows as Array<Record<string, unknown>>) {
-          for (const value of Object.values(row)) out.push(Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? ''));
-        }
-      }
-      return out;
-    },
+    dump: () => dumpDatabase(url),
     drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => undefined),
   };
 }
@@ -98,10 +88,14 @@ async function freshDatabase(dir: string): Promise<{ url: string; dump: () => Pr
 /** behalf and the emulator, wired as in production but on random ports, with one shared clock. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const clock = new OffsetClock();
-  const emulator = await startEmulator({ clock });
   const dir = await mkdtemp(join(tmpdir(), 'behalf-test-'));
+  // First, so that an unreachable Postgres leaves nothing running behind its error.
+  const database = await freshDatabase(dir).catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  });
+  const emulator = await startEmulator({ clock });
   const secretFile = join(dir, 'client_secret.json');
-  const database = await freshDatabase(dir);
   await emulator.writeClientSecret(secretFile);
   const { apps } = emulator.clients;
   const config = await loadConfig({
@@ -118,11 +112,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       BEHALF_REQUIRED_SCOPES: SIGNIN_SCOPES,
       BEHALF_ALLOWED_ORIGINS: 'https://app.example.com',
       BEHALF_SIGNIN_RATE_LIMIT: '100000',
+      BEHALF_LOG_LEVEL: 'debug',
       ...options.env,
     },
   });
   const logs: string[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+  // The logger `behalf serve` builds (createRuntime's default), writing here instead of stdout.
+  const logger = createLogger(config.logLevel, { write: (line: string) => void logs.push(line) });
   const runtime = await createRuntime(config, { clock, logger, fetch: loopbackFetch, request: loopbackRequest });
   const server = createServer(config, runtime);
   await server.listen({ port: 0, host: '127.0.0.1' });

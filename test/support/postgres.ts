@@ -4,8 +4,10 @@
  * a database of its own, created here and dropped when the file is done, and each test a fresh
  * schema in it when it needs an empty store.
  *
- * When the server cannot be reached, CI (CI=true) fails with one test that says why; a laptop
- * without Postgres skips the Postgres tests with a warning instead.
+ * No silent skips (issue 16, point 4): when the server cannot be reached, a file that needs it
+ * fails with one test that says why, in CI and on a laptop alike. A run that means to go without
+ * Postgres says so with BEHALF_TEST_SKIP_POSTGRES=1: then the Postgres tests are skipped (never
+ * even probed) and Vitest's summary counts them as skipped.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -14,6 +16,12 @@ import { it } from 'vitest';
 import { redactDatabaseUrl } from '../../src/vault/index.js';
 
 export const POSTGRES_TEST_URL = process.env.BEHALF_TEST_DATABASE_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** The run opted out of every test that needs Postgres (BEHALF_TEST_SKIP_POSTGRES=1). */
+export const SKIP_POSTGRES = process.env.BEHALF_TEST_SKIP_POSTGRES === '1';
+
+const UNREACHABLE_HINT =
+  'Start one (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start), set BEHALF_TEST_DATABASE_URL to a server whose user may CREATE DATABASE, or run with BEHALF_TEST_SKIP_POSTGRES=1 to skip the Postgres tests (Vitest counts them as skipped).';
 
 /** Why Postgres at `url` cannot be used, or undefined when it answers. Never contains a password. */
 export async function probePostgres(url: string = POSTGRES_TEST_URL): Promise<string | undefined> {
@@ -32,25 +40,31 @@ export async function probePostgres(url: string = POSTGRES_TEST_URL): Promise<st
 }
 
 /**
- * The server URL for a Postgres test file, or undefined when there is none: then this registers
- * a failing test in CI and a skipped one (with a warning) elsewhere. Call at the top level of the
- * file (`const server = await postgresForTests('…')`) and guard the suites with
- * `describe.runIf(server !== undefined)`.
+ * The server URL for a Postgres test file, or undefined when its Postgres tests must not run:
+ * with BEHALF_TEST_SKIP_POSTGRES=1, or when the server cannot be reached, and then this
+ * registers a test that fails with the reason. Call at the top level of the file
+ * (`const server = await postgresForTests('…')`) and guard the suites with
+ * `describe.runIf(server !== undefined)`, never a plain `if`: a suite that is not registered is
+ * not counted as skipped.
  */
 export async function postgresForTests(what: string): Promise<string | undefined> {
+  if (SKIP_POSTGRES) return undefined;
   const problem = await probePostgres();
   if (problem === undefined) return POSTGRES_TEST_URL;
-  const hint =
-    'Start one (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set BEHALF_TEST_DATABASE_URL to a server whose user may CREATE DATABASE.';
-  if (process.env.CI === 'true') {
-    it(`${what}: Postgres is reachable`, () => {
-      throw new Error(`${problem}. ${hint}`);
-    });
-  } else {
-    console.warn(`\n[behalf tests] SKIPPING ${what}: ${problem}. ${hint}\n`);
-    it.skip(`${what}: Postgres is not reachable (${problem})`, () => undefined);
-  }
+  it(`${what}: Postgres is reachable`, () => {
+    throw new Error(`${problem}. ${UNREACHABLE_HINT}`);
+  });
   return undefined;
+}
+
+/**
+ * For code that needs Postgres and cannot register a test of its own (the harness on the
+ * Postgres backend): throws the reason when the server cannot be reached.
+ */
+export async function requirePostgres(): Promise<string> {
+  const problem = await probePostgres();
+  if (problem !== undefined) throw new Error(`${problem}. ${UNREACHABLE_HINT}`);
+  return POSTGRES_TEST_URL;
 }
 
 export interface TestDatabase {
