@@ -39,7 +39,7 @@ export interface BehalfConfig extends StorageConfig {
     /** How long one call to Google may take before it counts as unavailable. */
     timeoutMs: number;
   };
-  /** Origins allowed to POST a code (from the client's JavaScript origins and BEHALF_ALLOWED_ORIGINS). */
+  /** Origins allowed to POST a code from a browser: BEHALF_ALLOWED_ORIGINS, else the client's JavaScript origins. */
   allowedOrigins: string[];
   /** Sign-in attempts allowed per client address per minute. */
   signInRateLimit: number;
@@ -136,7 +136,10 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     if (!isAbsoluteUrl(uri)) fail('redirectUris', `"${uri}" is not an absolute URL.`);
   }
 
-  const allowedOrigins = [...new Set([...client.javascriptOrigins, ...list(get('allowedOrigins'))].map(normalizeOrigin))];
+  // BEHALF_ALLOWED_ORIGINS replaces the client's JavaScript origins rather than adding to them, so a
+  // production server can leave out the localhost origins a client is often registered with.
+  const configuredOrigins = get('allowedOrigins');
+  const allowedOrigins = [...new Set((configuredOrigins === undefined ? client.javascriptOrigins : list(configuredOrigins)).map(normalizeOrigin))];
   for (const origin of allowedOrigins) {
     if (origin === null) fail('allowedOrigins', 'every entry must be an origin such as https://app.example.com.');
   }

@@ -1,9 +1,11 @@
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BehalfError } from '../errors.js';
 import type { Behalf } from '../behalf.js';
 import type { SignInResult } from '../signin/index.js';
 import { isLoopbackAddress } from './net.js';
+import { requestPath } from './request-log.js';
 
 export interface SignInRouteOptions {
   behalf: Pick<Behalf, 'signIn'>;
@@ -22,10 +24,60 @@ const SignInBody = z.object({
 /** Sign-in request bodies are tiny; a code is at most 256 bytes (spec §4.1). */
 export const SIGNIN_BODY_LIMIT = 8 * 1024;
 
-/** `POST /v1/google/signin`: an app hands over its one-time server auth code. */
+export const SIGNIN_PATH = '/v1/google/signin';
+
+/**
+ * `POST /v1/google/signin`: an app hands over its one-time server auth code. A web page on an
+ * allowed origin may do so cross-origin: the route, alone on the server, answers CORS.
+ */
 export function registerSignInRoutes(app: FastifyInstance, options: SignInRouteOptions): void {
+  // An encapsulated context under the route's own prefix: the CORS hooks reach the sign-in route
+  // only, and the plugin's catch-all OPTIONS route matches nothing outside that path.
+  void app.register(
+    async (scope) => {
+      await scope.register(cors, { delegator: signInCorsPolicy(options.allowedOrigins) });
+      registerSignInRoute(scope, options);
+    },
+    { prefix: SIGNIN_PATH },
+  );
+}
+
+/**
+ * The CORS answer for one request (https://fetch.spec.whatwg.org/#http-cors-protocol): an allowed
+ * origin is echoed, with POST and the two headers a sign-in sends, and never credentials (the
+ * route reads no cookie). Anything else gets no CORS header at all, and a preflight from an origin
+ * that is not allowed is refused outright.
+ */
+function signInCorsPolicy(allowedOrigins: readonly string[]): (request: FastifyRequest) => Promise<FastifyCorsOptions> {
+  const allowed = new Set(allowedOrigins);
+  return async (request) => {
+    const origin = request.headers.origin;
+    if (requestPath(request.url) !== SIGNIN_PATH || origin === undefined) return { origin: false };
+    if (!allowed.has(origin)) {
+      // A POST sent without a preflight is refused by the route itself (ORIGIN_NOT_ALLOWED after
+      // the X-Requested-With check, which a browser cannot pass without a preflight).
+      if (request.method === 'OPTIONS') throw originNotAllowed();
+      return { origin: false };
+    }
+    return {
+      origin,
+      methods: ['POST'],
+      allowedHeaders: ['content-type', 'x-requested-with'],
+      // The rate limit's 429 carries Retry-After; let the page read it.
+      exposedHeaders: ['retry-after'],
+      credentials: false,
+      maxAge: 600,
+    };
+  };
+}
+
+function originNotAllowed(): BehalfError {
+  return new BehalfError('ORIGIN_NOT_ALLOWED', 'This Origin may not send sign-in codes; add it to BEHALF_ALLOWED_ORIGINS.');
+}
+
+function registerSignInRoute(scope: FastifyInstance, options: SignInRouteOptions): void {
   const config = { rateLimit: { max: options.rateLimit, timeWindow: 60_000 } };
-  app.post('/v1/google/signin', { bodyLimit: SIGNIN_BODY_LIMIT, config }, async (request, reply) => {
+  scope.post('', { bodyLimit: SIGNIN_BODY_LIMIT, config }, async (request, reply) => {
     checkTransport(request, options.trustProxy);
     // Google's own sample: the app sets X-Requested-With and the backend refuses requests without
     // it, because a cross-site form post cannot set custom headers (spec §3.4).
@@ -34,9 +86,7 @@ export function registerSignInRoutes(app: FastifyInstance, options: SignInRouteO
       throw new BehalfError('CSRF_HEADER_REQUIRED', 'Send the X-Requested-With header (e.g. X-Requested-With: XMLHttpRequest).');
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && !options.allowedOrigins.includes(origin)) {
-      throw new BehalfError('ORIGIN_NOT_ALLOWED', 'This Origin may not send sign-in codes; add it to BEHALF_ALLOWED_ORIGINS.');
-    }
+    if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw originNotAllowed();
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json' && type !== 'application/x-www-form-urlencoded') {
       throw new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Send the code as application/json or application/x-www-form-urlencoded.');

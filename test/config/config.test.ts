@@ -41,6 +41,12 @@ describe('configuration', () => {
     expect(config.databaseUrl).toBe('sqlite:.behalf/behalf.db');
   });
 
+  // Issue 13: BEHALF_ALLOWED_ORIGINS is the list, not an addition to the client's JavaScript origins.
+  it('BEHALF_ALLOWED_ORIGINS replaces the client\'s JavaScript origins (normalised, deduplicated)', async () => {
+    const config = await load({ BEHALF_ALLOWED_ORIGINS: 'https://Web.example.com/, https://web.example.com,http://localhost:5173' });
+    expect(config.allowedOrigins).toEqual(['https://web.example.com', 'http://localhost:5173']);
+  });
+
   it('names a missing client secret file', async () => {
     expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: join(dir, 'nope.json') }))).toMatch(/^BEHALF_CLIENT_SECRET_FILE: no file at/);
   });
