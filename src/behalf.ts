@@ -7,8 +7,11 @@ import { BehalfError, isBehalfError } from './errors.js';
 import type { GoogleOAuthClient } from './google/oauth.js';
 import type { IdTokenVerifier, VerifiedIdToken } from './idtoken/index.js';
 import type { SignInInput, SignInResult, SignInService } from './signin/index.js';
-import type { AccessToken, SweepReport, TokenService } from './tokens/index.js';
+import type { AccessToken, SweepOptions, SweepReport, TokenService } from './tokens/index.js';
 import type { GrantStatus, UserRecord, Vault } from './vault/index.js';
+
+/** What a caller of {@link Behalf.sweep} may choose. */
+export type BehalfSweepOptions = Pick<SweepOptions, 'force' | 'concurrency' | 'onProgress' | 'signal'>;
 
 export interface GrantSummary {
   status: GrantStatus;
@@ -37,7 +40,7 @@ export class Behalf {
       securityEvents: SecurityEventReceiver;
       securityLog: SecurityLog;
       createJobRunner: (options?: JobRunnerSettings) => JobRunner;
-      sweep: (options?: { force?: boolean; concurrency?: number }) => Promise<SweepReport>;
+      sweep: (options?: BehalfSweepOptions) => Promise<SweepReport>;
       close: () => Promise<void>;
     },
   ) {}
@@ -100,8 +103,11 @@ export class Behalf {
     return this.parts.createJobRunner(options);
   }
 
-  /** The token health sweep: checks every grant (refreshing where due) and reports who must sign in again. */
-  sweep(options?: { force?: boolean; concurrency?: number }): Promise<SweepReport> {
+  /**
+   * The token health sweep: checks every grant (refreshing where due) and reports who must sign
+   * in again; `onProgress` sees the counts as it goes, and `signal` stops it.
+   */
+  sweep(options?: BehalfSweepOptions): Promise<SweepReport> {
     return this.parts.sweep(options);
   }
 

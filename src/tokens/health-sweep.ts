@@ -26,6 +26,10 @@ export interface SweepOptions {
   force?: boolean;
   /** Grants checked at once (default 4): the sweep must not eat the project's quota. */
   concurrency?: number;
+  /** Called after each grant is checked, with the counts so far (the admin console shows them). */
+  onProgress?: (report: Readonly<SweepReport>) => void;
+  /** Stops the walk: checks already started finish, and the report covers what was checked. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -38,15 +42,20 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
   const queue = new PQueue({ concurrency: options.concurrency ?? 4 });
   const report: SweepReport = { checked: 0, refreshed: 0, healthy: 0, needsConsent: [], unavailable: [], startedAt, finishedAt: startedAt };
 
+  const progress = () => options.onProgress?.(report);
+  const stopped = () => options.signal?.aborted === true;
   for await (const grant of vault.eachGrant()) {
+    if (stopped()) break;
     if (grant.clientId !== clientId) continue;
     report.checked++;
     if (grant.status !== 'active') {
       report.needsConsent.push(grant.sub);
+      progress();
       continue;
     }
     // A page's worth queued at most: the walk waits for the checks rather than reading ahead.
     if (queue.size >= 500) await queue.onSizeLessThan(250);
+    if (stopped()) break;
     void queue.add(async () => {
       try {
         const before = grant.accessTokenExpiresAt;
@@ -60,7 +69,13 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
           report.unavailable.push(grant.sub);
         }
       }
+      progress();
     });
+  }
+  if (stopped()) {
+    // Stopped: what is queued but not started is not checked.
+    report.checked -= queue.size;
+    queue.clear();
   }
   await queue.onIdle();
   report.needsConsent.sort();

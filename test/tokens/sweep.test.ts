@@ -46,4 +46,24 @@ describe('token health sweep', () => {
     expect(report.unavailable).toContain(sub);
     await h.control('DELETE', '/emulator/faults');
   });
+
+  it('reports its counts as it goes, and a stopped sweep checks no more than it had started (issue 13: the console shows progress)', async () => {
+    for (let i = 0; i < 3; i++) await h.signedInUser();
+    const base = { vault: h.runtime.vault, tokens: h.runtime.tokens, clock: h.clock, clientId: h.runtime.behalf.clientId, concurrency: 1 };
+    const finished: number[] = [];
+    const full = await sweepGrants({ ...base, onProgress: (r) => finished.push(r.healthy + r.needsConsent.length + r.unavailable.length) });
+    expect(full.checked).toBeGreaterThanOrEqual(3);
+    // One call per grant checked, each with one more finished than the last.
+    expect(finished).toEqual(Array.from({ length: full.checked }, (_, i) => i + 1));
+
+    const controller = new AbortController();
+    const stopped = await sweepGrants({ ...base, signal: controller.signal, onProgress: () => controller.abort() });
+    expect(stopped.checked).toBeGreaterThanOrEqual(1);
+    expect(stopped.checked).toBeLessThan(full.checked);
+    expect(stopped.checked).toBe(stopped.healthy + stopped.needsConsent.length + stopped.unavailable.length);
+
+    const never = new AbortController();
+    never.abort();
+    expect((await sweepGrants({ ...base, signal: never.signal })).checked).toBe(0);
+  });
 });
