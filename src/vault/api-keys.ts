@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BehalfError } from '../errors.js';
-import type { Store } from './types.js';
+import type { ApiKeySummary, Store } from './types.js';
 
 /**
  * Service API keys: `bhf_<id>_<secret>`, where id is 12 lowercase hex characters (public: it
@@ -10,6 +10,7 @@ import type { Store } from './types.js';
  * `crypto.timingSafeEqual`. The `bhf_` prefix lets secret scanners recognise a leaked key.
  */
 const KEY_FORMAT = /^bhf_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const API_KEY_ID = /^[0-9a-f]{12}$/;
 const KEY_LENGTH = 'bhf_'.length + 12 + 1 + 43;
 const ID_BYTES = 6;
 const SECRET_BYTES = 32;
@@ -64,6 +65,24 @@ export async function authenticateApiKey(store: Store, presented: string): Promi
 /** True when the presented key is a valid service API key (see {@link authenticateApiKey}). */
 export async function verifyApiKey(store: Store, presented: string): Promise<boolean> {
   return (await authenticateApiKey(store, presented)) !== null;
+}
+
+/** Every service API key: id, name, when it was created. Never the key, nor its hash. */
+export function listApiKeys(store: Store): Promise<ApiKeySummary[]> {
+  return store.listApiKeys();
+}
+
+/**
+ * Revoke a service API key by its public id: from the next request on it authenticates nothing
+ * (keys are looked up per request, on every instance). NOT_FOUND when there is no such key.
+ */
+export async function revokeApiKey(store: Store, id: string): Promise<void> {
+  if (!API_KEY_ID.test(id)) {
+    throw new BehalfError('INVALID_REQUEST', 'An API key id is 12 lowercase hexadecimal characters (as `behalf keys list` shows).', {
+      reason: 'bad_api_key_id',
+    });
+  }
+  if (!(await store.deleteApiKey(id))) throw new BehalfError('NOT_FOUND', `No service API key has the id ${id}.`, { reason: 'no_such_api_key' });
 }
 
 /** The public id of a well-formed key (for logs), or undefined. Does not check the key. */

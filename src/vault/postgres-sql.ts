@@ -68,6 +68,8 @@ export const SQL = {
     ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
   insertApiKey: 'INSERT INTO api_keys (id, hash, name, created_at) VALUES ($1, $2, $3, $4)',
   findApiKey: 'SELECT * FROM api_keys WHERE id = $1',
+  listApiKeys: 'SELECT id, name, created_at FROM api_keys ORDER BY created_at, id',
+  deleteApiKey: 'DELETE FROM api_keys WHERE id = $1',
   // One statement: take a free lease, or take over one that has run out, on the database's
   // clock. Concurrent takers queue on the primary key and see the winner's row: exactly one
   // gets a row back. No grant, no row inserted: false.

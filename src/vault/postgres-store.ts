@@ -8,6 +8,7 @@ import {
   checkTtl,
   duplicateApiKey,
   toApiKey,
+  toApiKeySummary,
   toGrant,
   toGrantPage,
   toKeyCheck,
@@ -17,7 +18,7 @@ import {
   type KeyCheckRow,
   type UserRow,
 } from './rows.js';
-import type { AccessTokenWrite, ApiKeyRecord, GrantPage, GrantStatus, KeyCheckRecord, SignInWrite, StoredGrant, Store, UserRecord } from './types.js';
+import type { AccessTokenWrite, ApiKeyRecord, ApiKeySummary, GrantPage, GrantStatus, KeyCheckRecord, SignInWrite, StoredGrant, Store, UserRecord } from './types.js';
 
 export interface PostgresStoreOptions {
   /** Time for the writes whose caller gives none (key rotation). */
@@ -170,6 +171,15 @@ export class PostgresStore implements Store {
   async findApiKey(id: string): Promise<ApiKeyRecord | null> {
     const { rows } = await this.database.query<ApiKeyRow>(SQL.findApiKey, [id]);
     return rows[0] === undefined ? null : toApiKey(rows[0]);
+  }
+
+  async listApiKeys(): Promise<ApiKeySummary[]> {
+    const { rows } = await this.database.query<Omit<ApiKeyRow, 'hash'>>(SQL.listApiKeys);
+    return rows.map(toApiKeySummary);
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    return (await this.database.query(SQL.deleteApiKey, [id])).rowCount === 1;
   }
 
   async acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {

@@ -4,7 +4,7 @@
  * and TEXT[].
  */
 import { BehalfError } from '../errors.js';
-import type { ApiKeyRecord, GrantStatus, KeyCheckRecord, StoredGrant, UserRecord } from './types.js';
+import type { ApiKeyRecord, ApiKeySummary, GrantStatus, KeyCheckRecord, StoredGrant, UserRecord } from './types.js';
 
 export const STATUSES: ReadonlySet<string> = new Set<GrantStatus>(['active', 'revoked', 'needs_consent']);
 /** The most grants one page holds, whatever the caller asks. */
@@ -87,6 +87,10 @@ export function toGrant(row: GrantRow): StoredGrant {
 
 export function toApiKey(row: ApiKeyRow): ApiKeyRecord {
   return { id: row.id, hash: row.hash, name: row.name, createdAt: row.created_at };
+}
+
+export function toApiKeySummary(row: Omit<ApiKeyRow, 'hash'>): ApiKeySummary {
+  return { id: row.id, name: row.name, createdAt: row.created_at };
 }
 
 export function toKeyCheck(row: KeyCheckRow): KeyCheckRecord {

@@ -7,6 +7,7 @@ import {
   checkTtl,
   duplicateApiKey,
   toApiKey,
+  toApiKeySummary,
   toGrant,
   toGrantPage,
   toKeyCheck,
@@ -16,7 +17,7 @@ import {
   type KeyCheckRow,
   type UserRow,
 } from './rows.js';
-import type { AccessTokenWrite, ApiKeyRecord, GrantPage, GrantStatus, KeyCheckRecord, SignInWrite, StoredGrant, Store, UserRecord } from './types.js';
+import type { AccessTokenWrite, ApiKeyRecord, ApiKeySummary, GrantPage, GrantStatus, KeyCheckRecord, SignInWrite, StoredGrant, Store, UserRecord } from './types.js';
 
 export interface SqliteStoreOptions {
   /** Time for the writes whose caller gives none (key rotation). */
@@ -209,6 +210,14 @@ export class SqliteStore implements Store {
     });
   }
 
+  async listApiKeys(): Promise<ApiKeySummary[]> {
+    return this.database.run(() => (this.#sql.listApiKeys.all() as Array<Omit<ApiKeyRow, 'hash'>>).map(toApiKeySummary));
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    return this.database.run(() => this.#sql.deleteApiKey.run(id).changes === 1);
+  }
+
   async acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
     // Leases are real time (the process clock), whatever clock the store was given for tests.
@@ -343,6 +352,8 @@ function prepareVault(db: Database.Database) {
     ),
     insertApiKey: db.prepare('INSERT INTO api_keys (id, hash, name, created_at) VALUES (@id, @hash, @name, @created_at)'),
     findApiKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
+    listApiKeys: db.prepare('SELECT id, name, created_at FROM api_keys ORDER BY created_at, id'),
+    deleteApiKey: db.prepare('DELETE FROM api_keys WHERE id = ?'),
   };
 }
 

@@ -81,6 +81,13 @@ export interface ApiKeyRecord {
   createdAt: number;
 }
 
+/** What may be shown about a service API key: never the key, nor its hash. */
+export interface ApiKeySummary {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
 /** A value encrypted under one key id, to tell at start-up that the key's bytes are the same. */
 export interface KeyCheckRecord {
   keyId: string;
@@ -144,6 +151,10 @@ export interface Store {
 
   createApiKey(record: ApiKeyRecord): Promise<void>;
   findApiKey(id: string): Promise<ApiKeyRecord | null>;
+  /** Every service API key, oldest first (then by id). */
+  listApiKeys(): Promise<ApiKeySummary[]>;
+  /** Delete a key: from then on it authenticates nothing. False when there was no such key. */
+  deleteApiKey(id: string): Promise<boolean>;
 
   /**
    * Take the refresh lease of a grant for `ttlMs`, unless another holder has one that has not

@@ -2,7 +2,16 @@ import type * as crypto from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
-import { apiKeyId, authenticateApiKey, createApiKey, openSqliteStore, verifyApiKey, type SqliteStore } from '../../src/vault/index.js';
+import {
+  apiKeyId,
+  authenticateApiKey,
+  createApiKey,
+  listApiKeys,
+  openSqliteStore,
+  revokeApiKey,
+  verifyApiKey,
+  type SqliteStore,
+} from '../../src/vault/index.js';
 
 // Watch the comparison: every presented key of the right shape must go through timingSafeEqual.
 vi.mock('node:crypto', async (importOriginal) => {
@@ -97,6 +106,25 @@ describe('service API keys', () => {
     const { key } = await createApiKey(store, 'backend');
     await store.close();
     await expect(verifyApiKey(store, key)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('lists keys by id and name, never the key, and a revoked key authenticates nothing', async () => {
+    const kept = await createApiKey(store, 'kept', 1000);
+    const revoked = await createApiKey(store, 'revoked', 2000);
+    const listed = await listApiKeys(store);
+    expect(listed).toEqual([
+      { id: kept.id, name: 'kept', createdAt: 1000 },
+      { id: revoked.id, name: 'revoked', createdAt: 2000 },
+    ]);
+    expect(JSON.stringify(listed)).not.toContain(revoked.key.slice(17));
+    await revokeApiKey(store, revoked.id);
+    expect(await verifyApiKey(store, revoked.key)).toBe(false);
+    expect(await verifyApiKey(store, kept.key)).toBe(true);
+    await expect(revokeApiKey(store, revoked.id)).rejects.toMatchObject({ code: 'NOT_FOUND', reason: 'no_such_api_key' });
+  });
+
+  it.each([[''], ['ABCDEF123456'], ['abc'], [`bhf_${'a'.repeat(12)}`]])('revoking refuses the id %j as malformed', async (id) => {
+    await expect(revokeApiKey(store, id)).rejects.toMatchObject({ code: 'INVALID_REQUEST', reason: 'bad_api_key_id' });
   });
 
   it.each([[''], ['   '], ['x'.repeat(101)], ['tab\there']])('refuses the name %j', async (name) => {

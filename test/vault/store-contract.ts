@@ -442,6 +442,21 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect((error as BehalfError).reason).toBe('duplicate_id');
         expect(await store.findApiKey(record.id)).toEqual(record);
       });
+
+      it('lists keys oldest first without their hashes, and deletes one by id', async () => {
+        await store.createApiKey({ id: 'bbbbbbbbbbbb', hash: randomBytes(32), name: 'second', createdAt: T0 + 1 });
+        await store.createApiKey({ id: 'aaaaaaaaaaaa', hash: randomBytes(32), name: 'first', createdAt: T0 });
+        await store.createApiKey({ id: 'cccccccccccc', hash: randomBytes(32), name: 'third', createdAt: T0 + 1 });
+        expect(await store.listApiKeys()).toEqual([
+          { id: 'aaaaaaaaaaaa', name: 'first', createdAt: T0 },
+          { id: 'bbbbbbbbbbbb', name: 'second', createdAt: T0 + 1 },
+          { id: 'cccccccccccc', name: 'third', createdAt: T0 + 1 },
+        ]);
+        expect(await store.deleteApiKey('bbbbbbbbbbbb')).toBe(true);
+        expect(await store.deleteApiKey('bbbbbbbbbbbb')).toBe(false);
+        expect(await store.findApiKey('bbbbbbbbbbbb')).toBeNull();
+        expect((await store.listApiKeys()).map((k) => k.id)).toEqual(['aaaaaaaaaaaa', 'cccccccccccc']);
+      });
     });
 
     describe('refresh leases (cross-process single-flight)', () => {
