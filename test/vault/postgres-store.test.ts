@@ -92,6 +92,7 @@ describe.runIf(server !== undefined)('Postgres', () => {
           { version: 4, name: 'grant change notifications' },
           { version: 5, name: 'encryption key checks' },
           { version: 6, name: 'webhooks' },
+          { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
         ],
       });
       const second = await migrateStore(url);
@@ -105,13 +106,14 @@ describe.runIf(server !== undefined)('Postgres', () => {
         { version: 4, name: 'grant change notifications' },
         { version: 5, name: 'encryption key checks' },
         { version: 6, name: 'webhooks' },
+        { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
       ]);
     });
 
     it('several migrate runs at once apply each migration exactly once', async () => {
       const url = await db.freshSchema();
       const reports = await Promise.all(Array.from({ length: 6 }, () => migrateStore(url)));
-      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
       expect(reports.every((r) => r.to === POSTGRES_SCHEMA_VERSION)).toBe(true);
       const store = await openStore(url);
       await store.close();
@@ -133,12 +135,18 @@ describe.runIf(server !== undefined)('Postgres', () => {
     it('refuses to start against an older schema until migrated, and migrate applies only what is missing', async () => {
       const url = await migratedSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-      await db.query(`DROP TABLE ${schema}.webhook_deliveries, ${schema}.webhook_endpoints; DELETE FROM ${schema}.schema_migrations WHERE version = 6`);
+      await db.query(
+        `DROP TABLE ${schema}.admin_sessions, ${schema}.sweep_runs, ${schema}.grant_refreshes, ${schema}.security_event_history;
+         DROP TRIGGER grants_deleted_refreshes ON ${schema}.grants; DROP TRIGGER users_deleted_security_history ON ${schema}.users;
+         DROP FUNCTION ${schema}.behalf_grant_deleted(), ${schema}.behalf_user_deleted();
+         DROP INDEX ${schema}.users_by_email; ALTER TABLE ${schema}.api_keys DROP COLUMN last_used_at;
+         DELETE FROM ${schema}.schema_migrations WHERE version = 7`,
+      );
       const error = await errorOf(openStore(url));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.reason).toBe('schema_too_old');
-      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 5, older than this behalf needs.*run `behalf migrate`/);
-      expect((await migrateStore(url)).applied).toEqual([{ version: 6, name: 'webhooks' }]);
+      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 6, older than this behalf needs.*run `behalf migrate`/);
+      expect((await migrateStore(url)).applied).toEqual([{ version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' }]);
       const store = await openStore(url);
       await store.close();
     });

@@ -108,6 +108,7 @@ describe('SqliteStore on disk', () => {
         { version: 4, name: 'grant change log' },
         { version: 5, name: 'encryption key checks' },
         { version: 6, name: 'webhooks' },
+        { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
       ]);
     } finally {
       db.close();

@@ -198,6 +198,89 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE status <> 'pending';
     `,
   },
+  {
+    version: 7,
+    name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
+    sql: `
+      -- Admin console sessions (src/admin): SHA-256 of the session token, never the token itself.
+      -- Revoking (deleting) an API key deletes the sessions opened with it.
+      CREATE TABLE admin_sessions (
+        id_hash       BYTEA  NOT NULL PRIMARY KEY,
+        api_key_id    TEXT   NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+        created_at    BIGINT NOT NULL,
+        last_seen_at  BIGINT NOT NULL
+      );
+      CREATE INDEX admin_sessions_by_key ON admin_sessions (api_key_id);
+
+      -- Health sweeps started from the console, with their progress, so any instance can show it.
+      CREATE TABLE sweep_runs (
+        id             TEXT    NOT NULL PRIMARY KEY,
+        forced         BOOLEAN NOT NULL,
+        started_by     TEXT    NOT NULL,
+        total          BIGINT  NOT NULL,
+        checked        BIGINT  NOT NULL,
+        healthy        BIGINT  NOT NULL,
+        refreshed      BIGINT  NOT NULL,
+        needs_consent  BIGINT  NOT NULL,
+        unavailable    BIGINT  NOT NULL,
+        status         TEXT    NOT NULL CHECK (status IN ('running', 'done', 'stopped', 'failed')),
+        started_at     BIGINT  NOT NULL,
+        updated_at     BIGINT  NOT NULL,
+        finished_at    BIGINT
+      );
+      CREATE INDEX sweep_runs_by_start ON sweep_runs (started_at);
+
+      -- Each grant's last refresh at Google and how it ended: 'ok', or behalf's error code (and
+      -- reason). Kept apart from grants so that recording it is no change to the grant (and no
+      -- notification). Deleted with the grant by trigger, not by a foreign key: checking one would
+      -- lock the grant row from the refresh's write, and a deletion at that moment would deadlock.
+      CREATE TABLE grant_refreshes (
+        sub        TEXT COLLATE "C" NOT NULL,
+        client_id  TEXT COLLATE "C" NOT NULL,
+        at         BIGINT NOT NULL,
+        outcome    TEXT   NOT NULL,
+        reason     TEXT,
+        PRIMARY KEY (sub, client_id)
+      );
+      CREATE FUNCTION behalf_grant_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        EXECUTE format('DELETE FROM %I.grant_refreshes WHERE sub = $1 AND client_id = $2', TG_TABLE_SCHEMA) USING OLD.sub, OLD.client_id;
+        RETURN NULL;
+      END
+      $$;
+      CREATE TRIGGER grants_deleted_refreshes AFTER DELETE ON grants
+        FOR EACH ROW EXECUTE FUNCTION behalf_grant_deleted();
+
+      -- Each Cross-Account Protection event received about a user, and what behalf did about it.
+      -- Deleted with the user by trigger (a foreign key would lock the user row from the event's
+      -- transaction, in the opposite order to a deletion's).
+      CREATE TABLE security_event_history (
+        sub     TEXT COLLATE "C" NOT NULL,
+        jti     TEXT   NOT NULL,
+        type    TEXT   NOT NULL,
+        action  TEXT   NOT NULL,
+        at      BIGINT NOT NULL,
+        PRIMARY KEY (sub, jti, type)
+      );
+      CREATE INDEX security_event_history_by_time ON security_event_history (sub, at);
+      CREATE FUNCTION behalf_user_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        EXECUTE format('DELETE FROM %I.security_event_history WHERE sub = $1', TG_TABLE_SCHEMA) USING OLD.sub;
+        RETURN NULL;
+      END
+      $$;
+      CREATE TRIGGER users_deleted_security_history AFTER DELETE ON users
+        FOR EACH ROW EXECUTE FUNCTION behalf_user_deleted();
+
+      -- When each service API key was last used (to the minute: written at most once a minute).
+      ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+
+      -- The console's user list: by email, ASCII case folded (lower() under COLLATE "C" folds
+      -- A-Z only, as SQLite's), NULL as '', in byte order, then sub; keyset pages and
+      -- email-prefix searches are ranges of this index, in the same order on both backends.
+      CREATE INDEX users_by_email ON users ((lower((coalesce(email, '')) COLLATE "C")), sub);
+    `,
+  },
 ];
 
 /**

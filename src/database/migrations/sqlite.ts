@@ -224,6 +224,76 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE status <> 'pending';
     `,
   },
+  {
+    version: 7,
+    name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
+    sql: `
+      -- Admin console sessions (src/admin): SHA-256 of the session token, never the token itself.
+      -- Revoking (deleting) an API key deletes the sessions opened with it.
+      CREATE TABLE admin_sessions (
+        id_hash       BLOB    NOT NULL PRIMARY KEY,
+        api_key_id    TEXT    NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+        created_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX admin_sessions_by_key ON admin_sessions (api_key_id);
+
+      -- Health sweeps started from the console, with their progress, so any instance can show it.
+      CREATE TABLE sweep_runs (
+        id             TEXT    NOT NULL PRIMARY KEY,
+        forced         INTEGER NOT NULL CHECK (forced IN (0, 1)),
+        started_by     TEXT    NOT NULL,
+        total          INTEGER NOT NULL,
+        checked        INTEGER NOT NULL,
+        healthy        INTEGER NOT NULL,
+        refreshed      INTEGER NOT NULL,
+        needs_consent  INTEGER NOT NULL,
+        unavailable    INTEGER NOT NULL,
+        status         TEXT    NOT NULL CHECK (status IN ('running', 'done', 'stopped', 'failed')),
+        started_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        finished_at    INTEGER
+      ) STRICT;
+      CREATE INDEX sweep_runs_by_start ON sweep_runs (started_at);
+
+      -- Each grant's last refresh at Google and how it ended: 'ok', or behalf's error code (and
+      -- reason). Kept apart from grants so that recording it is no change to the grant. Deleted
+      -- with the grant by trigger (a foreign key would lock the grant row from the refresh's write).
+      CREATE TABLE grant_refreshes (
+        sub        TEXT    NOT NULL,
+        client_id  TEXT    NOT NULL,
+        at         INTEGER NOT NULL,
+        outcome    TEXT    NOT NULL,
+        reason     TEXT,
+        PRIMARY KEY (sub, client_id)
+      ) STRICT;
+      CREATE TRIGGER grants_deleted_refreshes AFTER DELETE ON grants BEGIN
+        DELETE FROM grant_refreshes WHERE sub = OLD.sub AND client_id = OLD.client_id;
+      END;
+
+      -- Each Cross-Account Protection event received about a user, and what behalf did about it.
+      -- Deleted with the user by trigger.
+      CREATE TABLE security_event_history (
+        sub     TEXT    NOT NULL,
+        jti     TEXT    NOT NULL,
+        type    TEXT    NOT NULL,
+        action  TEXT    NOT NULL,
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (sub, jti, type)
+      ) STRICT;
+      CREATE INDEX security_event_history_by_time ON security_event_history (sub, at);
+      CREATE TRIGGER users_deleted_security_history AFTER DELETE ON users BEGIN
+        DELETE FROM security_event_history WHERE sub = OLD.sub;
+      END;
+
+      -- When each service API key was last used (to the minute: written at most once a minute).
+      ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+
+      -- The console's user list: by email, ASCII case folded (SQLite's lower()), NULL as '', then
+      -- sub; keyset pages and email-prefix searches are ranges of this index.
+      CREATE INDEX users_by_email ON users (lower(coalesce(email, '')), sub);
+    `,
+  },
 ];
 
 /** The newest schema version this build knows. */
