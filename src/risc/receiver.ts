@@ -75,7 +75,12 @@ export class SecurityEventReceiver {
     const { vault, clientId } = this.options;
     const subject = (body.subject ?? {}) as Record<string, unknown>;
     const short = type.startsWith(RISC) ? type.slice(RISC.length) : type.startsWith(OAUTH) ? type.slice(OAUTH.length) : type;
-    const outcome = (sub: string | null, action: SecurityAction, steps: SecurityStep[] = []) => ({ event: { type: short, sub, action }, steps });
+    // An event about one of our users is announced to the webhooks (security_event.received), in
+    // the transaction that acts on it; events about nobody we know, or about no one, are not.
+    const outcome = (sub: string | null, action: SecurityAction, steps: SecurityStep[] = []) => ({
+      event: { type: short, sub, action },
+      steps: sub === null || action === 'no_such_user' ? steps : [...steps, { op: 'announce' as const, sub, event: short, action }],
+    });
     if (short === 'verification') return outcome(null, 'verified');
 
     if (short === 'token-revoked') {

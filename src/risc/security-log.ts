@@ -1,5 +1,6 @@
 import type { PostgresDatabase, SqliteDatabase } from '../database/index.js';
 import { erasePostgresUser, eraseSqliteUser, revokePostgresGrant, revokeSqliteGrant } from '../vault/index.js';
+import { recordPostgresEvents, recordSqliteEvents, type WebhookEvent } from '../webhooks/outbox.js';
 
 /** What Google last told us about a user's account (Cross-Account Protection). */
 export type SecurityState =
@@ -23,13 +24,16 @@ export type SecurityStep =
   /** Forget the user entirely (as DELETE /v1/users/{sub}). */
   | { op: 'delete_user'; sub: string }
   /** Record (or, with null, clear) the user's security state. */
-  | { op: 'set_state'; sub: string; state: SecurityState | null };
+  | { op: 'set_state'; sub: string; state: SecurityState | null }
+  /** Announce the event to the webhooks (`security_event.received`): its type and what behalf did. */
+  | { op: 'announce'; sub: string; event: string; action: string };
 
 /**
  * The security events received, in the database beside the vault: each event token's id (Google
  * redelivers) and each user's latest security state. Recording an event's id and acting on it are
  * one transaction, so an event is acted on exactly once, across instances: a handling that fails
- * records nothing, and Google's redelivery acts.
+ * records nothing, and Google's redelivery acts. The webhook events it causes are recorded in the
+ * same transaction, so they too are sent once per event, not once per redelivery.
  */
 export interface SecurityLog {
   /**
@@ -42,7 +46,11 @@ export interface SecurityLog {
 
 /** The users a step changes the grant of: their token caches must forget them. */
 function touchedUsers(steps: readonly SecurityStep[]): string[] {
-  return steps.filter((step) => step.op !== 'set_state').map((step) => step.sub);
+  return steps.filter((step) => step.op === 'revoke_grant' || step.op === 'delete_user').map((step) => step.sub);
+}
+
+function announcement(step: SecurityStep & { op: 'announce' }): WebhookEvent {
+  return { type: 'security_event.received', sub: step.sub, fields: { event: step.event, action: step.action } };
 }
 
 export class SqliteSecurityLog implements SecurityLog {
@@ -69,9 +77,11 @@ export class SqliteSecurityLog implements SecurityLog {
         if (step.op === 'revoke_grant') {
           // State first, then the grant: the order deleting a user locks them in (see PostgresSecurityLog).
           this.#sql.setState.run(step.sub, step.state, now);
-          revokeSqliteGrant(this.#database, step.sub, step.clientId, now);
+          revokeSqliteGrant(this.#database, step.sub, step.clientId, now, 'security_event');
         } else if (step.op === 'delete_user') {
-          eraseSqliteUser(this.#database, step.sub);
+          eraseSqliteUser(this.#database, step.sub, 'account_purged', now);
+        } else if (step.op === 'announce') {
+          recordSqliteEvents(this.#database, [announcement(step)], now);
         } else if (step.state === null) {
           this.#sql.clearState.run(step.sub);
         } else {
@@ -116,9 +126,11 @@ export class PostgresSecurityLog implements SecurityLog {
           // (user_security, then users and grants). The other way round, a revoke and a deletion
           // of one user at once deadlocked (40P01), and one of the two events failed.
           await db.query(SQL.setState, [step.sub, step.state, now]);
-          await revokePostgresGrant(db, step.sub, step.clientId, now);
+          await revokePostgresGrant(db, step.sub, step.clientId, now, 'security_event');
         } else if (step.op === 'delete_user') {
-          await erasePostgresUser(db, this.#database.jobSchema, step.sub);
+          await erasePostgresUser(db, this.#database.jobSchema, step.sub, 'account_purged', now);
+        } else if (step.op === 'announce') {
+          await recordPostgresEvents(db, [announcement(step)], now);
         } else if (step.state === null) {
           await db.query(SQL.clearState, [step.sub]);
         } else {

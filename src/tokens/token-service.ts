@@ -356,7 +356,7 @@ export class TokenService {
     } catch (error) {
       if (isBehalfError(error) && error.code === 'NEEDS_CONSENT') {
         // invalid_grant: the grant is dead at Google; stop using it until the user signs in again.
-        await vault.setGrantStatus(sub, oauth.clientId, 'needs_consent', clock.now());
+        await vault.setGrantStatus(sub, oauth.clientId, 'needs_consent', clock.now(), 'refresh_refused');
       }
       throw error;
     }

@@ -39,6 +39,9 @@ export const SQL = {
     RETURNING *`,
   getUser: 'SELECT * FROM users WHERE sub = $1',
   getGrant: `SELECT ${GRANT_COLUMNS} FROM grants WHERE sub = $1 AND client_id = $2`,
+  // A grant's status before a change, locked until the change commits: what the change's webhook
+  // event compares with.
+  lockGrantStatus: 'SELECT status FROM grants WHERE sub = $1 AND client_id = $2 FOR UPDATE',
   // Only an active grant takes a new access token: a revoked one must not get one back.
   saveAccessToken: SAVE_ACCESS_TOKEN,
   // One statement, so one round trip and one transaction: the lease goes whatever the update does.

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { sqlState, type PostgresDatabase, type Queryable } from '../database/index.js';
 import { BehalfError } from '../errors.js';
+import { grantStatusEvent, recordPostgresEvents, userDeletedEvent, type GrantChangeReason, type UserDeletionReason } from '../webhooks/outbox.js';
 import { eraseUserStatements, SQL } from './postgres-sql.js';
 import {
   checkListOptions,
@@ -76,6 +77,7 @@ export class PostgresStore implements Store {
         user.hd,
         now,
       ]);
+      const before = await lockedStatus(db, user.sub, write.clientId);
       const grant = await db.query<GrantRow>(SQL.upsertGrant, [
         user.sub,
         write.clientId,
@@ -85,7 +87,9 @@ export class PostgresStore implements Store {
         write.scopes,
         now,
       ]);
-      return { user: toUser(saved.rows[0]!), grant: toGrant(grant.rows[0]!) };
+      const stored = toGrant(grant.rows[0]!);
+      await recordPostgresEvents(db, [grantStatusEvent(user.sub, before, stored.status, 'signed_in')], now);
+      return { user: toUser(saved.rows[0]!), grant: stored };
     });
     this.changes.publish(user.sub);
     return saved;
@@ -110,14 +114,18 @@ export class PostgresStore implements Store {
     return result.rowCount === 1;
   }
 
-  async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void> {
+  async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void> {
     checkStatus(status);
-    await this.database.query(SQL.setStatus, [sub, clientId, status, now]);
+    await this.database.transaction(async (db) => {
+      const before = await lockedStatus(db, sub, clientId);
+      await db.query(SQL.setStatus, [sub, clientId, status, now]);
+      await recordPostgresEvents(db, [grantStatusEvent(sub, before, status, reason)], now);
+    });
     this.changes.publish(sub);
   }
 
   async revokeGrant(sub: string, clientId: string, now: number): Promise<boolean> {
-    const changed = await revokePostgresGrant(this.database, sub, clientId, now);
+    const changed = await this.database.transaction((db) => revokePostgresGrant(db, sub, clientId, now, 'signed_out'));
     this.changes.publish(sub);
     return changed;
   }
@@ -141,7 +149,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteUser(sub: string): Promise<boolean> {
-    const deleted = await this.database.transaction((db) => erasePostgresUser(db, this.database.jobSchema, sub));
+    const deleted = await this.database.transaction((db) => erasePostgresUser(db, this.database.jobSchema, sub, 'deleted', this.#clock.now()));
     this.changes.publish(sub);
     return deleted;
   }
@@ -213,14 +221,30 @@ export class PostgresStore implements Store {
   }
 }
 
-/** Revoke a grant and erase its tokens (one statement), inside whatever transaction `db` is in. */
-export async function revokePostgresGrant(db: Queryable, sub: string, clientId: string, now: number): Promise<boolean> {
-  return (await db.query(SQL.revokeGrant, [sub, clientId, now])).rowCount === 1;
+/**
+ * Revoke a grant and erase its tokens, inside the transaction `db` is in, recording
+ * `grant.revoked` for the webhooks when it was not revoked already.
+ */
+export async function revokePostgresGrant(db: Queryable, sub: string, clientId: string, now: number, reason: GrantChangeReason): Promise<boolean> {
+  const before = await lockedStatus(db, sub, clientId);
+  const changed = (await db.query(SQL.revokeGrant, [sub, clientId, now])).rowCount === 1;
+  await recordPostgresEvents(db, [grantStatusEvent(sub, before, 'revoked', reason)], now);
+  return changed;
 }
 
-/** Forget a user (see eraseUserStatements), inside the transaction `db` is in. */
-export async function erasePostgresUser(db: Queryable, jobSchema: string, sub: string): Promise<boolean> {
+/**
+ * Forget a user (see eraseUserStatements), inside the transaction `db` is in, recording
+ * `user.deleted` for the webhooks when there was one.
+ */
+export async function erasePostgresUser(db: Queryable, jobSchema: string, sub: string, reason: UserDeletionReason, now: number): Promise<boolean> {
   let last = 0;
   for (const statement of eraseUserStatements(jobSchema)) last = (await db.query(statement, [sub])).rowCount ?? 0;
+  if (last === 1) await recordPostgresEvents(db, [userDeletedEvent(sub, reason)], now);
   return last === 1;
+}
+
+/** The grant's status, locked until the transaction `db` is in ends; null when there is no such grant. */
+async function lockedStatus(db: Queryable, sub: string, clientId: string): Promise<GrantStatus | null> {
+  const { rows } = await db.query<{ status: GrantStatus }>(SQL.lockGrantStatus, [sub, clientId]);
+  return rows[0]?.status ?? null;
 }

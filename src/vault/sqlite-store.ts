@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../clock.js';
 import { sqliteCode, type SqliteDatabase } from '../database/sqlite.js';
+import { grantStatusEvent, recordSqliteEvents, userDeletedEvent, type GrantChangeReason, type UserDeletionReason } from '../webhooks/outbox.js';
 import {
   checkListOptions,
   checkStatus,
@@ -100,6 +101,7 @@ export class SqliteStore implements Store {
         status,
         now,
       });
+      recordSqliteEvents(this.database, [grantStatusEvent(user.sub, (existing?.status as GrantStatus | undefined) ?? null, status, 'signed_in')], now);
       return {
         user: toUser(this.#sql.getUser.get(user.sub) as UserRow),
         grant: toGrant(this.#sql.getGrant.get(user.sub, write.clientId) as GrantRow),
@@ -140,14 +142,18 @@ export class SqliteStore implements Store {
     return this.database.runUnsynced(() => save.immediate());
   }
 
-  async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void> {
+  async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void> {
     checkStatus(status);
-    await this.database.run(() => this.#sql.setStatus.run({ sub, client_id: clientId, status, now }));
+    await this.database.transaction(() => {
+      const before = this.#sql.getGrant.get(sub, clientId) as GrantRow | undefined;
+      this.#sql.setStatus.run({ sub, client_id: clientId, status, now });
+      if (before !== undefined) recordSqliteEvents(this.database, [grantStatusEvent(sub, before.status as GrantStatus, status, reason)], now);
+    });
     this.changes.publish(sub);
   }
 
   async revokeGrant(sub: string, clientId: string, now: number): Promise<boolean> {
-    const changed = await this.database.run(() => revokeSqliteGrant(this.database, sub, clientId, now));
+    const changed = await this.database.transaction(() => revokeSqliteGrant(this.database, sub, clientId, now, 'signed_out'));
     this.changes.publish(sub);
     return changed;
   }
@@ -174,7 +180,7 @@ export class SqliteStore implements Store {
   }
 
   async deleteUser(sub: string): Promise<boolean> {
-    const deleted = await this.database.transaction(() => eraseSqliteUser(this.database, sub));
+    const deleted = await this.database.transaction(() => eraseSqliteUser(this.database, sub, 'deleted', this.#clock.now()));
     this.changes.publish(sub);
     return deleted;
   }
@@ -249,15 +255,26 @@ export class SqliteStore implements Store {
   }
 }
 
-/** Revoke a grant and erase its tokens, inside whatever transaction the connection is in. */
-export function revokeSqliteGrant(database: SqliteDatabase, sub: string, clientId: string, now: number): boolean {
-  return vaultStatements(database).revokeGrant.run({ sub, client_id: clientId, now }).changes === 1;
+/**
+ * Revoke a grant and erase its tokens, inside the transaction the connection is in, recording
+ * `grant.revoked` for the webhooks when it was not revoked already.
+ */
+export function revokeSqliteGrant(database: SqliteDatabase, sub: string, clientId: string, now: number, reason: GrantChangeReason): boolean {
+  const sql = vaultStatements(database);
+  const before = sql.getGrant.get(sub, clientId) as GrantRow | undefined;
+  const changed = sql.revokeGrant.run({ sub, client_id: clientId, now }).changes === 1;
+  if (before !== undefined) recordSqliteEvents(database, [grantStatusEvent(sub, before.status as GrantStatus, 'revoked', reason)], now);
+  return changed;
 }
 
-/** Forget a user, inside the transaction the connection is in; true when there was one. */
-export function eraseSqliteUser(database: SqliteDatabase, sub: string): boolean {
+/**
+ * Forget a user, inside the transaction the connection is in, recording `user.deleted` for the
+ * webhooks; true when there was one.
+ */
+export function eraseSqliteUser(database: SqliteDatabase, sub: string, reason: UserDeletionReason, now: number): boolean {
   let last = 0;
   for (const statement of vaultStatements(database).eraseUser) last = statement.run(sub).changes;
+  if (last === 1) recordSqliteEvents(database, [userDeletedEvent(sub, reason)], now);
   return last === 1;
 }
 

@@ -1,4 +1,5 @@
 import type { GrantChanges } from '../database/index.js';
+import type { GrantChangeReason } from '../webhooks/outbox.js';
 
 /**
  * The storage contract. One interface, implemented by SQLite (embedded default) and Postgres;
@@ -111,7 +112,10 @@ export interface Store {
    */
   readonly changes: GrantChanges;
 
-  /** Store a sign-in atomically: upsert the user by sub and the grant by (sub, clientId). */
+  /**
+   * Store a sign-in atomically: upsert the user by sub and the grant by (sub, clientId). A grant
+   * that changes status by it records its webhook event in the same transaction (`grant.restored`).
+   */
   saveSignIn(write: SignInWrite): Promise<{ user: UserRecord; grant: StoredGrant }>;
 
   getUser(sub: string): Promise<UserRecord | null>;
@@ -123,12 +127,16 @@ export interface Store {
    */
   saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean>;
 
-  /** Set the grant status; `revoked`/`needs_consent` also drop the cached access token. */
-  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void>;
+  /**
+   * Set the grant status; `revoked`/`needs_consent` also drop the cached access token. A change of
+   * status records its webhook event (`grant.*`, with `reason` when given) in the same transaction.
+   */
+  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void>;
 
   /**
-   * Mark the grant revoked and erase both its tokens, in one write (sign-out, a Google security
-   * event). False when there is no such grant.
+   * Mark the grant revoked and erase both its tokens, in one write (a sign-out), recording
+   * `grant.revoked` in the same transaction unless it was revoked already. False when there is
+   * no such grant.
    */
   revokeGrant(sub: string, clientId: string, now: number): Promise<boolean>;
 
@@ -142,7 +150,8 @@ export interface Store {
 
   /**
    * Forget the user in one transaction: their profile, grants, refresh leases, security state and
-   * job runs, and cancel their queued jobs. Returns false when there was no such user.
+   * job runs, and cancel their queued jobs; `user.deleted` is recorded in it. Returns false when
+   * there was no such user.
    */
   deleteUser(sub: string): Promise<boolean>;
 

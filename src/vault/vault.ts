@@ -1,6 +1,7 @@
 import { BehalfError } from '../errors.js';
 import { decryptToken, encryptToken, envelopeKeyId, type TokenColumn } from './envelope.js';
 import type { Keyring } from './keyring.js';
+import type { GrantChangeReason } from '../webhooks/outbox.js';
 import type { GrantPage, GrantStatus, Store, StoredGrant, UserProfile, UserRecord } from './types.js';
 
 /** A grant with its tokens decrypted: only ever held in memory. */
@@ -137,9 +138,12 @@ export class Vault {
     );
   }
 
-  /** Set the grant status; `revoked` and `needs_consent` also drop the cached access token. */
-  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number): Promise<void> {
-    return this.store.setGrantStatus(sub, clientId, status, now);
+  /**
+   * Set the grant status; `revoked` and `needs_consent` also drop the cached access token. A change
+   * of status records its webhook event, with `reason`, in the same transaction.
+   */
+  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void> {
+    return this.store.setGrantStatus(sub, clientId, status, now, reason);
   }
 
   /** Mark the grant revoked and erase both its tokens, in one write; false when there is no such grant. */
