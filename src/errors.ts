@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 64 },
   PAYLOAD_TOO_LARGE: { status: 413, exit: 64 },
   CSRF_HEADER_REQUIRED: { status: 403, exit: 64 },
+  CSRF_TOKEN_INVALID: { status: 403, exit: 64 },
   ORIGIN_NOT_ALLOWED: { status: 403, exit: 64 },
   INSECURE_TRANSPORT: { status: 403, exit: 64 },
   NOT_FOUND: { status: 404, exit: 66 },
@@ -23,6 +24,7 @@ export const ERROR_CODES = {
   HD_NOT_ALLOWED: { status: 403, exit: 65 },
   // Per-user state.
   USER_NOT_FOUND: { status: 404, exit: 66 },
+  WEBHOOK_NOT_FOUND: { status: 404, exit: 66 },
   NEEDS_CONSENT: { status: 409, exit: 65 },
   // The deployment, Google or the store.
   CLIENT_MISCONFIGURED: { status: 502, exit: 78 },

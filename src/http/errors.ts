@@ -17,7 +17,8 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
   return reply.code(behalfError.status).type('application/json; charset=utf-8').send(behalfError.toJSON());
 }
 
-function toBehalfError(error: unknown): BehalfError {
+/** Any failure as a BehalfError: Fastify's own errors as stable 4xx codes, anything unexpected as INTERNAL. */
+export function toBehalfError(error: unknown): BehalfError {
   if (isBehalfError(error)) return error;
   const fastifyError = error as Partial<FastifyError> | undefined;
   switch (fastifyError?.code) {
