@@ -15,6 +15,7 @@ import { SignInService } from './signin/index.js';
 import { sweepGrants, TokenService } from './tokens/index.js';
 import { loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, verifyKeyring, type Store } from './vault/index.js';
 import { openDatabase, type Database } from './database/index.js';
+import { Webhooks, webhookStoreFor, type WebhooksOptions } from './webhooks/index.js';
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
 export interface Dependencies {
@@ -23,6 +24,8 @@ export interface Dependencies {
   /** The proxy's HTTP client (Node streams both ways). Default: undici's `request`. */
   request?: HttpRequestLike;
   logger?: Logger;
+  /** Webhook delivery: DNS for the URL checks, timeout, poll interval, jitter. */
+  webhooks?: Pick<WebhooksOptions, 'resolveHost' | 'delivery'>;
 }
 
 export interface BehalfRuntime {
@@ -53,7 +56,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   // Whatever fails from here on (a wrong key, an unusable discovery URL) closes the database, so
   // a failed start leaves no pool or listener behind to keep an embedding process alive.
   try {
-    const store: Store = database.kind === 'postgres' ? new PostgresStore(database) : new SqliteStore(database);
+    const store: Store = database.kind === 'postgres' ? new PostgresStore(database, { clock }) : new SqliteStore(database, { clock });
     if (database.kind === 'postgres') {
       database.changes.onListenerState = (state) => {
         if (state === 'lost') logger.warn('grant change listener lost: token requests read the database until it is back');
@@ -106,6 +109,14 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       issuer,
       logger,
     });
+    const webhooks = new Webhooks({
+      store: webhookStoreFor(database),
+      keyring,
+      clock,
+      logger,
+      allowPrivate: config.webhooks.allowPrivate,
+      ...deps.webhooks,
+    });
     const allowList = new GoogleHostAllowList(config.google.apiUrl);
     const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
     const userRequest = createUserRequest({ tokens, request: deps.request ?? undiciRequest, clock, allowList });
@@ -122,9 +133,11 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       googleApiUrl: config.google.apiUrl,
       securityEvents,
       securityLog,
+      webhooks,
       createJobRunner: (options) => createJobRunner(runtime, options),
       sweep: (options) => sweepGrants({ vault, tokens, clock, clientId: config.google.clientId, ...options }),
       close: async () => {
+        await webhooks.stop();
         tokens.close();
         await database.close();
       },

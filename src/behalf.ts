@@ -9,6 +9,7 @@ import type { IdTokenVerifier, VerifiedIdToken } from './idtoken/index.js';
 import type { SignInInput, SignInResult, SignInService } from './signin/index.js';
 import type { AccessToken, SweepOptions, SweepReport, TokenService } from './tokens/index.js';
 import type { GrantStatus, UserRecord, Vault } from './vault/index.js';
+import type { Webhooks } from './webhooks/index.js';
 
 /** What a caller of {@link Behalf.sweep} may choose. */
 export type BehalfSweepOptions = Pick<SweepOptions, 'force' | 'concurrency' | 'onProgress' | 'signal'>;
@@ -39,6 +40,7 @@ export class Behalf {
       googleApiUrl: string;
       securityEvents: SecurityEventReceiver;
       securityLog: SecurityLog;
+      webhooks: Webhooks;
       createJobRunner: (options?: JobRunnerSettings) => JobRunner;
       sweep: (options?: BehalfSweepOptions) => Promise<SweepReport>;
       close: () => Promise<void>;
@@ -109,6 +111,14 @@ export class Behalf {
    */
   sweep(options?: BehalfSweepOptions): Promise<SweepReport> {
     return this.parts.sweep(options);
+  }
+
+  /**
+   * Signed webhooks to the app's backend (docs/webhooks.md): add, list and remove endpoints, see
+   * recent deliveries, and `start()` sending them (`behalf serve` does).
+   */
+  get webhooks(): Webhooks {
+    return this.parts.webhooks;
   }
 
   /** The Google APIs base URL (`https://www.googleapis.com`, or the emulator's). */

@@ -29,14 +29,15 @@ export function registerKeysCommand(program: Command): void {
   addSettingsFlags(
     keys
       .command('rotate')
-      .description('Re-encrypt every stored token under the primary (first) key of BEHALF_ENCRYPTION_KEYS')
+      .description('Re-encrypt every stored token and webhook secret under the primary (first) key of BEHALF_ENCRYPTION_KEYS')
       .option('--local', 'use local mode settings (the generated key file)'),
   ).action((options: Record<string, unknown>) =>
     runAction(async () => {
       const { runtime } = await open(options);
       try {
         const report = await runtime.vault.rotateKeys();
-        process.stdout.write(`${JSON.stringify(report)}\n`);
+        const webhookSecrets = await runtime.behalf.webhooks.rotateSecrets();
+        process.stdout.write(`${JSON.stringify({ ...report, webhookSecrets })}\n`);
       } finally {
         await runtime.behalf.close();
       }

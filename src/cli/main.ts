@@ -6,6 +6,7 @@ import { registerMigrateCommand } from './migrate-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSweepCommand } from './sweep-command.js';
 import { registerTryCommands } from './try-commands.js';
+import { registerWebhooksCommand } from './webhooks-command.js';
 
 const program = new Command()
   .name('behalf')
@@ -18,5 +19,6 @@ registerKeysCommand(program);
 registerMigrateCommand(program);
 registerSweepCommand(program);
 registerTryCommands(program);
+registerWebhooksCommand(program);
 
 await program.parseAsync(process.argv);

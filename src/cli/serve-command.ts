@@ -42,6 +42,7 @@ export function registerServeCommand(program: Command): void {
         process.once(signal, () => void close().finally(() => process.exit(0)));
       }
       await app.listen({ port: config.port, host: config.host });
+      runtime.behalf.webhooks.start();
       const url = serverUrl(config, app.server.address());
       if (local && emulator !== undefined) {
         const apiKeyFile = await ensureLocalApiKey(runtime.store);

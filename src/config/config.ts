@@ -46,6 +46,13 @@ export interface BehalfConfig extends StorageConfig {
   /** How long a refresh lease lasts: a crashed instance blocks a user's refresh at most this long. */
   refreshLeaseMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  webhooks: WebhookConfig;
+}
+
+/** What managing and delivering webhooks needs besides the database and keys. */
+export interface WebhookConfig {
+  /** Webhook URLs may be http and on loopback or private networks (local development; local mode's default). */
+  allowPrivate: boolean;
 }
 
 /** Raw settings: environment variables, with command-line flags (same names in camelCase) on top. */
@@ -79,6 +86,7 @@ const SETTINGS = {
   googleTimeoutMs: 'BEHALF_GOOGLE_TIMEOUT_MS',
   signInRateLimit: 'BEHALF_SIGNIN_RATE_LIMIT',
   refreshLeaseMs: 'BEHALF_REFRESH_LEASE_MS',
+  webhookAllowPrivate: 'BEHALF_WEBHOOK_ALLOW_PRIVATE',
 } as const;
 
 export type FlagName = keyof typeof SETTINGS;
@@ -199,6 +207,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     signInRateLimit,
     refreshLeaseMs,
     logLevel: logLevel as BehalfConfig['logLevel'],
+    webhooks: loadWebhookConfig(input),
   };
 }
 
@@ -218,6 +227,13 @@ export function loadStorageConfig(input: ConfigInput): StorageConfig {
     encryptionKeys,
     keyFile: resolve(input.cwd ?? process.cwd(), get('keyFile') ?? `${DEFAULT_DATA_DIR}/encryption-keys`),
   };
+}
+
+/** The webhook settings alone (what `behalf webhooks` needs besides storage). Local mode allows private networks. */
+export function loadWebhookConfig(input: ConfigInput): WebhookConfig {
+  const { get, fail } = reader(input);
+  const allowPrivate = parseBoolean(get('webhookAllowPrivate') ?? (input.mode === 'local' ? 'true' : 'false'));
+  return { allowPrivate: allowPrivate ?? fail('webhookAllowPrivate', 'must be true or false.') };
 }
 
 function reader(input: ConfigInput) {

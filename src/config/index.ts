@@ -2,10 +2,12 @@ export {
   DEFAULT_DATA_DIR,
   loadConfig,
   loadStorageConfig,
+  loadWebhookConfig,
   type BehalfConfig,
   type ConfigInput,
   type FlagName,
   type Mode,
   type StorageConfig,
+  type WebhookConfig,
 } from './config.js';
 export { readClientSecretFile, type ClientSecret } from './client-secret.js';

@@ -4,6 +4,7 @@ import type { Behalf } from '../behalf.js';
 import { BehalfError } from '../errors.js';
 import { registerProxyRoutes } from './proxy-routes.js';
 import { userJson } from './signin-routes.js';
+import { registerWebhookRoutes } from './webhook-routes.js';
 
 export interface ServiceRouteOptions {
   behalf: Behalf;
@@ -30,6 +31,7 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
     });
 
     registerProxyRoutes(scoped, behalf);
+    registerWebhookRoutes(scoped, behalf.webhooks);
 
     scoped.get('/v1/users/:sub', async (request) => {
       const { sub } = parseSub(request.params);
