@@ -5,7 +5,11 @@ import type { EmulatorClients } from './types.js';
 /**
  * The authorization endpoint (spec §2) as a small consent screen: pick or add a test user, then
  * Allow or Deny. Codes go back in the query string of a registered redirect URI, or, for
- * `redirect_uri=postmessage` (Google Identity Services' popup code flow), to `window.opener`.
+ * `redirect_uri=postmessage` (Google Identity Services' popup code flow, see gsi-client.ts), to
+ * `window.opener` by postMessage, targeted at the page's `origin`, which must be one of the
+ * client's Authorized JavaScript origins
+ * (https://developers.google.com/identity/oauth2/web/guides/error: "For popup UX, add all domains
+ * that may trigger the current flow to Authorized JavaScript origins").
  */
 export function registerConsentPage(app: FastifyInstance, state: EmulatorState, clients: EmulatorClients): void {
   for (const path of ['/o/oauth2/v2/auth', '/o/oauth2/auth']) {
@@ -23,9 +27,14 @@ export function registerConsentPage(app: FastifyInstance, state: EmulatorState, 
     if (problem !== undefined) return errorPage(reply, problem.status, problem.error, problem.description);
     const redirectUri = p.redirect_uri!;
     if (p.decision !== 'allow') return finish(reply, redirectUri, { error: 'access_denied', ...(p.state === undefined ? {} : { state: p.state }) }, p);
+    // A typed new account wins over the preselected test user.
     let sub = p.sub;
-    if ((sub === undefined || sub === '') && p.new_email !== undefined && /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(p.new_email)) {
-      sub = state.addUser({ email: p.new_email, name: p.new_email.split('@')[0] }).user.sub;
+    const newEmail = p.new_email?.trim() ?? '';
+    if (newEmail !== '') {
+      if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(newEmail) || newEmail.length > 320) {
+        return errorPage(reply, 400, 'invalid_request', 'Choose a test user or give a valid email address.');
+      }
+      sub = state.addUser({ email: newEmail, name: newEmail.split('@')[0] }).user.sub;
     }
     if (sub === undefined || !state.users.has(sub)) return errorPage(reply, 400, 'invalid_request', 'Choose a test user or give a valid email address.');
     // A disabled account cannot sign in: Google stops at its own sign-in page and never returns to the app.
@@ -39,6 +48,7 @@ export function registerConsentPage(app: FastifyInstance, state: EmulatorState, 
       redirectUri,
       nonce: p.nonce,
       prompt: p.prompt,
+      includeGrantedScopes: p.include_granted_scopes !== 'false',
       codeChallenge: p.code_challenge,
       codeChallengeMethod: p.code_challenge_method === 'S256' ? 'S256' : p.code_challenge === undefined ? undefined : 'plain',
     });
@@ -57,18 +67,27 @@ function validate(p: Record<string, string>, clients: EmulatorClients): { status
   const uri = p.redirect_uri;
   if (uri === undefined) return { status: 400, error: 'invalid_request', description: 'Missing required parameter: redirect_uri' };
   if (uri !== 'postmessage' && !clients.server.redirectUris.includes(uri)) {
-    return { status: 400, error: 'redirect_uri_mismatch', description: `You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy.` };
+    return { status: 400, error: 'redirect_uri_mismatch', description: POLICY };
+  }
+  // The popup flow answers the page that opened it: only a registered JavaScript origin may
+  // (https://developers.google.com/identity/protocols/oauth2/javascript-implicit-flow#origin-mismatch).
+  if (uri === 'postmessage' && (p.origin === undefined || !clients.server.javascriptOrigins.includes(p.origin))) {
+    return { status: 400, error: 'origin_mismatch', description: POLICY };
   }
   if ((p.response_type ?? 'code') !== 'code') return { status: 400, error: 'unsupported_response_type', description: 'Only response_type=code is emulated.' };
   if (p.scope === undefined || p.scope.trim() === '') return { status: 400, error: 'invalid_request', description: 'Missing required parameter: scope' };
   return undefined;
 }
 
+const POLICY = "You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy.";
+
 function finish(reply: FastifyReply, redirectUri: string, result: Record<string, string>, p: Record<string, string>): FastifyReply {
   if (redirectUri === 'postmessage') {
-    const target = p.origin !== undefined && /^https?:\/\/[^/]+$/.test(p.origin) ? p.origin : '*';
-    const script = `window.opener && window.opener.postMessage(${JSON.stringify(result).replace(/</g, '\\u003c')}, ${JSON.stringify(target)}); window.close();`;
-    return reply.type('text/html; charset=utf-8').send(`<!doctype html><meta charset="utf-8"><title>Signing in…</title><script>${script}</script>`);
+    // Targeted at the origin validate() accepted: a page elsewhere that opened this popup under a
+    // registered origin's name receives nothing. The opener closes the popup once it has the answer.
+    const json = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c');
+    const script = `if (window.opener) window.opener.postMessage(${json(result)}, ${json(p.origin)});`;
+    return htmlPage(reply, 200, 'Signing in…', `<h1>Returning to the app…</h1><p>You can close this window.</p><script>${script}</script>`);
   }
   const url = new URL(redirectUri);
   for (const [key, value] of Object.entries(result)) url.searchParams.set(key, value);
@@ -81,10 +100,12 @@ function page(reply: FastifyReply, p: Record<string, string>, state: EmulatorSta
     .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
     .join('');
   const hint = p.login_hint?.toLowerCase();
-  const users = [...state.users.values()]
+  const users = [...state.users.values()];
+  const chosen = users.findIndex((u) => hint === u.email || hint === u.sub);
+  const accounts = users
     .map(
       (u, i) =>
-        `<label><input type="radio" name="sub" value="${esc(u.sub)}"${hint === u.email || hint === u.sub || (hint === undefined && i === 0) ? ' checked' : ''}> ${esc(u.name ?? u.email)} &lt;${esc(u.email)}&gt;</label><br>`,
+        `<label class="account"><input type="radio" name="sub" value="${esc(u.sub)}"${i === (chosen === -1 ? 0 : chosen) ? ' checked' : ''}><span><strong>${esc(u.name ?? u.email)}</strong><small>${esc(u.email)}</small></span></label>`,
     )
     .join('');
   const scopes = (p.scope ?? '')
@@ -92,23 +113,46 @@ function page(reply: FastifyReply, p: Record<string, string>, state: EmulatorSta
     .filter((s) => s.length > 0)
     .map((s) => `<li>${esc(s)}</li>`)
     .join('');
-  return reply.type('text/html; charset=utf-8').send(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in – Google Accounts (emulator)</title>
-<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}button{margin-right:.5rem}</style></head>
-<body><h1>Choose an account</h1><p>to continue to your app (behalf's Google emulator: no real account is used)</p>
+  // With no test user yet, the new-account field is the choice (filled in from login_hint). Allow
+  // comes first, so Enter in that field allows.
+  const newValue = users.length === 0 && hint !== undefined ? ` value="${esc(hint)}"` : '';
+  return htmlPage(
+    reply,
+    200,
+    'Sign in – Google Accounts (emulator)',
+    `<h1>Choose an account</h1>
+<p class="lead">to continue to your app. This is behalf's Google emulator: no real account is used.</p>
 <form method="post" action="/o/oauth2/v2/auth/decision">${hidden}
-<fieldset><legend>Test users</legend>${users || '<p>No test users yet.</p>'}
-<label>or a new one: <input type="email" name="new_email" placeholder="someone@example.com"></label></fieldset>
-<p>The app will be able to:</p><ul>${scopes}</ul>
-<button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny">Deny</button>
-</form></body></html>`);
+<fieldset><legend>Test users</legend>${accounts || '<p>No test users yet.</p>'}
+<label class="new">or a new one <input type="email" name="new_email" autocomplete="email" placeholder="someone@example.com"${newValue}></label></fieldset>
+<p>The app will be able to:</p><ul class="scopes">${scopes}</ul>
+<div class="actions"><button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny" class="secondary">Deny</button></div>
+</form>`,
+  );
 }
 
 function errorPage(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
+  return htmlPage(reply, status, `Error ${status}: ${error}`, `<h1>Access blocked</h1><p class="error">Error ${status}: ${esc(error)}</p><p>${esc(description)}</p>`);
+}
+
+const STYLE = `:root{color-scheme:light;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f1f1f;background:#f0f4f9}
+body{margin:0;padding:1rem}main{max-width:28rem;margin:1.5rem auto;background:#fff;border-radius:1.25rem;padding:1.5rem 1.75rem;box-shadow:0 1px 3px #0002}
+.brand{font-size:.85rem;color:#444746;margin:0 0 1rem}h1{font-size:1.5rem;font-weight:500;margin:0 0 .5rem}.lead{color:#444746;margin-top:0}
+fieldset{border:0;padding:0;margin:1rem 0}legend{font-weight:600;margin-bottom:.5rem}
+.account{display:flex;gap:.75rem;align-items:center;padding:.6rem .75rem;border:1px solid #c4c7c5;border-radius:.75rem;margin-bottom:.5rem;cursor:pointer}
+.account:has(input:checked){border-color:#0b57d0;background:#e8f0fe}.account span{display:flex;flex-direction:column}.account small{color:#444746}
+.new{display:flex;flex-direction:column;gap:.35rem;margin-top:.75rem;font-size:.95rem}input[type=email]{font:inherit;padding:.55rem .7rem;border:1px solid #747775;border-radius:.5rem}
+.scopes{padding-left:1.2rem;color:#444746;font-size:.9rem;word-break:break-all}.actions{display:flex;gap:.75rem;margin-top:1.25rem}
+button{font:inherit;font-weight:500;border-radius:999px;padding:.6rem 1.4rem;border:1px solid #0b57d0;background:#0b57d0;color:#fff;cursor:pointer}
+button.secondary{background:#fff;color:#0b57d0;border-color:#747775}:focus-visible{outline:3px solid #0b57d0;outline-offset:2px}.error{color:#b3261e;font-weight:600}`;
+
+function htmlPage(reply: FastifyReply, status: number, title: string, body: string): FastifyReply {
   return reply
     .code(status)
     .type('text/html; charset=utf-8')
-    .send(`<!doctype html><meta charset="utf-8"><title>Error ${status}: ${esc(error)}</title><h1>Access blocked</h1><p>Error ${status}: ${esc(error)}</p><p>${esc(description)}</p>`);
+    .send(
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${esc(title)}</title><style>${STYLE}</style></head><body><main><p class="brand">Google Accounts · behalf emulator</p>${body}</main></body></html>`,
+    );
 }
 
 function stringParams(source: unknown): Record<string, string> {

@@ -8,6 +8,7 @@ import { DriveStore } from './drive-store.js';
 import { registerDriveRoutes } from './drive-routes.js';
 import { sendApiError, sendOAuthError } from './errors.js';
 import { Faults } from './faults.js';
+import { registerGsiClient } from './gsi-client.js';
 import { SigningKeys } from './keys.js';
 import { registerOAuthRoutes } from './oauth-routes.js';
 import { EmulatorState, randomToken, stableId } from './state.js';
@@ -20,23 +21,37 @@ function clientId(label: string): string {
   return `${PROJECT_NUMBER}-${stableId(`behalf-emulator/${label}`).slice(0, 32)}.apps.googleusercontent.com`;
 }
 
-export function emulatorClients(serverClientSecret?: string): EmulatorClients {
+export function emulatorClients(serverClientSecret?: string, javascriptOrigins: readonly string[] = []): EmulatorClients {
   return {
     server: {
       clientId: clientId('server'),
       // Real secrets look like GOCSPX-… (28 characters after the prefix); random per start.
       clientSecret: serverClientSecret ?? `GOCSPX-${randomToken(28)}`,
       redirectUris: ['http://localhost:3000/oauth2callback', 'http://localhost:8080/oauth2callback'],
-      javascriptOrigins: ['http://localhost:3000', 'http://localhost:8080'],
+      javascriptOrigins: [...new Set(['http://localhost:3000', 'http://localhost:8080', ...javascriptOrigins.map(toOrigin)])],
     },
     apps: { ios: clientId('ios'), android: clientId('android'), web: clientId('web') },
   };
 }
 
+/** `http://Localhost:5173/` → `http://localhost:5173`; anything that is not an origin is refused. */
+function toOrigin(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !/^https?:$/.test(url.protocol) || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '') {
+    throw new TypeError(`not a JavaScript origin (such as http://localhost:5173): ${value}`);
+  }
+  return url.origin;
+}
+
 /** Start the emulator: Google's OAuth/OIDC endpoints, Drive's appDataFolder and a control API, on one port. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const clock = options.clock ?? new OffsetClock();
-  const clients = emulatorClients(options.serverClientSecret);
+  const clients = emulatorClients(options.serverClientSecret, options.javascriptOrigins);
   const issuer = options.issuer ?? 'https://accounts.google.com';
   const state = new EmulatorState(clock);
   const keys = new SigningKeys(clock);
@@ -70,6 +85,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
 
   registerOAuthRoutes(app, { state, keys, clients, issuer, baseUrl: () => url, idTokenClaims: (request) => faults.idTokenClaims(request) });
   registerConsentPage(app, state, clients);
+  registerGsiClient(app, () => url);
   registerDriveRoutes(app, state, drive);
   registerControlRoutes(app, { state, keys, faults, drive, clients, issuer });
 

@@ -155,6 +155,8 @@ export class EmulatorState {
     redirectUri: string;
     nonce?: string | undefined;
     prompt?: string | undefined;
+    /** false: the code covers the requested scopes only, not earlier grants (`include_granted_scopes=false`). */
+    includeGrantedScopes?: boolean;
     codeChallenge?: string | undefined;
     codeChallengeMethod?: 'S256' | 'plain' | undefined;
   }): string {
@@ -172,8 +174,10 @@ export class EmulatorState {
       grant.scopes.clear();
     }
     for (const s of requested) grant.scopes.add(s);
-    // Sign-In SDKs and the web code client include previously granted scopes (incremental auth).
-    const scopes = orderScopes([...grant.scopes]);
+    // Sign-In SDKs and the web code client include previously granted scopes (incremental auth)
+    // unless asked not to (https://developers.google.com/identity/oauth2/web/reference/js-reference,
+    // CodeClientConfig.include_granted_scopes).
+    const scopes = input.includeGrantedScopes === false ? requested : orderScopes([...grant.scopes]);
     const code = `4/0A${randomToken(70)}`;
     this.codes.set(code, {
       sub: input.sub,

@@ -13,6 +13,12 @@ export interface EmulatorOptions {
   serverClientSecret?: string;
   /** Log requests (default false). */
   logger?: boolean;
+  /**
+   * More Authorized JavaScript origins of the server client (a web app's origin, such as
+   * `http://localhost:5173`), beside `http://localhost:3000` and `http://localhost:8080`: pages
+   * there may run the Google Identity Services popup flow (`/gsi/client`).
+   */
+  javascriptOrigins?: string[];
 }
 
 export interface EmulatorClients {
