@@ -17,19 +17,19 @@ describe('job run history of one user', () => {
     const sub = await h.signedInUser();
     const other = await h.signedInUser();
     const runner = createJobRunner(h.runtime, { concurrency: 1, pollIntervalMs: 20 });
-    runner.define({ name: 'greet', maxAttempts: 1, run: async ({ params }) => ({ echoed: params }) });
     runner.define({
-      name: 'fail',
+      name: 'greet',
       maxAttempts: 1,
-      run: async () => {
-        throw new TypeError('a message the app wrote');
+      run: async ({ params }) => {
+        if ((params as { fail?: boolean }).fail === true) throw new TypeError('a message the app wrote');
+        return { echoed: params };
       },
     });
     runner.start();
     try {
       const first = await runner.enqueue('greet', sub, { secret: 'param-value' });
       h.clock.advance(1);
-      const second = await runner.enqueue('fail', sub);
+      const second = await runner.enqueue('greet', sub, { fail: true });
       h.clock.advance(1);
       const third = await runner.enqueue('greet', sub, {});
       await runner.enqueue('greet', other, {});
@@ -39,7 +39,7 @@ describe('job run history of one user', () => {
       expect(runs.map((r) => r.id)).toEqual([third.id, second.id, first.id]);
       expect(runs[1]).toEqual({
         id: second.id,
-        name: 'fail',
+        name: 'greet',
         status: 'failed',
         attempts: 1,
         maxAttempts: 1,
