@@ -13,8 +13,9 @@ import { createLogger } from './logging.js';
 import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from './risc/index.js';
 import { SignInService } from './signin/index.js';
 import { sweepGrants, TokenService } from './tokens/index.js';
-import { loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, verifyKeyring, type Store } from './vault/index.js';
-import { openDatabase, type Database } from './database/index.js';
+import { countGrantsByStatus, loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, verifyKeyring, type Store } from './vault/index.js';
+import { openDatabase, POSTGRES_SCHEMA_VERSION, SQLITE_SCHEMA_VERSION, type Database } from './database/index.js';
+import { Metrics, Readiness } from './observability/index.js';
 import { Webhooks, webhookStoreFor, type WebhooksOptions } from './webhooks/index.js';
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
@@ -38,6 +39,10 @@ export interface BehalfRuntime {
   tokens: TokenService;
   clock: Clock;
   logger: Logger;
+  /** Prometheus metrics (GET /metrics). */
+  metrics: Metrics;
+  /** The checks behind GET /readyz. */
+  readiness: Readiness;
   /** Set when local mode generated the encryption key file on this start. */
   createdKeyFile: boolean;
 }
@@ -50,6 +55,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   const clock = deps.clock ?? systemClock;
   const fetchImpl = deps.fetch ?? globalThis.fetch;
   const logger = deps.logger ?? createLogger(config.logLevel);
+  const metrics = new Metrics({ clock });
 
   const { keyring, createdKeyFile } = await loadKeyring(config);
   const database = await openDatabase(config.databaseUrl);
@@ -68,16 +74,17 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     await verifyKeyring(store, keyring, clock.now());
     const vault = new Vault(store, keyring);
 
-    const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs);
+    const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs, metrics.google);
     const oauth = new GoogleOAuthClient(
       { clientId: config.google.clientId, clientSecret: config.google.clientSecret },
       discovery,
       fetchImpl,
       clock,
       config.google.timeoutMs,
+      metrics.google,
     );
     const { jwksUri, issuer } = await startupEndpoints(config, discovery);
-    const keys = new GoogleKeySet({ jwksUri, fetch: fetchImpl, clock });
+    const keys = new GoogleKeySet({ jwksUri, fetch: fetchImpl, clock, observe: (seconds) => metrics.google.request('jwks', seconds) });
     const verifier = new IdTokenVerifier({
       keys,
       clock,
@@ -108,6 +115,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       // Google's SETs come from the same issuer as its ID tokens (risc-configuration says so, spec §10.1).
       issuer,
       logger,
+      onEvent: metrics.securityEvent,
     });
     const webhooks = new Webhooks({
       store: webhookStoreFor(database),
@@ -142,7 +150,15 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
         await database.close();
       },
     });
-    const runtime: BehalfRuntime = { config, behalf, database, store, vault, tokens, clock, logger, createdKeyFile };
+    metrics.watch({ cacheStats: () => tokens.cacheStats, countGrants: () => countGrantsByStatus(database) });
+    const readiness = new Readiness({
+      clock,
+      schemaVersion: () => database.schemaVersion(),
+      expectedSchemaVersion: database.kind === 'sqlite' ? SQLITE_SCHEMA_VERSION : POSTGRES_SCHEMA_VERSION,
+      loadDiscovery: () => discovery.endpoints(),
+      loadKeys: () => keys.load(),
+    });
+    const runtime: BehalfRuntime = { config, behalf, database, store, vault, tokens, clock, logger, metrics, readiness, createdKeyFile };
     return runtime;
   } catch (error) {
     await database.close().catch(() => undefined);
@@ -167,6 +183,7 @@ export function createJobRunner(runtime: BehalfRuntime, options: JobRunnerSettin
     vault: runtime.vault,
     clock: runtime.clock,
     logger: runtime.logger,
+    onAttemptEnded: runtime.metrics.jobRun,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     ...(options.maxStartsPerSecond === undefined ? {} : { maxStartsPerSecond: options.maxStartsPerSecond }),
     ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
@@ -179,6 +196,8 @@ export function createServer(config: BehalfConfig, runtime: BehalfRuntime): Fast
     behalf: runtime.behalf,
     config,
     logger: runtime.logger,
+    metrics: runtime.metrics,
+    readiness: runtime.readiness,
     authenticate: (key) => verifyApiKey(runtime.store, key),
   });
 }

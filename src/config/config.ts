@@ -46,6 +46,8 @@ export interface BehalfConfig extends StorageConfig {
   /** How long a refresh lease lasts: a crashed instance blocks a user's refresh at most this long. */
   refreshLeaseMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** When set, GET /metrics wants it as a Bearer token. */
+  metricsToken: string | undefined;
   webhooks: WebhookConfig;
 }
 
@@ -86,6 +88,7 @@ const SETTINGS = {
   googleTimeoutMs: 'BEHALF_GOOGLE_TIMEOUT_MS',
   signInRateLimit: 'BEHALF_SIGNIN_RATE_LIMIT',
   refreshLeaseMs: 'BEHALF_REFRESH_LEASE_MS',
+  metricsToken: 'BEHALF_METRICS_TOKEN',
   webhookAllowPrivate: 'BEHALF_WEBHOOK_ALLOW_PRIVATE',
 } as const;
 
@@ -185,6 +188,10 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   }
   const logLevel = get('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
+  const metricsToken = get('metricsToken');
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,512}$/.test(metricsToken)) {
+    fail('metricsToken', 'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).');
+  }
 
   return {
     ...storage,
@@ -207,6 +214,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     signInRateLimit,
     refreshLeaseMs,
     logLevel: logLevel as BehalfConfig['logLevel'],
+    metricsToken,
     webhooks: loadWebhookConfig(input),
   };
 }

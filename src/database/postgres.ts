@@ -64,6 +64,12 @@ export class PostgresDatabase implements Queryable {
     return { ...safe, schemaVersion: POSTGRES_SCHEMA_VERSION };
   }
 
+  /** The schema version recorded in the database now (readiness: has another behalf migrated it since?). */
+  async schemaVersion(): Promise<number> {
+    const { rows } = await this.query<{ version: number }>('SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations');
+    return rows[0]?.version ?? 0;
+  }
+
   /** One statement on the pool; failures come back as BehalfErrors (see ./postgres-errors.ts). */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     this.#checkOpen();

@@ -79,6 +79,11 @@ export class SqliteDatabase {
     };
   }
 
+  /** The schema version recorded in the file now (readiness: has a newer behalf migrated it since?). */
+  schemaVersion(): Promise<number> {
+    return this.run(() => (this.connection.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v);
+  }
+
   /** Run statements, turning SQLite's failures into BehalfErrors (busy or I/O: retryable). */
   async run<T>(body: () => T): Promise<T> {
     if (!this.connection.open) throw new BehalfError('STORE_UNAVAILABLE', 'The SQLite database is closed.');

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { BehalfError } from '../errors.js';
-import { sendToGoogle, type FetchLike } from './http.js';
+import { sendToGoogle, type FetchLike, type GoogleObserver } from './http.js';
 
 /** Google's published discovery document (https://accounts.google.com/.well-known/openid-configuration). */
 export const GOOGLE_DISCOVERY_URL = 'https://accounts.google.com/.well-known/openid-configuration';
@@ -57,6 +57,7 @@ export class GoogleDiscovery {
     private readonly fetchImpl: FetchLike,
     private readonly clock: Clock,
     private readonly timeoutMs = 10_000,
+    private readonly observer?: GoogleObserver,
   ) {}
 
   async endpoints(): Promise<GoogleEndpoints> {
@@ -80,6 +81,7 @@ export class GoogleDiscovery {
       { headers: { accept: 'application/json' } },
       this.timeoutMs,
       'discovery document request',
+      (seconds) => this.observer?.request('discovery', seconds),
     );
     if (!response.ok) {
       await response.body?.cancel();

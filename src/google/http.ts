@@ -1,7 +1,23 @@
+import { performance } from 'node:perf_hooks';
 import { BehalfError } from '../errors.js';
 
 /** The HTTP client behalf talks to Google through; injected so tests can fault the network. */
 export type FetchLike = typeof fetch;
+
+/** Google's OAuth and OpenID endpoints, as named to a {@link GoogleObserver}. */
+export type GoogleEndpointName = 'discovery' | 'jwks' | 'token' | 'revocation';
+
+/**
+ * Told of each call to Google as it ends (metrics): which endpoint, how long it took until the
+ * answer's headers (or the failure), and for a refresh how it ended.
+ */
+export interface GoogleObserver {
+  request(endpoint: GoogleEndpointName, seconds: number): void;
+  refresh(outcome: RefreshOutcome): void;
+}
+
+/** How one call to the token endpoint with a refresh token ended: `transient` is 5xx, 429, a timeout or the network. */
+export type RefreshOutcome = 'ok' | 'invalid_grant' | 'transient' | 'error';
 
 export interface GoogleErrorBody {
   error: string;
@@ -50,10 +66,15 @@ export async function sendToGoogle(
   init: RequestInit,
   timeoutMs: number,
   what: string,
+  observe?: (seconds: number) => void,
 ): Promise<Response> {
+  const started = performance.now();
   try {
-    return await fetchImpl(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetchImpl(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    observe?.((performance.now() - started) / 1000);
+    return response;
   } catch (cause) {
+    observe?.((performance.now() - started) / 1000);
     const timedOut = cause instanceof DOMException && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
     throw new BehalfError(
       'GOOGLE_UNAVAILABLE',

@@ -7,6 +7,14 @@ export {
   maxAgeSeconds,
   type GoogleEndpoints,
 } from './discovery.js';
-export { parseOAuthErrorBody, parseRetryAfter, sendToGoogle, type FetchLike } from './http.js';
+export {
+  parseOAuthErrorBody,
+  parseRetryAfter,
+  sendToGoogle,
+  type FetchLike,
+  type GoogleEndpointName,
+  type GoogleObserver,
+  type RefreshOutcome,
+} from './http.js';
 export { GoogleOAuthClient, type OAuthClientCredentials, type TokenSet } from './oauth.js';
 export { normalizeScope, normalizeScopes, SCOPES } from './scopes.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { BehalfError, type ErrorCode } from '../errors.js';
 import type { GoogleDiscovery } from './discovery.js';
-import { parseOAuthErrorBody, parseRetryAfter, sendToGoogle, type FetchLike } from './http.js';
+import { parseOAuthErrorBody, parseRetryAfter, sendToGoogle, type FetchLike, type GoogleObserver, type RefreshOutcome } from './http.js';
 
 export interface OAuthClientCredentials {
   clientId: string;
@@ -47,6 +47,7 @@ export class GoogleOAuthClient {
     private readonly fetchImpl: FetchLike,
     private readonly clock: Clock,
     private readonly timeoutMs = 10_000,
+    private readonly observer?: GoogleObserver,
   ) {}
 
   get clientId(): string {
@@ -74,7 +75,14 @@ export class GoogleOAuthClient {
       client_id: this.credentials.clientId,
       client_secret: this.credentials.clientSecret,
     });
-    return this.#postToken(form, 'refresh');
+    try {
+      const tokens = await this.#postToken(form, 'refresh');
+      this.observer?.refresh('ok');
+      return tokens;
+    } catch (error) {
+      this.observer?.refresh(refreshOutcome(error));
+      throw error;
+    }
   }
 
   /**
@@ -94,6 +102,7 @@ export class GoogleOAuthClient {
       },
       this.timeoutMs,
       'token revocation',
+      (seconds) => this.observer?.request('revocation', seconds),
     );
     const text = await response.text().catch(() => '');
     if (response.ok) return 'revoked';
@@ -116,6 +125,7 @@ export class GoogleOAuthClient {
       },
       this.timeoutMs,
       operation === 'exchange' ? 'code exchange' : 'token refresh',
+      (seconds) => this.observer?.request('token', seconds),
     );
     const text = await response.text().catch(() => '');
     if (!response.ok) throw this.#errorFor(operation, response, parseOAuthErrorBody(text), 'token endpoint');
@@ -163,6 +173,13 @@ export class GoogleOAuthClient {
     const code = classify(operation, google?.error);
     return new BehalfError(code, messageFor(code, operation), { google: fields, reason: google?.error });
   }
+}
+
+/** A failed refresh as the metrics count it (see {@link RefreshOutcome}). */
+function refreshOutcome(error: unknown): RefreshOutcome {
+  if (!(error instanceof BehalfError)) return 'error';
+  if (error.code === 'NEEDS_CONSENT') return 'invalid_grant';
+  return error.code === 'GOOGLE_UNAVAILABLE' ? 'transient' : 'error';
 }
 
 function toFields(google: { error: string; errorDescription: string | undefined }) {

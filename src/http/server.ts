@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import type { Behalf } from '../behalf.js';
 import type { BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
+import type { Metrics, Readiness } from '../observability/index.js';
 import { sendError } from './errors.js';
+import { registerOpsRoutes } from './ops-routes.js';
 import { childLoggerFactory, PathOnlyLogController, requestPath } from './request-log.js';
 import { registerRiscRoutes } from './risc-routes.js';
 import { registerServiceRoutes } from './service-routes.js';
@@ -13,8 +15,10 @@ import { registerSignInRoutes } from './signin-routes.js';
 
 export interface ServerOptions {
   behalf: Behalf;
-  config: Pick<BehalfConfig, 'tls' | 'trustProxy' | 'allowedOrigins' | 'signInRateLimit'>;
+  config: Pick<BehalfConfig, 'tls' | 'trustProxy' | 'allowedOrigins' | 'signInRateLimit' | 'metricsToken'>;
   logger: Logger;
+  metrics: Metrics;
+  readiness: Readiness;
   authenticate: (apiKey: string) => Promise<boolean>;
 }
 
@@ -52,7 +56,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     sendError(new BehalfError('NOT_FOUND', `No route ${request.method} ${requestPath(request.url)}.`), request, reply),
   );
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  registerOpsRoutes(app, { metrics: options.metrics, readiness: options.readiness, metricsToken: options.config.metricsToken });
   // Routes load after the plugins above (rate limiting attaches to routes as they are added).
   void app.register(async (routes) => {
     registerSignInRoutes(routes, {

@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.js';
 import { BehalfError } from '../errors.js';
 import { maxAgeSeconds } from '../google/discovery.js';
@@ -17,6 +18,8 @@ export interface GoogleKeySetOptions {
   /** Cache lifetime when the response has no usable Cache-Control (default 1 h). */
   defaultMaxAgeSeconds?: number;
   timeoutMs?: number;
+  /** Told how long each fetch of the keys took (metrics), failures included. */
+  observe?: (seconds: number) => void;
 }
 
 const MAX_JWKS_BYTES = 64 * 1024;
@@ -48,6 +51,15 @@ export class GoogleKeySet {
     return this.options.clock.now() < this.#expiresAt ? this.#keys.get(kid) : undefined;
   }
 
+  /**
+   * Whether usable keys are held (for readiness), fetching them when none are. Keys held past
+   * their cache lifetime still count: they stay in use while Google cannot be reached.
+   */
+  async load(): Promise<boolean> {
+    if (this.#keys.size === 0) await this.#refresh(false);
+    return this.#keys.size > 0;
+  }
+
   async getKey(kid: string): Promise<KeyObject | null> {
     const now = this.options.clock.now();
     if (now >= this.#expiresAt) {
@@ -74,13 +86,17 @@ export class GoogleKeySet {
   async #fetch(): Promise<void> {
     const { jwksUri, fetch, clock } = this.options;
     this.#lastFetchAt = clock.now();
+    const started = performance.now();
     let response: Response;
+    let text: string;
     try {
       response = await fetch(jwksUri, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
+      text = await response.text().catch(() => '');
     } catch {
       throw unavailable(`Google's signing keys (${jwksUri}) could not be fetched; retry later.`);
+    } finally {
+      this.options.observe?.((performance.now() - started) / 1000);
     }
-    const text = await response.text().catch(() => '');
     if (!response.ok) throw unavailable(`Google's signing keys (${jwksUri}) answered HTTP ${response.status}; retry later.`);
     if (text.length > MAX_JWKS_BYTES) throw unavailable(`Google's signing keys (${jwksUri}) are unexpectedly large.`);
     let body: unknown;

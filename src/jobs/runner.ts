@@ -24,6 +24,8 @@ export interface JobRunnerOptions {
   /** Retry backoff: base × 2^(attempt-1) with full jitter, capped (defaults 2 s and 5 min). */
   backoff?: { baseMs: number; maxMs: number };
   random?: () => number;
+  /** Told how each attempt of a run ended (metrics): done, failed, needs_consent, or retrying. */
+  onAttemptEnded?: (job: string, status: 'done' | 'failed' | 'needs_consent' | 'retrying') => void;
 }
 
 /**
@@ -160,6 +162,7 @@ export class JobRunner {
       });
       await this.#finish(run.id, 'done', { result: result ?? null });
       log.info('job run done');
+      this.options.onAttemptEnded?.(run.name, 'done');
     } catch (error) {
       const outcome = classify(error);
       if (outcome.status === 'retry' && attempt < run.maxAttempts) {
@@ -168,11 +171,13 @@ export class JobRunner {
         await backend.updateRun(run.id, { status: 'retrying', errorCode: outcome.code, errorMessage: outcome.message, updatedAt: clock.now() });
         await backend.requeue(run, delay);
         log.warn({ code: outcome.code, delayMs: Math.round(delay) }, 'job run will be retried');
+        this.options.onAttemptEnded?.(run.name, 'retrying');
         return;
       }
       const status = outcome.status === 'needs_consent' ? 'needs_consent' : 'failed';
       await this.#finish(run.id, status, { errorCode: outcome.code, errorMessage: outcome.message });
       log.warn({ code: outcome.code, status }, 'job run ended without success');
+      this.options.onAttemptEnded?.(run.name, status);
     }
   }
 

@@ -28,6 +28,8 @@ export interface ReceiverOptions {
   /** The issuer from Google's risc-configuration. */
   issuer: string;
   logger: Logger;
+  /** Told the type of each event acted on (metrics); not of redeliveries. */
+  onEvent?: (type: string) => void;
 }
 
 /**
@@ -67,7 +69,10 @@ export class SecurityEventReceiver {
       steps.push(...decided.steps);
     }
     if (!(await this.options.log.applyEvent(jti, now, steps))) return { jti, duplicate: true, events: [] };
-    for (const event of handled) this.options.logger.info({ jti, event: event.type, sub: event.sub, action: event.action }, 'security event');
+    for (const event of handled) {
+      this.options.logger.info({ jti, event: event.type, sub: event.sub, action: event.action }, 'security event');
+      this.options.onEvent?.(event.type);
+    }
     return { jti, duplicate: false, events: handled };
   }
 

@@ -97,6 +97,8 @@ export class TokenService {
   readonly #wakers = new Map<string, Set<() => void>>();
   /** Who this process is, for refresh leases. */
   readonly #holder = `${hostname()}:${process.pid}:${randomUUID()}`;
+  /** Calls answered from memory, and the others (for metrics: counted here, read at a scrape). */
+  readonly #cacheStats = { hits: 0, misses: 0 };
 
   constructor(private readonly options: TokenServiceOptions) {
     this.#margin = (options.refreshMarginSeconds ?? 300) * 1000;
@@ -135,10 +137,12 @@ export class TokenService {
         if (options.forceRefresh === true || (options.rejected !== undefined && cached.token === options.rejected)) {
           this.#memory.delete(sub);
         } else if (this.#fresh(cached)) {
+          this.#cacheStats.hits++;
           return cached;
         }
       }
     }
+    this.#cacheStats.misses++;
     let load = this.#inflight.get(sub);
     if (load === undefined) {
       const rejected = options.forceRefresh === true ? ANY_STORED : options.rejected;
@@ -150,6 +154,11 @@ export class TokenService {
       load = started;
     }
     return load.promise;
+  }
+
+  /** How many calls were answered from memory, and how many were not (a store read or a refresh). */
+  get cacheStats(): { readonly hits: number; readonly misses: number } {
+    return { ...this.#cacheStats };
   }
 
   /**

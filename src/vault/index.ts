@@ -22,6 +22,7 @@ import type { Store } from './types.js';
 
 export { apiKeyId, authenticateApiKey, createApiKey, listApiKeys, revokeApiKey, verifyApiKey, type CreatedApiKey } from './api-keys.js';
 export { parseDatabaseUrl, redactDatabaseUrl, type DatabaseLocation } from './database-url.js';
+export { countGrantsByStatus } from './grant-counts.js';
 export { decryptToken, encryptToken, envelopeKeyId, ENVELOPE_VERSION, type RowBinding, type TokenColumn } from './envelope.js';
 export { createKeyCheckValue, verifyKeyCheckValue, verifyKeyring, type KeyCheckResult, type KeyringVerification } from './key-check.js';
 export {
