@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 // The Postgres pass (BEHALF_TEST_BACKEND=postgres, where every test needs Postgres) run with the
 // opt-out BEHALF_TEST_SKIP_POSTGRES=1: no test runs, and each is reported as skipped (a name
 // pattern nothing matches), so the summary counts them.
-const skipPostgresPass = process.env.BEHALF_TEST_BACKEND === 'postgres' && process.env.BEHALF_TEST_SKIP_POSTGRES === '1';
+const skipPostgresPass =
+  process.env.BEHALF_TEST_BACKEND === 'postgres' && process.env.BEHALF_TEST_SKIP_POSTGRES === '1';
 
 export default defineConfig({
   test: {

@@ -19,6 +19,8 @@ export interface ServeProcess {
   pid: number;
   /** The last lines the process wrote (stdout and stderr), for failure messages. */
   output(): string;
+  /** Everything the process wrote to each stream so far; empty unless started with `record: true`. */
+  written(): { stdout: string; stderr: string };
   /** SIGTERM (a clean close), then SIGKILL if it has not exited within a few seconds. */
   stop(): Promise<void>;
 }
@@ -26,7 +28,8 @@ export interface ServeProcess {
 function spawnCli(
   args: string[],
   env: Record<string, string>,
-): { child: ChildProcess; output: () => string } {
+  record = false,
+): { child: ChildProcess; output: () => string; written: () => { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [...CLI, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -45,7 +48,17 @@ function spawnCli(
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  return { child, output: () => lines.join('\n') };
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  if (record) {
+    child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+  }
+  return {
+    child,
+    output: () => lines.join('\n'),
+    written: () => ({ stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() }),
+  };
 }
 
 async function exited(child: ChildProcess, withinMs: number): Promise<boolean> {
@@ -62,17 +75,18 @@ async function exited(child: ChildProcess, withinMs: number): Promise<boolean> {
 /**
  * Start `behalf serve` with `env` (BEHALF_* settings; the port and host are set here) and wait
  * until it listens. Fails with the process's output if it exits or does not listen in time.
+ * `logLevel` is BEHALF_LOG_LEVEL (default info: the "listening" line is read from the log);
+ * `record` keeps everything it writes, for written().
  */
 export async function startServeProcess(
   env: Record<string, string>,
-  options: { startTimeoutMs?: number } = {},
+  options: { startTimeoutMs?: number; logLevel?: 'info' | 'debug' | 'trace'; record?: boolean } = {},
 ): Promise<ServeProcess> {
-  const { child, output } = spawnCli(['serve'], {
-    ...env,
-    BEHALF_PORT: '0',
-    BEHALF_HOST: '127.0.0.1',
-    BEHALF_LOG_LEVEL: 'info',
-  });
+  const { child, output, written } = spawnCli(
+    ['serve'],
+    { ...env, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1', BEHALF_LOG_LEVEL: options.logLevel ?? 'info' },
+    options.record,
+  );
   const stop = async () => {
     child.kill('SIGTERM');
     if (!(await exited(child, 5_000))) {
@@ -115,7 +129,7 @@ export async function startServeProcess(
     await stop();
     throw new Error(`behalf serve ${error.message}:\n${output()}`);
   });
-  return { url, pid: child.pid!, output, stop };
+  return { url, pid: child.pid!, output, written, stop };
 }
 
 /** Run one behalf command to its end; its exit code and output. */

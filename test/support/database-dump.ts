@@ -29,7 +29,8 @@ export async function dumpDatabase(databaseUrl: string): Promise<Buffer[]> {
     for (const { table_schema: schema, table_name: table } of tables) {
       const { rows } = await client.query(`SELECT * FROM "${schema}"."${table}"`);
       for (const row of rows as Array<Record<string, unknown>>) {
-        for (const value of Object.values(row)) out.push(Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? ''));
+        for (const value of Object.values(row))
+          out.push(Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? ''));
       }
     }
     return out;
