@@ -33,8 +33,10 @@ const systemResolve: ResolveHost = (hostname) => dns.lookup(hostname, { all: tru
 
 // IANA's special-purpose registries (https://www.iana.org/assignments/iana-ipv4-special-registry,
 // https://www.iana.org/assignments/iana-ipv6-special-registry): everything that is not a globally
-// reachable unicast address.
-const NON_GLOBAL = new BlockList();
+// reachable unicast address. Two lists: Node's BlockList matches IPv4 addresses against IPv6 rules
+// as IPv4-mapped addresses, so the ::ffff:0:0/96 rule would otherwise refuse every IPv4 address.
+const NON_GLOBAL_V4 = new BlockList();
+const NON_GLOBAL_V6 = new BlockList();
 for (const [network, prefix] of [
   ['0.0.0.0', 8], // "this network"
   ['10.0.0.0', 8], // private (RFC 1918)
@@ -51,7 +53,7 @@ for (const [network, prefix] of [
   ['224.0.0.0', 4], // multicast
   ['240.0.0.0', 4], // reserved, broadcast
 ] as const) {
-  NON_GLOBAL.addSubnet(network, prefix, 'ipv4');
+  NON_GLOBAL_V4.addSubnet(network, prefix, 'ipv4');
 }
 for (const [network, prefix] of [
   ['::', 96], // unspecified, loopback, IPv4-compatible
@@ -66,14 +68,14 @@ for (const [network, prefix] of [
   ['fec0::', 10], // site-local (deprecated)
   ['ff00::', 8], // multicast
 ] as const) {
-  NON_GLOBAL.addSubnet(network, prefix, 'ipv6');
+  NON_GLOBAL_V6.addSubnet(network, prefix, 'ipv6');
 }
 
 /** Whether an IP address is on a network webhooks may not reach without the private-network opt-in. */
 export function isNonGlobalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  return NON_GLOBAL.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? NON_GLOBAL_V4.check(address, 'ipv4') : NON_GLOBAL_V6.check(address, 'ipv6');
 }
 
 /**
