@@ -47,24 +47,42 @@ export async function createApiKey(store: Store, name: string, now: number = Dat
   }
 }
 
+/** A key's use is written at most this often per process: "last used" is to the minute. */
+const USE_RECORD_INTERVAL_MS = 60_000;
+/** Per store, when this process last wrote each key's use. One entry per valid key: bounded. */
+const usesRecorded = new WeakMap<Store, Map<string, number>>();
+
 /**
  * Check a presented key: the public id and name of the key when it is valid, else null. A
  * malformed, unknown or wrong key gives null, never an error with details; the store being
  * unreachable is still an error (STORE_UNAVAILABLE), so an outage is not reported as a bad key.
+ * With `now`, a valid key's use is recorded (at most once a minute per process, best effort).
  */
-export async function authenticateApiKey(store: Store, presented: string): Promise<{ id: string; name: string } | null> {
+export async function authenticateApiKey(store: Store, presented: string, options: { now?: number } = {}): Promise<{ id: string; name: string } | null> {
   if (typeof presented !== 'string' || presented.length !== KEY_LENGTH) return null;
   const match = KEY_FORMAT.exec(presented);
   if (match === null) return null;
   const record = await store.findApiKey(match[1]!);
   const expected = record !== null && record.hash.length === NO_SUCH_KEY.length ? record.hash : NO_SUCH_KEY;
   const equal = timingSafeEqual(sha256(presented), expected);
-  return equal && record !== null ? { id: record.id, name: record.name } : null;
+  if (!equal || record === null) return null;
+  if (options.now !== undefined) await recordUse(store, record.id, options.now);
+  return { id: record.id, name: record.name };
 }
 
 /** True when the presented key is a valid service API key (see {@link authenticateApiKey}). */
-export async function verifyApiKey(store: Store, presented: string): Promise<boolean> {
-  return (await authenticateApiKey(store, presented)) !== null;
+export async function verifyApiKey(store: Store, presented: string, options: { now?: number } = {}): Promise<boolean> {
+  return (await authenticateApiKey(store, presented, options)) !== null;
+}
+
+async function recordUse(store: Store, id: string, now: number): Promise<void> {
+  let recorded = usesRecorded.get(store);
+  if (recorded === undefined) usesRecorded.set(store, (recorded = new Map()));
+  const last = recorded.get(id);
+  if (last !== undefined && now >= last && now - last < USE_RECORD_INTERVAL_MS) return;
+  recorded.set(id, now);
+  // A note for people, not a check: a store that cannot take it does not refuse the key.
+  await store.recordApiKeyUse(id, now).catch(() => undefined);
 }
 
 /** Every service API key: id, name, when it was created. Never the key, nor its hash. */

@@ -71,7 +71,16 @@ export const SQL = {
     ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
   insertApiKey: 'INSERT INTO api_keys (id, hash, name, created_at) VALUES ($1, $2, $3, $4)',
   findApiKey: 'SELECT * FROM api_keys WHERE id = $1',
-  listApiKeys: 'SELECT id, name, created_at FROM api_keys ORDER BY created_at, id',
+  listApiKeys: 'SELECT id, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id',
+  recordApiKeyUse: 'UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)',
+  // Only for a grant that exists (read, not locked: see the migration); a newer record stands.
+  recordRefresh: `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
+    SELECT sub, client_id, $3, $4, $5 FROM grants WHERE sub = $1 AND client_id = $2
+    ON CONFLICT (sub, client_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, reason = excluded.reason
+      WHERE excluded.at >= grant_refreshes.at`,
+  // A record older than the grant belongs to a grant deleted meanwhile (and is not shown).
+  getLastRefresh: `SELECT r.at, r.outcome, r.reason FROM grant_refreshes r JOIN grants g ON g.sub = r.sub AND g.client_id = r.client_id
+    WHERE r.sub = $1 AND r.client_id = $2 AND r.at >= g.created_at`,
   deleteApiKey: 'DELETE FROM api_keys WHERE id = $1',
   // One statement: take a free lease, or take over one that has run out, on the database's
   // clock. Concurrent takers queue on the primary key and see the winner's row: exactly one

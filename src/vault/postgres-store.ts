@@ -13,13 +13,30 @@ import {
   toGrant,
   toGrantPage,
   toKeyCheck,
+  toRefreshRecord,
   toUser,
   type ApiKeyRow,
   type GrantRow,
   type KeyCheckRow,
+  type RefreshRow,
   type UserRow,
 } from './rows.js';
-import type { AccessTokenWrite, ApiKeyRecord, ApiKeySummary, GrantPage, GrantStatus, KeyCheckRecord, SignInWrite, StoredGrant, Store, UserRecord } from './types.js';
+import type {
+  AccessTokenWrite,
+  ApiKeyRecord,
+  ApiKeySummary,
+  GrantPage,
+  GrantStatus,
+  KeyCheckRecord,
+  RefreshRecord,
+  SignInWrite,
+  StoredGrant,
+  Store,
+  UserRecord,
+  UserSearch,
+  UserSearchPage,
+} from './types.js';
+import { searchPostgresUsers } from './user-search.js';
 
 export interface PostgresStoreOptions {
   /** Time for the writes whose caller gives none (key rotation). */
@@ -188,6 +205,23 @@ export class PostgresStore implements Store {
 
   async deleteApiKey(id: string): Promise<boolean> {
     return (await this.database.query(SQL.deleteApiKey, [id])).rowCount === 1;
+  }
+
+  async recordApiKeyUse(id: string, at: number): Promise<void> {
+    await this.database.query(SQL.recordApiKeyUse, [id, at]);
+  }
+
+  searchUsers(search: UserSearch): Promise<UserSearchPage> {
+    return searchPostgresUsers(this.database, search);
+  }
+
+  async recordRefresh(sub: string, clientId: string, record: RefreshRecord): Promise<void> {
+    await this.database.query(SQL.recordRefresh, [sub, clientId, record.at, record.outcome, record.reason]);
+  }
+
+  async getLastRefresh(sub: string, clientId: string): Promise<RefreshRecord | null> {
+    const { rows } = await this.database.query<RefreshRow>(SQL.getLastRefresh, [sub, clientId]);
+    return rows[0] === undefined ? null : toRefreshRecord(rows[0]);
   }
 
   async acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {

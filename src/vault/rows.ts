@@ -4,7 +4,7 @@
  * and TEXT[].
  */
 import { BehalfError } from '../errors.js';
-import type { ApiKeyRecord, ApiKeySummary, GrantStatus, KeyCheckRecord, StoredGrant, UserRecord } from './types.js';
+import type { ApiKeyRecord, ApiKeySummary, GrantStatus, KeyCheckRecord, RefreshRecord, StoredGrant, UserRecord } from './types.js';
 
 export const STATUSES: ReadonlySet<string> = new Set<GrantStatus>(['active', 'revoked', 'needs_consent']);
 /** The most grants one page holds, whatever the caller asks. */
@@ -44,6 +44,7 @@ export interface ApiKeyRow {
   hash: Buffer;
   name: string;
   created_at: number;
+  last_used_at: number | null;
 }
 
 export interface KeyCheckRow {
@@ -90,7 +91,17 @@ export function toApiKey(row: ApiKeyRow): ApiKeyRecord {
 }
 
 export function toApiKeySummary(row: Omit<ApiKeyRow, 'hash'>): ApiKeySummary {
-  return { id: row.id, name: row.name, createdAt: row.created_at };
+  return { id: row.id, name: row.name, createdAt: row.created_at, lastUsedAt: row.last_used_at };
+}
+
+export interface RefreshRow {
+  at: number;
+  outcome: string;
+  reason: string | null;
+}
+
+export function toRefreshRecord(row: RefreshRow): RefreshRecord {
+  return { at: row.at, outcome: row.outcome, reason: row.reason };
 }
 
 export function toKeyCheck(row: KeyCheckRow): KeyCheckRecord {

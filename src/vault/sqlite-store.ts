@@ -12,13 +12,30 @@ import {
   toGrant,
   toGrantPage,
   toKeyCheck,
+  toRefreshRecord,
   toUser,
   type ApiKeyRow,
   type GrantRow,
   type KeyCheckRow,
+  type RefreshRow,
   type UserRow,
 } from './rows.js';
-import type { AccessTokenWrite, ApiKeyRecord, ApiKeySummary, GrantPage, GrantStatus, KeyCheckRecord, SignInWrite, StoredGrant, Store, UserRecord } from './types.js';
+import type {
+  AccessTokenWrite,
+  ApiKeyRecord,
+  ApiKeySummary,
+  GrantPage,
+  GrantStatus,
+  KeyCheckRecord,
+  RefreshRecord,
+  SignInWrite,
+  StoredGrant,
+  Store,
+  UserRecord,
+  UserSearch,
+  UserSearchPage,
+} from './types.js';
+import { searchSqliteUsers } from './user-search.js';
 
 export interface SqliteStoreOptions {
   /** Time for the writes whose caller gives none (key rotation). */
@@ -224,6 +241,29 @@ export class SqliteStore implements Store {
     return this.database.run(() => this.#sql.deleteApiKey.run(id).changes === 1);
   }
 
+  async recordApiKeyUse(id: string, at: number): Promise<void> {
+    // A lost note of use costs nothing: no fsync for it.
+    await this.database.runUnsynced(() => this.#sql.recordApiKeyUse.run({ id, at }));
+  }
+
+  searchUsers(search: UserSearch): Promise<UserSearchPage> {
+    return searchSqliteUsers(this.database, search);
+  }
+
+  async recordRefresh(sub: string, clientId: string, record: RefreshRecord): Promise<void> {
+    // Written beside the access token, which is not fsynced either.
+    await this.database.runUnsynced(() =>
+      this.#sql.recordRefresh.run({ sub, client_id: clientId, at: record.at, outcome: record.outcome, reason: record.reason }),
+    );
+  }
+
+  async getLastRefresh(sub: string, clientId: string): Promise<RefreshRecord | null> {
+    return this.database.run(() => {
+      const row = this.#sql.getLastRefresh.get(sub, clientId) as RefreshRow | undefined;
+      return row === undefined ? null : toRefreshRecord(row);
+    });
+  }
+
   async acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
     // Leases are real time (the process clock), whatever clock the store was given for tests.
@@ -369,7 +409,20 @@ function prepareVault(db: Database.Database) {
     ),
     insertApiKey: db.prepare('INSERT INTO api_keys (id, hash, name, created_at) VALUES (@id, @hash, @name, @created_at)'),
     findApiKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
-    listApiKeys: db.prepare('SELECT id, name, created_at FROM api_keys ORDER BY created_at, id'),
+    listApiKeys: db.prepare('SELECT id, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id'),
+    recordApiKeyUse: db.prepare('UPDATE api_keys SET last_used_at = @at WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @at)'),
+    // Only for a grant that exists; a newer record stands.
+    recordRefresh: db.prepare(
+      `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
+       SELECT sub, client_id, @at, @outcome, @reason FROM grants WHERE sub = @sub AND client_id = @client_id
+       ON CONFLICT (sub, client_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, reason = excluded.reason
+       WHERE excluded.at >= grant_refreshes.at`,
+    ),
+    // A record older than the grant belongs to a grant deleted meanwhile (and is not shown).
+    getLastRefresh: db.prepare(
+      `SELECT r.at, r.outcome, r.reason FROM grant_refreshes r JOIN grants g ON g.sub = r.sub AND g.client_id = r.client_id
+       WHERE r.sub = ? AND r.client_id = ? AND r.at >= g.created_at`,
+    ),
     deleteApiKey: db.prepare('DELETE FROM api_keys WHERE id = ?'),
   };
 }

@@ -1,4 +1,7 @@
 import type { GrantChanges } from '../database/index.js';
+import type { UserSearch, UserSearchPage } from './user-search.js';
+
+export type { UserListEntry, UserSearch, UserSearchPage } from './user-search.js';
 import type { GrantChangeReason } from '../webhooks/outbox.js';
 
 /**
@@ -87,6 +90,8 @@ export interface ApiKeySummary {
   id: string;
   name: string;
   createdAt: number;
+  /** When the key was last used (to the minute), or null: never since this was recorded. */
+  lastUsedAt: number | null;
 }
 
 /** A value encrypted under one key id, to tell at start-up that the key's bytes are the same. */
@@ -94,6 +99,16 @@ export interface KeyCheckRecord {
   keyId: string;
   checkValue: Buffer;
   createdAt: number;
+}
+
+/** How a grant's refresh at Google ended. */
+export interface RefreshRecord {
+  /** Unix milliseconds. */
+  at: number;
+  /** `ok`, or the behalf error code it ended with (NEEDS_CONSENT, GOOGLE_UNAVAILABLE, …). */
+  outcome: string;
+  /** The error's finer reason, if any (e.g. `invalid_grant`). */
+  reason: string | null;
 }
 
 export interface GrantPage {
@@ -164,6 +179,19 @@ export interface Store {
   listApiKeys(): Promise<ApiKeySummary[]>;
   /** Delete a key: from then on it authenticates nothing. False when there was no such key. */
   deleteApiKey(id: string): Promise<boolean>;
+  /** Note that a key was used at `at` (never moved back). */
+  recordApiKeyUse(id: string, at: number): Promise<void>;
+
+  /**
+   * Users for the admin console: by email prefix and grant status, a keyset page at a time, off
+   * an index on both backends (see ./user-search.ts).
+   */
+  searchUsers(search: UserSearch): Promise<UserSearchPage>;
+
+  /** Record how a grant's refresh at Google ended (a newer record is never overwritten by an older one). */
+  recordRefresh(sub: string, clientId: string, record: RefreshRecord): Promise<void>;
+  /** The grant's last refresh at Google, since the grant was created; null when none is recorded. */
+  getLastRefresh(sub: string, clientId: string): Promise<RefreshRecord | null>;
 
   /**
    * Take the refresh lease of a grant for `ttlMs`, unless another holder has one that has not

@@ -2,7 +2,7 @@ import { BehalfError } from '../errors.js';
 import { decryptToken, encryptToken, envelopeKeyId, type TokenColumn } from './envelope.js';
 import type { Keyring } from './keyring.js';
 import type { GrantChangeReason } from '../webhooks/outbox.js';
-import type { GrantPage, GrantStatus, Store, StoredGrant, UserProfile, UserRecord } from './types.js';
+import type { GrantPage, GrantStatus, RefreshRecord, Store, StoredGrant, UserProfile, UserRecord } from './types.js';
 
 /** A grant with its tokens decrypted: only ever held in memory. */
 export interface Grant {
@@ -186,6 +186,11 @@ export class Vault {
   }
 
   /** See Store.acquireRefreshLease: the cross-process half of single-flight refresh. */
+  /** Record how a refresh of the grant at Google ended (the admin console shows the last one). */
+  recordRefresh(sub: string, clientId: string, record: RefreshRecord): Promise<void> {
+    return this.store.recordRefresh(sub, clientId, record);
+  }
+
   acquireRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.store.acquireRefreshLease(sub, clientId, holder, ttlMs);
   }

@@ -113,8 +113,8 @@ describe('service API keys', () => {
     const revoked = await createApiKey(store, 'revoked', 2000);
     const listed = await listApiKeys(store);
     expect(listed).toEqual([
-      { id: kept.id, name: 'kept', createdAt: 1000 },
-      { id: revoked.id, name: 'revoked', createdAt: 2000 },
+      { id: kept.id, name: 'kept', createdAt: 1000, lastUsedAt: null },
+      { id: revoked.id, name: 'revoked', createdAt: 2000, lastUsedAt: null },
     ]);
     expect(JSON.stringify(listed)).not.toContain(revoked.key.slice(17));
     await revokeApiKey(store, revoked.id);
@@ -129,5 +129,20 @@ describe('service API keys', () => {
 
   it.each([[''], ['   '], ['x'.repeat(101)], ['tab\there']])('refuses the name %j', async (name) => {
     await expect(createApiKey(store, name)).rejects.toBeInstanceOf(BehalfError);
+  });
+
+  it('records when a valid key was last used, at most once a minute per process, and never for a wrong key (issue 13: the console shows it)', async () => {
+    const { id, key } = await createApiKey(store, 'backend', 1000);
+    const lastUsed = async () => (await listApiKeys(store)).find((k) => k.id === id)?.lastUsedAt;
+    expect(await verifyApiKey(store, key)).toBe(true);
+    expect(await lastUsed()).toBeNull();
+    expect(await verifyApiKey(store, key, { now: 10_000 })).toBe(true);
+    expect(await lastUsed()).toBe(10_000);
+    expect(await verifyApiKey(store, key, { now: 69_999 })).toBe(true);
+    expect(await lastUsed()).toBe(10_000);
+    expect(await verifyApiKey(store, key, { now: 70_000 })).toBe(true);
+    expect(await lastUsed()).toBe(70_000);
+    expect(await verifyApiKey(store, `${key.slice(0, -1)}${key.at(-1) === 'A' ? 'B' : 'A'}`, { now: 500_000 })).toBe(false);
+    expect(await lastUsed()).toBe(70_000);
   });
 });

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
-import type { SignInWrite, Store, StoredGrant, UserProfile } from '../../src/vault/index.js';
+import type { GrantStatus, SignInWrite, Store, StoredGrant, UserProfile, UserSearch } from '../../src/vault/index.js';
 
 const CLIENT = 'server-client.apps.googleusercontent.com';
 const OTHER_CLIENT = 'other-client.apps.googleusercontent.com';
@@ -448,14 +448,143 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await store.createApiKey({ id: 'aaaaaaaaaaaa', hash: randomBytes(32), name: 'first', createdAt: T0 });
         await store.createApiKey({ id: 'cccccccccccc', hash: randomBytes(32), name: 'third', createdAt: T0 + 1 });
         expect(await store.listApiKeys()).toEqual([
-          { id: 'aaaaaaaaaaaa', name: 'first', createdAt: T0 },
-          { id: 'bbbbbbbbbbbb', name: 'second', createdAt: T0 + 1 },
-          { id: 'cccccccccccc', name: 'third', createdAt: T0 + 1 },
+          { id: 'aaaaaaaaaaaa', name: 'first', createdAt: T0, lastUsedAt: null },
+          { id: 'bbbbbbbbbbbb', name: 'second', createdAt: T0 + 1, lastUsedAt: null },
+          { id: 'cccccccccccc', name: 'third', createdAt: T0 + 1, lastUsedAt: null },
         ]);
         expect(await store.deleteApiKey('bbbbbbbbbbbb')).toBe(true);
         expect(await store.deleteApiKey('bbbbbbbbbbbb')).toBe(false);
         expect(await store.findApiKey('bbbbbbbbbbbb')).toBeNull();
         expect((await store.listApiKeys()).map((k) => k.id)).toEqual(['aaaaaaaaaaaa', 'cccccccccccc']);
+      });
+
+      it('records when a key was last used, never moving it back', async () => {
+        await store.createApiKey({ id: 'aaaaaaaaaaaa', hash: randomBytes(32), name: 'used', createdAt: T0 });
+        await store.recordApiKeyUse('aaaaaaaaaaaa', T0 + 5_000);
+        await store.recordApiKeyUse('aaaaaaaaaaaa', T0 + 1_000);
+        await store.recordApiKeyUse('000000000000', T0 + 9_000);
+        expect(await store.listApiKeys()).toEqual([{ id: 'aaaaaaaaaaaa', name: 'used', createdAt: T0, lastUsedAt: T0 + 5_000 }]);
+      });
+    });
+
+    describe('searchUsers (admin console, issue 13)', () => {
+      const emails: Array<[string, string | null]> = [
+        ['u01', 'alice@example.com'],
+        ['u02', 'Alice.Smith@Example.com'],
+        ['u03', 'alicia@example.org'],
+        ['u04', 'bob@example.com'],
+        ['u05', null],
+        ['u06', 'ALBERT@example.com'],
+        ['u07', 'zoe@example.com'],
+        ['u08', 'ålice@example.com'],
+        ['u09', 'alice@example.com'],
+      ];
+
+      async function seed(): Promise<void> {
+        for (const [sub, email] of emails) await store.saveSignIn(signIn(sub, { user: profile(sub, { email }) }));
+        await store.setGrantStatus('u02', CLIENT, 'needs_consent', T0 + 1);
+        await store.revokeGrant('u04', CLIENT, T0 + 1);
+        await store.setGrantStatus('u09', CLIENT, 'needs_consent', T0 + 1);
+        // A grant for another client neither shows nor filters.
+        await store.saveSignIn(signIn('u07', { clientId: OTHER_CLIENT, user: profile('u07', { email: 'zoe@example.com' }) }));
+        await store.setGrantStatus('u07', OTHER_CLIENT, 'revoked', T0 + 1);
+      }
+
+      async function walk(search: Omit<UserSearch, 'after' | 'limit' | 'clientId'>, limit: number): Promise<string[]> {
+        const subs: string[] = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 50; pages++) {
+          const page = await store.searchUsers({ clientId: CLIENT, limit, ...search, ...(after === undefined ? {} : { after }) });
+          expect(page.users.length).toBeLessThanOrEqual(limit);
+          subs.push(...page.users.map((u) => u.user.sub));
+          if (page.next === null) return subs;
+          after = page.next;
+        }
+        throw new Error('the pages never ended');
+      }
+
+      it('lists every user by email (ASCII case folded, no email first, then sub), in keyset pages of any size', async () => {
+        await seed();
+        // Byte order: '.' (0x2e) sorts before '@' (0x40), and 'å' after every ASCII letter.
+        const all = ['u05', 'u06', 'u02', 'u01', 'u09', 'u03', 'u04', 'u07', 'u08'];
+        for (const limit of [1, 2, 4, 100]) expect(await walk({}, limit)).toEqual(all);
+      });
+
+      it('finds users by email prefix, in any ASCII case, and pages within the prefix', async () => {
+        await seed();
+        expect(await walk({ emailPrefix: 'ALICE' }, 1)).toEqual(['u02', 'u01', 'u09']);
+        expect(await walk({ emailPrefix: 'ali' }, 2)).toEqual(['u02', 'u01', 'u09', 'u03']);
+        expect(await walk({ emailPrefix: 'alice.smith@example.com' }, 5)).toEqual(['u02']);
+        expect(await walk({ emailPrefix: 'å' }, 5)).toEqual(['u08']);
+        expect(await walk({ emailPrefix: 'nobody' }, 5)).toEqual([]);
+        // A prefix is a prefix: not a substring, and no pattern characters.
+        expect(await walk({ emailPrefix: 'example' }, 5)).toEqual([]);
+        expect(await walk({ emailPrefix: 'a%' }, 5)).toEqual([]);
+        expect(await walk({ emailPrefix: 'a_ice' }, 5)).toEqual([]);
+      });
+
+      it("filters by the grant's status for the client, alone or with a prefix", async () => {
+        await seed();
+        expect(await walk({ status: 'needs_consent' }, 1)).toEqual(['u02', 'u09']);
+        expect(await walk({ status: 'revoked' }, 1)).toEqual(['u04']);
+        expect((await walk({ status: 'active' }, 3)).sort()).toEqual(['u01', 'u03', 'u05', 'u06', 'u07', 'u08']);
+        expect(await walk({ emailPrefix: 'alice', status: 'needs_consent' }, 1)).toEqual(['u02', 'u09']);
+        expect(await walk({ emailPrefix: 'alice', status: 'revoked' }, 1)).toEqual([]);
+      });
+
+      it("answers each user's profile and grant status and scopes, and null for a user without a grant for the client", async () => {
+        await seed();
+        await store.saveSignIn(signIn('u10', { clientId: OTHER_CLIENT, user: profile('u10', { email: 'other@example.com' }) }));
+        const page = await store.searchUsers({ clientId: CLIENT, limit: 10, emailPrefix: 'other@' });
+        expect(page).toEqual({ users: [{ user: await store.getUser('u10'), grant: null }], next: null });
+        const [entry] = (await store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'alice.smith' })).users;
+        expect(entry).toEqual({ user: await store.getUser('u02'), grant: { status: 'needs_consent', scopes: ['openid', 'email', 'profile'] } });
+      });
+
+      it('refuses a malformed cursor, or one from another search, and bad options', async () => {
+        await seed();
+        const first = await store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'ali' });
+        const byStatus = await store.searchUsers({ clientId: CLIENT, limit: 1, status: 'needs_consent' });
+        const refusals = [
+          store.searchUsers({ clientId: CLIENT, limit: 1, after: 'not a cursor' }),
+          store.searchUsers({ clientId: CLIENT, limit: 1, after: Buffer.from('["e",1,2]').toString('base64url') }),
+          store.searchUsers({ clientId: CLIENT, limit: 1, after: Buffer.from('{').toString('base64url') }),
+          store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'bob', after: first.next! }),
+          store.searchUsers({ clientId: CLIENT, limit: 1, after: byStatus.next! }),
+          store.searchUsers({ clientId: CLIENT, limit: 0 }),
+          store.searchUsers({ clientId: CLIENT, limit: 1, status: 'gone' as GrantStatus }),
+          store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'a'.repeat(321) }),
+        ];
+        for (const refused of refusals) await expect(refused).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+      });
+    });
+
+    describe('refresh records (admin console, issue 13)', () => {
+      it('keeps the last refresh of a grant and how it ended; an older record never replaces a newer one', async () => {
+        await store.saveSignIn(signIn('r1'));
+        expect(await store.getLastRefresh('r1', CLIENT)).toBeNull();
+        await store.recordRefresh('r1', CLIENT, { at: T0 + 10, outcome: 'ok', reason: null });
+        await store.recordRefresh('r1', CLIENT, { at: T0 + 20, outcome: 'NEEDS_CONSENT', reason: 'invalid_grant' });
+        await store.recordRefresh('r1', CLIENT, { at: T0 + 15, outcome: 'ok', reason: null });
+        expect(await store.getLastRefresh('r1', CLIENT)).toEqual({ at: T0 + 20, outcome: 'NEEDS_CONSENT', reason: 'invalid_grant' });
+        expect(await store.getLastRefresh('r1', OTHER_CLIENT)).toBeNull();
+      });
+
+      it('records nothing for a grant that does not exist, and forgets the record with the grant', async () => {
+        await store.recordRefresh('nobody', CLIENT, { at: T0, outcome: 'ok', reason: null });
+        expect(await store.getLastRefresh('nobody', CLIENT)).toBeNull();
+        await store.saveSignIn(signIn('r2'));
+        await store.recordRefresh('r2', CLIENT, { at: T0 + 10, outcome: 'ok', reason: null });
+        expect(await store.deleteUser('r2')).toBe(true);
+        await store.saveSignIn(signIn('r2', { now: T0 + 100 }));
+        expect(await store.getLastRefresh('r2', CLIENT)).toBeNull();
+      });
+
+      it('a sign-out keeps the record (the grant stays, revoked)', async () => {
+        await store.saveSignIn(signIn('r3'));
+        await store.recordRefresh('r3', CLIENT, { at: T0 + 10, outcome: 'ok', reason: null });
+        await store.revokeGrant('r3', CLIENT, T0 + 20);
+        expect(await store.getLastRefresh('r3', CLIENT)).toEqual({ at: T0 + 10, outcome: 'ok', reason: null });
       });
     });
 
