@@ -1,2 +1,10 @@
 export { SecurityEventReceiver, type ReceivedEvent, type ReceiverOptions, type SecurityAction } from './receiver.js';
-export { PostgresSecurityLog, SqliteSecurityLog, type SecurityLog, type SecurityState, type SecurityStep, type UserSecurity } from './security-log.js';
+export {
+  PostgresSecurityLog,
+  SqliteSecurityLog,
+  type SecurityEventRecord,
+  type SecurityLog,
+  type SecurityState,
+  type SecurityStep,
+  type UserSecurity,
+} from './security-log.js';

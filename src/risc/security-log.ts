@@ -25,8 +25,21 @@ export type SecurityStep =
   | { op: 'delete_user'; sub: string }
   /** Record (or, with null, clear) the user's security state. */
   | { op: 'set_state'; sub: string; state: SecurityState | null }
-  /** Announce the event to the webhooks (`security_event.received`): its type and what behalf did. */
+  /**
+   * Announce the event: to the webhooks (`security_event.received`) and in the user's security
+   * event history (the admin console shows it), with its type and what behalf did.
+   */
   | { op: 'announce'; sub: string; event: string; action: string };
+
+/** One security event received about a user, as the admin console lists them. */
+export interface SecurityEventRecord {
+  /** The event type's short name (`tokens-revoked`, `account-disabled`, …). */
+  type: string;
+  /** What behalf did about it (see SecurityAction in ./receiver.ts). */
+  action: string;
+  /** When it was received, Unix milliseconds. */
+  at: number;
+}
 
 /**
  * The security events received, in the database beside the vault: each event token's id (Google
@@ -42,11 +55,18 @@ export interface SecurityLog {
    */
   applyEvent(jti: string, now: number, steps: readonly SecurityStep[]): Promise<boolean>;
   getState(sub: string): Promise<UserSecurity | null>;
+  /** The events received about a user, newest first. */
+  listEvents(sub: string, limit: number): Promise<SecurityEventRecord[]>;
 }
 
 /** The users a step changes the grant of: their token caches must forget them. */
 function touchedUsers(steps: readonly SecurityStep[]): string[] {
   return steps.filter((step) => step.op === 'revoke_grant' || step.op === 'delete_user').map((step) => step.sub);
+}
+
+/** A user deleted by the event leaves no history behind (the deletion erased the rest). */
+function keepsHistory(step: SecurityStep & { op: 'announce' }): boolean {
+  return step.action !== 'user_deleted';
 }
 
 function announcement(step: SecurityStep & { op: 'announce' }): WebhookEvent {
@@ -67,6 +87,8 @@ export class SqliteSecurityLog implements SecurityLog {
         'INSERT INTO user_security (sub, state, at) VALUES (?, ?, ?) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
       ),
       getState: db.prepare('SELECT state, at FROM user_security WHERE sub = ?'),
+      recordHistory: db.prepare('INSERT INTO security_event_history (sub, jti, type, action, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+      listEvents: db.prepare('SELECT type, action, at FROM security_event_history WHERE sub = ? ORDER BY at DESC, type LIMIT ?'),
     };
   }
 
@@ -82,6 +104,7 @@ export class SqliteSecurityLog implements SecurityLog {
           eraseSqliteUser(this.#database, step.sub, 'account_purged', now);
         } else if (step.op === 'announce') {
           recordSqliteEvents(this.#database, [announcement(step)], now);
+          if (keepsHistory(step)) this.#sql.recordHistory.run(step.sub, jti, step.event, step.action, now);
         } else if (step.state === null) {
           this.#sql.clearState.run(step.sub);
         } else {
@@ -100,6 +123,14 @@ export class SqliteSecurityLog implements SecurityLog {
       return row === undefined ? null : { state: row.state, at: Number(row.at) };
     });
   }
+
+  async listEvents(sub: string, limit: number): Promise<SecurityEventRecord[]> {
+    return this.#database.run(() => (this.#sql.listEvents.all(sub, limit) as SecurityEventRecord[]).map(toEventRecord));
+  }
+}
+
+function toEventRecord(row: SecurityEventRecord): SecurityEventRecord {
+  return { type: row.type, action: row.action, at: Number(row.at) };
 }
 
 const SQL = {
@@ -107,6 +138,8 @@ const SQL = {
   clearState: 'DELETE FROM user_security WHERE sub = $1',
   setState: 'INSERT INTO user_security (sub, state, at) VALUES ($1, $2, $3) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
   getState: 'SELECT state, at FROM user_security WHERE sub = $1',
+  recordHistory: 'INSERT INTO security_event_history (sub, jti, type, action, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+  listEvents: 'SELECT type, action, at FROM security_event_history WHERE sub = $1 ORDER BY at DESC, type LIMIT $2',
 } as const;
 
 export class PostgresSecurityLog implements SecurityLog {
@@ -131,6 +164,7 @@ export class PostgresSecurityLog implements SecurityLog {
           await erasePostgresUser(db, this.#database.jobSchema, step.sub, 'account_purged', now);
         } else if (step.op === 'announce') {
           await recordPostgresEvents(db, [announcement(step)], now);
+          if (keepsHistory(step)) await db.query(SQL.recordHistory, [step.sub, jti, step.event, step.action, now]);
         } else if (step.state === null) {
           await db.query(SQL.clearState, [step.sub]);
         } else {
@@ -147,5 +181,10 @@ export class PostgresSecurityLog implements SecurityLog {
     const { rows } = await this.#database.query<{ state: SecurityState; at: number }>(SQL.getState, [sub]);
     const row = rows[0];
     return row === undefined ? null : { state: row.state, at: Number(row.at) };
+  }
+
+  async listEvents(sub: string, limit: number): Promise<SecurityEventRecord[]> {
+    const { rows } = await this.#database.query<SecurityEventRecord>(SQL.listEvents, [sub, limit]);
+    return rows.map(toEventRecord);
   }
 }
