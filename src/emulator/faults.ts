@@ -12,7 +12,8 @@ export const FaultInput = z.object({
   drop: z.boolean().optional(),
   count: z.number().int().min(1).max(1_000_000).optional(),
   rate: z.number().min(0).max(1).optional(),
-  retry_after: z.number().int().min(0).max(3600).optional(),
+  /** Seconds for the Retry-After header; 429 and 503 send 1 unless given, and null sends none. */
+  retry_after: z.number().int().min(0).max(3600).nullable().optional(),
   /**
    * The token endpoint answers normally, but the ID token it issues has these claims replaced
    * (a null value removes the claim): an ID token that is validly signed yet not what Google
@@ -72,8 +73,8 @@ export class Faults {
     }
     if (fault.id_token_claims !== undefined) this.#idTokenClaims.set(request, fault.id_token_claims);
     if (fault.status === undefined) return false; // latency or claims only: then serve normally
-    const retryAfter = fault.retry_after ?? (fault.status === 429 || fault.status === 503 ? 1 : undefined);
-    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    const retryAfter = fault.retry_after === undefined ? (fault.status === 429 || fault.status === 503 ? 1 : null) : fault.retry_after;
+    if (retryAfter !== null) reply.header('retry-after', String(retryAfter));
     if (OAUTH_PATHS.includes(path)) {
       sendOAuthError(reply, fault.status, fault.error ?? defaultOAuthError(fault.status), fault.error_description);
     } else {

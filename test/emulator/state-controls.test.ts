@@ -343,3 +343,25 @@ describe('emulator: a fault with id_token_claims', () => {
     expect(after.name).toBe('Test User');
   });
 });
+
+describe('emulator: Retry-After on faulted 429/503', () => {
+  let f: EmulatorFixture;
+  beforeAll(async () => {
+    f = await startFixture();
+  });
+  afterAll(async () => {
+    await f.close();
+  });
+
+  it.each([
+    [{ status: 503 }, '1'],
+    [{ status: 429, retry_after: 7 }, '7'],
+    [{ status: 503, retry_after: null }, null],
+    [{ status: 500 }, null],
+  ])('%o answers Retry-After %s', async (fault, header) => {
+    await f.control('POST', '/emulator/faults', { path: '/drive/v3/files', ...fault });
+    const answer = await call(f, 'GET', '/drive/v3/files?spaces=appDataFolder');
+    expect(answer.status).toBe(fault.status);
+    expect(answer.headers.get('retry-after')).toBe(header);
+  });
+});
