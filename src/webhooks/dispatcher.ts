@@ -223,5 +223,5 @@ function describeFailure(error: unknown, timeoutMs: number): string {
     return `no answer within ${timeoutMs} ms`;
   }
   const code = chain.map((e) => (e as { code?: unknown }).code).find((c): c is string => typeof c === 'string' && /^[A-Z0-9_]{2,40}$/.test(c));
-  return `could not connect${code === undefined ? '' : ` (${code})`}`;
+  return `connection failed${code === undefined ? '' : ` (${code})`}`;
 }

@@ -24,7 +24,7 @@ import { SqliteWebhookStore } from './sqlite-store.js';
 import type { DeliveryCounts, DeliveryFilter, DeliveryRecord, EndpointStatus, WebhookStore } from './store.js';
 import { checkWebhookUrl, type ResolveHost } from './url-policy.js';
 
-export { FINISHED_RETENTION_MS, MAX_ATTEMPTS, RETRY_SCHEDULE_MS, retryDelay } from './dispatcher.js';
+export { FINISHED_RETENTION_MS, MAX_ATTEMPTS, RETRY_JITTER, RETRY_SCHEDULE_MS, retryDelay } from './dispatcher.js';
 export { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './outbox.js';
 export { isNonGlobalAddress, type ResolveHost } from './url-policy.js';
 export type { DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointStatus, WebhookStore } from './store.js';

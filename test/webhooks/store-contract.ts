@@ -159,7 +159,7 @@ export function runWebhookStoreContract(name: string, makeWorld: () => Promise<W
 
       expect(await store.recordOutcome(claimed.get('ok')!.id, 1, T0 + 5, { kind: 'delivered', httpStatus: 204 })).toBe(true);
       expect(await store.recordOutcome(claimed.get('retry')!.id, 1, T0 + 5, { kind: 'failed', httpStatus: 500, error: 'HTTP 500', retryAt: T0 + 5_000 })).toBe(true);
-      expect(await store.recordOutcome(claimed.get('dead')!.id, 1, T0 + 5, { kind: 'failed', httpStatus: null, error: 'could not connect (ECONNREFUSED)', retryAt: null })).toBe(true);
+      expect(await store.recordOutcome(claimed.get('dead')!.id, 1, T0 + 5, { kind: 'failed', httpStatus: null, error: 'connection failed (ECONNREFUSED)', retryAt: null })).toBe(true);
       // 'late' is taken again after its lease ran out; the first sender's answer then arrives.
       expect((await store.claimDue(T0 + 100, T0 + 200, 10)).map((c) => c.id)).toEqual([claimed.get('late')!.id]);
       expect(await store.recordOutcome(claimed.get('late')!.id, 1, T0 + 150, { kind: 'failed', httpStatus: 500, error: 'HTTP 500', retryAt: null })).toBe(false);
@@ -170,7 +170,7 @@ export function runWebhookStoreContract(name: string, makeWorld: () => Promise<W
       const bySub = new Map((await deliveries()).map((d) => [d.sub, d]));
       expect(bySub.get('ok')).toMatchObject({ status: 'delivered', attempts: 1, lastStatus: 204, lastError: null, nextAttemptAt: null, finishedAt: T0 + 5 });
       expect(bySub.get('retry')).toMatchObject({ status: 'pending', attempts: 1, lastStatus: 500, lastError: 'HTTP 500', nextAttemptAt: T0 + 5_000, finishedAt: null });
-      expect(bySub.get('dead')).toMatchObject({ status: 'failed', attempts: 1, lastStatus: null, lastError: 'could not connect (ECONNREFUSED)', nextAttemptAt: null, finishedAt: T0 + 5 });
+      expect(bySub.get('dead')).toMatchObject({ status: 'failed', attempts: 1, lastStatus: null, lastError: 'connection failed (ECONNREFUSED)', nextAttemptAt: null, finishedAt: T0 + 5 });
       expect(bySub.get('late')).toMatchObject({ status: 'delivered', attempts: 2, lastStatus: 200, finishedAt: T0 + 160 });
       expect((await store.claimDue(T0 + 4_999, T0 + 6_000, 10)).map((c) => c.id)).toEqual([]);
       expect((await store.claimDue(T0 + 5_000, T0 + 6_000, 10)).map((c) => c.id)).toEqual([bySub.get('retry')!.id]);
