@@ -367,8 +367,13 @@ export class TokenService {
         // invalid_grant: the grant is dead at Google; stop using it until the user signs in again.
         await vault.setGrantStatus(sub, oauth.clientId, 'needs_consent', clock.now(), 'refresh_refused');
       }
+      if (error !== LEASE_LOST) {
+        const reason = isBehalfError(error) ? (error.reason ?? error.google?.error ?? null) : null;
+        await this.#recordRefresh(sub, isBehalfError(error) ? error.code : 'INTERNAL', reason);
+      }
       throw error;
     }
+    await this.#recordRefresh(sub, 'ok', null);
     const now = clock.now();
     const token: AccessToken = {
       token: tokens.accessToken,
@@ -404,6 +409,15 @@ export class TokenService {
       throw new BehalfError('GOOGLE_UNAVAILABLE', 'The refresh lease was lost while Google answered; retry.', { reason: 'lease_lost', retryAfter: 1 });
     }
     throw new BehalfError('GOOGLE_UNAVAILABLE', "This user's grant kept changing while it was refreshed; retry.", { reason: 'refresh_raced', retryAfter: 1 });
+  }
+
+  /**
+   * Note how a refresh at Google ended, for people (the admin console shows the last one): a
+   * record that cannot be written costs the refresh nothing.
+   */
+  async #recordRefresh(sub: string, outcome: string, reason: string | null): Promise<void> {
+    const { vault, oauth, clock } = this.options;
+    await vault.recordRefresh(sub, oauth.clientId, { at: clock.now(), outcome, reason }).catch(() => undefined);
   }
 
   /**
