@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { BehalfConfig } from './config/index.js';
 import { BehalfError } from './errors.js';
 import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
+import { createAdminConsole } from './admin/index.js';
 import { buildServer } from './http/server.js';
 import { GoogleKeySet, IdTokenVerifier } from './idtoken/index.js';
 import { JobRunner, PostgresJobBackend, SqliteJobBackend, type JobRunnerOptions } from './jobs/index.js';
@@ -198,7 +199,8 @@ export function createServer(config: BehalfConfig, runtime: BehalfRuntime): Fast
     logger: runtime.logger,
     metrics: runtime.metrics,
     readiness: runtime.readiness,
-    authenticate: (key) => verifyApiKey(runtime.store, key),
+    authenticate: (key) => verifyApiKey(runtime.store, key, { now: runtime.clock.now() }),
+    admin: createAdminConsole(runtime),
   });
 }
 

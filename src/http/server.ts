@@ -2,6 +2,7 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { registerAdminRoutes, type AdminConsole } from '../admin/index.js';
 import type { Behalf } from '../behalf.js';
 import type { BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
@@ -20,6 +21,8 @@ export interface ServerOptions {
   metrics: Metrics;
   readiness: Readiness;
   authenticate: (apiKey: string) => Promise<boolean>;
+  /** The admin console under /admin; none when absent. */
+  admin?: AdminConsole;
 }
 
 /** The HTTP face of behalf: sign-in for apps, the service API for the app's backend. */
@@ -67,6 +70,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
     registerRiscRoutes(routes, { behalf: options.behalf, rateLimit: Math.max(600, options.config.signInRateLimit) });
     registerServiceRoutes(routes, { behalf: options.behalf, authenticate: options.authenticate });
+    if (options.admin !== undefined) {
+      registerAdminRoutes(routes, {
+        console: options.admin,
+        tls: options.config.tls !== undefined,
+        trustProxy: options.config.trustProxy,
+        rateLimit: options.config.signInRateLimit,
+      });
+    }
   });
   return app;
 }
