@@ -214,6 +214,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     ctx.faults.clear();
     return { cleared: true };
   });
+  app.post('/emulator/faults/release', async () => ({ released: ctx.faults.release() }));
 
   app.get('/emulator/stats', async () => state.stats);
   app.post('/emulator/stats/reset', async () => {

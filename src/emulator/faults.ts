@@ -31,6 +31,8 @@ const OAUTH_PATHS = ['/token', '/oauth2/v4/token', '/oauth2/v3/token', '/o/oauth
  */
 export class Faults {
   #faults: Fault[] = [];
+  /** The requests a fault's latency_ms is holding, each with what ends its hold (see release()). */
+  readonly #holds = new Map<() => void, FastifyRequest>();
   /** ID token claim overrides a served fault attached to a request (see FaultInput.id_token_claims). */
   readonly #idTokenClaims = new WeakMap<FastifyRequest, Record<string, unknown>>();
 
@@ -50,6 +52,37 @@ export class Faults {
     return this.#faults;
   }
 
+  /**
+   * End every latency hold in progress now: the held requests go on as their faults say. A test
+   * that holds a call at Google with a long latency_ms releases it once it has done what had to
+   * happen meanwhile, instead of hoping it was quick enough. Returns how many were held.
+   */
+  release(): number {
+    const held = [...this.#holds.keys()];
+    for (const end of held) end();
+    return held.length;
+  }
+
+  /** The emulator is closing: cut the connection of every held request (its client sees it dropped). */
+  dropHeld(): void {
+    for (const [end, request] of [...this.#holds]) {
+      request.raw.socket.destroy();
+      end();
+    }
+  }
+
+  #hold(request: FastifyRequest, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.#holds.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.#holds.set(end, request);
+    });
+  }
+
   /** Claims to replace in the ID token issued for this request, if a fault asked for that. */
   idTokenClaims(request: FastifyRequest): Record<string, unknown> | undefined {
     return this.#idTokenClaims.get(request);
@@ -66,8 +99,8 @@ export class Faults {
     this.#faults = this.#faults.filter((f) => f.remaining === undefined || f.remaining > 0);
     this.state.stats.faults_served++;
 
-    if (fault.latency_ms !== undefined) await new Promise((resolve) => setTimeout(resolve, fault.latency_ms));
-    if (fault.drop === true) {
+    if (fault.latency_ms !== undefined) await this.#hold(request, fault.latency_ms);
+    if (fault.drop === true || request.raw.socket.destroyed) {
       request.raw.socket.destroy();
       return true;
     }

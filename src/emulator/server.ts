@@ -83,6 +83,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   });
   app.setNotFoundHandler((_request, reply) => sendApiError(reply, 404, 'Not Found', { message: 'Not Found', reason: 'notFound' }));
 
+  // Requests held by a fault's latency are dropped at close, which would otherwise wait for them.
+  app.addHook('preClose', async () => {
+    faults.dropHeld();
+  });
   registerOAuthRoutes(app, { state, keys, clients, issuer, baseUrl: () => url, idTokenClaims: (request) => faults.idTokenClaims(request) });
   registerConsentPage(app, state, clients);
   registerGsiClient(app, () => url);

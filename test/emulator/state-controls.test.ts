@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../support/deadline.js';
 import { decodeJwt, startFixture, type EmulatorFixture } from './support.js';
 
 /** An answer as status and parsed JSON, for calls that are meant to fail. */
@@ -363,5 +364,35 @@ describe('emulator: Retry-After on faulted 429/503', () => {
     const answer = await call(f, 'GET', '/drive/v3/files?spaces=appDataFolder');
     expect(answer.status).toBe(fault.status);
     expect(answer.headers.get('retry-after')).toBe(header);
+  });
+});
+
+describe('emulator: POST /emulator/faults/release', () => {
+  it('lets a request held by latency_ms go on at once; closing the emulator drops any still held instead of waiting', async () => {
+    const f = await startFixture();
+    let closed = false;
+    try {
+      const { sub } = await f.user();
+      const { body } = await f.exchange(await f.code(sub));
+      await f.control('POST', '/emulator/faults', { path: '/token', latency_ms: 120_000, count: 2 });
+      const held = f.refresh(body.refresh_token);
+      await waitUntil('the refresh is held', async () => (await f.control('GET', '/emulator/stats')).faults_served === 1);
+      expect((await f.control('GET', '/emulator/stats')).token_requests.refresh_token).toBe(0);
+      expect(await f.control('POST', '/emulator/faults/release')).toEqual({ released: 1 });
+      expect((await held).status).toBe(200);
+      expect(await f.control('POST', '/emulator/faults/release')).toEqual({ released: 0 });
+
+      // A request still held when the emulator closes does not keep it open for two minutes: it is cut.
+      const stillHeld = f.refresh(body.refresh_token).then(
+        () => 'answered',
+        () => 'cut',
+      );
+      await waitUntil('the second refresh is held', async () => (await f.control('GET', '/emulator/stats')).faults_served === 2);
+      await f.close();
+      closed = true;
+      expect(await stillHeld).toBe('cut');
+    } finally {
+      if (!closed) await f.close();
+    }
   });
 });

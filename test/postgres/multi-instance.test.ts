@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratePostgres } from '../../src/vault/index.js';
 import { createApiKey, openStore, parseKeyring, Vault } from '../../src/vault/index.js';
 import { whileMachineIsBusy } from '../support/busy-machine.js';
+import { waitUntil } from '../support/deadline.js';
 import { DRIVE_APPDATA } from '../support/harness.js';
 
 const ADMIN_URL = process.env.BEHALF_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -212,7 +213,6 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     for (const instance of instances) instance.child.kill('SIGKILL');
     await emulator?.close();
     await rm(dir, { recursive: true, force: true });
-    await new Promise((resolve) => setTimeout(resolve, 200));
     await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`, [], ADMIN_URL);
   }, 60_000);
 
@@ -295,15 +295,6 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     await expectNewestRefreshTokens(subs);
   }, 180_000);
 
-  /** Wait for a condition another process brings about; fails loudly, naming it, if it never comes. */
-  async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
   // Issue 16: this passed with no lease at all (it only bounded the wait). Now the survivor's one
   // refresh must come after the dead holder's lease ran out, by the lease's own expiry time.
   it('an instance killed while holding a refresh lease: the survivor waits for the lease to run out, then refreshes exactly once', async () => {
@@ -315,7 +306,7 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     await control('POST', '/emulator/faults', { path: '/token', latency_ms: 60_000, drop: true, count: 1 });
     const victim = instances[0]!;
     void accessToken(victim, sub!).catch(() => undefined);
-    await until(async () => (await control<{ faults_served: number }>('GET', '/emulator/stats')).faults_served === 1, "the victim's refresh reached Google");
+    await waitUntil("the victim's refresh reached Google", async () => (await control<{ faults_served: number }>('GET', '/emulator/stats')).faults_served === 1);
     // The victim holds the lease while it waits on Google, and dies holding it.
     victim.child.kill('SIGKILL');
     const leases = await admin<{ holder: string; expires_ms: number }>(
@@ -355,6 +346,6 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     } finally {
       await admin(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`, [], ADMIN_URL);
     }
-    await until(async () => (await accessToken(instances[2]!, sub!)).status === 200, 'instance 2 answered 200 again');
+    await waitUntil('instance 2 answers 200 again', async () => (await accessToken(instances[2]!, sub!)).status === 200, { timeoutMs: 20_000 });
   }, 60_000);
 });

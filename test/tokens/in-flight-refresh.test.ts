@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../support/deadline.js';
 import { startHarness, TEST_BACKEND, type Harness } from '../support/harness.js';
 
-/** How long Google holds the refresh: the lifecycle change lands well inside it. */
-const GOOGLE_DELAY_MS = 4_000;
+/** Google holds the refresh until the test releases it (this is only the longest it could). */
+const GOOGLE_HOLD_MS = 120_000;
 
 interface Stats {
   token_requests: { refresh_token: number };
@@ -38,15 +39,6 @@ describe(`a refresh in flight when the grant goes (${TEST_BACKEND})`, () => {
   const acceptedByGoogle = async (token: string) =>
     (await fetch(`${h.emulator.url}/tokeninfo?access_token=${token}`)).status === 200;
 
-  /** Wait for a condition that another process brings about (bounded). */
-  async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-
   /** A signed-in user whose stored access token is already due (issued for 60 s, inside the 5 min margin). */
   async function userWithDueToken(): Promise<string> {
     await h.control('POST', '/emulator/config', { access_token_lifetime_seconds: 60 });
@@ -58,20 +50,18 @@ describe(`a refresh in flight when the grant goes (${TEST_BACKEND})`, () => {
   }
 
   /**
-   * Start an access-token request that refreshes at a slow Google, run `change` once Google has
-   * the refresh request, and check that the change was complete before Google answered.
+   * Start an access-token request that refreshes at Google, run `change` while Google holds the
+   * refresh request, check that Google has not answered it, and only then let Google answer.
    */
   async function changeWhileRefreshing(sub: string, change: () => Promise<void>): Promise<Response> {
     const before = await stats();
-    await h.control('POST', '/emulator/faults', { path: '/token', latency_ms: GOOGLE_DELAY_MS, count: 1 });
+    await h.control('POST', '/emulator/faults', { path: '/token', latency_ms: GOOGLE_HOLD_MS, count: 1 });
     const pending = accessToken(sub);
-    await until(
-      async () => (await stats()).faults_served > before.faults_served,
-      'the refresh reached Google',
-    );
+    await waitUntil('the refresh reached Google', async () => (await stats()).faults_served > before.faults_served);
     await change();
     // Google has not answered the refresh yet: the change really landed while it was in flight.
     expect((await stats()).token_requests.refresh_token).toBe(before.token_requests.refresh_token);
+    expect(await h.control('POST', '/emulator/faults/release')).toEqual({ released: 1 });
     return pending;
   }
 
@@ -103,7 +93,7 @@ describe(`a refresh in flight when the grant goes (${TEST_BACKEND})`, () => {
     // answering: wait for it).
     const minted = (await accessTokensOf(sub)).filter((t) => !tokensBefore.includes(t));
     for (const token of minted)
-      await until(async () => !(await acceptedByGoogle(token)), 'Google no longer accepts the raced token');
+      await waitUntil('Google no longer accepts the raced token', async () => !(await acceptedByGoogle(token)));
     return minted;
   }
 

@@ -4,6 +4,7 @@ import type { GrantChangeListener } from '../../src/database/index.js';
 import type { GoogleOAuthClient } from '../../src/google/oauth.js';
 import { TokenService } from '../../src/tokens/index.js';
 import type { Grant, Vault } from '../../src/vault/index.js';
+import { waitUntil } from '../support/deadline.js';
 
 const CLIENT_ID = 'server.apps.googleusercontent.com';
 
@@ -91,6 +92,7 @@ function sharedStore(clock: OffsetClock) {
       return true;
     },
     setGrantStatus: async () => undefined,
+    recordRefresh: async () => undefined,
   } as unknown as Vault;
 
   return {
@@ -105,15 +107,6 @@ function sharedStore(clock: OffsetClock) {
     /** The other process stores its refreshed token, and the database announces the change. */
     otherStores,
   };
-}
-
-/** Wait for a condition the code under test brings about (bounded). */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 function countingGoogle() {
@@ -186,7 +179,7 @@ describe('TokenService refresh lease', () => {
       const subs = Array.from({ length: 200 }, (_, i) => `user-${i}`);
       for (const sub of subs) store.otherHolds(sub);
       const pending = subs.map((sub) => tokens.getAccessToken(sub));
-      await until(() => store.calls.takes === subs.length, 'every load tried the lease and waits');
+      await waitUntil('every load tried the lease and waits', () => store.calls.takes === subs.length, { everyMs: 5 });
       const started = Date.now();
       for (const sub of subs) store.otherStores(sub);
       const answers = await Promise.all(pending);
@@ -208,7 +201,7 @@ describe('TokenService refresh lease', () => {
       const subs = Array.from({ length: 200 }, (_, i) => `user-${i}`);
       for (const sub of subs) store.otherHolds(sub);
       const pending = subs.map((sub) => tokens.getAccessToken(sub));
-      await until(() => store.looks.total >= 2_000, 'the waiters looked many times');
+      await waitUntil('the waiters looked many times', () => store.looks.total >= 2_000, { everyMs: 5 });
       expect(store.looks.most).toBeLessThanOrEqual(2);
       for (const sub of subs) store.otherStores(sub);
       await Promise.all(pending);
