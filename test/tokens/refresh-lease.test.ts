@@ -167,23 +167,21 @@ describe('TokenService refresh lease', () => {
     const clock = new OffsetClock();
     const store = sharedStore(clock);
     const { oauth, refreshed } = countingGoogle();
-    // Waiters would next look in 2.5-7.5 s: only the change can answer them sooner.
+    // Waiters would next look in 30-90 s, past the test's timeout: only the change can answer them.
     const tokens = new TokenService({
       vault: store.vault,
       oauth,
       clock,
-      leaseMs: 60_000,
-      leasePollMs: 5_000,
+      leaseMs: 600_000,
+      leasePollMs: 60_000,
     });
     try {
       const subs = Array.from({ length: 200 }, (_, i) => `user-${i}`);
       for (const sub of subs) store.otherHolds(sub);
       const pending = subs.map((sub) => tokens.getAccessToken(sub));
       await waitUntil('every load tried the lease and waits', () => store.calls.takes === subs.length, { everyMs: 5 });
-      const started = Date.now();
       for (const sub of subs) store.otherStores(sub);
       const answers = await Promise.all(pending);
-      expect(Date.now() - started).toBeLessThan(2_000);
       expect(answers.map((a) => a.token)).toEqual(subs.map((sub) => `ya29.from-the-other-process-${sub}`));
       expect(refreshed).toEqual([]);
     } finally {
