@@ -93,6 +93,7 @@ describe.runIf(server !== undefined)('Postgres', () => {
           { version: 5, name: 'encryption key checks' },
           { version: 6, name: 'webhooks' },
           { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
+          { version: 8, name: 'grant counts' },
         ],
       });
       const second = await migrateStore(url);
@@ -107,13 +108,14 @@ describe.runIf(server !== undefined)('Postgres', () => {
         { version: 5, name: 'encryption key checks' },
         { version: 6, name: 'webhooks' },
         { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
+        { version: 8, name: 'grant counts' },
       ]);
     });
 
     it('several migrate runs at once apply each migration exactly once', async () => {
       const url = await db.freshSchema();
       const reports = await Promise.all(Array.from({ length: 6 }, () => migrateStore(url)));
-      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       expect(reports.every((r) => r.to === POSTGRES_SCHEMA_VERSION)).toBe(true);
       const store = await openStore(url);
       await store.close();
@@ -136,17 +138,15 @@ describe.runIf(server !== undefined)('Postgres', () => {
       const url = await migratedSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
       await db.query(
-        `DROP TABLE ${schema}.admin_sessions, ${schema}.sweep_runs, ${schema}.grant_refreshes, ${schema}.security_event_history;
-         DROP TRIGGER grants_deleted_refreshes ON ${schema}.grants; DROP TRIGGER users_deleted_security_history ON ${schema}.users;
-         DROP FUNCTION ${schema}.behalf_grant_deleted(), ${schema}.behalf_user_deleted();
-         DROP INDEX ${schema}.users_by_email; ALTER TABLE ${schema}.api_keys DROP COLUMN last_used_at;
-         DELETE FROM ${schema}.schema_migrations WHERE version = 7`,
+        `DROP TABLE ${schema}.grant_counts; DROP TRIGGER grants_counted ON ${schema}.grants;
+         DROP TRIGGER grants_counted_status ON ${schema}.grants; DROP FUNCTION ${schema}.behalf_count_grant();
+         DELETE FROM ${schema}.schema_migrations WHERE version = 8`,
       );
       const error = await errorOf(openStore(url));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.reason).toBe('schema_too_old');
-      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 6, older than this behalf needs.*run `behalf migrate`/);
-      expect((await migrateStore(url)).applied).toEqual([{ version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' }]);
+      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 7, older than this behalf needs.*run `behalf migrate`/);
+      expect((await migrateStore(url)).applied).toEqual([{ version: 8, name: 'grant counts' }]);
       const store = await openStore(url);
       await store.close();
     });

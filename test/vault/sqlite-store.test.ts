@@ -109,6 +109,7 @@ describe('SqliteStore on disk', () => {
         { version: 5, name: 'encryption key checks' },
         { version: 6, name: 'webhooks' },
         { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
+        { version: 8, name: 'grant counts' },
       ]);
     } finally {
       db.close();

@@ -281,6 +281,39 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX users_by_email ON users ((lower((coalesce(email, '')) COLLATE "C")), sub);
     `,
   },
+  {
+    version: 8,
+    name: 'grant counts',
+    sql: `
+      -- Grants per status, kept by triggers in the transaction of every change, so the
+      -- behalf_grants metric sums a few rows instead of counting every grant (src/vault/grant-counts.ts).
+      -- Each connection counts in rows of its own (slot = its backend pid): two transactions never
+      -- write the same row, so counting adds no lock for concurrent sign-ins to queue on. Slot 0
+      -- holds the count at migration and the rows of ended connections, folded in by the reader.
+      CREATE TABLE grant_counts (
+        status  TEXT    NOT NULL,
+        slot    INTEGER NOT NULL,
+        n       BIGINT  NOT NULL,
+        PRIMARY KEY (status, slot)
+      );
+      INSERT INTO grant_counts (status, slot, n) SELECT status, 0, COUNT(*) FROM grants GROUP BY status;
+      CREATE FUNCTION behalf_count_grant() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        bump CONSTANT text := format(
+          'INSERT INTO %I.grant_counts (status, slot, n) VALUES ($1, pg_backend_pid(), $2)
+             ON CONFLICT (status, slot) DO UPDATE SET n = grant_counts.n + excluded.n', TG_TABLE_SCHEMA);
+      BEGIN
+        IF TG_OP <> 'INSERT' THEN EXECUTE bump USING OLD.status, -1; END IF;
+        IF TG_OP <> 'DELETE' THEN EXECUTE bump USING NEW.status, 1; END IF;
+        RETURN NULL;
+      END
+      $$;
+      CREATE TRIGGER grants_counted AFTER INSERT OR DELETE ON grants
+        FOR EACH ROW EXECUTE FUNCTION behalf_count_grant();
+      CREATE TRIGGER grants_counted_status AFTER UPDATE OF status ON grants
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION behalf_count_grant();
+    `,
+  },
 ];
 
 /**
