@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import { SCOPES } from '../../src/google/scopes.js';
 import { createLogger } from '../../src/logging.js';
-import { enhancePhotosJob } from './job.js';
+import { enhancePhotosJob, type EnhanceResult } from './job.js';
 import { makePhoto } from './photos.js';
 
 const emulator = await startEmulator();
@@ -77,7 +77,7 @@ try {
   await runner.whenIdle(120_000);
   for (const run of await runner.listRuns({ name: 'enhance-photos' })) {
     const who = users.find((u) => u.sub === run.sub)?.name ?? run.sub;
-    const detail = run.status === 'done' ? JSON.stringify(run.result) : `${run.errorCode}: ${run.errorMessage}`;
+    const detail = run.status === 'done' ? `enhanced ${(run.result as EnhanceResult).enhanced.join(', ')}` : `${run.errorCode}: ${run.errorMessage}`;
     say(`  ${who.padEnd(6)} ${run.status.padEnd(14)} ${detail}`);
   }
   await runner.stop();

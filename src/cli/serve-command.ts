@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { createRuntime, createServer } from '../app.js';
 import { loadConfig, type BehalfConfig } from '../config/index.js';
 import { redactDatabaseUrl } from '../vault/index.js';
-import { startLocalGoogle, ensureLocalApiKey, type LocalGoogle } from './local-mode.js';
+import type { Demo } from '../demo/index.js';
+import { startLocalDemo, startLocalGoogle, ensureLocalApiKey, LOCAL_SCOPES, type LocalGoogle } from './local-mode.js';
 import { runAction } from './run.js';
 import { addSettingsFlags, settingsFromOptions } from './settings-flags.js';
 
@@ -13,14 +14,23 @@ export function registerServeCommand(program: Command): void {
       .command('serve')
       .description('Run the behalf server (production: real Google; --local: with the emulator, nothing to configure)')
       .option('--local', 'local mode: SQLite, a generated key file and the Google emulator in the same process')
-      .option('--emulator-port <port>', 'local mode: the emulator port (BEHALF_EMULATOR_PORT, default 8089)'),
+      .option('--emulator-port <port>', 'local mode: the emulator port (BEHALF_EMULATOR_PORT, default 8089)')
+      .option('--demo-port <port>', 'local mode: the demo web page port (BEHALF_DEMO_PORT, default 8090 or any free port)'),
   ).action((options: Record<string, unknown>) =>
     runAction(async () => {
       const local = options.local === true;
       let emulator: LocalGoogle | undefined;
+      let demo: Demo | undefined;
       const env = { ...process.env };
       if (local) {
-        emulator = await startLocalGoogle(env, String(options.emulatorPort ?? env.BEHALF_EMULATOR_PORT ?? '8089'));
+        // The demo page listens first: its origin becomes one of the emulator's JavaScript origins.
+        demo = await startLocalDemo((options.demoPort as string | undefined) ?? env.BEHALF_DEMO_PORT);
+        emulator = await startLocalGoogle(env, String(options.emulatorPort ?? env.BEHALF_EMULATOR_PORT ?? '8089'), demo.origins).catch(
+          async (error: unknown) => {
+            await demo?.close();
+            throw error;
+          },
+        );
       }
       let config: BehalfConfig;
       let runtime: Awaited<ReturnType<typeof createRuntime>>;
@@ -28,13 +38,15 @@ export function registerServeCommand(program: Command): void {
         config = await loadConfig({ mode: local ? 'local' : 'production', env, flags: settingsFromOptions(options) });
         runtime = await createRuntime(config);
       } catch (error) {
-        // Nothing may keep the process alive after a failed start: stop the local emulator too.
+        // Nothing may keep the process alive after a failed start: stop the local emulator and demo too.
+        await demo?.close();
         await emulator?.close();
         throw error;
       }
       const app = createServer(config, runtime);
       const close = async () => {
         await app.close();
+        await demo?.close();
         await runtime.behalf.close();
         await emulator?.close();
       };
@@ -44,9 +56,10 @@ export function registerServeCommand(program: Command): void {
       await app.listen({ port: config.port, host: config.host });
       runtime.behalf.webhooks.start();
       const url = serverUrl(config, app.server.address());
-      if (local && emulator !== undefined) {
+      if (local && emulator !== undefined && demo !== undefined) {
         const apiKeyFile = await ensureLocalApiKey(runtime.store);
-        printLocalBanner({ url, config, emulator, apiKeyFile, createdKeyFile: runtime.createdKeyFile });
+        demo.attach({ behalfUrl: url, emulatorUrl: emulator.url, clientId: config.google.clientId, scopes: LOCAL_SCOPES, behalf: runtime.behalf });
+        printLocalBanner({ url, config, emulator, demo, apiKeyFile, createdKeyFile: runtime.createdKeyFile });
       } else {
         runtime.logger.info({ url, database: redactDatabaseUrl(config.databaseUrl) }, 'behalf is listening');
       }
@@ -64,20 +77,25 @@ function printLocalBanner(input: {
   url: string;
   config: BehalfConfig;
   emulator: LocalGoogle;
+  demo: Demo;
   apiKeyFile: string;
   createdKeyFile: boolean;
 }): void {
-  const { url, config, emulator, apiKeyFile, createdKeyFile } = input;
+  const { url, config, emulator, demo, apiKeyFile, createdKeyFile } = input;
   const lines = [
     '',
     'behalf is running in local mode',
+    '',
+    `  Open ${demo.url} in a browser: a web app signs you in with Google (emulated) and hands`,
+    '  the code to behalf; then its backend enhances a photo for you while you are away.',
+    '',
     `  server     ${url}`,
     `  emulator   ${emulator.url}   (Google, emulated: no network, no Cloud project; state in memory)`,
     `  database   ${redactDatabaseUrl(config.databaseUrl)}`,
     `  key file   ${config.keyFile}${createdKeyFile ? '   (generated now: local mode only; production needs BEHALF_ENCRYPTION_KEYS)' : ''}`,
     `  API key    in ${apiKeyFile}`,
     '',
-    'Try it from another terminal:',
+    'Or from another terminal:',
     '  1. Be the iOS app: sign in as a test user and send the server auth code to behalf',
     `       npx behalf try-signin --email alice@example.com`,
     '  2. Be the backend while alice is offline: get her access token and read her Drive appDataFolder',
