@@ -6,6 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRuntime, type BehalfRuntime, type Dependencies } from '../../src/app.js';
+import type { BehalfConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/logging.js';
 import { MAX_ATTEMPTS, RETRY_JITTER, RETRY_SCHEDULE_MS, webhookStoreFor } from '../../src/webhooks/index.js';
 import { startHarness, type Harness } from '../support/harness.js';
@@ -36,8 +37,12 @@ afterEach(async () => {
 });
 
 /** Another behalf on the harness's database and clock (another instance, or the same after a restart). */
-async function openRuntime(overrides: { allowPrivate?: boolean; deps?: Dependencies } = {}): Promise<BehalfRuntime> {
-  const config = overrides.allowPrivate === undefined ? h.config : { ...h.config, webhooks: { allowPrivate: overrides.allowPrivate } };
+async function openRuntime(overrides: { allowPrivate?: boolean; config?: Partial<BehalfConfig>; deps?: Dependencies } = {}): Promise<BehalfRuntime> {
+  const config: BehalfConfig = {
+    ...h.config,
+    ...overrides.config,
+    ...(overrides.allowPrivate === undefined ? {} : { webhooks: { allowPrivate: overrides.allowPrivate } }),
+  };
   const runtime = await createRuntime(config, {
     clock: h.clock,
     logger: createLogger('silent'),
@@ -418,6 +423,24 @@ describe('private networks (server-side request forgery)', () => {
     expect(await runtime.behalf.webhooks.deliverDue()).toBe(1);
     expect(receiver.connections).toBe(0);
     expect(await webhooks().listDeliveries()).toEqual([expect.objectContaining({ status: 'pending', lastError: 'not sent: insecure_url' })]);
+  });
+});
+
+describe('key rotation', () => {
+  it('rotateSecrets re-encrypts each signing secret under the new primary key; the old key can then go', async () => {
+    const { secret } = await addEndpoint();
+    const newKey = `k2:${Buffer.alloc(32, 7).toString('base64')}`;
+    const rotating = await openRuntime({ config: { encryptionKeys: `${newKey},${h.config.encryptionKeys!}` } });
+    expect(await rotating.behalf.webhooks.rotateSecrets()).toEqual({ endpoints: 1, reencrypted: 1, alreadyCurrent: 0 });
+    expect(await rotating.behalf.webhooks.rotateSecrets()).toEqual({ endpoints: 1, reencrypted: 0, alreadyCurrent: 1 });
+    await closeRuntime(rotating);
+
+    // Only the new key: the secret still signs, and it is the same secret.
+    const rotated = await openRuntime({ config: { encryptionKeys: newKey } });
+    const sub = await h.signedInUser();
+    await h.service('POST', `/v1/users/${sub}/sign-out`);
+    expect(await rotated.behalf.webhooks.deliverDue()).toBe(1);
+    expect(verifyAt(h.clock, secret, receiver.received[0]!)).toMatchObject({ type: 'grant.revoked', data: { sub } });
   });
 });
 
