@@ -109,6 +109,7 @@ export class WebhookDispatcher {
 
   /** Stop looking; resolves once the attempts in progress have been recorded. */
   async stop(): Promise<void> {
+    if (this.#closed) return;
     this.#started = false;
     this.#closed = true;
     clearTimeout(this.#timer);

@@ -67,6 +67,9 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
+    // A look first, outside any transaction: a dispatcher that finds nothing due (most polls)
+    // never takes the write lock every process on the file shares.
+    if ((await this.#database.run(() => this.#sql.due.all({ now, limit: 1 }))).length === 0) return [];
     return this.#database.transaction(() => {
       const due = this.#sql.due.all({ now, limit }) as Array<{ id: string; endpoint_id: string; url: string; secret: Buffer; payload: string; attempts: number }>;
       for (const row of due) this.#sql.lease.run({ id: row.id, now, lease_until: leaseUntil });
