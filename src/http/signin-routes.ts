@@ -24,7 +24,7 @@ const SignInBody = z.object({
 /** Sign-in request bodies are tiny; a code is at most 256 bytes (spec §4.1). */
 export const SIGNIN_BODY_LIMIT = 8 * 1024;
 
-export const SIGNIN_PATH = '/v1/google/signin';
+const SIGNIN_PATH = '/v1/google/signin';
 
 /**
  * `POST /v1/google/signin`: an app hands over its one-time server auth code. A web page on an

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -235,6 +235,38 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
     } finally {
       await context.close();
     }
+  });
+
+  it('the demo backend answers its own page only, and validates what it is sent', async () => {
+    const post = (body: unknown, headers: Record<string, string> = { 'x-requested-with': 'XMLHttpRequest' }) =>
+      fetch(`${l().demo}/api/photo-job`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const expectError = async (response: Response, status: number, error: string) => {
+      expect({ status: response.status, body: await response.json() }).toMatchObject({ status, body: { error } });
+    };
+    await expectError(await post({ sub: '1' }, {}), 403, 'CSRF_HEADER_REQUIRED');
+    await expectError(await post({ sub: '1' }, { 'x-requested-with': 'XMLHttpRequest', origin: 'http://127.0.0.1:1' }), 403, 'ORIGIN_NOT_ALLOWED');
+    await expectError(await post({ sub: 'not a sub' }), 400, 'INVALID_REQUEST');
+    await expectError(await post({}), 400, 'INVALID_REQUEST');
+    await expectError(await post({ sub: '999999999999999999999' }), 404, 'USER_NOT_FOUND');
+    const run = (id: string) => fetch(`${l().demo}/api/photo-job/${id}`, { headers: { 'x-requested-with': 'XMLHttpRequest' } });
+    await expectError(await run('not-a-run'), 404, 'NOT_FOUND');
+    await expectError(await run('00000000-0000-4000-8000-000000000000'), 404, 'NOT_FOUND');
+    await expectError(await fetch(`${l().demo}/api/users/1/photos/..%2Fx`), 400, 'INVALID_REQUEST');
+    // A name that resolves here but is not the demo's own (DNS rebinding) is refused.
+    const port = new URL(l().demo).port;
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host: `attacker.example:${port}` } }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.once('error', reject);
+      request.end();
+    });
+    expect(rebound).toBe(400);
+    // The page itself: a Content-Security-Policy that runs only its own script and the emulator's.
+    const page = await fetch(l().demo);
+    expect(page.headers.get('content-security-policy')).toContain(`script-src 'self' ${l().emulator};`);
+    expect(page.headers.get('content-security-policy')).toContain(`connect-src 'self' ${l().server};`);
   });
 
   describe('a page on an origin that is not allowed', () => {
