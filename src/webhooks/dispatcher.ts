@@ -40,7 +40,7 @@ export const RETRY_SCHEDULE_MS: readonly number[] = [5 * SECOND, 5 * MINUTE, 30 
 export const MAX_ATTEMPTS = RETRY_SCHEDULE_MS.length + 1;
 export const RETRY_JITTER = 0.1;
 /** How long finished deliveries are kept for the console before they are deleted. */
-export const FINISHED_RETENTION_MS = 30 * 24 * HOUR;
+const FINISHED_RETENTION_MS = 30 * 24 * HOUR;
 /** A claim's lease outlasts the attempt's timeout by this much: a live sender always records first. */
 const LEASE_MARGIN_MS = MINUTE;
 /** Answer bodies are read (and thrown away) up to this size; the connection is dropped after. */
@@ -62,7 +62,7 @@ export interface DispatcherOptions {
 }
 
 /** The pause after failed attempt `attempt` (from 1), or null when it was the last one. */
-export function retryDelay(attempt: number, random: () => number = Math.random): number | null {
+function retryDelay(attempt: number, random: () => number = Math.random): number | null {
   const base = RETRY_SCHEDULE_MS[attempt - 1];
   if (base === undefined) return null;
   return Math.round(base * (1 - RETRY_JITTER + 2 * RETRY_JITTER * random()));

@@ -24,9 +24,9 @@ import { SqliteWebhookStore } from './sqlite-store.js';
 import type { DeliveryCounts, DeliveryFilter, DeliveryRecord, EndpointStatus, WebhookStore } from './store.js';
 import { checkWebhookUrl, type ResolveHost } from './url-policy.js';
 
-export { FINISHED_RETENTION_MS, MAX_ATTEMPTS, RETRY_JITTER, RETRY_SCHEDULE_MS, retryDelay } from './dispatcher.js';
+export { MAX_ATTEMPTS, RETRY_JITTER, RETRY_SCHEDULE_MS } from './dispatcher.js';
 export { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './outbox.js';
-export { isNonGlobalAddress, type ResolveHost } from './url-policy.js';
+export type { ResolveHost } from './url-policy.js';
 export type { DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointStatus, WebhookStore } from './store.js';
 
 /** The most endpoints one deployment may have: every event is written once per endpoint. */

@@ -54,7 +54,7 @@ export function userDeletedEvent(sub: string, reason: UserDeletionReason): Webho
  * The body every delivery of the event carries, signed as it is: the Standard Webhooks payload
  * shape `{type, timestamp, data}` (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md#payload-structure).
  */
-export function eventPayload(event: WebhookEvent, now: number): string {
+function eventPayload(event: WebhookEvent, now: number): string {
   return JSON.stringify({ type: event.type, timestamp: new Date(now).toISOString(), data: { sub: event.sub, ...event.fields } });
 }
 

@@ -27,7 +27,7 @@ export interface UrlPolicy {
   resolveHost?: ResolveHost;
 }
 
-export const MAX_URL_LENGTH = 2048;
+const MAX_URL_LENGTH = 2048;
 
 const systemResolve: ResolveHost = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
 
@@ -150,7 +150,7 @@ export function guardedLookup(policy: UrlPolicy): LookupFunction {
 }
 
 /** The host without IPv6 brackets. */
-export function bareHost(url: URL): string {
+function bareHost(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
