@@ -31,6 +31,9 @@ h1 { font-size: 1.5rem; margin: .25rem 0 1rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.15rem; margin: 1.75rem 0 .75rem; }
 p.lead { color: var(--muted); margin-top: -.5rem; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.25rem; margin-bottom: 1rem; }
+.card > h2:first-child { margin-top: 0; }
+.card > .scroll { margin-top: .75rem; }
+.card > .scroll:last-child { margin-bottom: 0; }
 .notice { border-radius: 8px; padding: .75rem 1rem; margin-bottom: 1rem; border: 1px solid; }
 .notice.ok { background: #e8f5ec; border-color: #9fd3b0; color: #124d26; }
 .notice.error { background: #fdecea; border-color: #f1aca6; color: #7a1b14; }
@@ -55,7 +58,8 @@ button.secondary, .button.secondary { background: #fff; color: var(--accent); }
 button.danger, .button.danger { background: var(--danger); border-color: var(--danger); color: #fff; }
 .actions { display: flex; flex-wrap: wrap; gap: .75rem; align-items: center; margin-top: 1rem; }
 .actions form { margin: 0; }
-.scroll { overflow-x: auto; background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
+.scroll { overflow-x: auto; background: var(--card); border: 1px solid var(--line); border-radius: 8px; margin-bottom: 1rem; }
+.show-narrow { display: none; }
 table { border-collapse: collapse; width: 100%; }
 caption { text-align: left; padding: .75rem 1rem .25rem; font-weight: 600; }
 th, td { text-align: left; padding: .55rem 1rem; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -87,6 +91,7 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
   dl.facts dd { margin-bottom: .5rem; }
   th, td { padding: .5rem .6rem; }
   .hide-narrow { display: none; }
+  .show-narrow { display: block; font-weight: 400; }
   .signin { margin: 1.5rem auto; }
 }
 `;

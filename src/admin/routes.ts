@@ -92,7 +92,9 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         reply.header('content-security-policy', CSP);
         reply.header('x-frame-options', 'DENY');
         reply.header('x-content-type-options', 'nosniff');
-        reply.header('referrer-policy', 'no-referrer');
+        // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with a form post, and the
+        // console's own forms would be refused as cross-site. Other sites still get no referrer.
+        reply.header('referrer-policy', 'same-origin');
         reply.header('cross-origin-opener-policy', 'same-origin');
         if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
         return payload;

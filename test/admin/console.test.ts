@@ -83,14 +83,14 @@ describe('admin console', () => {
       }
     });
 
-    it('every page is sent with CSP default-src self, no framing, no caching, no referrer', async () => {
+    it('every page is sent with CSP default-src self, no framing, no caching, no referrer to other sites', async () => {
       const c = await signedInClient();
       for (const path of ['/admin/sign-in', '/admin/users', '/admin/sweep', '/admin/api-keys', '/admin/nowhere']) {
         const page = await c.get(path);
         expect(page.headers.get('content-security-policy')).toBe("default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
         expect(page.headers.get('x-frame-options')).toBe('DENY');
         expect(page.headers.get('cache-control')).toBe('no-store');
-        expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+        expect(page.headers.get('referrer-policy')).toBe('same-origin');
         expect(page.headers.get('access-control-allow-origin')).toBeNull();
         expect(page.html).not.toMatch(/<script|\sstyle=|\son[a-z]+=/i);
       }

@@ -30,12 +30,12 @@ ${
 <div class="scroll" role="region" aria-labelledby="keys-caption" tabindex="0">
 <table>
 <caption id="keys-caption">${view.keys.length} key${view.keys.length === 1 ? '' : 's'}</caption>
-<thead><tr><th scope="col">Label</th><th scope="col">Id</th><th scope="col" class="hide-narrow">Created</th><th scope="col">Last used</th><th scope="col"><span class="hint">Action</span></th></tr></thead>
+<thead><tr><th scope="col">Label</th><th scope="col" class="hide-narrow">Id</th><th scope="col" class="hide-narrow">Created</th><th scope="col">Last used</th><th scope="col"><span class="hint">Action</span></th></tr></thead>
 <tbody>
 ${view.keys.map(
   (k) => html`<tr>
-<th scope="row" class="wrap">${k.name}${k.id === session.apiKeyId ? html` <span class="hint">(this session)</span>` : ''}</th>
-<td><code>${k.id}</code></td>
+<th scope="row" class="wrap">${k.name}${k.id === session.apiKeyId ? html` <span class="hint">(this session)</span>` : ''}<span class="show-narrow"><code>${k.id}</code></span></th>
+<td class="hide-narrow"><code>${k.id}</code></td>
 <td class="hide-narrow">${time(k.createdAt)}</td>
 <td>${time(k.lastUsedAt)}</td>
 <td><form method="post" action="/admin/api-keys/${segment(k.id)}/revoke">${csrfField(session)}<button type="submit" class="secondary" aria-label="Revoke key ${k.name} (${k.id})">Revoke</button></form></td>

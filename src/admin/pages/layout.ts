@@ -33,7 +33,6 @@ export function renderPage(frame: Frame, content: SafeHtml): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
 ${frame.refreshSeconds === undefined ? '' : html`<meta http-equiv="refresh" content="${frame.refreshSeconds}">`}
 <title>${frame.title} · behalf console</title>
 <link rel="stylesheet" href="/admin/assets/admin.css">

@@ -51,12 +51,12 @@ ${
 <div class="scroll" role="region" aria-labelledby="users-caption" tabindex="0">
 <table>
 <caption id="users-caption">${page.users.length === 0 ? 'No users found' : `Users${view.after === undefined ? '' : ' (continued)'}`}</caption>
-<thead><tr><th scope="col">Email</th><th scope="col">Name</th><th scope="col">Grant</th><th scope="col" class="hide-narrow">Last sign-in</th></tr></thead>
+<thead><tr><th scope="col">Email</th><th scope="col" class="hide-narrow">Name</th><th scope="col">Grant</th><th scope="col" class="hide-narrow">Last sign-in</th></tr></thead>
 <tbody>
 ${page.users.map(
   ({ user, grant }) => html`<tr>
 <th scope="row" class="wrap"><a href="/admin/users/${segment(user.sub)}">${user.email ?? html`<span class="hint">no email</span> ${user.sub}`}</a></th>
-<td class="wrap">${user.name ?? ''}</td>
+<td class="wrap hide-narrow">${user.name ?? ''}</td>
 <td>${badge(grant?.status ?? 'none')}</td>
 <td class="hide-narrow">${time(user.lastSignInAt)}</td>
 </tr>`,
