@@ -25,7 +25,6 @@ export const ERROR_CODES = {
   // Per-user state.
   USER_NOT_FOUND: { status: 404, exit: 66 },
   WEBHOOK_NOT_FOUND: { status: 404, exit: 66 },
-  WEBHOOK_NOT_FOUND: { status: 404, exit: 66 },
   NEEDS_CONSENT: { status: 409, exit: 65 },
   // The deployment, Google or the store.
   CLIENT_MISCONFIGURED: { status: 502, exit: 78 },
