@@ -100,19 +100,22 @@ function buildApp(wiring: () => Wired | undefined, port: () => number): FastifyI
     return undefined;
   });
   app.setErrorHandler((error, _request, reply) => {
+    // Fastify's own 4xx (a bad JSON body, a body over the limit) and anything unexpected, without details.
+    const status = (error as { statusCode?: unknown }).statusCode;
     const known = isBehalfError(error)
       ? error
-      : (error as { statusCode?: number }).statusCode !== undefined && (error as { statusCode: number }).statusCode < 500
+      : typeof status === 'number' && status < 500
         ? new BehalfError('INVALID_REQUEST', 'The request is malformed.')
         : new BehalfError('INTERNAL', 'Something went wrong in the demo backend.');
     return reply.code(known.status).type('application/json; charset=utf-8').send(known.toJSON());
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send('Not found.'));
 
-  app.get('/', async (_request, reply) => {
+  app.get('/', async (request, reply) => {
     const w = wiring();
     if (w === undefined) return reply.code(503).type('text/plain; charset=utf-8').send('Starting; reload in a moment.');
-    const origin = `http://127.0.0.1:${port()}`;
+    // The Host header was checked above: one of the page's own two names.
+    const origin = `http://${request.headers.host}`;
     return reply
       .type('text/html; charset=utf-8')
       .header(
