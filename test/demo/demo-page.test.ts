@@ -125,6 +125,7 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
       expect(new URL(popup.url()).origin).toBe(l().emulator);
       expect(new URL(popup.url()).searchParams.get('redirect_uri')).toBe('postmessage');
       expect(new URL(popup.url()).searchParams.get('origin')).toBe(l().demo);
+      await popup.screenshot({ path: await screenshotPath('demo-consent-popup') });
       await popup.keyboard.press('Tab');
       expect(await popup.evaluate('document.activeElement && document.activeElement.name')).toBe('new_email');
       await popup.keyboard.type('alice@example.com');
