@@ -136,8 +136,12 @@ export class WebhookDispatcher {
       const now = clock.now();
       const claimed = await store.claimDue(now, now + this.#timeoutMs + LEASE_MARGIN_MS, batch);
       if (claimed.length === 0) break;
-      await Promise.all(claimed.map((delivery) => this.#attempt(delivery)));
+      // Every attempt of the batch ends (and is recorded) before a failure to record one ends the
+      // pass; a delivery whose outcome could not be recorded is taken again when its lease runs out.
+      const settled = await Promise.allSettled(claimed.map((delivery) => this.#attempt(delivery)));
       attempted += claimed.length;
+      const failed = settled.find((outcome) => outcome.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     }
     const now = clock.now();
     if (now - this.#lastPrune >= HOUR) {
