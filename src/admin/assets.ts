@@ -31,7 +31,7 @@ h1 { font-size: 1.5rem; margin: .25rem 0 1rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.15rem; margin: 1.75rem 0 .75rem; }
 p.lead { color: var(--muted); margin-top: -.5rem; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.25rem; margin-bottom: 1rem; }
-.card > h2:first-child { margin-top: 0; }
+.card > h2:first-child, .card > input[type="hidden"]:first-child + h2 { margin-top: 0; }
 .card > .scroll { margin-top: .75rem; }
 .card > .scroll:last-child { margin-bottom: 0; }
 .notice { border-radius: 8px; padding: .75rem 1rem; margin-bottom: 1rem; border: 1px solid; }
@@ -76,6 +76,8 @@ dl.facts dd { margin: 0; }
 .badge.revoked, .badge.failed, .badge.error, .badge.stopped, .badge.disabled { color: var(--danger); border-color: #f1aca6; background: #fdecea; }
 .badge.none { color: var(--muted); border-color: var(--line); background: #fff; }
 ul.scopes { margin: 0; padding-left: 1.1rem; }
+fieldset.events { border: 1px solid var(--line); border-radius: 6px; margin: 1rem 0 0; padding: .5rem 1rem .75rem; display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; }
+fieldset.events legend { font-weight: 600; font-size: .9rem; padding: 0 .25rem; }
 .pager { display: flex; justify-content: space-between; gap: 1rem; margin-top: 1rem; }
 progress { width: 100%; height: 1.25rem; }
 .secret { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #fff; border: 1px dashed var(--accent); border-radius: 6px; padding: .75rem; word-break: break-all; user-select: all; }
@@ -93,5 +95,11 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
   .hide-narrow { display: none; }
   .show-narrow { display: block; font-weight: 400; }
   .signin { margin: 1.5rem auto; }
+  /* Tables of many columns become one block per row, each cell under its column's name. */
+  table.stack thead { position: absolute; left: -9999px; }
+  table.stack tr { display: block; border-bottom: 1px solid var(--line); padding: .4rem 0; }
+  table.stack tbody tr:last-child { border-bottom: 0; }
+  table.stack th, table.stack td { display: block; border: 0; padding: .2rem .75rem; }
+  table.stack td[data-label]::before { content: attr(data-label); display: block; color: var(--muted); font-size: .8rem; font-weight: 600; }
 }
 `;

@@ -47,6 +47,7 @@ export function createAdminConsole(
     revokeApiKey: (id) => revokeApiKey(store, id),
     securityLog: sqlite ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database),
     jobRuns: (sub, limit) => recentJobRunsOf(database, sub, limit),
+    webhooks: behalf.webhooks,
     clock,
   };
 }

@@ -7,6 +7,7 @@ import { isLoopbackAddress } from '../http/net.js';
 import type { JobRunSummary } from '../jobs/index.js';
 import type { SecurityLog } from '../risc/index.js';
 import type { TokenService } from '../tokens/index.js';
+import type { Webhooks } from '../webhooks/index.js';
 import { apiKeyId, type CreatedApiKey, type Store } from '../vault/index.js';
 import { ADMIN_CSS } from './assets.js';
 import { html, query, segment } from './html.js';
@@ -17,6 +18,7 @@ import { signInPage } from './pages/sign-in.js';
 import { sweepPage } from './pages/sweep.js';
 import { deleteUserPage, userPage } from './pages/user.js';
 import { STATUS_FILTERS, usersPage } from './pages/users.js';
+import { webhooksPage } from './pages/webhooks.js';
 import { clearedSessionCookie, csrfMatches, readSessionCookie, sessionCookie, type AdminSession, type AdminSessions, type NoSession } from './sessions.js';
 import type { SweepTracker } from './sweeps.js';
 
@@ -32,6 +34,7 @@ export interface AdminConsole {
   revokeApiKey: (id: string) => Promise<void>;
   securityLog: Pick<SecurityLog, 'getState' | 'listEvents'>;
   jobRuns: (sub: string, limit: number) => Promise<JobRunSummary[]>;
+  webhooks: Pick<Webhooks, 'addEndpoint' | 'listEndpoints' | 'removeEndpoint' | 'listDeliveries'>;
   clock: Clock;
 }
 
@@ -341,6 +344,49 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         }
         return reply.redirect('/admin/api-keys?done=revoked', 303);
       });
+
+      /** The webhooks page's endpoints and recent deliveries. */
+      const webhookLists = async () => {
+        const [endpoints, deliveries] = await Promise.all([admin.webhooks.listEndpoints(), admin.webhooks.listDeliveries({ limit: 50 })]);
+        return { endpoints, deliveries };
+      };
+
+      scope.get('/webhooks', async (request, reply) => {
+        const session = await sessionOf(request, reply);
+        if (session === null) return reply;
+        const notice: Notice | undefined =
+          (request.query as Record<string, unknown>).done === 'removed' ? { kind: 'ok', text: 'The endpoint was removed; its pending deliveries will not be sent.' } : undefined;
+        return sendPage(reply, webhooksPage({ session, ...(await webhookLists()), notice }));
+      });
+
+      scope.post('/webhooks', { bodyLimit: FORM_LIMIT }, async (request, reply) => {
+        const posted = await formOf(request, reply);
+        if (posted === null) return reply;
+        const { session, form } = posted;
+        const url = form.get('url', 2048) ?? '';
+        const events = form.getAll('events', 64, 20);
+        let created: Awaited<ReturnType<AdminConsole['webhooks']['addEndpoint']>>;
+        try {
+          // No box ticked: every event type, also those added later.
+          created = await admin.webhooks.addEndpoint({ url, events: events.length === 0 ? null : events });
+        } catch (error) {
+          if (!isBehalfError(error) || error.code !== 'INVALID_REQUEST') throw error;
+          const notice: Notice = { kind: 'error', text: error.message };
+          return sendPage(reply.code(400), webhooksPage({ session, ...(await webhookLists()), form: { url, events }, notice }));
+        }
+        logAction(request, session, 'add_webhook', { endpoint: created.endpoint.id });
+        // Answered here, not redirected: the secret must not travel in a URL, and is shown this once.
+        return sendPage(reply, webhooksPage({ session, ...(await webhookLists()), created }));
+      });
+
+      scope.post('/webhooks/:id/remove', { bodyLimit: FORM_LIMIT }, async (request, reply) => {
+        const posted = await formOf(request, reply);
+        if (posted === null) return reply;
+        const id = String((request.params as { id?: unknown }).id);
+        if (!(await admin.webhooks.removeEndpoint(id))) throw new BehalfError('NOT_FOUND', 'No such webhook endpoint: it may have been removed already.');
+        logAction(request, posted.session, 'remove_webhook', { endpoint: id });
+        return reply.redirect('/admin/webhooks?done=removed', 303);
+      });
     },
     { prefix: '/admin' },
   );
@@ -353,6 +399,8 @@ function sendPage(reply: FastifyReply, page: string): FastifyReply {
 /** A form body's fields, each read as one string of bounded length or not at all. */
 interface Form {
   get(name: string, maxLength: number): string | undefined;
+  /** A field sent several times (checkboxes): its strings of bounded length, at most `maxCount`. */
+  getAll(name: string, maxLength: number, maxCount: number): string[];
 }
 
 function readForm(request: FastifyRequest): Form {
@@ -363,6 +411,12 @@ function readForm(request: FastifyRequest): Form {
     get: (name, maxLength) => {
       const value = body[name];
       return typeof value === 'string' && value.length <= maxLength ? value : undefined;
+    },
+    getAll: (name, maxLength, maxCount) => {
+      const value = body[name];
+      const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+      if (values.length > maxCount) throw new BehalfError('INVALID_REQUEST', 'The form has too many values.');
+      return values.filter((v): v is string => typeof v === 'string' && v.length <= maxLength);
     },
   };
 }

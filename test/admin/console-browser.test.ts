@@ -20,8 +20,10 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
   const users: Array<{ sub: string; email: string }> = [];
 
   beforeAll(async () => {
-    [h, chromium] = await Promise.all([startHarness(), launchBrowser()]);
+    [h, chromium] = await Promise.all([startHarness({ env: { BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } }), launchBrowser()]);
     browser = chromium.browser;
+    // An endpoint nobody listens on (this harness sends nothing): its deliveries stay pending, for the webhooks page.
+    await h.runtime.behalf.webhooks.addEndpoint({ url: 'http://127.0.0.1:9/behalf-events', events: ['grant.revoked', 'grant.needs_consent'] });
     for (const name of ['ada.lovelace', 'alan.turing', 'grace.hopper', 'katherine.johnson']) {
       const email = `${name}@example.com`;
       const { sub, code } = await h.newUserWithCode({ email });
@@ -202,6 +204,7 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
           ['user-needs-consent', `/admin/users/${katherine.sub}?check=NEEDS_CONSENT`],
           ['user-delete', `/admin/users/${grace.sub}/delete`],
           ['api-keys', '/admin/api-keys'],
+          ['webhooks', '/admin/webhooks'],
         ];
         if (label === 'desktop') {
           await page.goto(`${h.url}/admin/sweep`);

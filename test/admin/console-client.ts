@@ -16,8 +16,8 @@ export interface ConsoleClient {
   /** The session cookie (`name=value`), once signed in. */
   cookie: string | undefined;
   get(path: string): Promise<Page>;
-  /** A form post; the CSRF token is taken from `fromPage` (a GET first) unless given in `fields`. */
-  post(path: string, fields?: Record<string, string>, options?: { fromPage?: string; headers?: Record<string, string> }): Promise<Page>;
+  /** A form post (a field may repeat); the CSRF token is taken from `fromPage` (a GET first) unless given in `fields`. */
+  post(path: string, fields?: Record<string, string> | Array<[string, string]>, options?: { fromPage?: string; headers?: Record<string, string> }): Promise<Page>;
   signIn(key: string): Promise<Page>;
 }
 
@@ -39,7 +39,7 @@ export function consoleClient(baseUrl: string, log?: Page[]): ConsoleClient {
     },
     async post(path, fields = {}, options = {}) {
       const body = new URLSearchParams(fields);
-      if (!('csrf' in fields) && options.fromPage !== undefined) body.set('csrf', csrfOf((await client.get(options.fromPage)).html));
+      if (!body.has('csrf') && options.fromPage !== undefined) body.set('csrf', csrfOf((await client.get(options.fromPage)).html));
       const response = await fetch(`${baseUrl}${path}`, {
         method: 'POST',
         redirect: 'manual',

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PostgresSweepRunStore, SqliteSweepRunStore } from '../../src/admin/index.js';
 import { createRuntime, createServer } from '../../src/app.js';
 import { loopbackFetch, loopbackRequest } from '../support/no-network.js';
+import { Receiver } from '../webhooks/receiver.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { consoleClient, csrfOf, type ConsoleClient, type Page } from './console-client.js';
 
@@ -602,5 +603,68 @@ describe('admin console: a sweep in progress when the server closes', () => {
     const { database } = h.runtime;
     const runs = await (database.kind === 'sqlite' ? new SqliteSweepRunStore(database) : new PostgresSweepRunStore(database)).recent(1);
     expect(runs[0]).toMatchObject({ status: 'stopped', finishedAt: expect.any(Number) });
+  });
+});
+
+describe('admin console: webhooks page', () => {
+  let h: Harness;
+  let receiver: Receiver;
+  beforeAll(async () => {
+    [h, receiver] = await Promise.all([startHarness({ env: { BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } }), Receiver.start()]);
+  });
+  afterAll(async () => {
+    await h.close();
+    await receiver.close();
+  });
+
+  it('adds an endpoint (its secret shown once), lists it and its deliveries, and removes it', async () => {
+    const c = consoleClient(h.url);
+    await c.signIn(h.apiKey);
+    const empty = await c.get('/admin/webhooks');
+    expect(empty.status).toBe(200);
+    expect(empty.html).toContain('No endpoints yet');
+
+    // Refused: the form comes back with what was typed and why.
+    const refused = await c.post('/admin/webhooks', { url: 'ftp://example.com/hook', events: 'grant.revoked' }, { fromPage: '/admin/webhooks' });
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('value="ftp://example.com/hook"');
+    expect(refused.html).toContain('<input type="checkbox" name="events" value="grant.revoked" checked>');
+    const unknown = await c.post('/admin/webhooks', { url: `${receiver.url}/hook`, events: 'grant.eaten' }, { fromPage: '/admin/webhooks' });
+    expect(unknown.status).toBe(400);
+    expect(unknown.html).toContain('Unknown event type');
+
+    const added = await c.post(
+      '/admin/webhooks',
+      [
+        ['url', `${receiver.url}/hook`],
+        ['events', 'grant.revoked'],
+        ['events', 'user.deleted'],
+      ],
+      { fromPage: '/admin/webhooks' },
+    );
+    expect(added.status).toBe(200);
+    const secret = /<p class="secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)<\/p>/.exec(added.html)?.[1];
+    expect(secret).toBeDefined();
+    const endpoints = await h.runtime.behalf.webhooks.listEndpoints();
+    expect(endpoints.map((e) => e.events)).toEqual([['grant.revoked', 'user.deleted']]);
+
+    // A sign-out from the console is an event; once sent, the page lists the delivery.
+    const sub = await h.signedInUser();
+    await c.post(`/admin/users/${sub}/sign-out`, {}, { fromPage: `/admin/users/${sub}` });
+    expect(await h.runtime.behalf.webhooks.deliverDue()).toBe(1);
+    const listing = await c.get('/admin/webhooks');
+    expect(listing.html).not.toContain(secret!);
+    expect(listing.html).not.toContain(secret!.slice(6, 22));
+    expect(listing.html.match(/<td data-label="Event"><code>grant\.revoked<\/code><\/td>/g)).toHaveLength(1);
+    expect(listing.html).toContain(`<a href="/admin/users/${sub}">${sub}</a>`);
+    expect(listing.html).toContain('<span class="badge delivered">delivered</span>');
+    expect(listing.html).toContain('HTTP 204');
+
+    for (const endpoint of endpoints) {
+      const removed = await c.post(`/admin/webhooks/${endpoint.id}/remove`, {}, { fromPage: '/admin/webhooks' });
+      expect(removed).toMatchObject({ status: 303, location: '/admin/webhooks?done=removed' });
+    }
+    expect(await h.runtime.behalf.webhooks.listEndpoints()).toEqual([]);
+    expect((await c.post(`/admin/webhooks/${endpoints[0]!.id}/remove`, {}, { fromPage: '/admin/webhooks' })).status).toBe(404);
   });
 });
