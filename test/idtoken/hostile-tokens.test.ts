@@ -2,15 +2,16 @@ import { createHash, createHmac, generateKeyPairSync, sign, type KeyObject } fro
 import { beforeEach, describe, expect, it } from 'vitest';
 import { OffsetClock } from '../../src/clock.js';
 import { GoogleKeySet, IdTokenVerifier, type IdTokenPolicy } from '../../src/idtoken/index.js';
+import { RSA_1024, RSA_2048_A, RSA_2048_B, RSA_2048_C } from './fixture-keys.js';
 
 const AUD = '614071230985-server.apps.googleusercontent.com';
 const IOS = '614071230985-ios.apps.googleusercontent.com';
 const ACCESS_TOKEN = 'ya29.a0-test-access-token';
 const JWKS_URI = 'https://www.googleapis.com/oauth2/v3/certs';
 
-const google = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+const google = RSA_2048_A;
+const attacker = RSA_2048_B;
+const weak = RSA_1024;
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const KID = 'a'.repeat(40);
 
@@ -235,7 +236,7 @@ describe('ID token verification rejects every forgery', () => {
   });
   it('the verified-token cache is bounded and forgets the oldest first', async () => {
     // Three tokens signed by a key Google later withdraws: only re-verification can notice.
-    const rotated = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rotated = RSA_2048_C;
     f.extraKeys.push(jwk(rotated.publicKey, { kid: 'rotated', alg: 'RS256', use: 'sig' }));
     const long = { ...claims, exp: now + 20_000 };
     const [a, b, c] = ['1', '2', '3'].map((sub) => rs256({ ...header, kid: 'rotated' }, { ...long, sub }, rotated.privateKey));

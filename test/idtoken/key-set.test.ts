@@ -1,9 +1,9 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { OffsetClock } from '../../src/clock.js';
 import { GoogleKeySet, parseJwks } from '../../src/idtoken/index.js';
+import { RSA_1024, RSA_2048_A, RSA_2048_B } from './fixture-keys.js';
 
-const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+const key = RSA_2048_A.publicKey;
 const jwk = (kid: string) => ({ ...(key.export({ format: 'jwk' }) as object), kid, alg: 'RS256', use: 'sig' });
 
 function serving(kids: () => string[], headers: Record<string, string> = { 'cache-control': 'public, max-age=600' }) {
@@ -83,8 +83,7 @@ class StoppedClock {
   }
 }
 
-const rsa = (bits = 2048) => generateKeyPairSync('rsa', { modulusLength: bits }).publicKey;
-const other = rsa();
+const other = RSA_2048_B.publicKey;
 const jwkOf = (k: typeof key, fields: Record<string, unknown>) => ({ ...(k.export({ format: 'jwk' }) as object), ...fields });
 
 /** A key endpoint answering `body` (JSON unless a string) with `init`, recording each request. */
@@ -260,7 +259,7 @@ describe('parseJwks: only RS256 signing keys of at least 2048 bits', () => {
         jwkOf(other, { kid: 7 }),
         jwkOf(other, { kid: 'no-n', n: undefined }),
         jwkOf(other, { kid: 'bad-n', n: '!!' }),
-        jwkOf(rsa(1024), { kid: 'small' }),
+        jwkOf(RSA_1024.publicKey, { kid: 'small' }),
         jwkOf(key, { kid: 'good' }),
       ],
     });

@@ -5,10 +5,11 @@
  * hostile-tokens.test.ts; here time stands still (a clock that moves only when told), so the
  * edges are exact to the second.
  */
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, sign } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { GoogleKeySet, IdTokenVerifier, verifyGoogleJwt, type IdTokenPolicy, type VerifyOptions } from '../../src/idtoken/index.js';
+import { RSA_2048_A } from './fixture-keys.js';
 
 const AUD = '614071230985-server.apps.googleusercontent.com';
 const IOS = '614071230985-ios.apps.googleusercontent.com';
@@ -17,7 +18,7 @@ const KID = 'a'.repeat(40);
 const NOW = 1_760_000_000; // whole seconds
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
-const google = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const google = RSA_2048_A;
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 const HEADER = { alg: 'RS256', kid: KID, typ: 'JWT' };
 

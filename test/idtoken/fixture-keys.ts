@@ -1,0 +1,125 @@
+/**
+ * RSA keys for the ID token tests, generated once (node:crypto, e = 65537) and kept here: making
+ * them at every run costs seconds of CPU per test file (a 2048-bit key takes 0.1-3 s to find), and
+ * mutation testing loads these files once per mutant. TEST KEYS: they sign nothing but test tokens
+ * and are trusted nowhere.
+ */
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+
+export interface TestKeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+function pair(pem: string): TestKeyPair {
+  const privateKey = createPrivateKey(pem);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
+}
+
+/** Google's signing key in the tests. */
+export const RSA_2048_A = pair(`-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDWRErHgXkdbitB
+pnUJltkIWuJuKSxp3bQI4bUmeKt+DmE3hkbSB0Px8YsKxlH4UtJPAD82u+kc9f67
+A92IieBndFRykB/kcGuyLpcRDG22oc247uqyhVs7cysjjMsdusVmltrwPAQD0Ojr
+HbDwRYq/uuHLHKqQV74CfKKl5DS81Ax32sFrngBTMEQGLYdbLm1X3besZ35l2W4c
+w5urMNX0+pxa7dx1cUILndKFPvBQDmLCjzgKHEY3AFeULJVWaa4Ov617Kj7Eb02o
+JXKDTkus884cs6rt8SRMCtkBn3wWnolB8XJ4ZS3+SvqN+gHHn/D61dRZsf2pG92P
+WKWm+UhfAgMBAAECggEAEdTRHFVMDQT0GJyPtOKW4TkfCufmSFEpAGw4NSFptC3i
+LUrBbg0ovGPLnHPwsmfCFM0Cdb2hosVeE5Y4w3ol8LYfqQERhmNMsyFpdQPBxacl
+hbRsV7r9Yq8s8eJvrOO0NdtsEP4Nn3utRpPL+9LtvxMAY3TZRPXoXDCfIIsjUGt2
+ONi6m+iJY2OZRC9Z/MkXKr4SmZorUs1b6UOubWfRsZGdu2XlY1/5QkCZwpb6hJf7
+Kup5pE0S3XHdqNCDk+F3nQlj/HAPYCPGXjX4ibLK/+nUQpb8563ud20i4pCR6Gth
+g7n4Pb987o0LkSIN6C5iup9QrXKbAaC9nyrPTWnGQQKBgQDu5niE2gJtP4QYK5Av
+P/kjmf4af/BRSTAAvqfBljal49e1sLWWc1NDupeMLmT61cKP5UIUISYrP/sDo6PK
+63VBPvdSCdhOEkFmB/gJxTL07/Z3uczCkNwme1E/bxuow4DOHxo0h6tb1MOiD2s6
+coepn0pCp4lh18ctNwPacLoHkQKBgQDlmnHwf8+1cGAx30eIijaCu3fpapNLq4JX
+XxESEy6c5eRRisnupNWV0mRujmQvs3F6rDiOJCnexBsOKGHoWIGLZD9YEjiyQlGl
+0bpgNyT5rIW7MIadU0eVdI6vFX9kIQULcShaNdTTSXKX8jsWFVbZ8daz7MVcQK4A
+DNWp4By47wKBgQCXnTyvU4xmuQCkNkFzOy5qIbjaKIfjjocgcd8VRLe54Ddt34/e
+w6H8Qdcb5/W+Gxs3J1AgZklK+Xfcf2XbykLH/aYIMqdMJNnMXxJTYQtN11yb7xa8
+BCMzaN/PWjw7hpegOKzw2Yku5oChwRdUKItgYu9GDf1qUv7c+yU+5HurgQKBgHNu
+NiIm35HkMThhfGEUu1r2TM64mdzNGPY8ASUJJ8IRgbvM/sBPdmGgKIW8aHniyQZX
+Vwd+/t3T0ZZIjxB0jow5le79GivkU4/95KlCkABFz+XP+51UpQRqWOGE+UqpnxOl
+jBfuQFUI8+eYDESJ7eQcRUinnIFIszGrQi/pUAdZAoGBAL2ybbrMWSCY38hWfYUq
+DuUnzf2jjrW0RG5eSxSt2YUc0sGD0fwLDCT4yEBqikX9VMYdHerwb99804T+xzNR
+8mPRJYehrx4tcL7AMz8Gbe7IO3qNyPzM2O7bZe1KHuLzxJ61CceXPoGcFkELy0NQ
+GMW9eEOAq8FN4BU146D6jYVg
+-----END PRIVATE KEY-----`);
+
+/** An attacker's key, or a second Google key. */
+export const RSA_2048_B = pair(`-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCQ23idwutmpk4t
+Nkv0p2Tziz4HRfYxHwurNO6PYLGWWetAwcaGRf+f7sgN1JV0LLFCf8hcY7TRwThg
+iChSyRROKmJIcnsbWMYACuo0b8VGJadOyat1PtbOtfzVRciiyCV8bLRa1EFTfY5J
+WvaSluuDYPxFILucYqAd9e3C2WswUaF585Rjlx/zzkGLgckyqd+KvMN4mN2IGebR
+DRh+Z13raZC9kbLX8sZi9+Wb2Tn+DMe1Kyl8seIqBnmgUc5mDyiegv07x1Zo67vp
+38R0ub06+Imu9hWnirefRy7yUueTZME5Emngjn04s0gLi/JhIBpaefs5gdGYKzFb
+/AJMA57JAgMBAAECggEADAR5LDVojBqN78hKYuCkSmQp4DaYpxiZQjng9Loj4YJS
+NwwcaTVTcLRBmowhXgL7LbYmLCwFa0VpZPDGz59o9NclUjdVKT6jJovBRFpldl1X
+VPz8IXz2Gy4T7KmebIrIOVtXVxW22bNX45QNUrn8jei05RNDHUU9XV7yu7CH6Pks
+uY9yQ1Fj4siQcPf43zan/VtptmHslBoDXlucOSP/J7lD9B6z1VNzh66+TwJ1SUE5
+lVzxui7yhGEZkepBIxLhsTzmXa/bHR61Z4QuujF4oBLkpj7mq6uj4uNnajR9hlLC
+N74aXOfunlCVO2RXRxzMsYOeUzjFLNNJprGj4CMOAQKBgQDLSkWnu9e6mOGT0dER
+EBPmwGCY8bZxG6X/YFp0s4Zo1uvx52Fta47NAQCGOkFkWRGjEJJCbccHjBuebLKK
+P1zP500E0SY9riLPXzEVefAo45knz8az4dew4ntlxxnd17WXIyto3PCO35ID4qsx
+8ZMuUuaaI+s8gDw9UpQx+wE0CQKBgQC2ap8Z3iWbfpf2ZjCD0K42AASJvfGWL8eZ
+QxLakFeMzObq0DmYnvI5XVbQWWlNBJYPSS5MYPRVBZ2716x+nXGRorN4UXm+O9pG
+ChDwIJZQCu331JCpvO1Kg8M/yzisj6WIm7PFT2jXgBtOzVFw723a7EyGMdWoRqq0
+eR+/SEFEwQKBgBmqTNT6YCgMuR4CdVSkJP8S9p8YlSH+jZyKO6FUMPn3eF5YCfLY
+i3TSVZCctjjHDfT6WJzOYzxOsgX0Ty4pBbyxxQWAqkVLQNXRfM7rUCi5Y1KlZr67
+GpIYZd/ZnShm3WQxan+YtT40d6jJ6zco+p30lWyMcFx5DCHp1Q/iUqqRAoGAFYm9
+Q1ahZhyqYKNsMwQera2O25ybu7nkfUoYHcpRLAS9dxgi1MxfmTpWF7+W2UsjVKa1
+WrtP3gINv7IVYdXBJQrq2df04es7OG3T1iZi2QyRUGO+uOvfsJ6iHRQnmuhTCTAp
+J7DalidAEivX49fBRsoDtwyHR5kgarKqdvFXE4ECgYA5vPBLi2E1s18AxdQVORxs
+R0T3YTn2DEVJySRFibUbiGrmyc89nlsUcrMRLtgZD5cJtaECJKXvWu02/nz5aB01
+VKNrnZQ4JxRTay2u3qmaW6arPNuiOvGp7Hj0ZaH6OoGLopIw73jza6UnpRZEhJQ2
+caK7yVujeqKfWysJX+mMSg==
+-----END PRIVATE KEY-----`);
+
+/** A third key (a rotated or withdrawn one). */
+export const RSA_2048_C = pair(`-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDXfLiyq6MInCKQ
+/evkLthhN/FJd6cFLI4DhahjgD4nLgxVLVZliG9Dz/c5iQoVkFgxO04sjpr4mc1M
+6aWJPNJqbV0IilMeGdcyGa0lFs+b5IE4lpekkuAaxQ0+6OTeZjZye3nw+msgsCrj
+VN4PMrH9qrRe1mMZcx9kjloutvldMJZ/NMoLeJwA/b9h3pTqSf/l2G5kgGcyKzbM
+pk8OvwAXFfjkcns7ivjuHHvjRb7AuxkYs09i9fUkHs3FOqeByOacIfCmLKpEn0Ir
+GqDsr9aE9dhBin9fP52Fo9+ALAXdT9JIubmrp8NAusHPi59dNrXhi0hLcHSgcDeO
+xDFNH9jXAgMBAAECggEAX7dMOTzpFZ148yt++OPgBEr7l/UYkMFKMYFQmyXvNasM
+GlehnUb9mUMKnxlii9KKgg/EOSF877ktiqDsASotks2SOgVrRx8WSfBCyws3W5kj
+1vV5VUZSWkG2EQAVDT6cp7x2HVa2eBYYbtMXMewESNdm+AtFiJvs0Vcz8rUezcfC
+Y1Kj7Fi4PQdRkiJY4wjk6ttT2ekrCc7hU9AlbfQZOCI59FhfhrT0AEenZSwtrvHw
+0b+6qaXN/1We563Hos8/+DJ9jSLSjLeIghZfFnDH2ehB4pzGk+vTLkiQ2/91EudU
+9PgGO0RFXVCFCnouZ8j7mXNKLvyv8KFS9StvOEnRsQKBgQD/j8hA+mr/VsuMsdl+
+5VveOITAgQsScfpOrL3Tww1gG6BUvggaE9LwQGDbW2NyQ0bDF4Z1/Za+4V5kkTgd
+J+bfTRyPe9glWeBm9GdbkekhD+5FK8+52ad1ON0XaE/vvt4rOlKv+A2kAsYqsvp1
+iEQ+122CqLfq8n4RgE3c1B050QKBgQDX21eqN0wfuaWTTvt6cbuCRN1AgXPapksP
+I0tJDMI/pT9NRLHwJEoUaGvIuuS0il4RKJJ97yvHTN0fGySefj9YLfJkFXjCCjSj
+RyMxDPwl2kQcQ8zivQq4q9w7x1se4QkmPOs/DXx9Pty7tCqL3TXMQTUwgNNBPogJ
+3fxeymPqJwKBgB3Fz2uagOqcXvxWH+ODru81oGmY3wRYGPQfdcH84EsJDOWyedkn
+5BQvO9lyTSSbp9vEmtqWH4C/WrLWpDXpVyE+p4wjvmuji9wSrxPg7Mr4Qyb10q5x
+J+wlIsS+V0mz78gTdFyhxl0MIbAJx9n3dRPpHw3wv/R0KbG6Q9ftMjZxAoGBAMMb
+UojbhKYkYoHc4TfStz7PSgE1QWe/6ZZcO39i1e07SxVnY0KBOqhpngsIyxJZAx+V
+QZws47A4TKICIb5UtKLanP5T3hvdp6hx82AxsXPxbqDxs666WoeDaARsdHNbyq5S
+X/xVD1IR0Oikt9RF9YuS4SXfO5P8lm/8w1FWtKr/AoGAcOvBnSvEa4BlXIck51xj
+KUHyY0dDcADlZDIG6v3vSU0zQCQLStfT92qkQfiWCSVoQj4NzuOy3BOs/974VyYf
+uMkZGRs9c3jDBIaF3/UAnjPyrW9PPwd9jZuRCUnJnFv1WPrpJ/qDgtXw+28PqDPi
+46CX0M9Mw31Dh9woS5cN3pA=
+-----END PRIVATE KEY-----`);
+
+/** Too small: Google's keys are 2048 bits, and smaller ones are never used. */
+export const RSA_1024 = pair(`-----BEGIN PRIVATE KEY-----
+MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBAPp+VCAJDI5cnV9Z
+J9PECFKy4gyiSRhzumJ/yBk9ECMUIqHzEouskSVuUp1PAUIrNvk+DQ2yAnsymfW7
+ro2oyoIlT5p4+dSCDbP9nruhWmbhsYCnfD3RUPCs35Enax0dd1bUukZKVAmz06FJ
+xna8T6EK0iEsQ3GgtJI+Js0WPaMrAgMBAAECgYA8GoW67hDqM8S69Rx+TmIk3bEp
+kOLzEAmfysNLcwBlOlaY/0bq5qwpDBCcmDFYHCBjq4TcTWMVBm40rSTT7rUwDZdq
+SXl6BOYgq+qXVaK+OhySv+gHp1Y/LMUVynn6du4bamUJixl2UUU1d4OWun9xUzh2
+RE2ASyU5cmuWb1IKAQJBAP6fvO33LkcEi8bFUB+9HEaSf1rtaCTi5+V3X+OTkOxz
+2I89YBXcsVJx1cuQxETEa2jO8xZpPfA8U5x30yX73CsCQQD72OBP96LaxVenJKUV
+lJFT6p5ws+UJJRvTd1LTKCqL8X+ZJHfkBw59nnEDq7SdT2Z+eiDvYw56vOc7JxdT
+NtUBAkEA9mck0PBcM1Od5Fw7notGWrEYV6jZGKEQoon0HGpIW9n7nxpY6q8oVk1d
+BOLyXE3sV3+11GFCFEJ88zUt+1sRAwJBAI676M2JpPPmenoRS7rCW+c6hpeLbVhU
+fsPH0do43nw338BUqdpDoZPSc2zIKPIrKQSvhPEHrBIl88tTqWWRIwECQAR82JBm
+cjVarCUkld6Wjv0d1OfNcq+TnKRwwKCxfKmmJwTc4sf4EhHVPgbg35sWdlb8308f
+TGL/m8jSqB5eMf4=
+-----END PRIVATE KEY-----`);
