@@ -29,6 +29,7 @@ const ORDER = [
   'test/signin/',
   'test/service/',
   'test/risc/',
+  'test/calls/call-rules.test.ts',
   'test/calls/offline-calls.test.ts',
   'test/vault/postgres-store.test.ts',
   // The vault's other tests (new stores and features), after the rest.
