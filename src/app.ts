@@ -14,7 +14,18 @@ import { createLogger } from './logging.js';
 import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from './risc/index.js';
 import { SignInService } from './signin/index.js';
 import { sweepGrants, TokenService } from './tokens/index.js';
-import { countGrantsByStatus, loadKeyring, PostgresStore, SqliteStore, Vault, verifyApiKey, verifyKeyring, type Store } from './vault/index.js';
+import {
+  countGrantsByStatus,
+  listApiKeys,
+  loadKeyring,
+  PostgresStore,
+  revokeApiKey,
+  SqliteStore,
+  Vault,
+  verifyApiKey,
+  verifyKeyring,
+  type Store,
+} from './vault/index.js';
 import { openDatabase, POSTGRES_SCHEMA_VERSION, SQLITE_SCHEMA_VERSION, type Database } from './database/index.js';
 import { Metrics, Readiness } from './observability/index.js';
 import { Webhooks, webhookStoreFor, type WebhooksOptions } from './webhooks/index.js';
@@ -200,6 +211,7 @@ export function createServer(config: BehalfConfig, runtime: BehalfRuntime): Fast
     metrics: runtime.metrics,
     readiness: runtime.readiness,
     authenticate: (key) => verifyApiKey(runtime.store, key, { now: runtime.clock.now() }),
+    apiKeys: { list: () => listApiKeys(runtime.store), revoke: (id) => revokeApiKey(runtime.store, id) },
     admin: createAdminConsole(runtime),
   });
 }

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { loadStorageConfig } from '../config/index.js';
+import { loadDatabaseUrl } from '../config/index.js';
 import { migrateStore } from '../vault/index.js';
+import { configInput } from './open.js';
+import { printResult } from './output.js';
 import { runAction } from './run.js';
-import { settingsFromOptions } from './settings-flags.js';
 
 /**
  * `behalf migrate`: bring the database named by BEHALF_DATABASE_URL (or --database-url, as for
@@ -15,19 +16,22 @@ export function registerMigrateCommand(program: Command): void {
     .command('migrate')
     .description('Apply the database schema migrations this behalf knows (Postgres: before `serve`; safe to repeat)')
     .option('--database-url <url>', 'sqlite:PATH or postgres://… (BEHALF_DATABASE_URL)')
+    .option('--json', 'print what was applied as JSON')
     .action((options: Record<string, unknown>) =>
       runAction(async () => {
-        // Only the database setting is read: migrating needs no encryption keys (mode 'local'
-        // is what makes them optional; the database default is the same in both modes).
-        const { databaseUrl } = loadStorageConfig({ mode: 'local', env: process.env, flags: settingsFromOptions(options) });
-        const report = await migrateStore(databaseUrl);
+        // Only the database setting is read: migrating needs no encryption keys.
+        const report = await migrateStore(loadDatabaseUrl(configInput(options)));
         const lines = report.applied.map((m) => `Applied migration ${m.version}: ${m.name}`);
         lines.push(
           report.applied.length === 0
             ? `${report.target} is at schema version ${report.to}, the newest this behalf knows: nothing to apply.`
             : `${report.target} is now at schema version ${report.to} (was ${report.from}).`,
         );
-        process.stdout.write(`${lines.join('\n')}\n`);
+        printResult(
+          options,
+          { database: report.target, kind: report.kind, from: report.from, to: report.to, applied: report.applied },
+          lines.join('\n'),
+        );
       }),
     );
 }

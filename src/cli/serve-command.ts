@@ -2,6 +2,7 @@ import type { Server } from 'node:net';
 import type { Command } from 'commander';
 import { createRuntime, createServer } from '../app.js';
 import { loadConfig, type BehalfConfig } from '../config/index.js';
+import { BehalfError } from '../errors.js';
 import { redactDatabaseUrl } from '../vault/index.js';
 import type { Demo } from '../demo/index.js';
 import { startLocalDemo, startLocalGoogle, ensureLocalApiKey, LOCAL_SCOPES, type LocalGoogle } from './local-mode.js';
@@ -53,7 +54,12 @@ export function registerServeCommand(program: Command): void {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         process.once(signal, () => void close().finally(() => process.exit(0)));
       }
-      await app.listen({ port: config.port, host: config.host });
+      try {
+        await app.listen({ port: config.port, host: config.host });
+      } catch (error) {
+        await close();
+        throw listenError(error, config);
+      }
       runtime.behalf.webhooks.start();
       const url = serverUrl(config, app.server.address());
       if (local && emulator !== undefined && demo !== undefined) {
@@ -65,6 +71,22 @@ export function registerServeCommand(program: Command): void {
       }
     }),
   );
+}
+
+/** Why the server could not listen, naming the setting to change (not "unexpected Error: listen EADDRINUSE"). */
+function listenError(error: unknown, config: BehalfConfig): unknown {
+  const where = `${config.host}:${config.port}`;
+  switch ((error as NodeJS.ErrnoException | undefined)?.code) {
+    case 'EADDRINUSE':
+      return new BehalfError('CONFIG_INVALID', `BEHALF_PORT: port ${config.port} is in use on ${config.host} (another behalf, or another program): stop it, or set BEHALF_PORT (--port) to a free port.`);
+    case 'EACCES':
+      return new BehalfError('CONFIG_INVALID', `BEHALF_PORT: listening on ${where} is not permitted (ports below 1024 need privileges): set BEHALF_PORT (--port) to 1024 or above.`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new BehalfError('CONFIG_INVALID', `BEHALF_HOST: ${config.host} is not an address of this machine: set BEHALF_HOST (--host), e.g. 0.0.0.0 or 127.0.0.1.`);
+    default:
+      return error;
+  }
 }
 
 function serverUrl(config: BehalfConfig, address: ReturnType<Server['address']>): string {

@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
 import { systemClock } from '../clock.js';
-import { loadStorageConfig, loadWebhookConfig } from '../config/index.js';
-import { openDatabase } from '../database/index.js';
+import { loadWebhookConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
 import { createLogger } from '../logging.js';
-import { loadKeyring, PostgresStore, SqliteStore, verifyKeyring } from '../vault/index.js';
 import { Webhooks, webhookStoreFor, type WebhookEndpoint } from '../webhooks/index.js';
+import { configInput, withVault } from './open.js';
 import { runAction } from './run.js';
-import { settingsFromOptions } from './settings-flags.js';
 
 /**
  * `behalf webhooks add|list|remove`: manage webhook endpoints. Needs only the database and the
@@ -69,24 +67,15 @@ function eventsText(endpoint: Pick<WebhookEndpoint, 'events'>): string {
   return endpoint.events === null ? 'all' : endpoint.events.join(',');
 }
 
-/** The database and keys alone, checked as `serve` checks them, for the time of `body`. */
+/** The database and keys alone, checked as `serve` checks them (see ./open.ts), for the time of `body`. */
 async function withWebhooks(options: Record<string, unknown>, body: (webhooks: Webhooks) => Promise<void>): Promise<void> {
-  const input = { mode: options.local === true ? ('local' as const) : ('production' as const), env: process.env, flags: settingsFromOptions(options) };
-  const storage = loadStorageConfig(input);
-  const { allowPrivate } = loadWebhookConfig(input);
-  const { keyring } = await loadKeyring(storage);
-  const database = await openDatabase(storage.databaseUrl);
-  try {
-    // A key id whose bytes differ from the ones that wrote this database stops here, as in `serve`:
-    // a secret sealed under it could never be read by the server.
-    await verifyKeyring(database.kind === 'postgres' ? new PostgresStore(database) : new SqliteStore(database), keyring, systemClock.now());
+  const { allowPrivate } = loadWebhookConfig(configInput(options));
+  await withVault(options, async ({ database, keyring }) => {
     const webhooks = new Webhooks({ store: webhookStoreFor(database), keyring, clock: systemClock, logger: createLogger('silent'), allowPrivate });
     try {
       await body(webhooks);
     } finally {
       await webhooks.stop();
     }
-  } finally {
-    await database.close();
-  }
+  });
 }

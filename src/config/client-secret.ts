@@ -7,6 +7,8 @@ export interface ClientSecret {
   clientSecret: string;
   redirectUris: string[];
   javascriptOrigins: string[];
+  /** The file's `token_uri`: which Google issued the client (Google's, or a local emulator's). */
+  tokenUri: string | undefined;
 }
 
 // The "web" shape of the client_secret_*.json file the Google Cloud console hands out.
@@ -16,6 +18,7 @@ const WebClientFile = z.object({
     client_secret: z.string().min(1),
     redirect_uris: z.array(z.string()).optional(),
     javascript_origins: z.array(z.string()).optional(),
+    token_uri: z.string().optional(),
   }),
 });
 
@@ -56,5 +59,6 @@ export async function readClientSecretFile(path: string, setting = 'BEHALF_CLIEN
     clientSecret: web.client_secret,
     redirectUris: web.redirect_uris ?? [],
     javascriptOrigins: web.javascript_origins ?? [],
+    tokenUri: web.token_uri,
   };
 }

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { BehalfError } from '../errors.js';
-import { GOOGLE_API_URL, GOOGLE_DISCOVERY_URL, isAcceptableEndpoint } from '../google/discovery.js';
+import { BehalfError, isBehalfError } from '../errors.js';
+import { GOOGLE_API_URL, GOOGLE_DISCOVERY_URL, isAcceptableEndpoint, isLoopbackHost } from '../google/discovery.js';
 import { normalizeScopes } from '../google/scopes.js';
-import { readClientSecretFile } from './client-secret.js';
+import { parseDatabaseUrl } from '../vault/database-url.js';
+import { parseKeyring } from '../vault/keyring.js';
+import { readClientSecretFile, type ClientSecret } from './client-secret.js';
 
 /** `local`: a laptop, generated keys allowed. `production`: every secret must be given. */
 export type Mode = 'local' | 'production';
@@ -98,113 +100,108 @@ export const DEFAULT_DATA_DIR = '.behalf';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
- * Turn environment and flags into a validated config. Any problem stops start-up with one
- * BehalfError('CONFIG_INVALID') whose message names the setting and what is wrong; no message
- * ever contains a secret's value.
+ * Turn environment and flags into a validated config. Every problem found stops start-up with one
+ * BehalfError('CONFIG_INVALID') whose message has one line per problem, each naming the setting
+ * and what is wrong, so a bad deployment is fixed in one round; no message ever contains a
+ * secret's value.
  */
 export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   const cwd = input.cwd ?? process.cwd();
-  const { get, fail } = reader(input);
-  const storage = loadStorageConfig(input);
+  const problems = new Problems();
+  const { get, problem } = reader(input, problems);
+  const storage = storageSettings(input, problems);
 
-  const port = parsePort(get('port') ?? '8080') ?? fail('port', 'must be a whole number from 0 to 65535.');
+  const port = parsePort(get('port') ?? '8080');
+  if (port === undefined) problem('port', 'must be a whole number from 0 to 65535.');
   const host = get('host') ?? (input.mode === 'local' ? '127.0.0.1' : '0.0.0.0');
 
-  const discoveryUrl = get('discoveryUrl') ?? GOOGLE_DISCOVERY_URL;
-  if (!isAcceptableEndpoint(discoveryUrl)) fail('discoveryUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
-  const apiUrl = (get('apiUrl') ?? GOOGLE_API_URL).replace(/\/+$/, '');
-  if (!isAcceptableEndpoint(apiUrl)) fail('apiUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
-
-  // The server's own OAuth client: Google's client secret file, or id + secret given directly.
-  const secretFile = get('clientSecretFile');
-  const directId = get('clientId');
-  const directSecret = get('clientSecret');
-  let client: { clientId: string; clientSecret: string; redirectUris: string[]; javascriptOrigins: string[] };
-  if (secretFile !== undefined) {
-    if (directId !== undefined || directSecret !== undefined) {
-      fail('clientSecretFile', `give either the client secret file or ${SETTINGS.clientId} + ${SETTINGS.clientSecret}, not both.`);
-    }
-    client = await readClientSecretFile(resolve(cwd, secretFile));
-  } else if (directId !== undefined && directSecret !== undefined) {
-    client = { clientId: directId, clientSecret: directSecret, redirectUris: [], javascriptOrigins: [] };
-  } else {
-    return fail(
-      'clientSecretFile',
-      `is not set. Point it at the client_secret_*.json of your Google "Web application" OAuth client (or set ${SETTINGS.clientId} and ${SETTINGS.clientSecret}).`,
-    );
+  const discoveryUrl = get('discoveryUrl');
+  if (discoveryUrl !== undefined && !isAcceptableEndpoint(discoveryUrl)) {
+    problem('discoveryUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
   }
-  if (!/^[\w.-]+\.apps\.googleusercontent\.com$/.test(client.clientId)) {
-    fail(secretFile === undefined ? 'clientId' : 'clientSecretFile', 'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).');
+  const apiUrl = (get('apiUrl') ?? GOOGLE_API_URL).replace(/\/+$/, '');
+  if (!isAcceptableEndpoint(apiUrl)) problem('apiUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
+
+  const client = await oauthClient(get, problem, cwd, problems);
+  // A client secret file the emulator wrote, with Google's endpoints left at their default, would
+  // send the emulator's refresh tokens and client secret to real Google (`behalf sweep --force`
+  // would try every grant there): say which discovery URL belongs with it instead.
+  if (client.tokenUri !== undefined && discoveryUrl === undefined && isLoopbackUrl(client.tokenUri)) {
+    problem(
+      'discoveryUrl',
+      `is not set, but the client secret file is a local Google emulator's (its token_uri is ${client.tokenUri}): set it to ${new URL(client.tokenUri).origin}/.well-known/openid-configuration, or use --local.`,
+    );
   }
 
   const appClientIds = list(get('appClientIds'));
   for (const id of appClientIds) {
-    if (!/^[\w.-]+\.apps\.googleusercontent\.com$/.test(id)) fail('appClientIds', `"${id}" is not a Google OAuth client id.`);
+    if (!CLIENT_ID.test(id)) problem('appClientIds', `"${id}" is not a Google OAuth client id.`);
   }
 
   const redirectUris = [...new Set([...client.redirectUris, ...list(get('redirectUris'))])];
   for (const uri of redirectUris) {
-    if (!isAbsoluteUrl(uri)) fail('redirectUris', `"${uri}" is not an absolute URL.`);
+    if (!isAbsoluteUrl(uri)) problem('redirectUris', `"${uri}" is not an absolute URL.`);
   }
 
   // BEHALF_ALLOWED_ORIGINS replaces the client's JavaScript origins rather than adding to them, so a
   // production server can leave out the localhost origins a client is often registered with.
   const configuredOrigins = get('allowedOrigins');
   const allowedOrigins = [...new Set((configuredOrigins === undefined ? client.javascriptOrigins : list(configuredOrigins)).map(normalizeOrigin))];
-  for (const origin of allowedOrigins) {
-    if (origin === null) fail('allowedOrigins', 'every entry must be an origin such as https://app.example.com.');
-  }
+  if (allowedOrigins.includes(null)) problem('allowedOrigins', 'every entry must be an origin such as https://app.example.com.');
 
   const hostedDomain = get('hostedDomain')?.toLowerCase();
   if (hostedDomain !== undefined && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(hostedDomain)) {
-    fail('hostedDomain', 'must be a domain name such as example.com.');
+    problem('hostedDomain', 'must be a domain name such as example.com.');
   }
 
   const tlsCertPath = get('tlsCert');
   const tlsKeyPath = get('tlsKey');
   if ((tlsCertPath === undefined) !== (tlsKeyPath === undefined)) {
-    fail(tlsCertPath === undefined ? 'tlsCert' : 'tlsKey', `${SETTINGS.tlsCert} and ${SETTINGS.tlsKey} go together: give both or neither.`);
+    problem(tlsCertPath === undefined ? 'tlsCert' : 'tlsKey', `${SETTINGS.tlsCert} and ${SETTINGS.tlsKey} go together: give both or neither.`);
   }
-  const tls =
-    tlsCertPath !== undefined && tlsKeyPath !== undefined
-      ? {
-          cert: await readPem(resolve(cwd, tlsCertPath), 'CERTIFICATE', () => fail('tlsCert', `${tlsCertPath} is not a readable PEM certificate.`)),
-          key: await readPem(resolve(cwd, tlsKeyPath), 'PRIVATE KEY', () => fail('tlsKey', `${tlsKeyPath} is not a readable PEM private key.`)),
-        }
-      : undefined;
+  let tls: BehalfConfig['tls'];
+  if (tlsCertPath !== undefined && tlsKeyPath !== undefined) {
+    const [cert, key] = await Promise.all([readPem(resolve(cwd, tlsCertPath), 'CERTIFICATE'), readPem(resolve(cwd, tlsKeyPath), 'PRIVATE KEY')]);
+    if (cert === undefined) problem('tlsCert', `${tlsCertPath} is not a readable PEM certificate.`);
+    if (key === undefined) problem('tlsKey', `${tlsKeyPath} is not a readable PEM private key.`);
+    if (cert !== undefined && key !== undefined) tls = { cert, key };
+  }
 
-  const trustProxy = parseBoolean(get('trustProxy') ?? 'false') ?? fail('trustProxy', 'must be true or false.');
+  const trustProxy = parseBoolean(get('trustProxy') ?? 'false');
+  if (trustProxy === undefined) problem('trustProxy', 'must be true or false.');
   const timeoutMs = Number(get('googleTimeoutMs') ?? '10000');
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 120_000) {
-    fail('googleTimeoutMs', 'must be a whole number of milliseconds from 100 to 120000.');
+    problem('googleTimeoutMs', 'must be a whole number of milliseconds from 100 to 120000.');
   }
   const signInRateLimit = Number(get('signInRateLimit') ?? '60');
   if (!Number.isInteger(signInRateLimit) || signInRateLimit < 1 || signInRateLimit > 1_000_000) {
-    fail('signInRateLimit', 'must be a whole number of sign-ins per client address per minute (1 or more).');
+    problem('signInRateLimit', 'must be a whole number of sign-ins per client address per minute (1 or more).');
   }
   const refreshLeaseMs = Number(get('refreshLeaseMs') ?? '15000');
   if (!Number.isInteger(refreshLeaseMs) || refreshLeaseMs < 3000 || refreshLeaseMs > 300_000) {
-    fail('refreshLeaseMs', 'must be a whole number of milliseconds from 3000 to 300000.');
+    problem('refreshLeaseMs', 'must be a whole number of milliseconds from 3000 to 300000.');
   }
   const logLevel = get('logLevel') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) problem('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
   const metricsToken = get('metricsToken');
   if (metricsToken !== undefined && !/^[\x21-\x7e]{16,512}$/.test(metricsToken)) {
-    fail('metricsToken', 'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).');
+    problem('metricsToken', 'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).');
   }
+  const webhooks = webhookSettings(input, problems);
 
+  problems.throwIfAny();
   return {
     ...storage,
     host,
-    port,
+    port: port ?? 0,
     tls,
-    trustProxy,
+    trustProxy: trustProxy ?? false,
     google: {
       clientId: client.clientId,
       clientSecret: client.clientSecret,
       appClientIds,
       redirectUris,
-      discoveryUrl,
+      discoveryUrl: discoveryUrl ?? GOOGLE_DISCOVERY_URL,
       apiUrl,
       hostedDomain,
       requiredScopes: normalizeScopes(get('requiredScopes') ?? ''),
@@ -215,46 +212,149 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     refreshLeaseMs,
     logLevel: logLevel as BehalfConfig['logLevel'],
     metricsToken,
-    webhooks: loadWebhookConfig(input),
+    webhooks,
   };
 }
 
-/** The storage settings alone (what `behalf keys` and `behalf migrate` need). */
+/** The storage settings alone (what `behalf keys rotate` and `behalf webhooks` need). */
 export function loadStorageConfig(input: ConfigInput): StorageConfig {
-  const { get, fail } = reader(input);
+  const problems = new Problems();
+  const storage = storageSettings(input, problems);
+  problems.throwIfAny();
+  return storage;
+}
+
+/** The database URL alone (what `behalf migrate` and the API key commands need): no encryption keys. */
+export function loadDatabaseUrl(input: ConfigInput): string {
+  const problems = new Problems();
+  const url = databaseUrlSetting(input, problems);
+  problems.throwIfAny();
+  return url;
+}
+
+/** The webhook settings alone (what `behalf webhooks` needs besides storage). Local mode allows private networks. */
+export function loadWebhookConfig(input: ConfigInput): WebhookConfig {
+  const problems = new Problems();
+  const webhooks = webhookSettings(input, problems);
+  problems.throwIfAny();
+  return webhooks;
+}
+
+function storageSettings(input: ConfigInput, problems: Problems): StorageConfig {
+  const { get, problem } = reader(input, problems);
   const encryptionKeys = get('encryptionKeys');
   if (encryptionKeys === undefined && input.mode === 'production') {
-    fail(
+    problem(
       'encryptionKeys',
       'is required in production: comma-separated ID:BASE64 entries of 32-byte keys, the first one primary (`behalf keys generate` prints one).',
     );
+  } else if (encryptionKeys !== undefined) {
+    problems.collect(() => parseKeyring(encryptionKeys));
   }
   return {
     mode: input.mode,
-    databaseUrl: get('databaseUrl') ?? `sqlite:${DEFAULT_DATA_DIR}/behalf.db`,
+    databaseUrl: databaseUrlSetting(input, problems),
     encryptionKeys,
     keyFile: resolve(input.cwd ?? process.cwd(), get('keyFile') ?? `${DEFAULT_DATA_DIR}/encryption-keys`),
   };
 }
 
-/** The webhook settings alone (what `behalf webhooks` needs besides storage). Local mode allows private networks. */
-export function loadWebhookConfig(input: ConfigInput): WebhookConfig {
-  const { get, fail } = reader(input);
-  const allowPrivate = parseBoolean(get('webhookAllowPrivate') ?? (input.mode === 'local' ? 'true' : 'false'));
-  return { allowPrivate: allowPrivate ?? fail('webhookAllowPrivate', 'must be true or false.') };
+function databaseUrlSetting(input: ConfigInput, problems: Problems): string {
+  const url = reader(input, problems).get('databaseUrl') ?? `sqlite:${DEFAULT_DATA_DIR}/behalf.db`;
+  problems.collect(() => parseDatabaseUrl(url, input.cwd));
+  return url;
 }
 
-function reader(input: ConfigInput) {
+function webhookSettings(input: ConfigInput, problems: Problems): WebhookConfig {
+  const { get, problem } = reader(input, problems);
+  const allowPrivate = parseBoolean(get('webhookAllowPrivate') ?? (input.mode === 'local' ? 'true' : 'false'));
+  if (allowPrivate === undefined) problem('webhookAllowPrivate', 'must be true or false.');
+  return { allowPrivate: allowPrivate ?? false };
+}
+
+const CLIENT_ID = /^[\w.-]+\.apps\.googleusercontent\.com$/;
+
+/**
+ * The server's own OAuth client: Google's client secret file, or id + secret given directly. When
+ * it cannot be read, a problem is recorded and an empty client stands in, so that the other
+ * settings are still checked (it is never returned from loadConfig).
+ */
+async function oauthClient(
+  get: (name: FlagName) => string | undefined,
+  problem: (name: FlagName, text: string) => void,
+  cwd: string,
+  problems: Problems,
+): Promise<ClientSecret> {
+  const none: ClientSecret = { clientId: '', clientSecret: '', redirectUris: [], javascriptOrigins: [], tokenUri: undefined };
+  const secretFile = get('clientSecretFile');
+  const directId = get('clientId');
+  const directSecret = get('clientSecret');
+  if (secretFile !== undefined) {
+    if (directId !== undefined || directSecret !== undefined) {
+      problem('clientSecretFile', `give either the client secret file or ${SETTINGS.clientId} + ${SETTINGS.clientSecret}, not both.`);
+    }
+    const client = await problems.collectAsync(() => readClientSecretFile(resolve(cwd, secretFile)));
+    if (client === undefined) return none;
+    if (!CLIENT_ID.test(client.clientId)) problem('clientSecretFile', 'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).');
+    return client;
+  }
+  if (directId !== undefined && directSecret !== undefined) {
+    if (!CLIENT_ID.test(directId)) problem('clientId', 'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).');
+    return { ...none, clientId: directId, clientSecret: directSecret };
+  }
+  problem(
+    'clientSecretFile',
+    `is not set. Point it at the client_secret_*.json of your Google "Web application" OAuth client (or set ${SETTINGS.clientId} and ${SETTINGS.clientSecret}).`,
+  );
+  return none;
+}
+
+/** Configuration problems, collected so that all of them are reported at once, one line each. */
+class Problems {
+  readonly #lines: string[] = [];
+
+  add(line: string): void {
+    if (!this.#lines.includes(line)) this.#lines.push(line);
+  }
+
+  /** Run a check that throws CONFIG_INVALID; its message becomes a problem. Anything else is thrown. */
+  collect<T>(check: () => T): T | undefined {
+    try {
+      return check();
+    } catch (error) {
+      this.#record(error);
+      return undefined;
+    }
+  }
+
+  async collectAsync<T>(check: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await check();
+    } catch (error) {
+      this.#record(error);
+      return undefined;
+    }
+  }
+
+  throwIfAny(): void {
+    if (this.#lines.length > 0) throw new BehalfError('CONFIG_INVALID', this.#lines.join('\n'));
+  }
+
+  #record(error: unknown): void {
+    if (!isBehalfError(error) || error.code !== 'CONFIG_INVALID') throw error;
+    for (const line of error.message.split('\n')) this.add(line);
+  }
+}
+
+function reader(input: ConfigInput, problems: Problems) {
   const get = (name: FlagName): string | undefined => {
     const flag = input.flags?.[name];
     if (typeof flag === 'boolean') return flag ? 'true' : 'false';
     const value = flag ?? input.env[SETTINGS[name]];
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   };
-  const fail = (name: FlagName, problem: string): never => {
-    throw new BehalfError('CONFIG_INVALID', `${SETTINGS[name]}: ${problem}`);
-  };
-  return { get, fail };
+  const problem = (name: FlagName, text: string): void => problems.add(`${SETTINGS[name]}: ${text}`);
+  return { get, problem };
 }
 
 function list(value: string | undefined): string[] {
@@ -272,6 +372,14 @@ function parseBoolean(value: string): boolean | undefined {
   if (['1', 'true', 'yes', 'on'].includes(v)) return true;
   if (['0', 'false', 'no', 'off'].includes(v)) return false;
   return undefined;
+}
+
+function isLoopbackUrl(value: string): boolean {
+  try {
+    return isLoopbackHost(new URL(value).hostname);
+  } catch {
+    return false;
+  }
 }
 
 function isAbsoluteUrl(value: string): boolean {
@@ -293,12 +401,8 @@ function normalizeOrigin(value: string): string | null {
   }
 }
 
-async function readPem(path: string, label: string, onError: () => never): Promise<Buffer> {
-  let data: Buffer;
-  try {
-    data = await readFile(path);
-  } catch {
-    return onError();
-  }
-  return data.toString('utf8').includes(`-----BEGIN `) && data.toString('utf8').includes(label) ? data : onError();
+async function readPem(path: string, label: string): Promise<Buffer | undefined> {
+  const data = await readFile(path).catch(() => undefined);
+  const text = data?.toString('utf8');
+  return text !== undefined && text.includes('-----BEGIN ') && text.includes(label) ? data : undefined;
 }

@@ -1,6 +1,7 @@
 export {
   DEFAULT_DATA_DIR,
   loadConfig,
+  loadDatabaseUrl,
   loadStorageConfig,
   loadWebhookConfig,
   type BehalfConfig,

@@ -8,6 +8,7 @@ import type { BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
 import type { Metrics, Readiness } from '../observability/index.js';
 import { sendError } from './errors.js';
+import type { ApiKeyAdmin } from './api-key-routes.js';
 import { registerOpsRoutes } from './ops-routes.js';
 import { childLoggerFactory, PathOnlyLogController, requestPath } from './request-log.js';
 import { registerRiscRoutes } from './risc-routes.js';
@@ -21,6 +22,8 @@ export interface ServerOptions {
   metrics: Metrics;
   readiness: Readiness;
   authenticate: (apiKey: string) => Promise<boolean>;
+  /** Listing and revoking service API keys (GET/DELETE /v1/api-keys). */
+  apiKeys: ApiKeyAdmin;
   /** The admin console under /admin; none when absent. */
   admin?: AdminConsole;
 }
@@ -69,7 +72,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       rateLimit: options.config.signInRateLimit,
     });
     registerRiscRoutes(routes, { behalf: options.behalf, rateLimit: Math.max(600, options.config.signInRateLimit) });
-    registerServiceRoutes(routes, { behalf: options.behalf, authenticate: options.authenticate });
+    registerServiceRoutes(routes, { behalf: options.behalf, authenticate: options.authenticate, apiKeys: options.apiKeys });
     if (options.admin !== undefined) {
       registerAdminRoutes(routes, {
         console: options.admin,

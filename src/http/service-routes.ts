@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Behalf } from '../behalf.js';
 import { BehalfError } from '../errors.js';
+import { registerApiKeyRoutes, type ApiKeyAdmin } from './api-key-routes.js';
 import { registerProxyRoutes } from './proxy-routes.js';
 import { userJson } from './signin-routes.js';
 import { registerWebhookRoutes } from './webhook-routes.js';
@@ -10,6 +11,7 @@ export interface ServiceRouteOptions {
   behalf: Behalf;
   /** Checks a presented service API key (stored hashed, compared in constant time). */
   authenticate: (apiKey: string) => Promise<boolean>;
+  apiKeys: ApiKeyAdmin;
 }
 
 const SubParams = z.object({ sub: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/) });
@@ -32,6 +34,7 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
 
     registerProxyRoutes(scoped, behalf);
     registerWebhookRoutes(scoped, behalf.webhooks);
+    registerApiKeyRoutes(scoped, options.apiKeys);
 
     scoped.get('/v1/users/:sub', async (request) => {
       const { sub } = parseSub(request.params);

@@ -69,6 +69,8 @@ export interface RotateOptions {
   pageSize?: number;
   /** Attempts per row before giving up on a row that keeps changing. Default 10. */
   maxAttempts?: number;
+  /** Told the counts so far after each row (a terminal's progress line). */
+  onProgress?: (report: Readonly<RotationReport>) => void;
 }
 
 /**
@@ -223,6 +225,7 @@ export class Vault {
       report.rows++;
       const failure = await this.#rotateRow(row, maxAttempts, report);
       if (failure !== undefined) failed.push({ sub: row.sub, clientId: row.clientId, reason: failure });
+      options.onProgress?.(report);
     }
 
     if (failed.length > 0) {

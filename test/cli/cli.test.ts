@@ -1,43 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
-
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** Start a long-running command and wait until its output matches. */
-function start(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`not ready: ${output}`)), 20_000);
-    const onData = (d: Buffer) => {
-      output += d.toString();
-      const match = ready.exec(output);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve({ child, output: () => output, match });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
-  });
-}
+import { run, start, stop } from './cli-process.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -47,14 +15,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
-}
-
-/** The command line: the names other tests and operators rely on (issue 3). */
+/** The command line: the names other tests and operators rely on (issue 3). Each test starts CLI processes: 120 s each on a busy machine. */
 describe('behalf CLI', () => {
   let dir: string;
   let emulator: ChildProcess;
@@ -78,7 +39,7 @@ describe('behalf CLI', () => {
       BEHALF_HOST: '127.0.0.1',
       BEHALF_LOG_LEVEL: 'warn',
     };
-  });
+  }, 90_000);
   afterAll(async () => {
     await stop(emulator);
     await rm(dir, { recursive: true, force: true });
@@ -94,14 +55,14 @@ describe('behalf CLI', () => {
     const { code, stdout } = await run(['keys', 'create-api-key', '--name', 'test'], env);
     expect(code).toBe(0);
     expect(stdout.trim().split('\n').at(-1)).toMatch(/^bhf_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
-  });
+  }, 120_000);
 
   it('keys generate prints an ID:BASE64 entry of a 32-byte key', async () => {
     const { stdout } = await run(['keys', 'generate', '--id', 'k2']);
     const [id, key] = stdout.trim().split(':');
     expect(id).toBe('k2');
     expect(Buffer.from(key!, 'base64')).toHaveLength(32);
-  });
+  }, 120_000);
 
   it('serve answers a sign-in and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
@@ -125,12 +86,12 @@ describe('behalf CLI', () => {
     } finally {
       expect(await stop(server.child)).toBe(0);
     }
-  });
+  }, 120_000);
 
   it('bad configuration stops start-up with one line naming the setting', async () => {
     const { code, stderr } = await run(['serve'], { ...env, BEHALF_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' });
     expect(code).toBe(78);
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(/^behalf: BEHALF_ENCRYPTION_KEYS: key 'k1' is 5 bytes/);
-  });
+  }, 120_000);
 });

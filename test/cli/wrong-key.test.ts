@@ -4,7 +4,7 @@
  * same key id stop before anything is written, with exit status 78 and one stderr line naming the
  * key id — not a 500 "ciphertext altered or moved" per user later. SQLite and Postgres.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,8 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { migrateStore, openStore, parseKeyring, Vault, type Store } from '../../src/vault/index.js';
 import { createTestDatabase, postgresForTests, type TestDatabase } from '../support/postgres.js';
-
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
+import { run, start, stop } from './cli-process.js';
 
 const server = await postgresForTests('wrong key at start-up on Postgres');
 
@@ -25,45 +24,10 @@ function spellings(base64: string): string[] {
   return [base64, raw.toString('base64url'), raw.toString('hex'), base64.slice(0, 16)];
 }
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 /** `behalf serve` on a port of its own choosing (BEHALF_PORT=0): resolves with its URL once it listens. */
-function serve(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, 'serve'], {
-      env: { ...process.env, ...env, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1', BEHALF_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`not listening: ${output}`)), 20_000);
-    const onData = (d: Buffer) => {
-      output += d.toString();
-      const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1]! });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
-  });
-}
-
-function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
+async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+  const { child, match } = await start(['serve'], { ...env, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1', BEHALF_LOG_LEVEL: 'info' }, /"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+  return { child, url: match[1]! };
 }
 
 /** A real sign-in through a running server, so the database holds tokens encrypted under its key. */

@@ -65,8 +65,8 @@ describe('configuration', () => {
     expect(await failure(loadConfig({ mode: 'production', env: { BEHALF_CLIENT_SECRET_FILE: secretFile }, cwd: dir }))).toMatch(
       /^BEHALF_ENCRYPTION_KEYS: is required in production/,
     );
-    const config = await load({ BEHALF_ENCRYPTION_KEYS: `short:${Buffer.alloc(16).toString('base64')}` });
-    const message = await failure(createRuntime(config, { fetch: loopbackFetch }));
+    // Checked with the other settings, before anything is opened.
+    const message = await failure(load({ BEHALF_ENCRYPTION_KEYS: `short:${Buffer.alloc(16).toString('base64')}` }));
     expect(message).toMatch(/BEHALF_ENCRYPTION_KEYS: key 'short' is 16 bytes/);
     expect(message).not.toContain(Buffer.alloc(16).toString('base64'));
   });
@@ -87,6 +87,43 @@ describe('configuration', () => {
     expect(await failure(load({ BEHALF_TLS_CERT: 'cert.pem' }))).toMatch(/BEHALF_TLS_CERT and BEHALF_TLS_KEY go together/);
     expect(await failure(load({ BEHALF_TRUST_PROXY: 'maybe' }))).toMatch(/^BEHALF_TRUST_PROXY:/);
     expect(await failure(load({ BEHALF_APP_CLIENT_IDS: 'not-a-client' }))).toMatch(/^BEHALF_APP_CLIENT_IDS:/);
+  });
+
+  it('reports every problem at once, one line each, naming its setting (issue 12)', async () => {
+    const message = await failure(
+      load({
+        BEHALF_PORT: '99999',
+        BEHALF_TRUST_PROXY: 'maybe',
+        BEHALF_ENCRYPTION_KEYS: `k1:${Buffer.alloc(5, 1).toString('base64')}`,
+        BEHALF_DATABASE_URL: 'mysql://db.internal/behalf',
+        BEHALF_CLIENT_SECRET_FILE: join(dir, 'nope.json'),
+        BEHALF_METRICS_TOKEN: 'short',
+      }),
+    );
+    const lines = message.split('\n');
+    expect(lines.map((line) => line.slice(0, line.indexOf(':')))).toEqual([
+      'BEHALF_ENCRYPTION_KEYS',
+      'BEHALF_DATABASE_URL',
+      'BEHALF_PORT',
+      'BEHALF_CLIENT_SECRET_FILE',
+      'BEHALF_TRUST_PROXY',
+      'BEHALF_METRICS_TOKEN',
+    ]);
+    expect(lines[0]).toMatch(/key 'k1' is 5 bytes/);
+  });
+
+  it("refuses a local emulator's client secret file without a discovery URL, naming the one to set, so nothing reaches real Google (issue 12)", async () => {
+    const emulatorFile = join(dir, 'emulator_client_secret.json');
+    await writeFile(
+      emulatorFile,
+      JSON.stringify({ web: { client_id: CLIENT, client_secret: 'emulated', token_uri: 'http://127.0.0.1:8089/token', auth_uri: 'http://127.0.0.1:8089/o/oauth2/v2/auth' } }),
+    );
+    expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: emulatorFile }))).toBe(
+      "BEHALF_GOOGLE_DISCOVERY_URL: is not set, but the client secret file is a local Google emulator's (its token_uri is http://127.0.0.1:8089/token): " +
+        'set it to http://127.0.0.1:8089/.well-known/openid-configuration, or use --local.',
+    );
+    const config = await load({ BEHALF_CLIENT_SECRET_FILE: emulatorFile, BEHALF_GOOGLE_DISCOVERY_URL: 'http://127.0.0.1:8089/.well-known/openid-configuration' });
+    expect(config.google.discoveryUrl).toBe('http://127.0.0.1:8089/.well-known/openid-configuration');
   });
 
   it('local mode generates an owner-only key file and says so; a world-readable one is refused', async () => {
