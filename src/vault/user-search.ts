@@ -153,28 +153,44 @@ function toPage(rows: ListRow[], p: Plan): UserSearchPage {
 
 const COLUMNS = 'u.*, g.status AS grant_status, g.scopes AS grant_scopes';
 const SQLITE_KEY = "lower(coalesce(u.email, ''))";
+const sqliteByEmail = (bounded: boolean) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = @client_id
+  WHERE ${SQLITE_KEY} >= @after_key AND (${SQLITE_KEY}, u.sub) > (@after_key, @after_sub) ${bounded ? `AND ${SQLITE_KEY} < @below` : ''}
+    AND (@status IS NULL OR g.status = @status)
+  ORDER BY ${SQLITE_KEY}, u.sub LIMIT @limit`;
+
+const PG_KEY = `lower((coalesce(u.email, '')) COLLATE "C")`;
+const postgresByEmail = (bounded: boolean) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = $1
+  WHERE (${PG_KEY}, u.sub) > ($2::text COLLATE "C", $3::text COLLATE "C") AND ($4::text IS NULL OR g.status = $4)
+    ${bounded ? `AND ${PG_KEY} < ($6::text COLLATE "C")` : ''}
+  ORDER BY ${PG_KEY}, u.sub LIMIT $5`;
+
+/**
+ * The statements, exported for the tests that check their plans. On SQLite the plain lower bound
+ * stands beside the row value: SQLite seeks an expression index only with it.
+ */
+export const USER_SEARCH_SQL = {
+  sqlite: {
+    byEmail: sqliteByEmail(false),
+    byEmailPrefix: sqliteByEmail(true),
+    byStatus: `SELECT ${COLUMNS} FROM grants g JOIN users u ON u.sub = g.sub
+      WHERE g.status = @status AND g.sub > @after_sub AND g.client_id = @client_id
+      ORDER BY g.sub LIMIT @limit`,
+  },
+  postgres: {
+    byEmail: postgresByEmail(false),
+    byEmailPrefix: postgresByEmail(true),
+    byStatus: `SELECT ${COLUMNS} FROM grants g JOIN users u ON u.sub = g.sub
+      WHERE g.status = $2 AND g.sub > ($3::text COLLATE "C") AND g.client_id = $1
+      ORDER BY g.sub LIMIT $4`,
+  },
+};
 
 const prepared = new WeakMap<SqliteDatabase, ReturnType<typeof prepareSqlite>>();
 
 function prepareSqlite(database: SqliteDatabase) {
   const db = database.connection;
-  // The plain lower bound beside the row value: SQLite seeks an expression index only with it.
-  const byEmail = (bounded: boolean) =>
-    db.prepare(
-      `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = @client_id
-       WHERE ${SQLITE_KEY} >= @after_key AND (${SQLITE_KEY}, u.sub) > (@after_key, @after_sub) ${bounded ? `AND ${SQLITE_KEY} < @below` : ''}
-         AND (@status IS NULL OR g.status = @status)
-       ORDER BY ${SQLITE_KEY}, u.sub LIMIT @limit`,
-    );
-  return {
-    byEmail: byEmail(false),
-    byEmailPrefix: byEmail(true),
-    byStatus: db.prepare(
-      `SELECT ${COLUMNS} FROM grants g JOIN users u ON u.sub = g.sub
-       WHERE g.status = @status AND g.sub > @after_sub AND g.client_id = @client_id
-       ORDER BY g.sub LIMIT @limit`,
-    ),
-  };
+  const { sqlite } = USER_SEARCH_SQL;
+  return { byEmail: db.prepare(sqlite.byEmail), byEmailPrefix: db.prepare(sqlite.byEmailPrefix), byStatus: db.prepare(sqlite.byStatus) };
 }
 
 /** {@link UserSearch} on SQLite. */
@@ -196,27 +212,15 @@ export async function searchSqliteUsers(database: SqliteDatabase, search: UserSe
   });
 }
 
-const PG_KEY = `lower((coalesce(u.email, '')) COLLATE "C")`;
-const PG = {
-  byEmail: (bounded: boolean) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = $1
-    WHERE (${PG_KEY}, u.sub) > ($2::text COLLATE "C", $3::text COLLATE "C") AND ($4::text IS NULL OR g.status = $4)
-      ${bounded ? `AND ${PG_KEY} < ($6::text COLLATE "C")` : ''}
-    ORDER BY ${PG_KEY}, u.sub LIMIT $5`,
-  byStatus: `SELECT ${COLUMNS} FROM grants g JOIN users u ON u.sub = g.sub
-    WHERE g.status = $2 AND g.sub > ($3::text COLLATE "C") AND g.client_id = $1
-    ORDER BY g.sub LIMIT $4`,
-};
-const PG_BY_EMAIL = PG.byEmail(false);
-const PG_BY_EMAIL_PREFIX = PG.byEmail(true);
-
 /** {@link UserSearch} on Postgres. */
 export async function searchPostgresUsers(database: PostgresDatabase, search: UserSearch): Promise<UserSearchPage> {
   const p = plan(search);
+  const sql = USER_SEARCH_SQL.postgres;
   const { rows } =
     p.order === 'sub'
-      ? await database.query<ListRow>(PG.byStatus, [search.clientId, p.status, p.afterSub, p.limit + 1])
+      ? await database.query<ListRow>(sql.byStatus, [search.clientId, p.status, p.afterSub, p.limit + 1])
       : p.below === null
-        ? await database.query<ListRow>(PG_BY_EMAIL, [search.clientId, p.afterKey, p.afterSub, p.status, p.limit + 1])
-        : await database.query<ListRow>(PG_BY_EMAIL_PREFIX, [search.clientId, p.afterKey, p.afterSub, p.status, p.limit + 1, p.below]);
+        ? await database.query<ListRow>(sql.byEmail, [search.clientId, p.afterKey, p.afterSub, p.status, p.limit + 1])
+        : await database.query<ListRow>(sql.byEmailPrefix, [search.clientId, p.afterKey, p.afterSub, p.status, p.limit + 1, p.below]);
   return toPage(rows, p);
 }
