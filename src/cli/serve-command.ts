@@ -116,6 +116,7 @@ function printLocalBanner(input: {
     `  database   ${redactDatabaseUrl(config.databaseUrl)}`,
     `  key file   ${config.keyFile}${createdKeyFile ? '   (generated now: local mode only; production needs BEHALF_ENCRYPTION_KEYS)' : ''}`,
     `  API key    in ${apiKeyFile}`,
+    `  console    ${url}/admin   (sign in with that API key)`,
     '',
     'Or from another terminal:',
     '  1. Be the iOS app: sign in as a test user and send the server auth code to behalf',
