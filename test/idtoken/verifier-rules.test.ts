@@ -426,7 +426,7 @@ describe('ID token verifier rules', () => {
       jwksKeys.length = 0;
       clock.ms += 3600 * 1000; // the keys' max-age: fetched again, and gone
       for (const jwt of jwts) expect(await byDefault.verify(jwt)).toBeDefined();
-      await refused(none.verify(jwts[0]), 'unknown_kid', 'The ID token is signed with a key Google does not publish.');
+      await refused(none.verify(jwts[0]!), 'unknown_kid', 'The ID token is signed with a key Google does not publish.');
       expect((await none.verify(jwts[2]!)).sub).toBe('user-2');
     });
   });
