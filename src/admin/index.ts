@@ -18,17 +18,13 @@ export { AdminSessions, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LIFETIME_MS, type Admin
 export { PostgresSweepRunStore, SqliteSweepRunStore, SweepTracker, type SweepRun, type SweepRunStore } from './sweeps.js';
 
 /** The console's parts over a runtime's database, clock and services. */
-export function createAdminConsole(
-  runtime: BehalfRuntime,
-  options: { idleTimeoutMs?: number; lifetimeMs?: number } = {},
-): AdminConsole {
+export function createAdminConsole(runtime: BehalfRuntime): AdminConsole {
   const { database, store, clock, behalf, tokens, logger } = runtime;
   const sqlite = database.kind === 'sqlite';
   const sessions = new AdminSessions({
     store: sqlite ? new SqliteAdminSessionStore(database) : new PostgresAdminSessionStore(database),
     clock,
     authenticate: (key) => authenticateApiKey(store, key, { now: clock.now() }),
-    ...options,
   });
   const sweeps = new SweepTracker({
     store: sqlite ? new SqliteSweepRunStore(database) : new PostgresSweepRunStore(database),
@@ -48,6 +44,5 @@ export function createAdminConsole(
     securityLog: sqlite ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database),
     jobRuns: (sub, limit) => recentJobRunsOf(database, sub, limit),
     webhooks: behalf.webhooks,
-    clock,
   };
 }

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Behalf } from '../behalf.js';
-import type { Clock } from '../clock.js';
 import { BehalfError, ERROR_CODES, isBehalfError, type ErrorCode } from '../errors.js';
 import { toBehalfError } from '../http/errors.js';
 import { isLoopbackAddress } from '../http/net.js';
@@ -35,7 +34,6 @@ export interface AdminConsole {
   securityLog: Pick<SecurityLog, 'getState' | 'listEvents'>;
   jobRuns: (sub: string, limit: number) => Promise<JobRunSummary[]>;
   webhooks: Pick<Webhooks, 'addEndpoint' | 'listEndpoints' | 'removeEndpoint' | 'listDeliveries'>;
-  clock: Clock;
 }
 
 export interface AdminRouteOptions {
@@ -54,15 +52,10 @@ export interface AdminRouteOptions {
  */
 const CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const SUB = /^[\x21-\x7e]{1,255}$/;
-/** Where a sign-in may return to: a console path, no scheme, host or dot segments. */
-const NEXT = /^\/admin\/(?:users|sweep|api-keys|webhooks)(?:\/[A-Za-z0-9._~%!$&'()*+,;=:@-]*)*(?:\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$/;
+/** Where a sign-in may return to: a console path, no scheme, host, empty or dot segments. */
+const NEXT = /^\/admin\/(?:users|sweep|api-keys|webhooks)(?:\/(?!\.\.?(?:[/?]|$))[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*(?:\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$/;
 const FORM_LIMIT = 8 * 1024;
 
-const SIGNED_OUT_REASONS: Record<string, Notice> = {
-  expired: { kind: 'error', text: 'Your session expired (15 minutes without activity, or 8 hours after sign-in). Sign in again.' },
-  invalid: { kind: 'error', text: 'Your session has ended: it was signed out, or its API key was revoked. Sign in again.' },
-  signed_out: { kind: 'ok', text: 'You are signed out.' },
-};
 
 /** What a code means on the console, when an action on a user fails. */
 const ACTION_ERRORS: Partial<Record<ErrorCode, string>> = {
@@ -80,6 +73,15 @@ const ACTION_ERRORS: Partial<Record<ErrorCode, string>> = {
  */
 export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOptions): void {
   const { console: admin } = options;
+  const { idleTimeoutMs, lifetimeMs } = admin.sessions;
+  const signedOutReasons: Record<string, Notice> = {
+    expired: {
+      kind: 'error',
+      text: `Your session expired (${idleTimeoutMs / 60_000} minutes without activity, or ${lifetimeMs / 3_600_000} hours after sign-in). Sign in again.`,
+    },
+    invalid: { kind: 'error', text: 'Your session has ended: it was signed out, or its API key was revoked. Sign in again.' },
+    signed_out: { kind: 'ok', text: 'You are signed out.' },
+  };
   const secure = (request: FastifyRequest) => options.tls || options.trustProxy || request.protocol === 'https';
 
   void app.register(
@@ -156,7 +158,7 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
 
       scope.get('/sign-in', async (request, reply) => {
         const params = request.query as Record<string, unknown>;
-        const reason = typeof params.reason === 'string' ? SIGNED_OUT_REASONS[params.reason] : undefined;
+        const reason = typeof params.reason === 'string' ? signedOutReasons[params.reason] : undefined;
         const next = typeof params.next === 'string' && NEXT.test(params.next) ? params.next : undefined;
         return sendPage(reply, signInPage({ notice: reason, next }));
       });
