@@ -128,6 +128,68 @@ describe('token envelope', () => {
     expect(decryptToken(sameBytes, row, envelope)).toBe(TOKEN);
   });
 
+  // A test vector written by behalf 0.1.0: rows stored by any earlier version must still open, so
+  // the layout, the key id's place and the associated data (domain, fields, their order and
+  // length prefixes) can never change without a new version byte.
+  it('opens an envelope written by an earlier behalf (version 1 test vector)', () => {
+    const v1 = parseKeyring('v1-key:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=');
+    const vector = Buffer.from(
+      '010676312d6b65799f6163c00063a31b703a25fac689c1783fccd5642155b0cd3d6e08ab6e8dad28330c66ced27ae18916467c8332f1d564b9fb',
+      'hex',
+    );
+    expect(envelopeKeyId(vector)).toBe('v1-key');
+    expect(decryptToken(v1, { column: 'refresh_token', sub: '110169484474386276334', clientId: 'server.apps.googleusercontent.com' }, vector)).toBe(
+      '1//0gKnownAnswer-token',
+    );
+  });
+
+  it('takes key ids of 1 to 32 characters', () => {
+    for (const id of ['a', 'x'.repeat(32)]) {
+      const single = parseKeyring(`${id}:${k1}`);
+      const envelope = encryptToken(single, row, TOKEN);
+      expect(envelope[1]).toBe(id.length);
+      expect(envelopeKeyId(envelope)).toBe(id);
+      expect(decryptToken(single, row, envelope)).toBe(TOKEN);
+    }
+  });
+
+  it('an envelope whose key id is too long or not [A-Za-z0-9_-] is malformed, not an unknown key', () => {
+    const body = encryptToken(keyring, row, TOKEN).subarray(4);
+    const withId = (id: string) => Buffer.concat([Buffer.from([ENVELOPE_VERSION, id.length]), Buffer.from(id, 'latin1'), body]);
+    expect(envelopeKeyId(withId('k'.repeat(32)))).toBe('k'.repeat(32));
+    for (const id of ['k'.repeat(33), '.k1', 'k1.', 'k.1', 'k 1', 'k\u00e9']) {
+      const error = failure(() => decryptToken(keyring, row, withId(id)));
+      expect(error.reason).toBe('ciphertext_malformed');
+      expect(envelopeKeyId(withId(id))).toBeUndefined();
+    }
+  });
+
+  it('an empty token is header, nonce and tag; one byte less is malformed', () => {
+    const empty = encryptToken(keyring, row, '');
+    expect(empty.length).toBe(4 + 12 + 16);
+    expect(decryptToken(keyring, row, empty)).toBe('');
+    expect(failure(() => decryptToken(keyring, row, empty.subarray(0, empty.length - 1))).reason).toBe('ciphertext_malformed');
+  });
+
+  it('says which column failed and how, naming the key id but never the token or a key', () => {
+    const access: RowBinding = { ...row, column: 'access_token' };
+    const secret: RowBinding = { column: 'webhook_secret', sub: 'endpoint-1', clientId: 'https://hooks.example.com/behalf' };
+    expect(failure(() => decryptToken(keyring, row, Buffer.from([1]))).message).toBe(
+      'The stored refresh token is not a behalf ciphertext envelope (unknown version or truncated).',
+    );
+    expect(failure(() => decryptToken(keyring, access, encryptToken(keyring, row, TOKEN))).message).toBe(
+      'The stored access token failed authentication: it was altered, or moved from another user, client or column.',
+    );
+    expect(failure(() => decryptToken(keyring, secret, encryptToken(keyring, row, TOKEN))).message).toBe(
+      'The stored webhook secret failed authentication: it was altered, or moved from another user, client or column.',
+    );
+    expect(failure(() => decryptToken(keyring, row, encryptToken(parseKeyring(`k2:${k2}`), row, TOKEN))).message).toBe(
+      "BEHALF_ENCRYPTION_KEYS: The stored refresh token is encrypted with key id 'k2', which is not configured. " +
+        'Put that key back (after the primary) and run `behalf keys rotate` before removing it.',
+    );
+    expect(decryptToken(keyring, secret, encryptToken(keyring, secret, 'whsec_x'))).toBe('whsec_x');
+  });
+
   it.each([
     ['empty', Buffer.alloc(0)],
     ['unknown version', Buffer.concat([Buffer.from([2]), encryptToken(keyring, row, TOKEN).subarray(1)])],

@@ -3,7 +3,7 @@
  * database; a key whose id is known but whose bytes differ stops start-up with one line naming the
  * id, and nothing is written with it. The same tests run on SQLite and on Postgres.
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +104,34 @@ describe('key check values', () => {
     const value = createKeyCheckValue(keyring, 'k1');
     expect(verifyKeyCheckValue(keyring, 'k1', value.subarray(0, 40))).toBe('unreadable');
     expect(verifyKeyCheckValue(keyring, 'k1', Buffer.concat([Buffer.from([2]), value.subarray(1)]))).toBe('unreadable');
+    expect(verifyKeyCheckValue(keyring, 'k1', Buffer.concat([value, Buffer.from([0])]))).toBe('unreadable');
+  });
+
+  // Written by behalf 0.1.0: check values stored by an earlier version must still verify, so the
+  // layout, the plaintext and the associated data can never change without a new version byte.
+  it('verify a check value written by an earlier behalf (version 1 test vector)', () => {
+    const v1 = parseKeyring('v1-key:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=');
+    const vector = Buffer.from('01fdde00ada6ddff8e25e5f87fd690245c3e9a8ec29894cd0f07039fad33400e2895be4786de8aca415999483a', 'hex');
+    expect(verifyKeyCheckValue(v1, 'v1-key', vector)).toBe('match');
+  });
+
+  it('a value that authenticates under the key but holds another plaintext is a mismatch', () => {
+    const material = Buffer.from(newKey(), 'base64');
+    const keyring = parseKeyring(`k1:${material.toString('base64')}`);
+    // Made as behalf makes one (same layout and associated data), over other 16 bytes.
+    const lp = (field: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, field.length]), field]);
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', material, nonce);
+    cipher.setAAD(Buffer.concat([lp(Buffer.from('behalf/key-check/v1')), lp(Buffer.from('k1')), lp(Buffer.from([1]))]));
+    const forged = Buffer.concat([Buffer.from([1]), nonce, cipher.update('behalf key checK'), cipher.final(), cipher.getAuthTag()]);
+    expect(verifyKeyCheckValue(keyring, 'k1', forged)).toBe('mismatch');
+  });
+
+  it('are only made and checked for a configured key id', () => {
+    const keyring = parseKeyring(`k1:${newKey()}`);
+    for (const run of [() => createKeyCheckValue(keyring, 'k2'), () => verifyKeyCheckValue(keyring, 'k2', createKeyCheckValue(keyring, 'k1'))]) {
+      expect(run).toThrow(expect.objectContaining({ code: 'INTERNAL', message: "No key with id 'k2' is configured." }));
+    }
   });
 });
 
@@ -224,6 +252,28 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       expect(error.message).toMatch(/^The key check stored for encryption key id 'k1' is not one this behalf can read/);
     });
 
+    it('names every key id whose stored check is unreadable', async () => {
+      for (const keyId of ['k1', 'k2']) await store.addKeyCheck({ keyId, checkValue: Buffer.from([9]), createdAt: T0 });
+      const error = await errorOf(verifyKeyring(store, parseKeyring(`k2:${newKey()},k1:${newKey()}`), T0));
+      expect(error.message).toBe(
+        "The key check stored for encryption key ids 'k2', 'k1' is not one this behalf can read (truncated, or written by a newer behalf); nothing was written. Run the behalf version that wrote it.",
+      );
+      expect(error.details).toEqual({ keyIds: ['k2', 'k1'] });
+    });
+
+    it('gives up on a key id whose check keeps being added and removed, after three tries', async () => {
+      let tries = 0;
+      // Every insert loses to another start's, whose row is gone again when read back.
+      const vanishing = withAddKeyCheck(store, async () => {
+        tries++;
+        return false;
+      });
+      const error = await errorOf(verifyKeyring(vanishing, parseKeyring(`k1:${newKey()}`), T0));
+      expect(error.code).toBe('INTERNAL');
+      expect(error.message).toBe("The key check for key id 'k1' could not be recorded: it kept being added and removed.");
+      expect(tries).toBe(3);
+    });
+
     describe('a database written before key checks (no check values yet)', () => {
       it('the wrong bytes for a key id that wrote tokens stop start-up, and no check is recorded', async () => {
         await signInUsers(store, parseKeyring(`k1:${newKey()}`), 4);
@@ -248,6 +298,25 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
         damaged[damaged.length - 1]! ^= 1;
         expect(await store.replaceCiphertexts('user-0', CLIENT, { refreshToken: damaged, accessToken: null }, first.version)).toBe(true);
         expect(await verifyKeyring(store, keyring, T0)).toEqual({ verified: [], recorded: ['k1'] });
+      });
+
+      it('three stored tokens that do not open under a key id make it the wrong key, even if a fourth would', async () => {
+        const keyring = parseKeyring(`k1:${newKey()}`);
+        await signInUsers(store, keyring, 4);
+        // Rows are walked in sub order: user-0, user-1, ... Damaged: the refresh token altered, no access token.
+        const damage = async (i: number) => {
+          const grant = (await store.getGrant(`user-${i}`, CLIENT))!;
+          const damaged = Buffer.from(grant.refreshTokenCiphertext!);
+          damaged[damaged.length - 1]! ^= 1;
+          expect(await store.replaceCiphertexts(`user-${i}`, CLIENT, { refreshToken: damaged, accessToken: null }, grant.version)).toBe(true);
+        };
+        await damage(0);
+        await damage(1);
+        expect(await verifyKeyring(withAddKeyCheck(store, async () => true), keyring, T0)).toEqual({ verified: [], recorded: ['k1'] });
+        await damage(2);
+        const error = await errorOf(verifyKeyring(store, keyring, T0));
+        expect(error.reason).toBe('key_mismatch');
+        expect(await store.listKeyChecks()).toEqual([]);
       });
     });
   });

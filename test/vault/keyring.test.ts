@@ -1,18 +1,40 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type * as crypto from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import type * as fs from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
 import {
   formatKeyring,
   generateKeyring,
+  Keyring,
   loadKeyring,
   loadOrCreateLocalKeyFile,
   newKeyEntry,
   parseKeyring,
 } from '../../src/vault/index.js';
+
+// Watched, otherwise unchanged: the random key bytes (to see them wiped) and the file calls (to
+// fail one at a time, as a full disk or a filesystem without hard links would).
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof crypto>();
+  return { ...actual, randomBytes: vi.fn(actual.randomBytes) };
+});
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const actual = await importOriginal<typeof fs>();
+  return { ...actual, link: vi.fn(actual.link), mkdir: vi.fn(actual.mkdir), open: vi.fn(actual.open) };
+});
+
+afterEach(() => {
+  vi.mocked(link).mockRestore();
+  vi.mocked(mkdir).mockRestore();
+  vi.mocked(open).mockRestore();
+});
+
+const errno = (code: string) => Object.assign(new Error(`simulated ${code}`), { code });
 
 const key = () => randomBytes(32).toString('base64');
 
@@ -212,5 +234,175 @@ describe('loadKeyring', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('Keyring', () => {
+  const secret = () => createSecretKey(randomBytes(32));
+
+  it('refuses entries that did not come through parseKeyring: a bad or repeated id, a key that is not 32 secret bytes, none at all', () => {
+    const invalid = 'BEHALF_ENCRYPTION_KEYS: invalid key entry.';
+    expect(configError(() => new Keyring([{ id: 'k.1', key: secret() }])).message).toBe(invalid);
+    expect(configError(() => new Keyring([{ id: 'k'.repeat(33), key: secret() }])).message).toBe(invalid);
+    expect(configError(() => new Keyring([{ id: 'k1', key: secret() }, { id: 'k1', key: secret() }])).message).toBe(invalid);
+    expect(configError(() => new Keyring([{ id: 'k1', key: createSecretKey(randomBytes(16)) }])).message).toBe(invalid);
+    expect(configError(() => new Keyring([{ id: 'k1', key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }])).message).toBe(invalid);
+    expect(configError(() => new Keyring([])).message).toBe('BEHALF_ENCRYPTION_KEYS: no keys given.');
+    const keyring = new Keyring([
+      { id: 'k', key: secret() },
+      { id: 'K-2_'.padEnd(32, 'x'), key: secret() },
+    ]);
+    expect(keyring.ids).toEqual(['k', 'K-2_'.padEnd(32, 'x')]);
+    expect(keyring.primaryId).toBe('k');
+  });
+
+  it('hands out the key of a configured id only', () => {
+    const material = Buffer.from(key(), 'base64');
+    const keyring = parseKeyring(`k1:${material.toString('base64')}`);
+    expect(keyring.keyFor('k1')!.export()).toEqual(material);
+    expect(keyring.keyFor('k2')).toBeUndefined();
+  });
+
+  it('shows its ids, primary first, when inspected', () => {
+    expect(inspect(parseKeyring(`k2:${key()},k1:${key()}`))).toBe("Keyring { primary: 'k2', ids: ['k2', 'k1'] }");
+  });
+});
+
+describe('parseKeyring, exactly', () => {
+  it('takes spaces around the colon and the entries', () => {
+    const material = key();
+    expect(formatKeyring(parseKeyring(` k1 : ${material} ,`))).toBe(`k1:${material}`);
+  });
+
+  it('takes a key with zero bytes in it, as long as not every byte is zero', () => {
+    const raw = Buffer.alloc(32);
+    raw[31] = 1;
+    expect(formatKeyring(parseKeyring(`k1:${raw.toString('base64')}`))).toBe(`k1:${raw.toString('base64')}`);
+  });
+
+  it('numbers the entry it refuses and says what it expected', () => {
+    expect(configError(() => parseKeyring('')).message).toBe(
+      'BEHALF_ENCRYPTION_KEYS: no keys given; expected comma-separated ID:BASE64 entries of 32-byte keys, the first one primary (`behalf keys generate` prints one).',
+    );
+    expect(configError(() => parseKeyring(`k1:${key()},${key()}`)).message).toBe("BEHALF_ENCRYPTION_KEYS: entry 2 is not ID:BASE64 (no ':' found).");
+    expect(configError(() => parseKeyring(`k1:${key()},k 2:${key()}`)).message).toBe('BEHALF_ENCRYPTION_KEYS: entry 2: a key id is 1-32 characters of [A-Za-z0-9_-].');
+    expect(configError(() => parseKeyring('k1:')).message).toBe("BEHALF_ENCRYPTION_KEYS: key 'k1' is empty.");
+    expect(configError(() => parseKeyring(`k1:${Buffer.alloc(32).toString('base64')}`)).message).toBe("BEHALF_ENCRYPTION_KEYS: key 'k1' is all zero bytes; use a random key.");
+    const hex = randomBytes(32).toString('hex').toUpperCase();
+    expect(configError(() => parseKeyring(`k1:${hex}`), hex).message).toBe(
+      "BEHALF_ENCRYPTION_KEYS: key 'k1' is 48 bytes; AES-256 needs 32 (it looks like hex; give base64, e.g. from `openssl rand -base64 32`).",
+    );
+  });
+
+  it('refuses base64 that does not read back as written: stray bits in the last character, or padding where none fits', () => {
+    const unpadded = key().replace(/=+$/, '');
+    // 43 characters carry 258 bits: the last character's 2 lowest must be zero.
+    const stray = `${unpadded.slice(0, -1)}${unpadded.at(-1) === 'B' ? 'C' : 'B'}`;
+    for (const bad of [stray, `${unpadded}==`, `${unpadded.slice(0, -2)}=`]) {
+      expect(configError(() => parseKeyring(`k1:${bad}`), bad).message).toMatch(/^BEHALF_ENCRYPTION_KEYS: key 'k1' is (not valid base64\.|\d+ bytes)/);
+    }
+    expect(configError(() => parseKeyring(`k1:${stray}`)).message).toBe("BEHALF_ENCRYPTION_KEYS: key 'k1' is not valid base64.");
+  });
+
+  it('wipes the decoded key bytes once the key is made, and the bytes of a key it refuses', () => {
+    const from = vi.spyOn(Buffer, 'from');
+    try {
+      const material = key();
+      const keyring = parseKeyring(`k1:${material}`);
+      const unpadded = key().replace(/=+$/, '');
+      const stray = `${unpadded.slice(0, -1)}${unpadded.at(-1) === 'B' ? 'C' : 'B'}`;
+      configError(() => parseKeyring(`k2:${stray}`));
+      const decoded = (body: string) => from.mock.results.filter((_, i) => from.mock.calls[i]![0] === body).map((r) => r.value as Buffer);
+      expect(decoded(material.replace(/=+$/, ''))).toHaveLength(1);
+      expect(decoded(material.replace(/=+$/, ''))[0]!.every((byte) => byte === 0)).toBe(true);
+      expect(decoded(stray)).toHaveLength(1);
+      expect(decoded(stray)[0]!.every((byte) => byte === 0)).toBe(true);
+      // The key itself was copied before the wipe.
+      expect(formatKeyring(keyring)).toBe(`k1:${material}`);
+    } finally {
+      from.mockRestore();
+    }
+  });
+
+  it('generateKeyring wipes the random bytes it made the key from', () => {
+    vi.mocked(randomBytes).mockClear();
+    const keyring = generateKeyring('gen');
+    const made = vi.mocked(randomBytes).mock.results.map((r) => r.value as Buffer).filter((b) => b.length === 32);
+    expect(made).toHaveLength(1);
+    expect(made[0]!.every((byte) => byte === 0)).toBe(true);
+    expect(keyring.keyFor('gen')!.export().every((byte) => byte === 0)).toBe(false);
+  });
+});
+
+describe('local-mode key file, exactly', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'behalf-keyfile-'));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes two comment lines, the date it was made, and the keyring', async () => {
+    const path = join(dir, 'dated', 'keys');
+    const { keyring } = await loadOrCreateLocalKeyFile(path, Date.UTC(2026, 10, 25, 8, 30));
+    expect(await readFile(path, 'utf8')).toBe(
+      '# behalf local-mode encryption keys (BEHALF_ENCRYPTION_KEYS format: ID:BASE64, first is primary).\n' +
+        '# Generated 2026-11-25T08:30:00.000Z. Keep this file private. Production takes its keys from BEHALF_ENCRYPTION_KEYS.\n' +
+        `${formatKeyring(keyring)}\n`,
+    );
+    expect(keyring.ids).toEqual(['local1']);
+  });
+
+  it('reads a file with Windows line endings', async () => {
+    const path = join(dir, 'crlf');
+    const [a, b] = [key(), key()];
+    await writeFile(path, `# keys\r\nnew:${a}\r\nold:${b}\r\n`, { mode: 0o600 });
+    expect(formatKeyring((await loadOrCreateLocalKeyFile(path)).keyring)).toBe(`new:${a},old:${b}`);
+  });
+
+  async function fileError(path: string): Promise<BehalfError> {
+    const error = await loadOrCreateLocalKeyFile(path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BehalfError);
+    expect((error as BehalfError).code).toBe('CONFIG_INVALID');
+    return error as BehalfError;
+  }
+
+  it('names the file, the step and the system error when it cannot be read, its folder made, or it written', async () => {
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'not a folder');
+    expect((await fileError(join(file, 'keys'))).message).toBe(`BEHALF_KEY_FILE: ${join(file, 'keys')} cannot be read (ENOTDIR).`);
+
+    vi.mocked(mkdir).mockRejectedValueOnce(errno('EACCES'));
+    const unmade = join(dir, 'no-folder', 'keys');
+    expect((await fileError(unmade)).message).toBe(`BEHALF_KEY_FILE: ${unmade} cannot create its folder (EACCES).`);
+
+    const actual = await vi.importActual<typeof fs>('node:fs/promises');
+    vi.mocked(open).mockImplementation(async (path, flags, mode) => (flags === 'wx' ? Promise.reject(errno('ENOSPC')) : actual.open(path, flags, mode)));
+    const full = join(dir, 'disk-full', 'keys');
+    expect((await fileError(full)).message).toBe(`BEHALF_KEY_FILE: ${full} cannot be created (ENOSPC).`);
+    expect(await readdir(join(dir, 'disk-full'))).toEqual([]);
+  });
+
+  it('without hard links, creates the file directly, still refusing to overwrite one', async () => {
+    vi.mocked(link).mockRejectedValueOnce(errno('EPERM'));
+    const path = join(dir, 'no-links', 'keys');
+    const first = await loadOrCreateLocalKeyFile(path, Date.UTC(2026, 0, 1));
+    expect(first.created).toBe(true);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(await readFile(path, 'utf8')).toContain(`# Generated 2026-01-01T00:00:00.000Z.`);
+    expect(await readdir(join(dir, 'no-links'))).toEqual(['keys']);
+    expect(formatKeyring((await loadOrCreateLocalKeyFile(path)).keyring)).toBe(formatKeyring(first.keyring));
+
+    for (const code of ['ENOTSUP', 'EXDEV']) {
+      vi.mocked(link).mockRejectedValueOnce(errno(code));
+      expect((await loadOrCreateLocalKeyFile(join(dir, code, 'keys'))).created).toBe(true);
+    }
+    vi.mocked(link).mockRejectedValueOnce(errno('EIO'));
+    const broken = join(dir, 'link-fails', 'keys');
+    expect((await fileError(broken)).message).toBe(`BEHALF_KEY_FILE: ${broken} cannot be created (EIO).`);
+    expect(await readdir(join(dir, 'link-fails'))).toEqual([]);
   });
 });
