@@ -41,10 +41,14 @@ class ListedOrderSequencer extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const rank = (spec: TestSpecification): number => {
       const path = relative(spec.project.config.root, spec.moduleId).replaceAll('\\', '/');
-      const index = ORDER.findIndex((entry) => path === entry || (entry.endsWith('/') && path.startsWith(entry)));
+      const index = ORDER.findIndex(
+        (entry) => path === entry || (entry.endsWith('/') && path.startsWith(entry)),
+      );
       return index === -1 ? ORDER.length : index;
     };
-    return [...files].sort((a, b) => rank(a) - rank(b) || (a.moduleId < b.moduleId ? -1 : a.moduleId > b.moduleId ? 1 : 0));
+    return [...files].sort(
+      (a, b) => rank(a) - rank(b) || (a.moduleId < b.moduleId ? -1 : a.moduleId > b.moduleId ? 1 : 0),
+    );
   }
 }
 

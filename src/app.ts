@@ -1,7 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Behalf } from './behalf.js';
-import { createUserFetch, createUserRequest, GoogleHostAllowList, undiciRequest, type HttpRequestLike } from './calls/index.js';
+import {
+  createUserFetch,
+  createUserRequest,
+  GoogleHostAllowList,
+  undiciRequest,
+  type HttpRequestLike,
+} from './calls/index.js';
 import { systemClock, type Clock } from './clock.js';
 import type { BehalfConfig } from './config/index.js';
 import { BehalfError } from './errors.js';
@@ -26,7 +32,12 @@ import {
   verifyKeyring,
   type Store,
 } from './vault/index.js';
-import { openDatabase, POSTGRES_SCHEMA_VERSION, SQLITE_SCHEMA_VERSION, type Database } from './database/index.js';
+import {
+  openDatabase,
+  POSTGRES_SCHEMA_VERSION,
+  SQLITE_SCHEMA_VERSION,
+  type Database,
+} from './database/index.js';
 import { Metrics, Readiness } from './observability/index.js';
 import { Webhooks, webhookStoreFor, type WebhooksOptions } from './webhooks/index.js';
 
@@ -74,10 +85,14 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   // Whatever fails from here on (a wrong key, an unusable discovery URL) closes the database, so
   // a failed start leaves no pool or listener behind to keep an embedding process alive.
   try {
-    const store: Store = database.kind === 'postgres' ? new PostgresStore(database, { clock }) : new SqliteStore(database, { clock });
+    const store: Store =
+      database.kind === 'postgres'
+        ? new PostgresStore(database, { clock })
+        : new SqliteStore(database, { clock });
     if (database.kind === 'postgres') {
       database.changes.onListenerState = (state) => {
-        if (state === 'lost') logger.warn('grant change listener lost: token requests read the database until it is back');
+        if (state === 'lost')
+          logger.warn('grant change listener lost: token requests read the database until it is back');
         else logger.info('grant change listener up: changes made by other instances are heard');
       };
     }
@@ -86,7 +101,13 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     await verifyKeyring(store, keyring, clock.now());
     const vault = new Vault(store, keyring);
 
-    const discovery = new GoogleDiscovery(config.google.discoveryUrl, fetchImpl, clock, config.google.timeoutMs, metrics.google);
+    const discovery = new GoogleDiscovery(
+      config.google.discoveryUrl,
+      fetchImpl,
+      clock,
+      config.google.timeoutMs,
+      metrics.google,
+    );
     const oauth = new GoogleOAuthClient(
       { clientId: config.google.clientId, clientSecret: config.google.clientSecret },
       discovery,
@@ -96,7 +117,12 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       metrics.google,
     );
     const { jwksUri, issuer } = await startupEndpoints(config, discovery);
-    const keys = new GoogleKeySet({ jwksUri, fetch: fetchImpl, clock, observe: (seconds) => metrics.google.request('jwks', seconds) });
+    const keys = new GoogleKeySet({
+      jwksUri,
+      fetch: fetchImpl,
+      clock,
+      observe: (seconds) => metrics.google.request('jwks', seconds),
+    });
     const verifier = new IdTokenVerifier({
       keys,
       clock,
@@ -116,7 +142,8 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       redirectUris: config.google.redirectUris,
     });
     const tokens = new TokenService({ vault, oauth, clock, leaseMs: config.refreshLeaseMs });
-    const securityLog = database.kind === 'sqlite' ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database);
+    const securityLog =
+      database.kind === 'sqlite' ? new SqliteSecurityLog(database) : new PostgresSecurityLog(database);
     const securityEvents = new SecurityEventReceiver({
       keys,
       clock,
@@ -139,7 +166,12 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     });
     const allowList = new GoogleHostAllowList(config.google.apiUrl);
     const userFetch = createUserFetch({ tokens, fetch: fetchImpl, clock, allowList });
-    const userRequest = createUserRequest({ tokens, request: deps.request ?? undiciRequest, clock, allowList });
+    const userRequest = createUserRequest({
+      tokens,
+      request: deps.request ?? undiciRequest,
+      clock,
+      allowList,
+    });
     const behalf = new Behalf({
       clock,
       oauth,
@@ -170,7 +202,19 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       loadDiscovery: () => discovery.endpoints(),
       loadKeys: () => keys.load(),
     });
-    const runtime: BehalfRuntime = { config, behalf, database, store, vault, tokens, clock, logger, metrics, readiness, createdKeyFile };
+    const runtime: BehalfRuntime = {
+      config,
+      behalf,
+      database,
+      store,
+      vault,
+      tokens,
+      clock,
+      logger,
+      metrics,
+      readiness,
+      createdKeyFile,
+    };
     return runtime;
   } catch (error) {
     await database.close().catch(() => undefined);
@@ -178,7 +222,9 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
   }
 }
 
-export type JobRunnerSettings = Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & { pollIntervalMs?: number };
+export type JobRunnerSettings = Pick<JobRunnerOptions, 'concurrency' | 'maxStartsPerSecond' | 'backoff'> & {
+  pollIntervalMs?: number;
+};
 
 /** A job runner over the runtime's database (define jobs, then `start()`). */
 export function createJobRunner(runtime: BehalfRuntime, options: JobRunnerSettings = {}): JobRunner {
@@ -188,7 +234,9 @@ export function createJobRunner(runtime: BehalfRuntime, options: JobRunnerSettin
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
   };
   const backend =
-    database.kind === 'sqlite' ? new SqliteJobBackend(database, backendOptions) : new PostgresJobBackend(database, backendOptions);
+    database.kind === 'sqlite'
+      ? new SqliteJobBackend(database, backendOptions)
+      : new PostgresJobBackend(database, backendOptions);
   return new JobRunner({
     backend,
     behalf: runtime.behalf,

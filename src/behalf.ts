@@ -1,4 +1,11 @@
-import { BehalfAuthClient, type GoogleHostAllowList, type UserFetch, type UserRequest, type UserRequestAnswer, type UserRequestInit } from './calls/index.js';
+import {
+  BehalfAuthClient,
+  type GoogleHostAllowList,
+  type UserFetch,
+  type UserRequest,
+  type UserRequestAnswer,
+  type UserRequestInit,
+} from './calls/index.js';
 import type { JobRunnerSettings } from './app.js';
 import type { Clock } from './clock.js';
 import type { JobRunner } from './jobs/index.js';
@@ -62,7 +69,10 @@ export class Behalf {
   }
 
   /** Verify a Google ID token an app sent (same strict checks as sign-in), with the user's grant status. */
-  async verifyIdToken(idToken: string, options: { nonce?: string } = {}): Promise<{ claims: VerifiedIdToken; grant: GrantSummary | null }> {
+  async verifyIdToken(
+    idToken: string,
+    options: { nonce?: string } = {},
+  ): Promise<{ claims: VerifiedIdToken; grant: GrantSummary | null }> {
     const claims = await this.parts.verifier.verify(idToken, options);
     return { claims, grant: await this.#grantSummary(claims.sub) };
   }
@@ -126,10 +136,16 @@ export class Behalf {
     return this.parts.googleApiUrl;
   }
 
-  async getUser(sub: string): Promise<{ user: UserRecord; grant: GrantSummary | null; security: UserSecurity | null }> {
+  async getUser(
+    sub: string,
+  ): Promise<{ user: UserRecord; grant: GrantSummary | null; security: UserSecurity | null }> {
     const user = await this.parts.vault.getUser(sub);
-    if (user === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
-    const [grant, security] = await Promise.all([this.#grantSummary(sub), this.parts.securityLog.getState(sub)]);
+    if (user === null)
+      throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
+    const [grant, security] = await Promise.all([
+      this.#grantSummary(sub),
+      this.parts.securityLog.getState(sub),
+    ]);
     return { user, grant, security };
   }
 
@@ -137,12 +153,16 @@ export class Behalf {
    * Act on a security event token Google pushed (Cross-Account Protection / RISC), after verifying
    * it as strictly as an ID token. Duplicates (Google redelivers) are acted on once.
    */
-  async receiveSecurityEvent(token: string): Promise<{ jti: string; duplicate: boolean; events: ReceivedEvent[] }> {
+  async receiveSecurityEvent(
+    token: string,
+  ): Promise<{ jti: string; duplicate: boolean; events: ReceivedEvent[] }> {
     try {
       return await this.parts.securityEvents.receive(token);
     } catch (error) {
       if (isBehalfError(error) && error.code === 'ID_TOKEN_INVALID') {
-        throw new BehalfError('SECURITY_EVENT_INVALID', error.message, { ...(error.reason === undefined ? {} : { reason: error.reason }) });
+        throw new BehalfError('SECURITY_EVENT_INVALID', error.message, {
+          ...(error.reason === undefined ? {} : { reason: error.reason }),
+        });
       }
       throw error;
     }
@@ -171,7 +191,8 @@ export class Behalf {
   async deleteUser(sub: string): Promise<{ revokedAtGoogle: boolean }> {
     const { vault, oauth } = this.parts;
     const [user, grant] = await Promise.all([vault.getUser(sub), vault.getGrant(sub, oauth.clientId)]);
-    if (user === null && grant === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
+    if (user === null && grant === null)
+      throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
     const revokedAtGoogle = grant === null ? false : await this.#revokeAtGoogle(grant);
     await vault.deleteUser(sub);
     return { revokedAtGoogle };
@@ -182,7 +203,11 @@ export class Behalf {
   }
 
   /** Revoke a grant at Google; unreachable Google is an error (retry), any other refusal means nothing is left to revoke. */
-  async #revokeAtGoogle(grant: { refreshToken: string | null; accessToken: string | null; status: GrantStatus }): Promise<boolean> {
+  async #revokeAtGoogle(grant: {
+    refreshToken: string | null;
+    accessToken: string | null;
+    status: GrantStatus;
+  }): Promise<boolean> {
     const token = grant.refreshToken ?? grant.accessToken;
     if (token === null || grant.status === 'revoked') return false;
     try {

@@ -19,7 +19,8 @@ export class OffsetClock implements Clock {
   }
 
   advance(seconds: number): number {
-    if (!Number.isFinite(seconds) || seconds < 0) throw new RangeError('advance takes a non-negative number of seconds');
+    if (!Number.isFinite(seconds) || seconds < 0)
+      throw new RangeError('advance takes a non-negative number of seconds');
     this.#offsetMs += Math.round(seconds * 1000);
     return this.now();
   }

@@ -38,7 +38,11 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 /** Codes after which the same request may succeed if simply retried later. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['GOOGLE_UNAVAILABLE', 'STORE_UNAVAILABLE', 'RATE_LIMITED']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
+  'GOOGLE_UNAVAILABLE',
+  'STORE_UNAVAILABLE',
+  'RATE_LIMITED',
+]);
 
 export interface GoogleErrorFields {
   /** Google's `error` string, e.g. `invalid_grant`. Never contains a token. */

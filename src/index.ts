@@ -6,7 +6,9 @@ import { createRuntime, type Dependencies } from './app.js';
 import type { Behalf } from './behalf.js';
 import { loadConfig, type FlagName, type Mode } from './config/index.js';
 
-export type BehalfOptions = Partial<Record<Exclude<FlagName, 'appClientIds' | 'requiredScopes' | 'allowedOrigins' | 'redirectUris'>, string>> & {
+export type BehalfOptions = Partial<
+  Record<Exclude<FlagName, 'appClientIds' | 'requiredScopes' | 'allowedOrigins' | 'redirectUris'>, string>
+> & {
   appClientIds?: string | readonly string[];
   requiredScopes?: string | readonly string[];
   allowedOrigins?: string | readonly string[];
@@ -40,6 +42,11 @@ export type { SignInInput, SignInResult } from './signin/index.js';
 export type { AccessToken, SweepReport } from './tokens/index.js';
 export type { JobContext, JobDefinition, JobRun, JobRunner, JobRunStatus } from './jobs/index.js';
 export type { JobRunnerSettings } from './app.js';
-export { BehalfAuthClient, type HttpRequestLike, type UserRequestAnswer, type UserRequestInit } from './calls/index.js';
+export {
+  BehalfAuthClient,
+  type HttpRequestLike,
+  type UserRequestAnswer,
+  type UserRequestInit,
+} from './calls/index.js';
 export type { VerifiedIdToken } from './idtoken/index.js';
 export type { UserProfile, UserRecord, GrantStatus } from './vault/index.js';

@@ -19,7 +19,10 @@ export const REDACTED_PATHS = [
   '*.clientSecret',
 ];
 
-export function createLogger(level: LoggerOptions['level'] = 'info', destination?: DestinationStream): Logger {
+export function createLogger(
+  level: LoggerOptions['level'] = 'info',
+  destination?: DestinationStream,
+): Logger {
   const options: LoggerOptions = {
     level,
     base: { service: 'behalf' },

@@ -235,7 +235,12 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
 
 /** The store, with a change feed that says memory is always current and never calls anyone. */
 function withoutChangeChecks(store: Store): Store {
-  const changes: Store['changes'] = { subscribe: () => () => undefined, isCurrent: () => true, publish: () => undefined, close: async () => undefined };
+  const changes: Store['changes'] = {
+    subscribe: () => () => undefined,
+    isCurrent: () => true,
+    publish: () => undefined,
+    close: async () => undefined,
+  };
   return new Proxy(store, {
     get: (target, property) => {
       if (property === 'changes') return changes;

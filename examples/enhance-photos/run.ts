@@ -65,9 +65,9 @@ try {
     say(`${name} signed in from the iOS app and uploaded 2 photos to their appDataFolder`);
   }
   await control('/emulator/grants/revoke', { sub: users[1]!.sub });
-  say('bob removed the app\'s access in his Google Account settings');
+  say("bob removed the app's access in his Google Account settings");
   say('');
-  say('Everyone is offline now. The backend enhances every user\'s photos:');
+  say("Everyone is offline now. The backend enhances every user's photos:");
 
   const runner = createJobRunner(runtime, { concurrency: 2, pollIntervalMs: 50 });
   runner.define(enhancePhotosJob({ googleApiUrl: runtime.behalf.googleApiUrl }));
@@ -77,7 +77,10 @@ try {
   await runner.whenIdle(120_000);
   for (const run of await runner.listRuns({ name: 'enhance-photos' })) {
     const who = users.find((u) => u.sub === run.sub)?.name ?? run.sub;
-    const detail = run.status === 'done' ? `enhanced ${(run.result as EnhanceResult).enhanced.join(', ')}` : `${run.errorCode}: ${run.errorMessage}`;
+    const detail =
+      run.status === 'done'
+        ? `enhanced ${(run.result as EnhanceResult).enhanced.join(', ')}`
+        : `${run.errorCode}: ${run.errorMessage}`;
     say(`  ${who.padEnd(6)} ${run.status.padEnd(14)} ${detail}`);
   }
   await runner.stop();

@@ -6,7 +6,13 @@
  * data (a stored picture URL is shown as text), so no `javascript:` URL can reach an href.
  */
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 
 /** A fragment of HTML that is already safe to insert as is. */
 export class SafeHtml {
@@ -46,6 +52,8 @@ export function segment(value: string): string {
 
 /** A query string from the entries that have a value: `?q=a%40b&status=active`, or '' when none. */
 export function query(params: Record<string, string | undefined>): string {
-  const entries = Object.entries(params).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '');
+  const entries = Object.entries(params).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '',
+  );
   return entries.length === 0 ? '' : `?${new URLSearchParams(entries).toString()}`;
 }

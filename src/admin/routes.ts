@@ -18,7 +18,15 @@ import { sweepPage } from './pages/sweep.js';
 import { deleteUserPage, userPage } from './pages/user.js';
 import { STATUS_FILTERS, usersPage } from './pages/users.js';
 import { webhooksPage } from './pages/webhooks.js';
-import { clearedSessionCookie, csrfMatches, readSessionCookie, sessionCookie, type AdminSession, type AdminSessions, type NoSession } from './sessions.js';
+import {
+  clearedSessionCookie,
+  csrfMatches,
+  readSessionCookie,
+  sessionCookie,
+  type AdminSession,
+  type AdminSessions,
+  type NoSession,
+} from './sessions.js';
 import type { SweepTracker } from './sweeps.js';
 
 /** What the console works with, built by {@link createAdminConsole} (./index.ts). */
@@ -53,15 +61,17 @@ export interface AdminRouteOptions {
 const CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const SUB = /^[\x21-\x7e]{1,255}$/;
 /** Where a sign-in may return to: a console path, no scheme, host, empty or dot segments. */
-const NEXT = /^\/admin\/(?:users|sweep|api-keys|webhooks)(?:\/(?!\.\.?(?:[/?]|$))[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*(?:\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$/;
+const NEXT =
+  /^\/admin\/(?:users|sweep|api-keys|webhooks)(?:\/(?!\.\.?(?:[/?]|$))[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*(?:\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$/;
 const FORM_LIMIT = 8 * 1024;
-
 
 /** What a code means on the console, when an action on a user fails. */
 const ACTION_ERRORS: Partial<Record<ErrorCode, string>> = {
-  NEEDS_CONSENT: 'Google no longer accepts this grant (revoked, expired or never offline): the user must sign in again with consent.',
+  NEEDS_CONSENT:
+    'Google no longer accepts this grant (revoked, expired or never offline): the user must sign in again with consent.',
   USER_NOT_FOUND: 'No grant is stored for this user.',
-  GOOGLE_UNAVAILABLE: 'Google could not be reached or is rate-limiting: nothing was changed. Try again shortly.',
+  GOOGLE_UNAVAILABLE:
+    'Google could not be reached or is rate-limiting: nothing was changed. Try again shortly.',
   GOOGLE_ERROR: 'Google answered something unexpected: nothing was changed.',
   CLIENT_MISCONFIGURED: "Google refused this server's OAuth client: check the client secret file.",
   STORE_UNAVAILABLE: 'The database could not be reached: try again shortly.',
@@ -79,10 +89,14 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
       kind: 'error',
       text: `Your session expired (${idleTimeoutMs / 60_000} minutes without activity, or ${lifetimeMs / 3_600_000} hours after sign-in). Sign in again.`,
     },
-    invalid: { kind: 'error', text: 'Your session has ended: it was signed out, or its API key was revoked. Sign in again.' },
+    invalid: {
+      kind: 'error',
+      text: 'Your session has ended: it was signed out, or its API key was revoked. Sign in again.',
+    },
     signed_out: { kind: 'ok', text: 'You are signed out.' },
   };
-  const secure = (request: FastifyRequest) => options.tls || options.trustProxy || request.protocol === 'https';
+  const secure = (request: FastifyRequest) =>
+    options.tls || options.trustProxy || request.protocol === 'https';
 
   void app.register(
     async (scope) => {
@@ -107,21 +121,41 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
       scope.setErrorHandler(async (error, request, reply) => {
         const failure = toBehalfError(error);
         if (failure.code === 'INTERNAL') {
-          request.log.error({ err: { type: (error as Error | undefined)?.name ?? typeof error } }, 'unexpected error in the admin console');
+          request.log.error(
+            { err: { type: (error as Error | undefined)?.name ?? typeof error } },
+            'unexpected error in the admin console',
+          );
         }
-        if (failure.retryAfter !== undefined) reply.header('retry-after', String(Math.ceil(failure.retryAfter)));
+        if (failure.retryAfter !== undefined)
+          reply.header('retry-after', String(Math.ceil(failure.retryAfter)));
         if (failure.code === 'RATE_LIMITED' && request.url.startsWith('/admin/sign-in')) {
-          const notice: Notice = { kind: 'error', text: `Too many sign-in attempts from this address. Wait ${failure.retryAfter ?? 60} seconds and try again.` };
+          const notice: Notice = {
+            kind: 'error',
+            text: `Too many sign-in attempts from this address. Wait ${failure.retryAfter ?? 60} seconds and try again.`,
+          };
           return sendPage(reply.code(429), signInPage({ notice }));
         }
-        return sendPage(reply.code(failure.status), errorPage({ title: titleFor(failure.code), code: failure.code, message: failure.message }));
+        return sendPage(
+          reply.code(failure.status),
+          errorPage({ title: titleFor(failure.code), code: failure.code, message: failure.message }),
+        );
       });
       scope.setNotFoundHandler(async (_request, reply) =>
-        sendPage(reply.code(404), errorPage({ title: 'Not found', code: 'NOT_FOUND', message: 'There is no such page in the console.' })),
+        sendPage(
+          reply.code(404),
+          errorPage({
+            title: 'Not found',
+            code: 'NOT_FOUND',
+            message: 'There is no such page in the console.',
+          }),
+        ),
       );
 
       /** The request's session, or a redirect to the sign-in page (and null). */
-      const sessionOf = async (request: FastifyRequest, reply: FastifyReply): Promise<AdminSession | null> => {
+      const sessionOf = async (
+        request: FastifyRequest,
+        reply: FastifyReply,
+      ): Promise<AdminSession | null> => {
         const token = readSessionCookie(request.headers.cookie, secure(request));
         const found = await admin.sessions.resume(token);
         if (typeof found !== 'string') return found;
@@ -132,23 +166,36 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
       const toSignIn = (request: FastifyRequest, reply: FastifyReply, why: NoSession | 'signed_out') => {
         if (why !== 'missing') reply.header('set-cookie', clearedSessionCookie(secure(request)));
         const next = request.method === 'GET' && NEXT.test(request.url) ? request.url : undefined;
-        void reply.redirect(`/admin/sign-in${query({ reason: why === 'missing' ? undefined : why, next })}`, 303);
+        void reply.redirect(
+          `/admin/sign-in${query({ reason: why === 'missing' ? undefined : why, next })}`,
+          303,
+        );
       };
 
       /** A state-changing form post: from this origin, with a session, carrying its CSRF token. */
-      const formOf = async (request: FastifyRequest, reply: FastifyReply): Promise<{ session: AdminSession; form: Form } | null> => {
+      const formOf = async (
+        request: FastifyRequest,
+        reply: FastifyReply,
+      ): Promise<{ session: AdminSession; form: Form } | null> => {
         refuseCrossSite(request, secure(request));
         const form = readForm(request);
         const session = await sessionOf(request, reply);
         if (session === null) return null;
         if (!csrfMatches(session, form.get('csrf', 200))) {
-          throw new BehalfError('CSRF_TOKEN_INVALID', 'This form is out of date or came from another page. Go back, reload the page and try again.');
+          throw new BehalfError(
+            'CSRF_TOKEN_INVALID',
+            'This form is out of date or came from another page. Go back, reload the page and try again.',
+          );
         }
         return { session, form };
       };
 
-      const logAction = (request: FastifyRequest, session: AdminSession, action: string, fields: Record<string, string> = {}) =>
-        request.log.info({ admin: session.apiKeyId, action, ...fields }, 'admin console action');
+      const logAction = (
+        request: FastifyRequest,
+        session: AdminSession,
+        action: string,
+        fields: Record<string, string> = {},
+      ) => request.log.info({ admin: session.apiKeyId, action, ...fields }, 'admin console action');
 
       scope.get('/assets/admin.css', async (_request, reply) =>
         reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(ADMIN_CSS),
@@ -174,8 +221,14 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
           const opened = key === '' ? null : await admin.sessions.open(key.trim());
           if (opened === null) {
             request.log.info({ keyId: apiKeyId(key.trim()) ?? null }, 'admin console sign-in refused');
-            const notice: Notice = { kind: 'error', text: 'That is not a valid service API key (or it was revoked).' };
-            return sendPage(reply.code(401), signInPage({ notice, next: next !== undefined && NEXT.test(next) ? next : undefined }));
+            const notice: Notice = {
+              kind: 'error',
+              text: 'That is not a valid service API key (or it was revoked).',
+            };
+            return sendPage(
+              reply.code(401),
+              signInPage({ notice, next: next !== undefined && NEXT.test(next) ? next : undefined }),
+            );
           }
           request.log.info({ keyId: apiKeyId(key.trim()) }, 'admin console sign-in');
           reply.header('set-cookie', sessionCookie(opened.token, secure(request)));
@@ -209,15 +262,20 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
           }),
           q !== '' && SUB.test(q) && after === undefined ? admin.store.getUser(q) : null,
         ]);
-        const done = params.done === 'deleted' ? { kind: 'ok' as const, text: 'The user was deleted, and their grant revoked at Google.' } : undefined;
+        const done =
+          params.done === 'deleted'
+            ? { kind: 'ok' as const, text: 'The user was deleted, and their grant revoked at Google.' }
+            : undefined;
         return sendPage(reply, usersPage({ session, q, status, after, page, exact, notice: done }));
       });
 
       const userOf = async (params: unknown) => {
         const sub = (params as { sub?: unknown }).sub;
-        if (typeof sub !== 'string' || !SUB.test(sub)) throw new BehalfError('INVALID_REQUEST', 'The user id in the address is malformed.');
+        if (typeof sub !== 'string' || !SUB.test(sub))
+          throw new BehalfError('INVALID_REQUEST', 'The user id in the address is malformed.');
         const user = await admin.store.getUser(sub);
-        if (user === null) throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
+        if (user === null)
+          throw new BehalfError('USER_NOT_FOUND', 'No such user: they have not signed in, or were deleted.');
         return user;
       };
 
@@ -234,7 +292,13 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
           admin.jobRuns(user.sub, 20),
         ]);
         const view = { session, user, grant, lastRefresh, security, securityEvents, jobRuns };
-        return sendPage(reply, userPage({ ...view, notice: userNotice(request.query as Record<string, unknown>, grant?.accessTokenExpiresAt ?? null) }));
+        return sendPage(
+          reply,
+          userPage({
+            ...view,
+            notice: userNotice(request.query as Record<string, unknown>, grant?.accessTokenExpiresAt ?? null),
+          }),
+        );
       });
 
       scope.post('/users/:sub/check', { bodyLimit: FORM_LIMIT }, async (request, reply) => {
@@ -280,7 +344,10 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         try {
           await admin.behalf.deleteUser(user.sub);
         } catch (error) {
-          return reply.redirect(`/admin/users/${segment(user.sub)}${query({ error: actionFailure(error) })}`, 303);
+          return reply.redirect(
+            `/admin/users/${segment(user.sub)}${query({ error: actionFailure(error) })}`,
+            303,
+          );
         }
         return reply.redirect('/admin/users?done=deleted', 303);
       });
@@ -296,7 +363,10 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
               ? { kind: 'info', text: 'A sweep is already running: here is its progress.' }
               : undefined;
         const runs = await admin.sweeps.recent(6);
-        return sendPage(reply, sweepPage({ session, runs, isStalled: (run) => admin.sweeps.isStalled(run), notice }));
+        return sendPage(
+          reply,
+          sweepPage({ session, runs, isStalled: (run) => admin.sweeps.isStalled(run), notice }),
+        );
       });
 
       scope.post('/sweep', { bodyLimit: FORM_LIMIT }, async (request, reply) => {
@@ -312,7 +382,9 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         const session = await sessionOf(request, reply);
         if (session === null) return reply;
         const notice: Notice | undefined =
-          (request.query as Record<string, unknown>).done === 'revoked' ? { kind: 'ok', text: 'The key was revoked, and its console sessions ended.' } : undefined;
+          (request.query as Record<string, unknown>).done === 'revoked'
+            ? { kind: 'ok', text: 'The key was revoked, and its console sessions ended.' }
+            : undefined;
         return sendPage(reply, apiKeysPage({ session, keys: await admin.store.listApiKeys(), notice }));
       });
 
@@ -326,7 +398,10 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         } catch (error) {
           if (!isBehalfError(error) || error.code !== 'INVALID_REQUEST') throw error;
           const notice: Notice = { kind: 'error', text: error.message };
-          return sendPage(reply.code(400), apiKeysPage({ session, keys: await admin.store.listApiKeys(), notice }));
+          return sendPage(
+            reply.code(400),
+            apiKeysPage({ session, keys: await admin.store.listApiKeys(), notice }),
+          );
         }
         logAction(request, session, 'create_api_key', { keyId: created.id });
         // Answered here, not redirected: the key must not travel in a URL, and is shown this once.
@@ -349,7 +424,10 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
 
       /** The webhooks page's endpoints and recent deliveries. */
       const webhookLists = async () => {
-        const [endpoints, deliveries] = await Promise.all([admin.webhooks.listEndpoints(), admin.webhooks.listDeliveries({ limit: 50 })]);
+        const [endpoints, deliveries] = await Promise.all([
+          admin.webhooks.listEndpoints(),
+          admin.webhooks.listDeliveries({ limit: 50 }),
+        ]);
         return { endpoints, deliveries };
       };
 
@@ -357,7 +435,9 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         const session = await sessionOf(request, reply);
         if (session === null) return reply;
         const notice: Notice | undefined =
-          (request.query as Record<string, unknown>).done === 'removed' ? { kind: 'ok', text: 'The endpoint was removed; its pending deliveries will not be sent.' } : undefined;
+          (request.query as Record<string, unknown>).done === 'removed'
+            ? { kind: 'ok', text: 'The endpoint was removed; its pending deliveries will not be sent.' }
+            : undefined;
         return sendPage(reply, webhooksPage({ session, ...(await webhookLists()), notice }));
       });
 
@@ -374,7 +454,10 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         } catch (error) {
           if (!isBehalfError(error) || error.code !== 'INVALID_REQUEST') throw error;
           const notice: Notice = { kind: 'error', text: error.message };
-          return sendPage(reply.code(400), webhooksPage({ session, ...(await webhookLists()), form: { url, events }, notice }));
+          return sendPage(
+            reply.code(400),
+            webhooksPage({ session, ...(await webhookLists()), form: { url, events }, notice }),
+          );
         }
         logAction(request, session, 'add_webhook', { endpoint: created.endpoint.id });
         // Answered here, not redirected: the secret must not travel in a URL, and is shown this once.
@@ -385,7 +468,8 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminRouteOpt
         const posted = await formOf(request, reply);
         if (posted === null) return reply;
         const id = String((request.params as { id?: unknown }).id);
-        if (!(await admin.webhooks.removeEndpoint(id))) throw new BehalfError('NOT_FOUND', 'No such webhook endpoint: it may have been removed already.');
+        if (!(await admin.webhooks.removeEndpoint(id)))
+          throw new BehalfError('NOT_FOUND', 'No such webhook endpoint: it may have been removed already.');
         logAction(request, posted.session, 'remove_webhook', { endpoint: id });
         return reply.redirect('/admin/webhooks?done=removed', 303);
       });
@@ -407,7 +491,11 @@ interface Form {
 
 function readForm(request: FastifyRequest): Form {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/x-www-form-urlencoded') throw new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Console forms are sent as application/x-www-form-urlencoded.');
+  if (type !== 'application/x-www-form-urlencoded')
+    throw new BehalfError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Console forms are sent as application/x-www-form-urlencoded.',
+    );
   const body = (request.body ?? {}) as Record<string, unknown>;
   return {
     get: (name, maxLength) => {
@@ -443,7 +531,11 @@ function refuseCrossSite(request: FastifyRequest, secure: boolean): void {
   } catch {
     return refuse();
   }
-  if (url.host !== request.host || (secure ? url.protocol !== 'https:' : url.protocol !== 'http:' && url.protocol !== 'https:')) refuse();
+  if (
+    url.host !== request.host ||
+    (secure ? url.protocol !== 'https:' : url.protocol !== 'http:' && url.protocol !== 'https:')
+  )
+    refuse();
 }
 
 /**
@@ -452,7 +544,12 @@ function refuseCrossSite(request: FastifyRequest, secure: boolean): void {
  */
 function checkTransport(request: FastifyRequest, trustProxy: boolean): void {
   if (request.protocol === 'https') return;
-  if (trustProxy ? request.headers['x-forwarded-proto'] === undefined : isLoopbackAddress(request.socket.remoteAddress)) return;
+  if (
+    trustProxy
+      ? request.headers['x-forwarded-proto'] === undefined
+      : isLoopbackAddress(request.socket.remoteAddress)
+  )
+    return;
   throw new BehalfError(
     'INSECURE_TRANSPORT',
     'The console is served over HTTPS only (plain HTTP from this machine only). Give behalf a certificate, or set BEHALF_TRUST_PROXY behind a TLS-terminating proxy.',
@@ -465,17 +562,34 @@ function actionFailure(error: unknown): ErrorCode {
   return error.code;
 }
 
-function userNotice(params: Record<string, unknown>, accessTokenExpiresAt: number | null): Notice | undefined {
+function userNotice(
+  params: Record<string, unknown>,
+  accessTokenExpiresAt: number | null,
+): Notice | undefined {
   if (params.check === 'ok') {
-    const until = accessTokenExpiresAt === null ? '' : ` A new access token is stored, valid until ${new Date(accessTokenExpiresAt).toISOString().slice(0, 19).replace('T', ' ')} UTC.`;
+    const until =
+      accessTokenExpiresAt === null
+        ? ''
+        : ` A new access token is stored, valid until ${new Date(accessTokenExpiresAt).toISOString().slice(0, 19).replace('T', ' ')} UTC.`;
     return { kind: 'ok', text: `Checked now: Google accepted the grant.${until}` };
   }
-  if (params.done === 'signed-out') return { kind: 'ok', text: 'Signed out: the grant was revoked at Google and its tokens erased.' };
-  if (params.done === 'signed-out-local') return { kind: 'ok', text: 'Signed out: the tokens were erased (Google had nothing left to revoke).' };
-  const code = typeof params.check === 'string' ? params.check : typeof params.error === 'string' ? params.error : undefined;
+  if (params.done === 'signed-out')
+    return { kind: 'ok', text: 'Signed out: the grant was revoked at Google and its tokens erased.' };
+  if (params.done === 'signed-out-local')
+    return { kind: 'ok', text: 'Signed out: the tokens were erased (Google had nothing left to revoke).' };
+  const code =
+    typeof params.check === 'string'
+      ? params.check
+      : typeof params.error === 'string'
+        ? params.error
+        : undefined;
   if (code === undefined || !(code in ERROR_CODES)) return undefined;
   const prefix = typeof params.check === 'string' ? 'Checked now: ' : '';
-  return { kind: 'error', text: html`${prefix}${ACTION_ERRORS[code as ErrorCode] ?? 'The action failed.'} <span class="hint">(<code>${code}</code>)</span>` };
+  return {
+    kind: 'error',
+    text: html`${prefix}${ACTION_ERRORS[code as ErrorCode] ?? 'The action failed.'}
+      <span class="hint">(<code>${code}</code>)</span>`,
+  };
 }
 
 function titleFor(code: ErrorCode): string {

@@ -36,7 +36,12 @@ interface SessionRow {
 }
 
 function toRecord(row: SessionRow): AdminSessionRecord {
-  return { apiKeyId: row.api_key_id, apiKeyName: row.api_key_name, createdAt: Number(row.created_at), lastSeenAt: Number(row.last_seen_at) };
+  return {
+    apiKeyId: row.api_key_id,
+    apiKeyName: row.api_key_name,
+    createdAt: Number(row.created_at),
+    lastSeenAt: Number(row.last_seen_at),
+  };
 }
 
 const GET = `SELECT s.api_key_id, k.name AS api_key_name, s.created_at, s.last_seen_at
@@ -63,7 +68,9 @@ export class SqliteAdminSessionStore implements AdminSessionStore {
   }
 
   create(idHash: Buffer, apiKeyId: string, now: number): Promise<boolean> {
-    return this.#database.run(() => this.#sql.create.run({ id_hash: idHash, api_key_id: apiKeyId, now }).changes === 1);
+    return this.#database.run(
+      () => this.#sql.create.run({ id_hash: idHash, api_key_id: apiKeyId, now }).changes === 1,
+    );
   }
 
   get(idHash: Buffer): Promise<AdminSessionRecord | null> {
@@ -109,7 +116,10 @@ export class PostgresAdminSessionStore implements AdminSessionStore {
   }
 
   async touch(idHash: Buffer, now: number): Promise<void> {
-    await this.#database.query('UPDATE admin_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1', [now, idHash]);
+    await this.#database.query(
+      'UPDATE admin_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1',
+      [now, idHash],
+    );
   }
 
   async delete(idHash: Buffer): Promise<void> {
@@ -117,6 +127,13 @@ export class PostgresAdminSessionStore implements AdminSessionStore {
   }
 
   async prune(idleBefore: number, createdBefore: number): Promise<number> {
-    return (await this.#database.query('DELETE FROM admin_sessions WHERE last_seen_at < $1 OR created_at < $2', [idleBefore, createdBefore])).rowCount ?? 0;
+    return (
+      (
+        await this.#database.query('DELETE FROM admin_sessions WHERE last_seen_at < $1 OR created_at < $2', [
+          idleBefore,
+          createdBefore,
+        ])
+      ).rowCount ?? 0
+    );
   }
 }

@@ -72,7 +72,13 @@ export class AdminSessions {
       return 'expired';
     }
     await this.options.store.touch(idHash, now);
-    return { token, apiKeyId: record.apiKeyId, apiKeyName: record.apiKeyName, createdAt: record.createdAt, csrfToken: csrfTokenFor(token) };
+    return {
+      token,
+      apiKeyId: record.apiKeyId,
+      apiKeyName: record.apiKeyName,
+      createdAt: record.createdAt,
+      csrfToken: csrfTokenFor(token),
+    };
   }
 
   /** Sign-out: the session is gone for every instance. */
@@ -113,12 +119,23 @@ function cookieName(secure: boolean): string {
  * forgets it when it closes, and the server enforces the timeouts in any case.
  */
 export function sessionCookie(token: string, secure: boolean): string {
-  return serializeCookie(cookieName(secure), token, { httpOnly: true, sameSite: 'strict', path: '/admin', secure });
+  return serializeCookie(cookieName(secure), token, {
+    httpOnly: true,
+    sameSite: 'strict',
+    path: '/admin',
+    secure,
+  });
 }
 
 /** `Set-Cookie` that removes the session cookie. */
 export function clearedSessionCookie(secure: boolean): string {
-  return serializeCookie(cookieName(secure), '', { httpOnly: true, sameSite: 'strict', path: '/admin', secure, maxAge: 0 });
+  return serializeCookie(cookieName(secure), '', {
+    httpOnly: true,
+    sameSite: 'strict',
+    path: '/admin',
+    secure,
+    maxAge: 0,
+  });
 }
 
 /** The session token from a `Cookie` header, if one is there. */

@@ -69,7 +69,8 @@ export class SweepTracker {
   async start(input: { force: boolean; startedBy: string }): Promise<{ run: SweepRun; started: boolean }> {
     const { store, clock } = this.options;
     const [latest] = await this.recent(1);
-    if (latest !== undefined && latest.status === 'running' && !this.isStalled(latest)) return { run: latest, started: false };
+    if (latest !== undefined && latest.status === 'running' && !this.isStalled(latest))
+      return { run: latest, started: false };
     const now = clock.now();
     const run: SweepRun = {
       id: randomUUID(),
@@ -126,9 +127,14 @@ export class SweepTracker {
     const write = () => {
       run.updatedAt = clock.now();
       const snapshot = { ...run };
-      writing = writing.then(() => store.update(snapshot)).catch((error: unknown) => {
-        logger.warn({ err: { type: (error as Error).name }, sweep: run.id }, 'could not record sweep progress');
-      });
+      writing = writing
+        .then(() => store.update(snapshot))
+        .catch((error: unknown) => {
+          logger.warn(
+            { err: { type: (error as Error).name }, sweep: run.id },
+            'could not record sweep progress',
+          );
+        });
       return writing;
     };
     const heartbeat = setInterval(() => void write(), this.#heartbeatMs);
@@ -182,7 +188,8 @@ function toRun(row: SweepRow): SweepRun {
   };
 }
 
-const COLUMNS = 'id, forced, started_by, total, checked, healthy, refreshed, needs_consent, unavailable, status, started_at, updated_at, finished_at';
+const COLUMNS =
+  'id, forced, started_by, total, checked, healthy, refreshed, needs_consent, unavailable, status, started_at, updated_at, finished_at';
 const RECENT = `SELECT ${COLUMNS} FROM sweep_runs ORDER BY started_at DESC, id DESC LIMIT `;
 
 export class SqliteSweepRunStore implements SweepRunStore {
@@ -250,28 +257,41 @@ export class PostgresSweepRunStore implements SweepRunStore {
   }
 
   async insert(run: SweepRun): Promise<void> {
-    await this.#database.query(`INSERT INTO sweep_runs (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
-      run.id,
-      run.forced,
-      run.startedBy,
-      run.total,
-      run.checked,
-      run.healthy,
-      run.refreshed,
-      run.needsConsent,
-      run.unavailable,
-      run.status,
-      run.startedAt,
-      run.updatedAt,
-      run.finishedAt,
-    ]);
+    await this.#database.query(
+      `INSERT INTO sweep_runs (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        run.id,
+        run.forced,
+        run.startedBy,
+        run.total,
+        run.checked,
+        run.healthy,
+        run.refreshed,
+        run.needsConsent,
+        run.unavailable,
+        run.status,
+        run.startedAt,
+        run.updatedAt,
+        run.finishedAt,
+      ],
+    );
   }
 
   async update(run: SweepRun): Promise<void> {
     await this.#database.query(
       `UPDATE sweep_runs SET checked = $2, healthy = $3, refreshed = $4, needs_consent = $5, unavailable = $6, status = $7,
          updated_at = $8, finished_at = $9 WHERE id = $1`,
-      [run.id, run.checked, run.healthy, run.refreshed, run.needsConsent, run.unavailable, run.status, run.updatedAt, run.finishedAt],
+      [
+        run.id,
+        run.checked,
+        run.healthy,
+        run.refreshed,
+        run.needsConsent,
+        run.unavailable,
+        run.status,
+        run.updatedAt,
+        run.finishedAt,
+      ],
     );
   }
 
@@ -281,7 +301,10 @@ export class PostgresSweepRunStore implements SweepRunStore {
   }
 
   async countGrants(clientId: string): Promise<number> {
-    const { rows } = await this.#database.query<{ n: number }>('SELECT count(*) AS n FROM grants WHERE client_id = $1', [clientId]);
+    const { rows } = await this.#database.query<{ n: number }>(
+      'SELECT count(*) AS n FROM grants WHERE client_id = $1',
+      [clientId],
+    );
     return Number(rows[0]?.n ?? 0);
   }
 }

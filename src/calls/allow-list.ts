@@ -14,7 +14,9 @@ export class GoogleHostAllowList {
 
   isAllowed(url: URL): boolean {
     if (this.#extraOrigins.has(url.origin)) return true;
-    return url.protocol === 'https:' && (url.port === '' || url.port === '443') && isGoogleApiHost(url.hostname);
+    return (
+      url.protocol === 'https:' && (url.port === '' || url.port === '443') && isGoogleApiHost(url.hostname)
+    );
   }
 
   /** Parse and check a URL; throws PROXY_HOST_NOT_ALLOWED (403) for anything else. */
@@ -26,7 +28,10 @@ export class GoogleHostAllowList {
       throw new BehalfError('INVALID_REQUEST', 'The Google API URL is not a valid absolute URL.');
     }
     if (url.username !== '' || url.password !== '' || !this.isAllowed(url)) {
-      throw new BehalfError('HOST_NOT_ALLOWED', `${url.protocol}//${url.host} is not a Google API host; behalf sends user tokens only to Google.`);
+      throw new BehalfError(
+        'HOST_NOT_ALLOWED',
+        `${url.protocol}//${url.host} is not a Google API host; behalf sends user tokens only to Google.`,
+      );
     }
     return url;
   }

@@ -4,7 +4,8 @@ import type { GoogleHostAllowList } from './allow-list.js';
 
 // gaxios' types as google-auth-library sees them (it is not a direct dependency of ours).
 type GaxiosOptions = Parameters<AuthClient['request']>[0];
-type GaxiosPromise<T> = ReturnType<AuthClient['request']> extends Promise<infer R> ? Promise<R & { data: T }> : never;
+type GaxiosPromise<T> =
+  ReturnType<AuthClient['request']> extends Promise<infer R> ? Promise<R & { data: T }> : never;
 
 /**
  * An auth client the `googleapis` package accepts (`google.drive({version: 'v3', auth})`), backed

@@ -44,7 +44,12 @@ export type UserFetch = (sub: string, input: string | URL, init?: RequestInit) =
  */
 export type HttpRequestLike = (
   url: URL,
-  options: { method: string; headers: Record<string, string>; body?: Readable | string | Buffer | null; signal?: AbortSignal },
+  options: {
+    method: string;
+    headers: Record<string, string>;
+    body?: Readable | string | Buffer | null;
+    signal?: AbortSignal;
+  },
 ) => Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; body: Readable }>;
 
 /** undici's `request` as an {@link HttpRequestLike}: its global keep-alive agent, its timeouts. */
@@ -67,7 +72,11 @@ export interface UserRequestAnswer {
 }
 
 /** {@link UserFetch} on Node streams, for proxies and large transfers: same token, refresh and retry rules. */
-export type UserRequest = (sub: string, input: string | URL, init?: UserRequestInit) => Promise<UserRequestAnswer>;
+export type UserRequest = (
+  sub: string,
+  input: string | URL,
+  init?: UserRequestInit,
+) => Promise<UserRequestAnswer>;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
@@ -198,7 +207,9 @@ export function createUserFetch(deps: UserFetchDeps): UserFetch {
  * layers (Headers, web streams, Readable.fromWeb) cost more CPU than the rest of a proxied call;
  * undici's request() serves about twice the calls per second on the same cores.
  */
-export function createUserRequest(deps: Omit<UserFetchDeps, 'fetch'> & { request: HttpRequestLike }): UserRequest {
+export function createUserRequest(
+  deps: Omit<UserFetchDeps, 'fetch'> & { request: HttpRequestLike },
+): UserRequest {
   const call = createCaller(deps);
   return async (sub, input, init = {}) => {
     const url = deps.allowList.check(input instanceof URL ? input.href : input);

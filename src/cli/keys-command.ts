@@ -21,7 +21,9 @@ export function registerKeysCommand(program: Command): void {
   databaseOptions(
     keys
       .command('create-api-key')
-      .description('Create a service API key for your backend (printed once, on the last line; stored hashed). Needs only the database')
+      .description(
+        'Create a service API key for your backend (printed once, on the last line; stored hashed). Needs only the database',
+      )
       .option('--name <name>', 'what the key is for', 'backend'),
   ).action((options: Record<string, unknown>) =>
     runAction(() =>
@@ -36,26 +38,47 @@ export function registerKeysCommand(program: Command): void {
     ),
   );
 
-  databaseOptions(keys.command('list').description('List service API keys: id, name, created, last used (never the key)')).action(
-    (options: Record<string, unknown>) =>
-      runAction(() =>
-        withStore(options, async (store) => {
-          const found = await listApiKeys(store);
-          const rows = [['ID', 'NAME', 'CREATED', 'LAST USED'], ...found.map((k) => [k.id, k.name, when(k.createdAt), when(k.lastUsedAt)])];
-          const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-          printResult(
-            options,
-            { api_keys: found.map((k) => ({ id: k.id, name: k.name, created_at: isoOrNull(k.createdAt), last_used_at: isoOrNull(k.lastUsedAt) })) },
-            found.length === 0
-              ? 'No service API keys (create one with `behalf keys create-api-key`).'
-              : rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n'),
-          );
-        }),
-      ),
+  databaseOptions(
+    keys.command('list').description('List service API keys: id, name, created, last used (never the key)'),
+  ).action((options: Record<string, unknown>) =>
+    runAction(() =>
+      withStore(options, async (store) => {
+        const found = await listApiKeys(store);
+        const rows = [
+          ['ID', 'NAME', 'CREATED', 'LAST USED'],
+          ...found.map((k) => [k.id, k.name, when(k.createdAt), when(k.lastUsedAt)]),
+        ];
+        const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+        printResult(
+          options,
+          {
+            api_keys: found.map((k) => ({
+              id: k.id,
+              name: k.name,
+              created_at: isoOrNull(k.createdAt),
+              last_used_at: isoOrNull(k.lastUsedAt),
+            })),
+          },
+          found.length === 0
+            ? 'No service API keys (create one with `behalf keys create-api-key`).'
+            : rows
+                .map((row) =>
+                  row
+                    .map((cell, column) => cell.padEnd(widths[column]!))
+                    .join('  ')
+                    .trimEnd(),
+                )
+                .join('\n'),
+        );
+      }),
+    ),
   );
 
   databaseOptions(
-    keys.command('revoke').description('Revoke a service API key by its id: from the next request on it authenticates nothing').argument('<id>', 'the key id (`behalf keys list`)'),
+    keys
+      .command('revoke')
+      .description('Revoke a service API key by its id: from the next request on it authenticates nothing')
+      .argument('<id>', 'the key id (`behalf keys list`)'),
   ).action((id: string, options: Record<string, unknown>) =>
     runAction(() =>
       withStore(options, async (store) => {
@@ -68,21 +91,42 @@ export function registerKeysCommand(program: Command): void {
   databaseOptions(
     keys
       .command('rotate')
-      .description('Re-encrypt every stored token and webhook secret under the primary (first) key of BEHALF_ENCRYPTION_KEYS'),
+      .description(
+        'Re-encrypt every stored token and webhook secret under the primary (first) key of BEHALF_ENCRYPTION_KEYS',
+      ),
   ).action((options: Record<string, unknown>) =>
     runAction(() =>
       withVault(options, async ({ database, keyring, vault }) => {
         const progress = progressLine(options);
-        const report = await vault.rotateKeys({ onProgress: (r) => progress.update(`Re-encrypting: ${r.rows} grants read, ${r.reencrypted} re-encrypted`) });
+        const report = await vault.rotateKeys({
+          onProgress: (r) =>
+            progress.update(`Re-encrypting: ${r.rows} grants read, ${r.reencrypted} re-encrypted`),
+        });
         progress.done();
-        const webhooks = new Webhooks({ store: webhookStoreFor(database), keyring, clock: systemClock, logger: createLogger('silent'), allowPrivate: false });
+        const webhooks = new Webhooks({
+          store: webhookStoreFor(database),
+          keyring,
+          clock: systemClock,
+          logger: createLogger('silent'),
+          allowPrivate: false,
+        });
         const webhookSecrets = await webhooks.rotateSecrets();
         printResult(
           options,
           {
             primary_key: report.primaryKey,
-            grants: { rows: report.rows, reencrypted: report.reencrypted, already_current: report.alreadyCurrent, retried: report.retried, vanished: report.vanished },
-            webhook_secrets: { endpoints: webhookSecrets.endpoints, reencrypted: webhookSecrets.reencrypted, already_current: webhookSecrets.alreadyCurrent },
+            grants: {
+              rows: report.rows,
+              reencrypted: report.reencrypted,
+              already_current: report.alreadyCurrent,
+              retried: report.retried,
+              vanished: report.vanished,
+            },
+            webhook_secrets: {
+              endpoints: webhookSecrets.endpoints,
+              reencrypted: webhookSecrets.reencrypted,
+              already_current: webhookSecrets.alreadyCurrent,
+            },
           },
           [
             `Every stored token is now under key '${report.primaryKey}': ${report.rows} grants, ${report.reencrypted} re-encrypted, ${report.alreadyCurrent} already under it` +

@@ -29,7 +29,10 @@ export async function startLocalDemo(setting: string | undefined): Promise<Demo>
     throw new BehalfError('CONFIG_INVALID', 'BEHALF_DEMO_PORT: must be a whole number from 0 to 65535.');
   }
   try {
-    return await startDemo({ port: port === undefined ? DEFAULT_DEMO_PORT : Number(port), anyPortIfTaken: port === undefined });
+    return await startDemo({
+      port: port === undefined ? DEFAULT_DEMO_PORT : Number(port),
+      anyPortIfTaken: port === undefined,
+    });
   } catch (error) {
     throw new BehalfError(
       'CONFIG_INVALID',
@@ -44,7 +47,11 @@ export async function startLocalDemo(setting: string | undefined): Promise<Demo>
  * `javascriptOrigins` (the demo page's) join the web client's JavaScript origins, and so the
  * origins behalf lets POST codes unless BEHALF_ALLOWED_ORIGINS says otherwise.
  */
-export async function startLocalGoogle(env: Record<string, string | undefined>, port: string, javascriptOrigins: string[] = []): Promise<LocalGoogle> {
+export async function startLocalGoogle(
+  env: Record<string, string | undefined>,
+  port: string,
+  javascriptOrigins: string[] = [],
+): Promise<LocalGoogle> {
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65_535) {
     throw new BehalfError('CONFIG_INVALID', 'BEHALF_EMULATOR_PORT: must be a whole number from 0 to 65535.');
   }

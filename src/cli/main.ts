@@ -10,7 +10,9 @@ import { registerTryCommands } from './try-commands.js';
 import { registerWebhooksCommand } from './webhooks-command.js';
 
 // package.json is two folders up from both src/cli/main.ts and dist/cli/main.js.
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command()
   .name('behalf')

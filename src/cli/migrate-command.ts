@@ -14,7 +14,9 @@ import { runAction } from './run.js';
 export function registerMigrateCommand(program: Command): void {
   program
     .command('migrate')
-    .description('Apply the database schema migrations this behalf knows (Postgres: before `serve`; safe to repeat)')
+    .description(
+      'Apply the database schema migrations this behalf knows (Postgres: before `serve`; safe to repeat)',
+    )
     .option('--database-url <url>', 'sqlite:PATH or postgres://… (BEHALF_DATABASE_URL)')
     .option('--json', 'print what was applied as JSON')
     .action((options: Record<string, unknown>) =>
@@ -29,7 +31,13 @@ export function registerMigrateCommand(program: Command): void {
         );
         printResult(
           options,
-          { database: report.target, kind: report.kind, from: report.from, to: report.to, applied: report.applied },
+          {
+            database: report.target,
+            kind: report.kind,
+            from: report.from,
+            to: report.to,
+            applied: report.applied,
+          },
           lines.join('\n'),
         );
       }),

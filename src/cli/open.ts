@@ -1,10 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { systemClock } from '../clock.js';
-import { loadDatabaseUrl, loadStorageConfig, readClientSecretFile, type ConfigInput } from '../config/index.js';
+import {
+  loadDatabaseUrl,
+  loadStorageConfig,
+  readClientSecretFile,
+  type ConfigInput,
+} from '../config/index.js';
 import { openDatabase, type Database } from '../database/index.js';
 import { BehalfError } from '../errors.js';
-import { loadKeyring, PostgresStore, SqliteStore, Vault, verifyKeyring, type Keyring, type Store } from '../vault/index.js';
+import {
+  loadKeyring,
+  PostgresStore,
+  SqliteStore,
+  Vault,
+  verifyKeyring,
+  type Keyring,
+  type Store,
+} from '../vault/index.js';
 import { LOCAL_CLIENT_SECRET_FILE } from './local-mode.js';
 import { settingsFromOptions } from './settings-flags.js';
 
@@ -16,12 +29,18 @@ import { settingsFromOptions } from './settings-flags.js';
  */
 
 /** Environment and flags, in local mode with `--local`. */
-export function configInput(options: Record<string, unknown>, env: Record<string, string | undefined> = process.env): ConfigInput {
+export function configInput(
+  options: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): ConfigInput {
   return { mode: options.local === true ? 'local' : 'production', env, flags: settingsFromOptions(options) };
 }
 
 /** The store alone, for the time of `body`: no encryption keys, no Google. */
-export async function withStore<T>(options: Record<string, unknown>, body: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(
+  options: Record<string, unknown>,
+  body: (store: Store) => Promise<T>,
+): Promise<T> {
   const database = await openDatabase(loadDatabaseUrl(configInput(options)));
   try {
     return await body(storeOn(database));
@@ -38,7 +57,10 @@ export interface OpenVault {
 }
 
 /** The database and the encryption keys, checked as `serve` checks them, for the time of `body`. */
-export async function withVault<T>(options: Record<string, unknown>, body: (opened: OpenVault) => Promise<T>): Promise<T> {
+export async function withVault<T>(
+  options: Record<string, unknown>,
+  body: (opened: OpenVault) => Promise<T>,
+): Promise<T> {
   const storage = loadStorageConfig(configInput(options));
   const { keyring } = await loadKeyring(storage);
   const database = await openDatabase(storage.databaseUrl);
@@ -57,7 +79,9 @@ export async function withVault<T>(options: Record<string, unknown>, body: (open
  * client, and the emulator that wrote it, which the running `npm start` serves (its token_uri
  * says where). Anything set explicitly wins, as in `serve --local`.
  */
-export async function localGoogleEnv(env: Record<string, string | undefined>): Promise<Record<string, string | undefined>> {
+export async function localGoogleEnv(
+  env: Record<string, string | undefined>,
+): Promise<Record<string, string | undefined>> {
   const file = resolve(LOCAL_CLIENT_SECRET_FILE);
   if ((await readFile(file).catch(() => undefined)) === undefined) {
     throw new BehalfError(
@@ -67,7 +91,11 @@ export async function localGoogleEnv(env: Record<string, string | undefined>): P
   }
   const { tokenUri } = await readClientSecretFile(file);
   const origin = originOf(tokenUri);
-  if (origin === undefined) throw new BehalfError('CONFIG_INVALID', `--local: ${LOCAL_CLIENT_SECRET_FILE} does not name its emulator (no token_uri).`);
+  if (origin === undefined)
+    throw new BehalfError(
+      'CONFIG_INVALID',
+      `--local: ${LOCAL_CLIENT_SECRET_FILE} does not name its emulator (no token_uri).`,
+    );
   const local = { ...env };
   local.BEHALF_CLIENT_SECRET_FILE ??= LOCAL_CLIENT_SECRET_FILE;
   local.BEHALF_GOOGLE_DISCOVERY_URL ??= `${origin}/.well-known/openid-configuration`;
@@ -84,5 +112,7 @@ function originOf(url: string | undefined): string | undefined {
 }
 
 function storeOn(database: Database): Store {
-  return database.kind === 'postgres' ? new PostgresStore(database, { clock: systemClock }) : new SqliteStore(database, { clock: systemClock });
+  return database.kind === 'postgres'
+    ? new PostgresStore(database, { clock: systemClock })
+    : new SqliteStore(database, { clock: systemClock });
 }

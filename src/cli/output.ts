@@ -16,8 +16,12 @@ export interface Progress {
 }
 
 /** A progress line on stderr, redrawn in place; silent when stderr is not a terminal or with --json. */
-export function progressLine(options: Record<string, unknown>, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (stream.isTTY !== true || options.json === true) return { update: () => undefined, done: () => undefined };
+export function progressLine(
+  options: Record<string, unknown>,
+  stream: NodeJS.WriteStream = process.stderr,
+): Progress {
+  if (stream.isTTY !== true || options.json === true)
+    return { update: () => undefined, done: () => undefined };
   let drawnAt = Number.NEGATIVE_INFINITY;
   let drawn = false;
   return {

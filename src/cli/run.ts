@@ -10,10 +10,17 @@ export async function runAction(action: () => Promise<void>): Promise<void> {
     await action();
   } catch (error) {
     if (isBehalfError(error)) {
-      process.stderr.write(error.message.split('\n').map((line) => `behalf: ${line}\n`).join(''));
+      process.stderr.write(
+        error.message
+          .split('\n')
+          .map((line) => `behalf: ${line}\n`)
+          .join(''),
+      );
       process.exitCode = error.exitCode;
     } else {
-      process.stderr.write(`behalf: unexpected ${(error as Error | undefined)?.name ?? 'error'}: ${(error as Error | undefined)?.message ?? ''}\n`);
+      process.stderr.write(
+        `behalf: unexpected ${(error as Error | undefined)?.name ?? 'error'}: ${(error as Error | undefined)?.message ?? ''}\n`,
+      );
       process.exitCode = 70;
     }
   }

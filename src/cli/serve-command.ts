@@ -5,7 +5,13 @@ import { loadConfig, type BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
 import { redactDatabaseUrl } from '../vault/index.js';
 import type { Demo } from '../demo/index.js';
-import { startLocalDemo, startLocalGoogle, ensureLocalApiKey, LOCAL_SCOPES, type LocalGoogle } from './local-mode.js';
+import {
+  startLocalDemo,
+  startLocalGoogle,
+  ensureLocalApiKey,
+  LOCAL_SCOPES,
+  type LocalGoogle,
+} from './local-mode.js';
 import { runAction } from './run.js';
 import { addSettingsFlags, settingsFromOptions } from './settings-flags.js';
 
@@ -13,10 +19,18 @@ export function registerServeCommand(program: Command): void {
   addSettingsFlags(
     program
       .command('serve')
-      .description('Run the behalf server (production: real Google; --local: with the emulator, nothing to configure)')
-      .option('--local', 'local mode: SQLite, a generated key file and the Google emulator in the same process')
+      .description(
+        'Run the behalf server (production: real Google; --local: with the emulator, nothing to configure)',
+      )
+      .option(
+        '--local',
+        'local mode: SQLite, a generated key file and the Google emulator in the same process',
+      )
       .option('--emulator-port <port>', 'local mode: the emulator port (BEHALF_EMULATOR_PORT, default 8089)')
-      .option('--demo-port <port>', 'local mode: the demo web page port (BEHALF_DEMO_PORT, default 8090 or any free port)'),
+      .option(
+        '--demo-port <port>',
+        'local mode: the demo web page port (BEHALF_DEMO_PORT, default 8090 or any free port)',
+      ),
   ).action((options: Record<string, unknown>) =>
     runAction(async () => {
       const local = options.local === true;
@@ -26,17 +40,23 @@ export function registerServeCommand(program: Command): void {
       if (local) {
         // The demo page listens first: its origin becomes one of the emulator's JavaScript origins.
         demo = await startLocalDemo((options.demoPort as string | undefined) ?? env.BEHALF_DEMO_PORT);
-        emulator = await startLocalGoogle(env, String(options.emulatorPort ?? env.BEHALF_EMULATOR_PORT ?? '8089'), demo.origins).catch(
-          async (error: unknown) => {
-            await demo?.close();
-            throw error;
-          },
-        );
+        emulator = await startLocalGoogle(
+          env,
+          String(options.emulatorPort ?? env.BEHALF_EMULATOR_PORT ?? '8089'),
+          demo.origins,
+        ).catch(async (error: unknown) => {
+          await demo?.close();
+          throw error;
+        });
       }
       let config: BehalfConfig;
       let runtime: Awaited<ReturnType<typeof createRuntime>>;
       try {
-        config = await loadConfig({ mode: local ? 'local' : 'production', env, flags: settingsFromOptions(options) });
+        config = await loadConfig({
+          mode: local ? 'local' : 'production',
+          env,
+          flags: settingsFromOptions(options),
+        });
         runtime = await createRuntime(config);
       } catch (error) {
         // Nothing may keep the process alive after a failed start: stop the local emulator and demo too.
@@ -64,7 +84,13 @@ export function registerServeCommand(program: Command): void {
       const url = serverUrl(config, app.server.address());
       if (local && emulator !== undefined && demo !== undefined) {
         const apiKeyFile = await ensureLocalApiKey(runtime.store);
-        demo.attach({ behalfUrl: url, emulatorUrl: emulator.url, clientId: config.google.clientId, scopes: LOCAL_SCOPES, behalf: runtime.behalf });
+        demo.attach({
+          behalfUrl: url,
+          emulatorUrl: emulator.url,
+          clientId: config.google.clientId,
+          scopes: LOCAL_SCOPES,
+          behalf: runtime.behalf,
+        });
         printLocalBanner({ url, config, emulator, demo, apiKeyFile, createdKeyFile: runtime.createdKeyFile });
       } else {
         runtime.logger.info({ url, database: redactDatabaseUrl(config.databaseUrl) }, 'behalf is listening');
@@ -78,12 +104,21 @@ function listenError(error: unknown, config: BehalfConfig): unknown {
   const where = `${config.host}:${config.port}`;
   switch ((error as NodeJS.ErrnoException | undefined)?.code) {
     case 'EADDRINUSE':
-      return new BehalfError('CONFIG_INVALID', `BEHALF_PORT: port ${config.port} is in use on ${config.host} (another behalf, or another program): stop it, or set BEHALF_PORT (--port) to a free port.`);
+      return new BehalfError(
+        'CONFIG_INVALID',
+        `BEHALF_PORT: port ${config.port} is in use on ${config.host} (another behalf, or another program): stop it, or set BEHALF_PORT (--port) to a free port.`,
+      );
     case 'EACCES':
-      return new BehalfError('CONFIG_INVALID', `BEHALF_PORT: listening on ${where} is not permitted (ports below 1024 need privileges): set BEHALF_PORT (--port) to 1024 or above.`);
+      return new BehalfError(
+        'CONFIG_INVALID',
+        `BEHALF_PORT: listening on ${where} is not permitted (ports below 1024 need privileges): set BEHALF_PORT (--port) to 1024 or above.`,
+      );
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
-      return new BehalfError('CONFIG_INVALID', `BEHALF_HOST: ${config.host} is not an address of this machine: set BEHALF_HOST (--host), e.g. 0.0.0.0 or 127.0.0.1.`);
+      return new BehalfError(
+        'CONFIG_INVALID',
+        `BEHALF_HOST: ${config.host} is not an address of this machine: set BEHALF_HOST (--host), e.g. 0.0.0.0 or 127.0.0.1.`,
+      );
     default:
       return error;
   }

@@ -6,8 +6,16 @@ const FLAGS: Array<[string, FlagName, string]> = [
   ['--port <port>', 'port', 'listen port (BEHALF_PORT, default 8080)'],
   ['--host <host>', 'host', 'listen address (BEHALF_HOST)'],
   ['--database-url <url>', 'databaseUrl', 'sqlite:PATH or postgres://… (BEHALF_DATABASE_URL)'],
-  ['--client-secret-file <file>', 'clientSecretFile', "Google's client_secret_*.json (BEHALF_CLIENT_SECRET_FILE)"],
-  ['--app-client-ids <ids>', 'appClientIds', 'comma-separated iOS/Android/web client ids (BEHALF_APP_CLIENT_IDS)'],
+  [
+    '--client-secret-file <file>',
+    'clientSecretFile',
+    "Google's client_secret_*.json (BEHALF_CLIENT_SECRET_FILE)",
+  ],
+  [
+    '--app-client-ids <ids>',
+    'appClientIds',
+    'comma-separated iOS/Android/web client ids (BEHALF_APP_CLIENT_IDS)',
+  ],
   ['--google-discovery-url <url>', 'discoveryUrl', 'OpenID discovery URL (BEHALF_GOOGLE_DISCOVERY_URL)'],
   ['--google-api-url <url>', 'apiUrl', 'Google APIs base URL (BEHALF_GOOGLE_API_URL)'],
   ['--hosted-domain <domain>', 'hostedDomain', 'accept only this Workspace domain (BEHALF_HOSTED_DOMAIN)'],
@@ -25,7 +33,9 @@ export function addSettingsFlags(command: Command): Command {
 }
 
 /** Commander's parsed options → config flags (only the ones given). */
-export function settingsFromOptions(options: Record<string, unknown>): Partial<Record<FlagName, string | boolean>> {
+export function settingsFromOptions(
+  options: Record<string, unknown>,
+): Partial<Record<FlagName, string | boolean>> {
   const flags: Partial<Record<FlagName, string | boolean>> = {};
   for (const [flag, name] of FLAGS) {
     const key = flag

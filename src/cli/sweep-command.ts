@@ -11,18 +11,31 @@ export function registerSweepCommand(program: Command): void {
   addSettingsFlags(
     program
       .command('sweep')
-      .description('Token health sweep: check every grant (refreshing where due) and report who must sign in again')
-      .option('--force', 'refresh every grant, not only those due (finds revocations sooner; costs a token call per user)')
+      .description(
+        'Token health sweep: check every grant (refreshing where due) and report who must sign in again',
+      )
+      .option(
+        '--force',
+        'refresh every grant, not only those due (finds revocations sooner; costs a token call per user)',
+      )
       .option('--concurrency <n>', 'grants checked at once', '4')
-      .option('--local', "local mode's data: its database, key file and the emulator of the running `npm start`")
+      .option(
+        '--local',
+        "local mode's data: its database, key file and the emulator of the running `npm start`",
+      )
       .option('--json', 'print the report as JSON'),
   ).action((options: Record<string, unknown>) =>
     runAction(async () => {
       const local = options.local === true;
-      const config = await loadConfig(configInput(options, local ? await localGoogleEnv(process.env) : process.env));
+      const config = await loadConfig(
+        configInput(options, local ? await localGoogleEnv(process.env) : process.env),
+      );
       const runtime = await createRuntime(config).catch((error: unknown) => {
         if (local && isBehalfError(error) && error.message.startsWith('BEHALF_GOOGLE_DISCOVERY_URL:')) {
-          throw new BehalfError('GOOGLE_UNAVAILABLE', `--local: local mode's emulator (${new URL(config.google.discoveryUrl).origin}) is not answering: is \`npm start\` running?`);
+          throw new BehalfError(
+            'GOOGLE_UNAVAILABLE',
+            `--local: local mode's emulator (${new URL(config.google.discoveryUrl).origin}) is not answering: is \`npm start\` running?`,
+          );
         }
         throw error;
       });
@@ -32,15 +45,23 @@ export function registerSweepCommand(program: Command): void {
         const report = await runtime.behalf.sweep({
           force: options.force === true,
           concurrency: Math.max(1, Number(options.concurrency) || 4),
-          onProgress: (r) => progress.update(`Checking grants with Google at ${google}: ${r.checked} read, ${r.healthy} healthy, ${r.needsConsent.length} must sign in again`),
+          onProgress: (r) =>
+            progress.update(
+              `Checking grants with Google at ${google}: ${r.checked} read, ${r.healthy} healthy, ${r.needsConsent.length} must sign in again`,
+            ),
         });
         progress.done();
         const lines = [
           `Checked ${report.checked} grants with Google at ${google}: ${report.healthy} healthy (${report.refreshed} refreshed), ` +
             `${report.needsConsent.length} must sign in again, ${report.unavailable.length} could not be checked.`,
         ];
-        if (report.needsConsent.length > 0) lines.push('Must sign in again (with consent):', ...report.needsConsent.map((sub) => `  ${sub}`));
-        if (report.unavailable.length > 0) lines.push('Could not be checked (Google unavailable; run again later):', ...report.unavailable.map((sub) => `  ${sub}`));
+        if (report.needsConsent.length > 0)
+          lines.push('Must sign in again (with consent):', ...report.needsConsent.map((sub) => `  ${sub}`));
+        if (report.unavailable.length > 0)
+          lines.push(
+            'Could not be checked (Google unavailable; run again later):',
+            ...report.unavailable.map((sub) => `  ${sub}`),
+          );
         printResult(
           options,
           {

@@ -14,9 +14,13 @@ import { runAction } from './run.js';
  * BEHALF_WEBHOOK_ALLOW_PRIVATE as `serve`.
  */
 export function registerWebhooksCommand(program: Command): void {
-  const webhooks = program.command('webhooks').description('Signed webhooks to your backend: add, list and remove endpoints');
+  const webhooks = program
+    .command('webhooks')
+    .description('Signed webhooks to your backend: add, list and remove endpoints');
   const common = (command: Command) =>
-    command.option('--database-url <url>', 'sqlite:PATH or postgres://… (BEHALF_DATABASE_URL)').option('--local', 'use local mode settings (the generated key file)');
+    command
+      .option('--database-url <url>', 'sqlite:PATH or postgres://… (BEHALF_DATABASE_URL)')
+      .option('--local', 'use local mode settings (the generated key file)');
 
   common(
     webhooks
@@ -27,7 +31,13 @@ export function registerWebhooksCommand(program: Command): void {
   ).action((url: string, options: Record<string, unknown>) =>
     runAction(() =>
       withWebhooks(options, async (hooks) => {
-        const events = typeof options.events === 'string' ? options.events.split(',').map((e) => e.trim()).filter((e) => e.length > 0) : null;
+        const events =
+          typeof options.events === 'string'
+            ? options.events
+                .split(',')
+                .map((e) => e.trim())
+                .filter((e) => e.length > 0)
+            : null;
         const { endpoint, secret } = await hooks.addEndpoint({ url, events });
         process.stdout.write(
           `Created webhook ${endpoint.id} for ${endpoint.url} (events: ${eventsText(endpoint)}). Its signing secret is shown once; store it as a secret.\n${secret}\n`,
@@ -36,30 +46,38 @@ export function registerWebhooksCommand(program: Command): void {
     ),
   );
 
-  common(webhooks.command('list').description('List endpoints (never their secrets)')).action((options: Record<string, unknown>) =>
-    runAction(() =>
-      withWebhooks(options, async (hooks) => {
-        const endpoints = await hooks.listEndpoints();
-        const lines = endpoints.map((e) => {
-          const { pending, delivered, failed } = e.deliveries;
-          const disabled = e.disabledReason === null ? '' : ` (${e.disabledReason})`;
-          return `${e.id}  ${e.status}${disabled}  ${e.url}  events: ${eventsText(e)}  deliveries: ${pending} pending, ${delivered} delivered, ${failed} failed`;
-        });
-        process.stdout.write(endpoints.length === 0 ? 'No webhook endpoints.\n' : `${lines.join('\n')}\n`);
-      }),
-    ),
-  );
-
-  common(webhooks.command('remove').description('Remove an endpoint and its deliveries').argument('<id>', 'the endpoint id (wh_…)')).action(
-    (id: string, options: Record<string, unknown>) =>
+  common(webhooks.command('list').description('List endpoints (never their secrets)')).action(
+    (options: Record<string, unknown>) =>
       runAction(() =>
         withWebhooks(options, async (hooks) => {
-          if (!(await hooks.removeEndpoint(id))) {
-            throw new BehalfError('WEBHOOK_NOT_FOUND', `No webhook endpoint ${/^[\w-]{1,64}$/.test(id) ? id : 'with that id'}.`);
-          }
-          process.stdout.write(`Removed webhook ${id}.\n`);
+          const endpoints = await hooks.listEndpoints();
+          const lines = endpoints.map((e) => {
+            const { pending, delivered, failed } = e.deliveries;
+            const disabled = e.disabledReason === null ? '' : ` (${e.disabledReason})`;
+            return `${e.id}  ${e.status}${disabled}  ${e.url}  events: ${eventsText(e)}  deliveries: ${pending} pending, ${delivered} delivered, ${failed} failed`;
+          });
+          process.stdout.write(endpoints.length === 0 ? 'No webhook endpoints.\n' : `${lines.join('\n')}\n`);
         }),
       ),
+  );
+
+  common(
+    webhooks
+      .command('remove')
+      .description('Remove an endpoint and its deliveries')
+      .argument('<id>', 'the endpoint id (wh_…)'),
+  ).action((id: string, options: Record<string, unknown>) =>
+    runAction(() =>
+      withWebhooks(options, async (hooks) => {
+        if (!(await hooks.removeEndpoint(id))) {
+          throw new BehalfError(
+            'WEBHOOK_NOT_FOUND',
+            `No webhook endpoint ${/^[\w-]{1,64}$/.test(id) ? id : 'with that id'}.`,
+          );
+        }
+        process.stdout.write(`Removed webhook ${id}.\n`);
+      }),
+    ),
   );
 }
 
@@ -68,10 +86,19 @@ function eventsText(endpoint: Pick<WebhookEndpoint, 'events'>): string {
 }
 
 /** The database and keys alone, checked as `serve` checks them (see ./open.ts), for the time of `body`. */
-async function withWebhooks(options: Record<string, unknown>, body: (webhooks: Webhooks) => Promise<void>): Promise<void> {
+async function withWebhooks(
+  options: Record<string, unknown>,
+  body: (webhooks: Webhooks) => Promise<void>,
+): Promise<void> {
   const { allowPrivate } = loadWebhookConfig(configInput(options));
   await withVault(options, async ({ database, keyring }) => {
-    const webhooks = new Webhooks({ store: webhookStoreFor(database), keyring, clock: systemClock, logger: createLogger('silent'), allowPrivate });
+    const webhooks = new Webhooks({
+      store: webhookStoreFor(database),
+      keyring,
+      clock: systemClock,
+      logger: createLogger('silent'),
+      allowPrivate,
+    });
     try {
       await body(webhooks);
     } finally {

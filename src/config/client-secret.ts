@@ -23,7 +23,10 @@ const WebClientFile = z.object({
 });
 
 /** Read Google's downloaded client secret file; every failure names the setting and the problem. */
-export async function readClientSecretFile(path: string, setting = 'BEHALF_CLIENT_SECRET_FILE'): Promise<ClientSecret> {
+export async function readClientSecretFile(
+  path: string,
+  setting = 'BEHALF_CLIENT_SECRET_FILE',
+): Promise<ClientSecret> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -31,7 +34,9 @@ export async function readClientSecretFile(path: string, setting = 'BEHALF_CLIEN
     const code = (cause as NodeJS.ErrnoException).code;
     throw new BehalfError(
       'CONFIG_INVALID',
-      code === 'ENOENT' ? `${setting}: no file at ${path}.` : `${setting}: cannot read ${path} (${code ?? 'error'}).`,
+      code === 'ENOENT'
+        ? `${setting}: no file at ${path}.`
+        : `${setting}: cannot read ${path} (${code ?? 'error'}).`,
     );
   }
   let json: unknown;

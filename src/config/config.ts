@@ -1,7 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BehalfError, isBehalfError } from '../errors.js';
-import { GOOGLE_API_URL, GOOGLE_DISCOVERY_URL, isAcceptableEndpoint, isLoopbackHost } from '../google/discovery.js';
+import {
+  GOOGLE_API_URL,
+  GOOGLE_DISCOVERY_URL,
+  isAcceptableEndpoint,
+  isLoopbackHost,
+} from '../google/discovery.js';
 import { normalizeScopes } from '../google/scopes.js';
 import { parseDatabaseUrl } from '../vault/database-url.js';
 import { parseKeyring } from '../vault/keyring.js';
@@ -120,7 +125,8 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     problem('discoveryUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
   }
   const apiUrl = (get('apiUrl') ?? GOOGLE_API_URL).replace(/\/+$/, '');
-  if (!isAcceptableEndpoint(apiUrl)) problem('apiUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
+  if (!isAcceptableEndpoint(apiUrl))
+    problem('apiUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
 
   const client = await oauthClient(get, problem, cwd, problems);
   // A client secret file the emulator wrote, with Google's endpoints left at their default, would
@@ -146,8 +152,15 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   // BEHALF_ALLOWED_ORIGINS replaces the client's JavaScript origins rather than adding to them, so a
   // production server can leave out the localhost origins a client is often registered with.
   const configuredOrigins = get('allowedOrigins');
-  const allowedOrigins = [...new Set((configuredOrigins === undefined ? client.javascriptOrigins : list(configuredOrigins)).map(normalizeOrigin))];
-  if (allowedOrigins.includes(null)) problem('allowedOrigins', 'every entry must be an origin such as https://app.example.com.');
+  const allowedOrigins = [
+    ...new Set(
+      (configuredOrigins === undefined ? client.javascriptOrigins : list(configuredOrigins)).map(
+        normalizeOrigin,
+      ),
+    ),
+  ];
+  if (allowedOrigins.includes(null))
+    problem('allowedOrigins', 'every entry must be an origin such as https://app.example.com.');
 
   const hostedDomain = get('hostedDomain')?.toLowerCase();
   if (hostedDomain !== undefined && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(hostedDomain)) {
@@ -157,11 +170,17 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   const tlsCertPath = get('tlsCert');
   const tlsKeyPath = get('tlsKey');
   if ((tlsCertPath === undefined) !== (tlsKeyPath === undefined)) {
-    problem(tlsCertPath === undefined ? 'tlsCert' : 'tlsKey', `${SETTINGS.tlsCert} and ${SETTINGS.tlsKey} go together: give both or neither.`);
+    problem(
+      tlsCertPath === undefined ? 'tlsCert' : 'tlsKey',
+      `${SETTINGS.tlsCert} and ${SETTINGS.tlsKey} go together: give both or neither.`,
+    );
   }
   let tls: BehalfConfig['tls'];
   if (tlsCertPath !== undefined && tlsKeyPath !== undefined) {
-    const [cert, key] = await Promise.all([readPem(resolve(cwd, tlsCertPath), 'CERTIFICATE'), readPem(resolve(cwd, tlsKeyPath), 'PRIVATE KEY')]);
+    const [cert, key] = await Promise.all([
+      readPem(resolve(cwd, tlsCertPath), 'CERTIFICATE'),
+      readPem(resolve(cwd, tlsKeyPath), 'PRIVATE KEY'),
+    ]);
     if (cert === undefined) problem('tlsCert', `${tlsCertPath} is not a readable PEM certificate.`);
     if (key === undefined) problem('tlsKey', `${tlsKeyPath} is not a readable PEM private key.`);
     if (cert !== undefined && key !== undefined) tls = { cert, key };
@@ -175,17 +194,24 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   }
   const signInRateLimit = Number(get('signInRateLimit') ?? '60');
   if (!Number.isInteger(signInRateLimit) || signInRateLimit < 1 || signInRateLimit > 1_000_000) {
-    problem('signInRateLimit', 'must be a whole number of sign-ins per client address per minute (1 or more).');
+    problem(
+      'signInRateLimit',
+      'must be a whole number of sign-ins per client address per minute (1 or more).',
+    );
   }
   const refreshLeaseMs = Number(get('refreshLeaseMs') ?? '15000');
   if (!Number.isInteger(refreshLeaseMs) || refreshLeaseMs < 3000 || refreshLeaseMs > 300_000) {
     problem('refreshLeaseMs', 'must be a whole number of milliseconds from 3000 to 300000.');
   }
   const logLevel = get('logLevel') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) problem('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+    problem('logLevel', `must be one of ${LOG_LEVELS.join(', ')}.`);
   const metricsToken = get('metricsToken');
   if (metricsToken !== undefined && !/^[\x21-\x7e]{16,512}$/.test(metricsToken)) {
-    problem('metricsToken', 'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).');
+    problem(
+      'metricsToken',
+      'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).',
+    );
   }
   const webhooks = webhookSettings(input, problems);
 
@@ -267,7 +293,9 @@ function databaseUrlSetting(input: ConfigInput, problems: Problems): string {
 
 function webhookSettings(input: ConfigInput, problems: Problems): WebhookConfig {
   const { get, problem } = reader(input, problems);
-  const allowPrivate = parseBoolean(get('webhookAllowPrivate') ?? (input.mode === 'local' ? 'true' : 'false'));
+  const allowPrivate = parseBoolean(
+    get('webhookAllowPrivate') ?? (input.mode === 'local' ? 'true' : 'false'),
+  );
   if (allowPrivate === undefined) problem('webhookAllowPrivate', 'must be true or false.');
   return { allowPrivate: allowPrivate ?? false };
 }
@@ -285,21 +313,38 @@ async function oauthClient(
   cwd: string,
   problems: Problems,
 ): Promise<ClientSecret> {
-  const none: ClientSecret = { clientId: '', clientSecret: '', redirectUris: [], javascriptOrigins: [], tokenUri: undefined };
+  const none: ClientSecret = {
+    clientId: '',
+    clientSecret: '',
+    redirectUris: [],
+    javascriptOrigins: [],
+    tokenUri: undefined,
+  };
   const secretFile = get('clientSecretFile');
   const directId = get('clientId');
   const directSecret = get('clientSecret');
   if (secretFile !== undefined) {
     if (directId !== undefined || directSecret !== undefined) {
-      problem('clientSecretFile', `give either the client secret file or ${SETTINGS.clientId} + ${SETTINGS.clientSecret}, not both.`);
+      problem(
+        'clientSecretFile',
+        `give either the client secret file or ${SETTINGS.clientId} + ${SETTINGS.clientSecret}, not both.`,
+      );
     }
     const client = await problems.collectAsync(() => readClientSecretFile(resolve(cwd, secretFile)));
     if (client === undefined) return none;
-    if (!CLIENT_ID.test(client.clientId)) problem('clientSecretFile', 'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).');
+    if (!CLIENT_ID.test(client.clientId))
+      problem(
+        'clientSecretFile',
+        'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).',
+      );
     return client;
   }
   if (directId !== undefined && directSecret !== undefined) {
-    if (!CLIENT_ID.test(directId)) problem('clientId', 'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).');
+    if (!CLIENT_ID.test(directId))
+      problem(
+        'clientId',
+        'the client id does not look like a Google OAuth client id (…apps.googleusercontent.com).',
+      );
     return { ...none, clientId: directId, clientSecret: directSecret };
   }
   problem(
@@ -358,7 +403,12 @@ function reader(input: ConfigInput, problems: Problems) {
 }
 
 function list(value: string | undefined): string[] {
-  return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return value === undefined
+    ? []
+    : value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
 }
 
 function parsePort(value: string): number | undefined {

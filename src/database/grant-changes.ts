@@ -158,7 +158,8 @@ export class PostgresGrantChanges extends ChangeFanout implements GrantChanges {
     client.on('error', () => this.#lost(client));
     client.on('end', () => this.#lost(client));
     client.on('notification', (message) => {
-      if (message.channel === this.#channel && message.payload !== undefined && client === this.#client) this.publish(message.payload);
+      if (message.channel === this.#channel && message.payload !== undefined && client === this.#client)
+        this.publish(message.payload);
     });
     try {
       await client.connect();
@@ -240,7 +241,14 @@ const SQLITE_BATCH = 10_000;
 /** `PRAGMA data_version` and the `grant_changes` log (see the top of this file). */
 export class SqliteGrantChanges extends ChangeFanout implements GrantChanges {
   readonly #db: Database.Database;
-  #statements: { version: Database.Statement; since: Database.Statement; last: Database.Statement; prune: Database.Statement } | undefined;
+  #statements:
+    | {
+        version: Database.Statement;
+        since: Database.Statement;
+        last: Database.Statement;
+        prune: Database.Statement;
+      }
+    | undefined;
   #version = -1;
   #lastSeq = 0;
   #polledAt = Number.NEGATIVE_INFINITY;
@@ -273,7 +281,9 @@ export class SqliteGrantChanges extends ChangeFanout implements GrantChanges {
     if (this.#running) return;
     this.#statements ??= {
       version: this.#db.prepare('PRAGMA data_version').pluck(),
-      since: this.#db.prepare(`SELECT seq, sub FROM grant_changes WHERE seq > ? ORDER BY seq LIMIT ${SQLITE_BATCH}`),
+      since: this.#db.prepare(
+        `SELECT seq, sub FROM grant_changes WHERE seq > ? ORDER BY seq LIMIT ${SQLITE_BATCH}`,
+      ),
       last: this.#db.prepare('SELECT COALESCE(MAX(seq), 0) FROM grant_changes').pluck(),
       prune: this.#db.prepare('DELETE FROM grant_changes WHERE at < ?'),
     };

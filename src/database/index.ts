@@ -5,16 +5,39 @@
  */
 import type { Clock } from '../clock.js';
 import { parseDatabaseUrl } from '../vault/database-url.js';
-import { migratePostgres, openPostgresDatabase, type MigrationReport, type PostgresDatabase } from './postgres.js';
+import {
+  migratePostgres,
+  openPostgresDatabase,
+  type MigrationReport,
+  type PostgresDatabase,
+} from './postgres.js';
 import type { PostgresPoolOptions } from './postgres-settings.js';
 import { SqliteDatabase } from './sqlite.js';
 
 export { STALENESS_BOUND_MS, type GrantChangeListener, type GrantChanges } from './grant-changes.js';
 export type { Migration, MigrationContext } from './migrations/sqlite.js';
-export { jobSchemaFor, migratePostgres, openPostgresDatabase, PostgresDatabase, POSTGRES_SCHEMA_VERSION, type MigrationReport, type Queryable } from './postgres.js';
+export {
+  jobSchemaFor,
+  migratePostgres,
+  openPostgresDatabase,
+  PostgresDatabase,
+  POSTGRES_SCHEMA_VERSION,
+  type MigrationReport,
+  type Queryable,
+} from './postgres.js';
 export { sqlState } from './postgres-errors.js';
-export { parsePostgresSettings, redactPostgresUrl, type PostgresPoolOptions, type PostgresSettings } from './postgres-settings.js';
-export { openSqliteDatabase, SqliteDatabase, SQLITE_SCHEMA_VERSION, type SqliteDatabaseOptions } from './sqlite.js';
+export {
+  parsePostgresSettings,
+  redactPostgresUrl,
+  type PostgresPoolOptions,
+  type PostgresSettings,
+} from './postgres-settings.js';
+export {
+  openSqliteDatabase,
+  SqliteDatabase,
+  SQLITE_SCHEMA_VERSION,
+  type SqliteDatabaseOptions,
+} from './sqlite.js';
 
 export type Database = SqliteDatabase | PostgresDatabase;
 
@@ -46,10 +69,16 @@ export async function openDatabase(url: string, options: OpenDatabaseOptions = {
  * behalf uses, job queue included. Safe to run again, and from several machines at once. A schema
  * newer than this build knows is refused with CONFIG_INVALID.
  */
-export async function migrateDatabase(url: string, options: OpenDatabaseOptions = {}): Promise<MigrationReport> {
+export async function migrateDatabase(
+  url: string,
+  options: OpenDatabaseOptions = {},
+): Promise<MigrationReport> {
   const location = parseDatabaseUrl(url, options.cwd);
   if (location.kind === 'postgres') return migratePostgres(location.url, options.postgres);
-  const database = new SqliteDatabase(location.path, options.clock === undefined ? {} : { clock: options.clock });
+  const database = new SqliteDatabase(
+    location.path,
+    options.clock === undefined ? {} : { clock: options.clock },
+  );
   try {
     const { from, applied } = database.migrations;
     return { kind: 'sqlite', target: database.path, from, to: applied.at(-1)?.version ?? from, applied };

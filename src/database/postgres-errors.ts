@@ -29,7 +29,9 @@ function networkCode(error: unknown): string | undefined {
  */
 function isConnectionFailure(error: unknown): boolean {
   const message = (error as Error | undefined)?.message ?? '';
-  return /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|query read timeout|connection error/i.test(message);
+  return /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|query read timeout|connection error/i.test(
+    message,
+  );
 }
 
 /**
@@ -41,12 +43,22 @@ function isConnectionFailure(error: unknown): boolean {
  * server (25P03). Every "cannot reach or use the database now" state is a retryable 503.
  */
 function retryableState(state: string): boolean {
-  return /^(08|53|58|40)/.test(state) || /^57P0[1-5]$/.test(state) || ['57014', '55P03', '55000', '55006', '25P03'].includes(state);
+  return (
+    /^(08|53|58|40)/.test(state) ||
+    /^57P0[1-5]$/.test(state) ||
+    ['57014', '55P03', '55000', '55006', '25P03'].includes(state)
+  );
 }
 
 /** Short, secret-free words for why: an errno, a SQLSTATE, or pg's kind of failure. */
 function why(error: unknown): string {
-  return sqlState(error) ?? networkCode(error) ?? (isConnectionFailure(error) ? 'connection lost or timed out' : ((error as Error | undefined)?.name ?? 'error'));
+  return (
+    sqlState(error) ??
+    networkCode(error) ??
+    (isConnectionFailure(error)
+      ? 'connection lost or timed out'
+      : ((error as Error | undefined)?.name ?? 'error'))
+  );
 }
 
 /**
@@ -56,12 +68,23 @@ function why(error: unknown): string {
 export function runtimeError(error: unknown): BehalfError {
   if (error instanceof BehalfError) return error;
   const state = sqlState(error);
-  if ((state !== undefined && retryableState(state)) || networkCode(error) !== undefined || isConnectionFailure(error)) {
-    return new BehalfError('STORE_UNAVAILABLE', `The Postgres store is unavailable (${why(error)}); retry.`, { cause: error, retryAfter: 1 });
+  if (
+    (state !== undefined && retryableState(state)) ||
+    networkCode(error) !== undefined ||
+    isConnectionFailure(error)
+  ) {
+    return new BehalfError('STORE_UNAVAILABLE', `The Postgres store is unavailable (${why(error)}); retry.`, {
+      cause: error,
+      retryAfter: 1,
+    });
   }
   if (state !== undefined && /^(28|3D|3F|42501)/.test(state)) {
     // Credentials, database or schema gone or changed under a running server: retryable once fixed.
-    return new BehalfError('STORE_UNAVAILABLE', `The Postgres store refused behalf (${state}); check ${SETTING}.`, { cause: error, retryAfter: 5 });
+    return new BehalfError(
+      'STORE_UNAVAILABLE',
+      `The Postgres store refused behalf (${state}); check ${SETTING}.`,
+      { cause: error, retryAfter: 5 },
+    );
   }
   return new BehalfError('INTERNAL', `The Postgres store failed (${why(error)}).`, { cause: error });
 }
@@ -72,18 +95,38 @@ export function openError(settings: PostgresSettings, error: unknown): BehalfErr
   const where = `${SETTING}: Postgres at ${settings.target}`;
   const state = sqlState(error);
   if (state === '28P01' || state === '28000') {
-    return new BehalfError('CONFIG_INVALID', `${where} refused the credentials (${state}): check the user and password.`, { cause: error });
+    return new BehalfError(
+      'CONFIG_INVALID',
+      `${where} refused the credentials (${state}): check the user and password.`,
+      { cause: error },
+    );
   }
   if (state === '3D000') {
-    return new BehalfError('CONFIG_INVALID', `${where}: the database does not exist (${state}): create it, then ${MIGRATE_HINT}.`, { cause: error });
+    return new BehalfError(
+      'CONFIG_INVALID',
+      `${where}: the database does not exist (${state}): create it, then ${MIGRATE_HINT}.`,
+      { cause: error },
+    );
   }
   if (state === '3F000') {
-    return new BehalfError('CONFIG_INVALID', `${where}: the schema on the search_path does not exist (${state}): create it, then ${MIGRATE_HINT}.`, { cause: error });
+    return new BehalfError(
+      'CONFIG_INVALID',
+      `${where}: the schema on the search_path does not exist (${state}): create it, then ${MIGRATE_HINT}.`,
+      { cause: error },
+    );
   }
   if (state === '42501') {
-    return new BehalfError('CONFIG_INVALID', `${where}: permission denied (${state}): the user needs to own behalf's schema, or at least use it.`, { cause: error });
+    return new BehalfError(
+      'CONFIG_INVALID',
+      `${where}: permission denied (${state}): the user needs to own behalf's schema, or at least use it.`,
+      { cause: error },
+    );
   }
-  if ((state !== undefined && retryableState(state)) || networkCode(error) !== undefined || isConnectionFailure(error)) {
+  if (
+    (state !== undefined && retryableState(state)) ||
+    networkCode(error) !== undefined ||
+    isConnectionFailure(error)
+  ) {
     return new BehalfError(
       'STORE_UNAVAILABLE',
       `${where} cannot be reached (${why(error)}): check that the server is running and that the URL names it.`,

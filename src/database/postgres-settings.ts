@@ -37,7 +37,12 @@ export interface PostgresSettings {
   poolIdleTimeoutMs: number;
 }
 
-const DEFAULTS = { poolMax: 10, connectTimeoutMs: 10_000, statementTimeoutMs: 10_000, poolIdleTimeoutMs: 30_000 } as const;
+const DEFAULTS = {
+  poolMax: 10,
+  connectTimeoutMs: 10_000,
+  statementTimeoutMs: 10_000,
+  poolIdleTimeoutMs: 30_000,
+} as const;
 
 /**
  * Read behalf's pool and timeout parameters out of a postgres:// URL. Problems are CONFIG_INVALID
@@ -48,15 +53,23 @@ export function parsePostgresSettings(url: string, options: PostgresPoolOptions 
   try {
     parsed = new URL(url.trim());
   } catch {
-    throw new BehalfError('CONFIG_INVALID', `${SETTING}: the postgres:// URL is malformed (expected postgres://USER:PASSWORD@HOST:PORT/DB).`);
+    throw new BehalfError(
+      'CONFIG_INVALID',
+      `${SETTING}: the postgres:// URL is malformed (expected postgres://USER:PASSWORD@HOST:PORT/DB).`,
+    );
   }
   const query = parsed.searchParams;
-  const take = (name: string, parse: (raw: string) => number | undefined, problem: string): number | undefined => {
+  const take = (
+    name: string,
+    parse: (raw: string) => number | undefined,
+    problem: string,
+  ): number | undefined => {
     const raw = query.get(name);
     if (raw === null) return undefined;
     query.delete(name);
     const value = parse(raw.trim());
-    if (value === undefined) throw new BehalfError('CONFIG_INVALID', `${SETTING}: the ${name} parameter ${problem}`);
+    if (value === undefined)
+      throw new BehalfError('CONFIG_INVALID', `${SETTING}: the ${name} parameter ${problem}`);
     return value;
   };
   const whole = (min: number, max: number) => (raw: string) => {
@@ -68,9 +81,21 @@ export function parsePostgresSettings(url: string, options: PostgresPoolOptions 
     return Number.isFinite(n) && n <= 3600 ? Math.round(n * 1000) : undefined;
   };
   const poolMax = take('pool_max', whole(1, 1000), 'must be a whole number of connections from 1 to 1000.');
-  const connectTimeoutMs = take('connect_timeout', seconds, 'must be a number of seconds from 0 to 3600 (0: wait forever).');
-  const statementTimeoutMs = take('statement_timeout', whole(0, 86_400_000), 'must be a whole number of milliseconds (0: no limit).');
-  const poolIdleTimeoutMs = take('pool_idle_timeout_ms', whole(0, 86_400_000), 'must be a whole number of milliseconds (0: keep idle connections).');
+  const connectTimeoutMs = take(
+    'connect_timeout',
+    seconds,
+    'must be a number of seconds from 0 to 3600 (0: wait forever).',
+  );
+  const statementTimeoutMs = take(
+    'statement_timeout',
+    whole(0, 86_400_000),
+    'must be a whole number of milliseconds (0: no limit).',
+  );
+  const poolIdleTimeoutMs = take(
+    'pool_idle_timeout_ms',
+    whole(0, 86_400_000),
+    'must be a whole number of milliseconds (0: keep idle connections).',
+  );
   const target = redactPostgresUrl(parsed.href);
   return {
     connectionString: parsed.href,
@@ -93,7 +118,9 @@ export function redactPostgresUrl(url: string): string {
 const INT8_OID = 20;
 const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+    oid === INT8_OID && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 export function createPool(settings: PostgresSettings, purpose: 'store' | 'migrate'): pg.Pool {

@@ -8,7 +8,12 @@ import { BehalfError } from '../errors.js';
 import { PostgresGrantChanges } from './grant-changes.js';
 import { POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from './migrations/postgres.js';
 import { MIGRATE_HINT, openError, runtimeError, sqlState } from './postgres-errors.js';
-import { createPool, parsePostgresSettings, type PostgresPoolOptions, type PostgresSettings } from './postgres-settings.js';
+import {
+  createPool,
+  parsePostgresSettings,
+  type PostgresPoolOptions,
+  type PostgresSettings,
+} from './postgres-settings.js';
 
 export { POSTGRES_SCHEMA_VERSION };
 
@@ -27,7 +32,10 @@ export interface MigrationReport {
 
 /** Something SQL runs on: the pool, or one transaction's connection. */
 export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
 }
 
 /**
@@ -66,12 +74,17 @@ export class PostgresDatabase implements Queryable {
 
   /** The schema version recorded in the database now (readiness: has another behalf migrated it since?). */
   async schemaVersion(): Promise<number> {
-    const { rows } = await this.query<{ version: number }>('SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations');
+    const { rows } = await this.query<{ version: number }>(
+      'SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations',
+    );
     return rows[0]?.version ?? 0;
   }
 
   /** One statement on the pool; failures come back as BehalfErrors (see ./postgres-errors.ts). */
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values: unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
     this.#checkOpen();
     try {
       // pool.query gives a failed connection back to the pool as broken, so it is not reused.
@@ -120,7 +133,10 @@ export function jobSchemaFor(schema: string): string {
  * `behalf migrate`. An unreachable server stops start-up with one STORE_UNAVAILABLE naming
  * BEHALF_DATABASE_URL.
  */
-export async function openPostgresDatabase(url: string, options: PostgresPoolOptions = {}): Promise<PostgresDatabase> {
+export async function openPostgresDatabase(
+  url: string,
+  options: PostgresPoolOptions = {},
+): Promise<PostgresDatabase> {
   const settings = parsePostgresSettings(url, options);
   const pool = createPool(settings, 'store');
   try {
@@ -140,7 +156,10 @@ export async function openPostgresDatabase(url: string, options: PostgresPoolOpt
  * each migration once. Running it again applies nothing. A schema newer than this build knows is
  * refused.
  */
-export async function migratePostgres(url: string, options: PostgresPoolOptions = {}): Promise<MigrationReport> {
+export async function migratePostgres(
+  url: string,
+  options: PostgresPoolOptions = {},
+): Promise<MigrationReport> {
   const settings = parsePostgresSettings(url, options);
   const pool = createPool(settings, 'migrate');
   try {
@@ -150,7 +169,9 @@ export async function migratePostgres(url: string, options: PostgresPoolOptions 
         // Migrations may rewrite big tables: no statement limit here, whatever the URL says.
         await client.query('SET LOCAL statement_timeout = 0');
         // One lock per database and schema: other schemas in the same database migrate freely.
-        await client.query("SELECT pg_advisory_xact_lock(hashtext('behalf.schema_migrations'), hashtext(COALESCE(current_schema(), '')))");
+        await client.query(
+          "SELECT pg_advisory_xact_lock(hashtext('behalf.schema_migrations'), hashtext(COALESCE(current_schema(), '')))",
+        );
         const context = { jobSchema: jobSchemaFor(await currentSchema(client, settings)) };
         await client.query(
           `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -166,10 +187,19 @@ export async function migratePostgres(url: string, options: PostgresPoolOptions 
           if (migration.version <= from) continue;
           await client.query(typeof migration.sql === 'string' ? migration.sql : migration.sql(context));
           if (migration.after !== undefined) await migration.after(client, context);
-          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+            migration.version,
+            migration.name,
+          ]);
           applied.push({ version: migration.version, name: migration.name });
         }
-        return { kind: 'postgres', target: settings.target, from, to: Math.max(from, POSTGRES_SCHEMA_VERSION), applied };
+        return {
+          kind: 'postgres',
+          target: settings.target,
+          from,
+          to: Math.max(from, POSTGRES_SCHEMA_VERSION),
+          applied,
+        };
       },
       (error) => openError(settings, error),
     );
@@ -182,7 +212,11 @@ export async function migratePostgres(url: string, options: PostgresPoolOptions 
  * Run `body` in one transaction on one connection of `pool`: committed if it resolves, rolled back
  * if it throws; failures (connecting included) come back through `mapError`.
  */
-async function inTransaction<T>(pool: pg.Pool, body: (db: pg.PoolClient) => Promise<T>, mapError: (error: unknown) => Error): Promise<T> {
+async function inTransaction<T>(
+  pool: pg.Pool,
+  body: (db: pg.PoolClient) => Promise<T>,
+  mapError: (error: unknown) => Error,
+): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -242,7 +276,9 @@ async function currentSchema(db: pg.Pool | pg.PoolClient, settings: PostgresSett
 /** The schema version recorded in `schema_migrations`; 0 when behalf has never migrated here. */
 async function readSchemaVersion(pool: pg.Pool, settings: PostgresSettings): Promise<number> {
   try {
-    const { rows } = await pool.query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+    const { rows } = await pool.query<{ present: boolean }>(
+      "SELECT to_regclass('schema_migrations') IS NOT NULL AS present",
+    );
     return rows[0]?.present === true ? await currentVersion(pool, settings) : 0;
   } catch (error) {
     throw openError(settings, error);
@@ -251,7 +287,9 @@ async function readSchemaVersion(pool: pg.Pool, settings: PostgresSettings): Pro
 
 async function currentVersion(db: pg.Pool | pg.PoolClient, settings: PostgresSettings): Promise<number> {
   try {
-    const { rows } = await db.query<{ version: number }>('SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations WHERE name IS NOT NULL');
+    const { rows } = await db.query<{ version: number }>(
+      'SELECT COALESCE(MAX(version), 0)::integer AS version FROM schema_migrations WHERE name IS NOT NULL',
+    );
     return rows[0]?.version ?? 0;
   } catch (error) {
     // Another tool's schema_migrations (Rails, golang-migrate …) has no name column.
@@ -276,7 +314,10 @@ function schemaMismatch(settings: PostgresSettings, version: number): BehalfErro
       { reason: 'schema_too_new' },
     );
   }
-  const state = version === 0 ? 'has no behalf schema yet (version 0)' : `is at schema version ${version}, older than this behalf needs`;
+  const state =
+    version === 0
+      ? 'has no behalf schema yet (version 0)'
+      : `is at schema version ${version}, older than this behalf needs`;
   return new BehalfError(
     'CONFIG_INVALID',
     `${SETTING}: the database at ${settings.target} ${state}; this behalf needs version ${POSTGRES_SCHEMA_VERSION}: ${MIGRATE_HINT}, then start again.`,

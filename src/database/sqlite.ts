@@ -68,7 +68,13 @@ export class SqliteDatabase {
   }
 
   /** The connection's settings, for diagnostics and tests. */
-  settings(): { journalMode: string; synchronous: number; busyTimeoutMs: number; foreignKeys: boolean; schemaVersion: number } {
+  settings(): {
+    journalMode: string;
+    synchronous: number;
+    busyTimeoutMs: number;
+    foreignKeys: boolean;
+    schemaVersion: number;
+  } {
     const db = this.connection;
     return {
       journalMode: String(db.pragma('journal_mode', { simple: true })),
@@ -81,7 +87,14 @@ export class SqliteDatabase {
 
   /** The schema version recorded in the file now (readiness: has a newer behalf migrated it since?). */
   schemaVersion(): Promise<number> {
-    return this.run(() => (this.connection.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v);
+    return this.run(
+      () =>
+        (
+          this.connection.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as {
+            v: number;
+          }
+        ).v,
+    );
   }
 
   /** Run statements, turning SQLite's failures into BehalfErrors (busy or I/O: retryable). */
@@ -129,7 +142,10 @@ export class SqliteDatabase {
 }
 
 /** Open the SQLite database at `path` (see {@link SqliteDatabase}). */
-export async function openSqliteDatabase(path: string, options: SqliteDatabaseOptions = {}): Promise<SqliteDatabase> {
+export async function openSqliteDatabase(
+  path: string,
+  options: SqliteDatabaseOptions = {},
+): Promise<SqliteDatabase> {
   return new SqliteDatabase(path, options);
 }
 
@@ -141,36 +157,46 @@ function createPrivateFile(path: string): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     if (statSync(path).isDirectory()) {
-      throw new BehalfError('CONFIG_INVALID', `${SETTING}: ${path} is a folder; name a file such as ${resolve(path, 'behalf.db')}.`);
+      throw new BehalfError(
+        'CONFIG_INVALID',
+        `${SETTING}: ${path} is a folder; name a file such as ${resolve(path, 'behalf.db')}.`,
+      );
     }
   }
 }
 
 function migrate(db: Database.Database, now: number): SqliteDatabase['migrations'] {
   // IMMEDIATE: two processes starting together apply each migration once.
-  return db.transaction(() => {
-    db.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
-    );
-    const current = (db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null }).version ?? 0;
-    if (current > SQLITE_SCHEMA_VERSION) {
-      throw new BehalfError(
-        'CONFIG_INVALID',
-        `${SETTING}: the database schema is at version ${current}, newer than this behalf knows (${SQLITE_SCHEMA_VERSION}). ` +
-          'A newer behalf has migrated it: run that version, or point the setting at another database.',
-        { reason: 'schema_too_new' },
+  return db
+    .transaction(() => {
+      db.exec(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
       );
-    }
-    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-    const applied: Array<{ version: number; name: string }> = [];
-    for (const migration of SQLITE_MIGRATIONS) {
-      if (migration.version <= current) continue;
-      db.exec(typeof migration.sql === 'string' ? migration.sql : migration.sql({ jobSchema: '' }));
-      record.run(migration.version, migration.name, now);
-      applied.push({ version: migration.version, name: migration.name });
-    }
-    return { from: current, applied };
-  }).immediate();
+      const current =
+        (
+          db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as {
+            version: number | null;
+          }
+        ).version ?? 0;
+      if (current > SQLITE_SCHEMA_VERSION) {
+        throw new BehalfError(
+          'CONFIG_INVALID',
+          `${SETTING}: the database schema is at version ${current}, newer than this behalf knows (${SQLITE_SCHEMA_VERSION}). ` +
+            'A newer behalf has migrated it: run that version, or point the setting at another database.',
+          { reason: 'schema_too_new' },
+        );
+      }
+      const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+      const applied: Array<{ version: number; name: string }> = [];
+      for (const migration of SQLITE_MIGRATIONS) {
+        if (migration.version <= current) continue;
+        db.exec(typeof migration.sql === 'string' ? migration.sql : migration.sql({ jobSchema: '' }));
+        record.run(migration.version, migration.name, now);
+        applied.push({ version: migration.version, name: migration.name });
+      }
+      return { from: current, applied };
+    })
+    .immediate();
 }
 
 export function sqliteCode(error: unknown): string | undefined {
@@ -184,10 +210,27 @@ function openError(path: string, error: unknown): BehalfError {
   const code = sqliteCode(error) ?? (error as NodeJS.ErrnoException).code ?? 'error';
   const where = `${SETTING}: cannot open the SQLite database at ${path}`;
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new BehalfError('CONFIG_INVALID', `${where}: the file is not a SQLite database (${code}).`, { cause: error });
+    return new BehalfError('CONFIG_INVALID', `${where}: the file is not a SQLite database (${code}).`, {
+      cause: error,
+    });
   }
-  if (['ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG', 'SQLITE_CANTOPEN', 'SQLITE_READONLY'].includes(code)) {
-    return new BehalfError('CONFIG_INVALID', `${where} (${code}): check that the path is a file this process can write.`, { cause: error });
+  if (
+    [
+      'ENOTDIR',
+      'EISDIR',
+      'EACCES',
+      'EPERM',
+      'EROFS',
+      'ENAMETOOLONG',
+      'SQLITE_CANTOPEN',
+      'SQLITE_READONLY',
+    ].includes(code)
+  ) {
+    return new BehalfError(
+      'CONFIG_INVALID',
+      `${where} (${code}): check that the path is a file this process can write.`,
+      { cause: error },
+    );
   }
   return new BehalfError('STORE_UNAVAILABLE', `${where} (${code}).`, { cause: error });
 }
@@ -197,7 +240,12 @@ export function runtimeError(error: unknown): BehalfError {
   if (error instanceof BehalfError) return error;
   const code = sqliteCode(error);
   if (code !== undefined && /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|READONLY)/.test(code)) {
-    return new BehalfError('STORE_UNAVAILABLE', `The SQLite store is busy or unavailable (${code}); retry.`, { cause: error, retryAfter: 1 });
+    return new BehalfError('STORE_UNAVAILABLE', `The SQLite store is busy or unavailable (${code}); retry.`, {
+      cause: error,
+      retryAfter: 1,
+    });
   }
-  return new BehalfError('INTERNAL', `The SQLite store failed (${code ?? (error as Error).name}).`, { cause: error });
+  return new BehalfError('INTERNAL', `The SQLite store failed (${code ?? (error as Error).name}).`, {
+    cause: error,
+  });
 }

@@ -4,4 +4,11 @@
  * a backend for it that runs the photo job for the signed-in user.
  */
 export { startDemo, type Demo, type DemoOptions, type DemoWiring } from './server.js';
-export { ENHANCE_PHOTOS, ENHANCED_SUFFIX, enhance, enhancedName, enhancePhotosJob, type EnhanceResult } from './photos.js';
+export {
+  ENHANCE_PHOTOS,
+  ENHANCED_SUFFIX,
+  enhance,
+  enhancedName,
+  enhancePhotosJob,
+  type EnhanceResult,
+} from './photos.js';

@@ -16,7 +16,11 @@ export interface PageConfig {
 
 export function pageHtml(config: PageConfig): string {
   // A data block, not a script: the Content-Security-Policy runs only /app.js and the emulator's script.
-  const data = JSON.stringify({ behalfUrl: config.behalfUrl, clientId: config.clientId, scopes: config.scopes }).replace(/</g, '\\u003c');
+  const data = JSON.stringify({
+    behalfUrl: config.behalfUrl,
+    clientId: config.clientId,
+    scopes: config.scopes,
+  }).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -39,7 +39,10 @@ export function enhancePhotosJob(options: { googleApiUrl: string }): JobDefiniti
       const files = await listAppData(ctx.fetch, api);
       const names = new Set(files.map((f) => f.name));
       const photos = files.filter(
-        (f) => f.mimeType?.startsWith('image/') === true && !f.name.endsWith(ENHANCED_SUFFIX) && !names.has(enhancedName(f.name)),
+        (f) =>
+          f.mimeType?.startsWith('image/') === true &&
+          !f.name.endsWith(ENHANCED_SUFFIX) &&
+          !names.has(enhancedName(f.name)),
       );
       const result: EnhanceResult = { enhanced: [], pairs: [], skipped: files.length - photos.length };
       for (const photo of photos) {
@@ -56,7 +59,12 @@ export function enhancePhotosJob(options: { googleApiUrl: string }): JobDefiniti
 
 /** The image work itself: deterministic for the same input. */
 export async function enhance(input: Buffer): Promise<Buffer> {
-  return (await loadSharp())(input).normalise().modulate({ saturation: 1.3 }).sharpen().jpeg({ quality: 90 }).toBuffer();
+  return (await loadSharp())(input)
+    .normalise()
+    .modulate({ saturation: 1.3 })
+    .sharpen()
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 export function enhancedName(name: string): string {
@@ -81,15 +89,26 @@ export async function samplePhoto(variant = 0): Promise<Buffer> {
 </svg>`;
   const sharp = await loadSharp();
   // Flatten the contrast and the colours: what the job's normalise and saturation undo.
-  return sharp(Buffer.from(svg)).linear(0.6, 60).modulate({ saturation: 0.7 }).jpeg({ quality: 88 }).toBuffer();
+  return sharp(Buffer.from(svg))
+    .linear(0.6, 60)
+    .modulate({ saturation: 0.7 })
+    .jpeg({ quality: 88 })
+    .toBuffer();
 }
 
 /** Upload a JPEG into the user's appDataFolder (Drive's multipart upload). */
-export async function uploadPhoto(fetch: UserFetch, api: string, name: string, bytes: Buffer): Promise<{ id: string; name: string }> {
+export async function uploadPhoto(
+  fetch: UserFetch,
+  api: string,
+  name: string,
+  bytes: Buffer,
+): Promise<{ id: string; name: string }> {
   const boundary = `behalf-${randomUUID()}`;
   const metadata = JSON.stringify({ name, parents: ['appDataFolder'], mimeType: 'image/jpeg' });
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${boundary}\r\nContent-Type: image/jpeg\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${boundary}\r\nContent-Type: image/jpeg\r\n\r\n`,
+    ),
     bytes,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -99,7 +118,8 @@ export async function uploadPhoto(fetch: UserFetch, api: string, name: string, b
     body,
   });
   const created = (await driveJson(response, 'upload a photo')) as { id?: unknown; name?: unknown };
-  if (typeof created.id !== 'string' || typeof created.name !== 'string') throw new Error('Drive answered an upload without id and name.');
+  if (typeof created.id !== 'string' || typeof created.name !== 'string')
+    throw new Error('Drive answered an upload without id and name.');
   return { id: created.id, name: created.name };
 }
 
@@ -118,15 +138,26 @@ export async function listAppData(fetch: UserFetch, api: string): Promise<DriveF
   const files: DriveFile[] = [];
   let pageToken: string | undefined;
   do {
-    const query = new URLSearchParams({ spaces: 'appDataFolder', fields: 'nextPageToken,files(id,name,mimeType)', pageSize: '100' });
+    const query = new URLSearchParams({
+      spaces: 'appDataFolder',
+      fields: 'nextPageToken,files(id,name,mimeType)',
+      pageSize: '100',
+    });
     if (pageToken !== undefined) query.set('pageToken', pageToken);
-    const page = (await driveJson(await fetch(`${api}/drive/v3/files?${query.toString()}`), 'list the app folder')) as {
+    const page = (await driveJson(
+      await fetch(`${api}/drive/v3/files?${query.toString()}`),
+      'list the app folder',
+    )) as {
       files?: Array<{ id?: unknown; name?: unknown; mimeType?: unknown }>;
       nextPageToken?: unknown;
     };
     for (const f of page.files ?? []) {
       if (typeof f.id === 'string' && typeof f.name === 'string') {
-        files.push({ id: f.id, name: f.name, mimeType: typeof f.mimeType === 'string' ? f.mimeType : undefined });
+        files.push({
+          id: f.id,
+          name: f.name,
+          mimeType: typeof f.mimeType === 'string' ? f.mimeType : undefined,
+        });
       }
     }
     pageToken = typeof page.nextPageToken === 'string' ? page.nextPageToken : undefined;

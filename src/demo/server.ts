@@ -4,7 +4,14 @@ import type { Behalf } from '../behalf.js';
 import { BehalfError, isBehalfError } from '../errors.js';
 import type { JobRunner } from '../jobs/index.js';
 import { APP_CSS, APP_JS, pageHtml } from './page.js';
-import { downloadFile, ENHANCE_PHOTOS, enhancePhotosJob, samplePhoto, uploadPhoto, type EnhanceResult } from './photos.js';
+import {
+  downloadFile,
+  ENHANCE_PHOTOS,
+  enhancePhotosJob,
+  samplePhoto,
+  uploadPhoto,
+  type EnhanceResult,
+} from './photos.js';
 
 /** What the demo needs once behalf runs (its port comes first: its origin goes into the client's JavaScript origins). */
 export interface DemoWiring {
@@ -50,13 +57,20 @@ const FileId = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/);
 export async function startDemo(options: DemoOptions): Promise<Demo> {
   let wired: Wired | undefined;
   let port = options.port;
-  let app = buildApp(() => wired, () => port);
+  let app = buildApp(
+    () => wired,
+    () => port,
+  );
   try {
     port = await listen(app, options.port);
   } catch (error) {
     await app.close();
-    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || options.anyPortIfTaken !== true) throw error;
-    app = buildApp(() => wired, () => port);
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || options.anyPortIfTaken !== true)
+      throw error;
+    app = buildApp(
+      () => wired,
+      () => port,
+    );
     port = await listen(app, 0);
   }
   const url = `http://127.0.0.1:${port}`;
@@ -91,7 +105,8 @@ function buildApp(wiring: () => Wired | undefined, port: () => number): FastifyI
   app.addHook('onRequest', async (request, reply) => {
     // Loopback only, and only under its own names: a DNS-rebound name pointing here is refused.
     const host = request.headers.host ?? '';
-    if (host !== `127.0.0.1:${port()}` && host !== `localhost:${port()}`) throw new BehalfError('INVALID_REQUEST', 'Unknown Host.');
+    if (host !== `127.0.0.1:${port()}` && host !== `localhost:${port()}`)
+      throw new BehalfError('INVALID_REQUEST', 'Unknown Host.');
     reply
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
@@ -109,11 +124,14 @@ function buildApp(wiring: () => Wired | undefined, port: () => number): FastifyI
         : new BehalfError('INTERNAL', 'Something went wrong in the demo backend.');
     return reply.code(known.status).type('application/json; charset=utf-8').send(known.toJSON());
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send('Not found.'));
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).type('text/plain; charset=utf-8').send('Not found.'),
+  );
 
   app.get('/', async (request, reply) => {
     const w = wiring();
-    if (w === undefined) return reply.code(503).type('text/plain; charset=utf-8').send('Starting; reload in a moment.');
+    if (w === undefined)
+      return reply.code(503).type('text/plain; charset=utf-8').send('Starting; reload in a moment.');
     // The Host header was checked above: one of the page's own two names.
     const origin = `http://${request.headers.host}`;
     return reply
@@ -122,7 +140,15 @@ function buildApp(wiring: () => Wired | undefined, port: () => number): FastifyI
         'content-security-policy',
         `default-src 'none'; script-src 'self' ${w.emulatorUrl}; connect-src 'self' ${w.behalfUrl}; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
       )
-      .send(pageHtml({ origin, behalfUrl: w.behalfUrl, emulatorUrl: w.emulatorUrl, clientId: w.clientId, scopes: w.scopes }));
+      .send(
+        pageHtml({
+          origin,
+          behalfUrl: w.behalfUrl,
+          emulatorUrl: w.emulatorUrl,
+          clientId: w.clientId,
+          scopes: w.scopes,
+        }),
+      );
   });
   app.get('/app.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(APP_JS));
   app.get('/app.css', async (_request, reply) => reply.type('text/css; charset=utf-8').send(APP_CSS));
@@ -132,13 +158,18 @@ function buildApp(wiring: () => Wired | undefined, port: () => number): FastifyI
     const w = wiring();
     if (w === undefined) throw new BehalfError('STORE_UNAVAILABLE', 'The demo is still starting.');
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `http://127.0.0.1:${port()}` && origin !== `http://localhost:${port()}`) {
+    if (
+      origin !== undefined &&
+      origin !== `http://127.0.0.1:${port()}` &&
+      origin !== `http://localhost:${port()}`
+    ) {
       throw new BehalfError('ORIGIN_NOT_ALLOWED', 'Only the demo page may call its backend.');
     }
     return w;
   };
   const checkCsrf = (request: FastifyRequest) => {
-    if (typeof request.headers['x-requested-with'] !== 'string') throw new BehalfError('CSRF_HEADER_REQUIRED', 'Send X-Requested-With.');
+    if (typeof request.headers['x-requested-with'] !== 'string')
+      throw new BehalfError('CSRF_HEADER_REQUIRED', 'Send X-Requested-With.');
   };
 
   // The app saves a new photo to the user's appDataFolder, then the backend enqueues the job for them.
@@ -176,17 +207,24 @@ function buildApp(wiring: () => Wired | undefined, port: () => number): FastifyI
   });
 
   // Photos reach the page through the backend (behalf adds the user's token, which stays here).
-  app.get<{ Params: { sub: string; fileId: string } }>('/api/users/:sub/photos/:fileId', async (request, reply) => {
-    const w = api(request);
-    const sub = Sub.safeParse(request.params.sub);
-    const fileId = FileId.safeParse(request.params.fileId);
-    if (!sub.success || !fileId.success) throw new BehalfError('INVALID_REQUEST', 'Bad user or file id.');
-    const bytes = await downloadFile((url, init) => w.behalf.fetch(sub.data, url, init), w.behalf.googleApiUrl, fileId.data).catch((error: unknown) => {
-      throw isBehalfError(error) ? error : new BehalfError('NOT_FOUND', 'No such photo.');
-    });
-    // Only this origin may embed it.
-    return reply.type('image/jpeg').header('cross-origin-resource-policy', 'same-origin').send(bytes);
-  });
+  app.get<{ Params: { sub: string; fileId: string } }>(
+    '/api/users/:sub/photos/:fileId',
+    async (request, reply) => {
+      const w = api(request);
+      const sub = Sub.safeParse(request.params.sub);
+      const fileId = FileId.safeParse(request.params.fileId);
+      if (!sub.success || !fileId.success) throw new BehalfError('INVALID_REQUEST', 'Bad user or file id.');
+      const bytes = await downloadFile(
+        (url, init) => w.behalf.fetch(sub.data, url, init),
+        w.behalf.googleApiUrl,
+        fileId.data,
+      ).catch((error: unknown) => {
+        throw isBehalfError(error) ? error : new BehalfError('NOT_FOUND', 'No such photo.');
+      });
+      // Only this origin may embed it.
+      return reply.type('image/jpeg').header('cross-origin-resource-policy', 'same-origin').send(bytes);
+    },
+  );
 
   return app;
 }

@@ -11,7 +11,11 @@ import type { EmulatorClients } from './types.js';
  * (https://developers.google.com/identity/oauth2/web/guides/error: "For popup UX, add all domains
  * that may trigger the current flow to Authorized JavaScript origins").
  */
-export function registerConsentPage(app: FastifyInstance, state: EmulatorState, clients: EmulatorClients): void {
+export function registerConsentPage(
+  app: FastifyInstance,
+  state: EmulatorState,
+  clients: EmulatorClients,
+): void {
   for (const path of ['/o/oauth2/v2/auth', '/o/oauth2/auth']) {
     app.get(path, (request, reply) => {
       const p = stringParams(request.query);
@@ -26,7 +30,13 @@ export function registerConsentPage(app: FastifyInstance, state: EmulatorState, 
     const problem = validate(p, clients);
     if (problem !== undefined) return errorPage(reply, problem.status, problem.error, problem.description);
     const redirectUri = p.redirect_uri!;
-    if (p.decision !== 'allow') return finish(reply, redirectUri, { error: 'access_denied', ...(p.state === undefined ? {} : { state: p.state }) }, p);
+    if (p.decision !== 'allow')
+      return finish(
+        reply,
+        redirectUri,
+        { error: 'access_denied', ...(p.state === undefined ? {} : { state: p.state }) },
+        p,
+      );
     // A typed new account wins over the preselected test user.
     let sub = p.sub;
     const newEmail = p.new_email?.trim() ?? '';
@@ -36,9 +46,16 @@ export function registerConsentPage(app: FastifyInstance, state: EmulatorState, 
       }
       sub = state.addUser({ email: newEmail, name: newEmail.split('@')[0] }).user.sub;
     }
-    if (sub === undefined || !state.users.has(sub)) return errorPage(reply, 400, 'invalid_request', 'Choose a test user or give a valid email address.');
+    if (sub === undefined || !state.users.has(sub))
+      return errorPage(reply, 400, 'invalid_request', 'Choose a test user or give a valid email address.');
     // A disabled account cannot sign in: Google stops at its own sign-in page and never returns to the app.
-    if (state.isDisabled(sub)) return errorPage(reply, 403, 'account_disabled', "Couldn't sign you in: this account has been disabled.");
+    if (state.isDisabled(sub))
+      return errorPage(
+        reply,
+        403,
+        'account_disabled',
+        "Couldn't sign you in: this account has been disabled.",
+      );
     const scopes = (p.scope ?? '').split(' ').filter((s) => s.length > 0);
     const code = state.issueCode({
       sub,
@@ -50,44 +67,84 @@ export function registerConsentPage(app: FastifyInstance, state: EmulatorState, 
       prompt: p.prompt,
       includeGrantedScopes: p.include_granted_scopes !== 'false',
       codeChallenge: p.code_challenge,
-      codeChallengeMethod: p.code_challenge_method === 'S256' ? 'S256' : p.code_challenge === undefined ? undefined : 'plain',
+      codeChallengeMethod:
+        p.code_challenge_method === 'S256' ? 'S256' : p.code_challenge === undefined ? undefined : 'plain',
     });
     const granted = state.codes.get(code)!.scopes.join(' ');
-    return finish(reply, redirectUri, { ...(p.state === undefined ? {} : { state: p.state }), code, scope: granted, authuser: '0', prompt: 'consent' }, p);
+    return finish(
+      reply,
+      redirectUri,
+      {
+        ...(p.state === undefined ? {} : { state: p.state }),
+        code,
+        scope: granted,
+        authuser: '0',
+        prompt: 'consent',
+      },
+      p,
+    );
   });
 }
 
-function validate(p: Record<string, string>, clients: EmulatorClients): { status: number; error: string; description: string } | undefined {
-  if (p.client_id === undefined) return { status: 400, error: 'invalid_request', description: 'Missing required parameter: client_id' };
+function validate(
+  p: Record<string, string>,
+  clients: EmulatorClients,
+): { status: number; error: string; description: string } | undefined {
+  if (p.client_id === undefined)
+    return { status: 400, error: 'invalid_request', description: 'Missing required parameter: client_id' };
   if (p.client_id !== clients.server.clientId) {
     return Object.values(clients.apps).includes(p.client_id)
-      ? { status: 400, error: 'invalid_request', description: 'This client type cannot use the web consent flow.' }
+      ? {
+          status: 400,
+          error: 'invalid_request',
+          description: 'This client type cannot use the web consent flow.',
+        }
       : { status: 401, error: 'invalid_client', description: 'The OAuth client was not found.' };
   }
   const uri = p.redirect_uri;
-  if (uri === undefined) return { status: 400, error: 'invalid_request', description: 'Missing required parameter: redirect_uri' };
+  if (uri === undefined)
+    return { status: 400, error: 'invalid_request', description: 'Missing required parameter: redirect_uri' };
   if (uri !== 'postmessage' && !clients.server.redirectUris.includes(uri)) {
     return { status: 400, error: 'redirect_uri_mismatch', description: POLICY };
   }
   // The popup flow answers the page that opened it: only a registered JavaScript origin may
   // (https://developers.google.com/identity/protocols/oauth2/javascript-implicit-flow#origin-mismatch).
-  if (uri === 'postmessage' && (p.origin === undefined || !clients.server.javascriptOrigins.includes(p.origin))) {
+  if (
+    uri === 'postmessage' &&
+    (p.origin === undefined || !clients.server.javascriptOrigins.includes(p.origin))
+  ) {
     return { status: 400, error: 'origin_mismatch', description: POLICY };
   }
-  if ((p.response_type ?? 'code') !== 'code') return { status: 400, error: 'unsupported_response_type', description: 'Only response_type=code is emulated.' };
-  if (p.scope === undefined || p.scope.trim() === '') return { status: 400, error: 'invalid_request', description: 'Missing required parameter: scope' };
+  if ((p.response_type ?? 'code') !== 'code')
+    return {
+      status: 400,
+      error: 'unsupported_response_type',
+      description: 'Only response_type=code is emulated.',
+    };
+  if (p.scope === undefined || p.scope.trim() === '')
+    return { status: 400, error: 'invalid_request', description: 'Missing required parameter: scope' };
   return undefined;
 }
 
 const POLICY = "You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy.";
 
-function finish(reply: FastifyReply, redirectUri: string, result: Record<string, string>, p: Record<string, string>): FastifyReply {
+function finish(
+  reply: FastifyReply,
+  redirectUri: string,
+  result: Record<string, string>,
+  p: Record<string, string>,
+): FastifyReply {
   if (redirectUri === 'postmessage') {
     // Targeted at the origin validate() accepted: a page elsewhere that opened this popup under a
     // registered origin's name receives nothing. The opener closes the popup once it has the answer.
     const json = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c');
     const script = `if (window.opener) window.opener.postMessage(${json(result)}, ${json(p.origin)});`;
-    return htmlPage(reply, 200, 'Signing in…', `<h1>Returning to the app…</h1><p>You can close this window.</p><script>${script}</script>`);
+    return htmlPage(
+      reply,
+      200,
+      'Signing in…',
+      `<h1>Returning to the app…</h1><p>You can close this window.</p><script>${script}</script>`,
+    );
   }
   const url = new URL(redirectUri);
   for (const [key, value] of Object.entries(result)) url.searchParams.set(key, value);
@@ -132,7 +189,12 @@ function page(reply: FastifyReply, p: Record<string, string>, state: EmulatorSta
 }
 
 function errorPage(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
-  return htmlPage(reply, status, `Error ${status}: ${error}`, `<h1>Access blocked</h1><p class="error">Error ${status}: ${esc(error)}</p><p>${esc(description)}</p>`);
+  return htmlPage(
+    reply,
+    status,
+    `Error ${status}: ${error}`,
+    `<h1>Access blocked</h1><p class="error">Error ${status}: ${esc(error)}</p><p>${esc(description)}</p>`,
+  );
 }
 
 const STYLE = `:root{color-scheme:light;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f1f1f;background:#f0f4f9}
@@ -167,4 +229,3 @@ function stringParams(source: unknown): Record<string, string> {
 function esc(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
-

@@ -15,7 +15,10 @@ const UserKey = { sub: z.string().min(1).max(255).optional(), email: z.string().
 
 const NewUser = z.object({
   email: z.string().email().max(320),
-  sub: z.string().regex(/^[\x21-\x7e]{1,255}$/).optional(),
+  sub: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/)
+    .optional(),
   email_verified: z.boolean().optional(),
   name: z.string().max(500).optional(),
   given_name: z.string().max(500).optional(),
@@ -32,12 +35,20 @@ const NewCode = z.object({
   redirect_uri: z.string().max(2048).optional(),
   nonce: z.string().max(1024).optional(),
   prompt: z.string().max(100).optional(),
-  code_challenge: z.string().regex(/^[A-Za-z0-9._~-]{43,128}$/).optional(),
+  code_challenge: z
+    .string()
+    .regex(/^[A-Za-z0-9._~-]{43,128}$/)
+    .optional(),
   code_challenge_method: z.enum(['S256', 'plain']).optional(),
 });
 
 const NewIdToken = z
-  .object({ ...UserKey, aud: z.string().max(200).optional(), azp: z.string().max(200).optional(), nonce: z.string().max(1024).optional() })
+  .object({
+    ...UserKey,
+    aud: z.string().max(200).optional(),
+    azp: z.string().max(200).optional(),
+    nonce: z.string().max(1024).optional(),
+  })
   .catchall(z.unknown());
 
 const SeedFile = z
@@ -45,10 +56,16 @@ const SeedFile = z
     ...UserKey,
     name: z.string().min(1).max(1024),
     mime_type: z.string().max(255).optional(),
-    content_base64: z.string().max(Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4).optional(),
+    content_base64: z
+      .string()
+      .max(Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4)
+      .optional(),
     size: z.number().int().min(0).max(MAX_SEED_BYTES).optional(),
   })
-  .refine((v) => !(v.content_base64 !== undefined && v.size !== undefined), 'give content_base64 or size, not both');
+  .refine(
+    (v) => !(v.content_base64 !== undefined && v.size !== undefined),
+    'give content_base64 or size, not both',
+  );
 
 const { min: MIN_LIFETIME_S, max: MAX_LIFETIME_S } = ACCESS_TOKEN_LIFETIME_RANGE_S;
 const lifetimeError = `must be a whole number of seconds from ${MIN_LIFETIME_S} to ${MAX_LIFETIME_S}`;
@@ -84,7 +101,10 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     bad(reply, `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
     return undefined;
   };
-  const user = (key: { sub?: string | undefined; email?: string | undefined }, reply: FastifyReply): EmulatorUser | undefined => {
+  const user = (
+    key: { sub?: string | undefined; email?: string | undefined },
+    reply: FastifyReply,
+  ): EmulatorUser | undefined => {
     if (key.sub === undefined && key.email === undefined) {
       bad(reply, 'give sub or email');
       return undefined;
@@ -95,7 +115,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
   };
   // The Sign-In SDKs hand a disabled account no code: the sign-in fails on the device.
   const disabled = (reply: FastifyReply) => {
-    const message = 'the account is disabled (account-disabled was pushed); push account-enabled to let it sign in again';
+    const message =
+      'the account is disabled (account-disabled was pushed); push account-enabled to let it sign in again';
     return sendApiError(reply, 403, message, { message, reason: 'accountDisabled' });
   };
 
@@ -132,8 +153,15 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
       return bad(reply, 'client_id is not a registered client (see GET /emulator/clients)');
     }
     const redirectUri = input.redirect_uri ?? '';
-    if (redirectUri !== '' && redirectUri !== 'postmessage' && !clients.server.redirectUris.includes(redirectUri)) {
-      return bad(reply, 'redirect_uri must be \'\' (mobile), \'postmessage\' (web popup) or a registered redirect URI');
+    if (
+      redirectUri !== '' &&
+      redirectUri !== 'postmessage' &&
+      !clients.server.redirectUris.includes(redirectUri)
+    ) {
+      return bad(
+        reply,
+        "redirect_uri must be '' (mobile), 'postmessage' (web popup) or a registered redirect URI",
+      );
     }
     const code = state.issueCode({
       sub: found.sub,
@@ -167,7 +195,11 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
   });
 
   app.post('/emulator/grants/revoke', async (request, reply) => {
-    const input = parse(z.object({ ...UserKey, client_id: z.string().max(200).optional() }), request.body, reply);
+    const input = parse(
+      z.object({ ...UserKey, client_id: z.string().max(200).optional() }),
+      request.body,
+      reply,
+    );
     if (input === undefined) return reply;
     const found = user(input, reply);
     if (found === undefined) return reply;
@@ -189,14 +221,24 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
   app.post('/emulator/config', async (request, reply) => {
     const input = parse(ConfigInput, request.body, reply);
     if (input === undefined) return reply;
-    if (input.access_token_lifetime_seconds !== undefined) state.accessTokenLifetimeSeconds = input.access_token_lifetime_seconds;
+    if (input.access_token_lifetime_seconds !== undefined)
+      state.accessTokenLifetimeSeconds = input.access_token_lifetime_seconds;
     return settings();
   });
 
   const now = () => ({ now: new Date(state.clock.now()).toISOString(), now_seconds: state.nowSeconds() });
   app.get('/emulator/clock', async () => now());
   app.post('/emulator/clock', async (request, reply) => {
-    const input = parse(z.object({ advance_seconds: z.number().min(0).max(10 * 365 * 86_400) }), request.body, reply);
+    const input = parse(
+      z.object({
+        advance_seconds: z
+          .number()
+          .min(0)
+          .max(10 * 365 * 86_400),
+      }),
+      request.body,
+      reply,
+    );
     if (input === undefined) return reply;
     state.clock.advance(input.advance_seconds);
     return now();
@@ -234,27 +276,38 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
       applySecurityEvent(input.event, found.sub, state);
     }
     try {
-      const result = await pushSecurityEvent(input, { state, keys: ctx.keys, issuer: ctx.issuer, audience: clients.server.clientId });
+      const result = await pushSecurityEvent(input, {
+        state,
+        keys: ctx.keys,
+        issuer: ctx.issuer,
+        audience: clients.server.clientId,
+      });
       return { delivered: result.status === 202, receiver_status: result.status, jti: result.jti };
     } catch {
       return bad(reply, 'the receiver could not be reached', 400);
     }
   });
 
-  app.post('/emulator/drive/files', { bodyLimit: Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4096 }, async (request, reply) => {
-    const input = parse(SeedFile, request.body, reply);
-    if (input === undefined) return reply;
-    const found = user(input, reply);
-    if (found === undefined) return reply;
-    const content =
-      input.content_base64 !== undefined ? Buffer.from(input.content_base64, 'base64') : patternBytes(input.size ?? 0, `${found.sub}/${input.name}`);
-    const file = ctx.drive.create({
-      owner: found.sub,
-      space: 'appDataFolder',
-      name: input.name,
-      mimeType: input.mime_type ?? 'application/octet-stream',
-      content,
-    });
-    return reply.code(201).send(ctx.drive.resource(file));
-  });
+  app.post(
+    '/emulator/drive/files',
+    { bodyLimit: Math.ceil((MAX_SEED_BYTES * 4) / 3) + 4096 },
+    async (request, reply) => {
+      const input = parse(SeedFile, request.body, reply);
+      if (input === undefined) return reply;
+      const found = user(input, reply);
+      if (found === undefined) return reply;
+      const content =
+        input.content_base64 !== undefined
+          ? Buffer.from(input.content_base64, 'base64')
+          : patternBytes(input.size ?? 0, `${found.sub}/${input.name}`);
+      const file = ctx.drive.create({
+        owner: found.sub,
+        space: 'appDataFolder',
+        name: input.name,
+        mimeType: input.mime_type ?? 'application/octet-stream',
+        content,
+      });
+      return reply.code(201).send(ctx.drive.resource(file));
+    },
+  );
 }

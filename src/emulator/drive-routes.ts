@@ -41,7 +41,11 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     }
     return { token, fullDrive };
   };
-  const fields = (request: FastifyRequest, reply: FastifyReply, fallback: FieldTree): FieldTree | undefined => {
+  const fields = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    fallback: FieldTree,
+  ): FieldTree | undefined => {
     const selector = (request.query as Record<string, unknown>).fields;
     if (selector === undefined) return fallback;
     const tree = typeof selector === 'string' ? parseFields(selector) : null;
@@ -66,24 +70,38 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       const ctx = authorize(request, reply);
       if (ctx === undefined) return reply;
       const query = request.query as Record<string, unknown>;
-      const spaces = new Set(String(query.spaces ?? 'drive').split(',').map((s) => s.trim()));
+      const spaces = new Set(
+        String(query.spaces ?? 'drive')
+          .split(',')
+          .map((s) => s.trim()),
+      );
       if ([...spaces].some((s) => s !== 'drive' && s !== 'appDataFolder')) {
         return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'spaces');
       }
       // With only drive.appdata, listing the default "drive" space is refused (spec §11.3).
       if (spaces.has('drive') && !ctx.fullDrive) {
-        return sendApiError(reply, 403, 'The granted scopes do not give access to all of the requested spaces.', {
-          message: 'The granted scopes do not give access to all of the requested spaces.',
-          reason: 'insufficientScopes',
-          location: 'spaces',
-          locationType: 'parameter',
-        });
+        return sendApiError(
+          reply,
+          403,
+          'The granted scopes do not give access to all of the requested spaces.',
+          {
+            message: 'The granted scopes do not give access to all of the requested spaces.',
+            reason: 'insufficientScopes',
+            location: 'spaces',
+            locationType: 'parameter',
+          },
+        );
       }
       const filter = parseQuery(typeof query.q === 'string' ? query.q : '', drive.folderId(ctx.token.sub));
       if (filter === null) return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'q');
       const pageSize = query.pageSize === undefined ? 100 : Number(query.pageSize);
       if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
-        return API_ERRORS.badRequest(reply, `Invalid value '${String(query.pageSize)}'. Values must be within the range: [1, 1000]`, 'invalid', 'pageSize');
+        return API_ERRORS.badRequest(
+          reply,
+          `Invalid value '${String(query.pageSize)}'. Values must be within the range: [1, 1000]`,
+          'invalid',
+          'pageSize',
+        );
       }
       const offset = query.pageToken === undefined ? 0 : decodePageToken(String(query.pageToken));
       if (offset === null) return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'pageToken');
@@ -91,9 +109,17 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       if (selected === undefined) return reply;
       const all = drive.list(ctx.token.sub, spaces).filter((f) => filter(f));
       const page = all.slice(offset, offset + pageSize);
-      const next = offset + pageSize < all.length ? Buffer.from(String(offset + pageSize)).toString('base64url') : undefined;
+      const next =
+        offset + pageSize < all.length
+          ? Buffer.from(String(offset + pageSize)).toString('base64url')
+          : undefined;
       return applyFields(
-        { kind: 'drive#fileList', incompleteSearch: false, nextPageToken: next, files: page.map((f) => drive.resource(f)) },
+        {
+          kind: 'drive#fileList',
+          incompleteSearch: false,
+          nextPageToken: next,
+          files: page.map((f) => drive.resource(f)),
+        },
         selected,
       );
     });
@@ -110,7 +136,8 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       const file = findFile(ctx, fileId, reply);
       if (file === undefined) return reply;
       if (query.alt === 'media') return sendMedia(reply, file);
-      if (query.alt !== undefined && query.alt !== 'json') return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'alt');
+      if (query.alt !== undefined && query.alt !== 'json')
+        return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'alt');
       const selected = fields(request, reply, DEFAULT_FILE_FIELDS);
       return selected === undefined ? reply : applyFields(drive.resource(file), selected);
     });
@@ -150,7 +177,11 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
   // Upload routes take any body as bytes.
   void app.register(async (scoped) => {
     scoped.removeAllContentTypeParsers();
-    scoped.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_UPLOAD_BYTES }, (_request, body, done) => done(null, body));
+    scoped.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: MAX_UPLOAD_BYTES },
+      (_request, body, done) => done(null, body),
+    );
 
     const upload = async (request: FastifyRequest, reply: FastifyReply, existing: string | undefined) => {
       const ctx = authorize(request, reply);
@@ -169,14 +200,21 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
         ({ metadata, media, mediaType } = parsed);
       } else if (query.uploadType !== 'media') {
         // Resumable uploads are outside the emulated subset.
-        return API_ERRORS.badRequest(reply, `Invalid upload type: ${String(query.uploadType ?? '')}`, 'invalid', 'uploadType');
+        return API_ERRORS.badRequest(
+          reply,
+          `Invalid upload type: ${String(query.uploadType ?? '')}`,
+          'invalid',
+          'uploadType',
+        );
       }
       return file === undefined
         ? createFile(ctx, metadata, media, mediaType, request, reply)
         : updateFile(file, metadata, { media, mediaType }, request, reply);
     };
     scoped.post('/upload/drive/v3/files', (request, reply) => upload(request, reply, undefined));
-    scoped.patch('/upload/drive/v3/files/:fileId', (request, reply) => upload(request, reply, (request.params as { fileId: string }).fileId));
+    scoped.patch('/upload/drive/v3/files/:fileId', (request, reply) =>
+      upload(request, reply, (request.params as { fileId: string }).fileId),
+    );
   });
 
   function createFile(
@@ -193,7 +231,9 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     const parents = meta.parents ?? [];
     const inAppData = parents.length === 1 && (FOLDER_ALIASES.has(parents[0]!) || parents[0] === folder);
     if (!inAppData && !(parents.length === 0 && ctx.fullDrive)) {
-      return parents.length === 0 ? API_ERRORS.insufficientScope(reply) : API_ERRORS.notFound(reply, parents[0]!);
+      return parents.length === 0
+        ? API_ERRORS.insufficientScope(reply)
+        : API_ERRORS.notFound(reply, parents[0]!);
     }
     const mimeType = meta.mimeType ?? mediaType ?? 'application/octet-stream';
     // Google-native types and folders cannot live in appDataFolder (spec §11.4).
@@ -234,7 +274,8 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       name: meta.name,
       mimeType: meta.mimeType,
       description: meta.description,
-      appProperties: meta.appProperties === undefined ? undefined : { ...file.appProperties, ...meta.appProperties },
+      appProperties:
+        meta.appProperties === undefined ? undefined : { ...file.appProperties, ...meta.appProperties },
       content: content?.media,
     });
     return reply.send(applyFields(drive.resource(file), selected));
@@ -246,7 +287,8 @@ function sendMedia(reply: FastifyReply, file: DriveFile): FastifyReply {
   const chunk = 64 * 1024;
   const content = file.content;
   function* slices() {
-    for (let offset = 0; offset < content.length; offset += chunk) yield content.subarray(offset, offset + chunk);
+    for (let offset = 0; offset < content.length; offset += chunk)
+      yield content.subarray(offset, offset + chunk);
   }
   return reply
     .header('content-type', file.mimeType)
@@ -269,11 +311,17 @@ function readMetadata(value: unknown): Metadata | null {
   const v = value as Record<string, unknown>;
   const optionalString = (x: unknown) => x === undefined || (typeof x === 'string' && x.length <= 32_768);
   if (!optionalString(v.name) || !optionalString(v.mimeType) || !optionalString(v.description)) return null;
-  if (v.parents !== undefined && (!Array.isArray(v.parents) || !v.parents.every((p) => typeof p === 'string'))) return null;
+  if (
+    v.parents !== undefined &&
+    (!Array.isArray(v.parents) || !v.parents.every((p) => typeof p === 'string'))
+  )
+    return null;
   if (v.trashed !== undefined && typeof v.trashed !== 'boolean') return null;
   if (
     v.appProperties !== undefined &&
-    (typeof v.appProperties !== 'object' || v.appProperties === null || !Object.values(v.appProperties).every((x) => typeof x === 'string'))
+    (typeof v.appProperties !== 'object' ||
+      v.appProperties === null ||
+      !Object.values(v.appProperties).every((x) => typeof x === 'string'))
   ) {
     return null;
   }
@@ -305,7 +353,9 @@ function parseQuery(q: string, folderId: string): ((file: DriveFile) => boolean)
       const field = m[1] as 'name' | 'mimeType';
       const op = m[2]!;
       const value = m[3]!.replace(/\\(.)/g, '$1');
-      tests.push((f) => (op === '=' ? f[field] === value : op === '!=' ? f[field] !== value : f[field].startsWith(value)));
+      tests.push((f) =>
+        op === '=' ? f[field] === value : op === '!=' ? f[field] !== value : f[field].startsWith(value),
+      );
     } else if (/^trashed\s*=\s*false$/i.test(text)) {
       continue;
     } else {

@@ -35,7 +35,14 @@ export class DriveStore {
 
   folderMetadata(sub: string): Record<string, unknown> {
     // What Google answers for the folder itself is UNCONFIRMED (spec §13.19).
-    return { kind: 'drive#file', id: this.folderId(sub), name: 'Application Data', mimeType: FOLDER_MIME, parents: [], spaces: ['appDataFolder'] };
+    return {
+      kind: 'drive#file',
+      id: this.folderId(sub),
+      name: 'Application Data',
+      mimeType: FOLDER_MIME,
+      parents: [],
+      spaces: ['appDataFolder'],
+    };
   }
 
   create(input: {
@@ -76,7 +83,10 @@ export class DriveStore {
       .sort((a, b) => a.createdTime.localeCompare(b.createdTime) || a.id.localeCompare(b.id));
   }
 
-  update(file: DriveFile, patch: Partial<Pick<DriveFile, 'name' | 'mimeType' | 'description' | 'appProperties' | 'content'>>): DriveFile {
+  update(
+    file: DriveFile,
+    patch: Partial<Pick<DriveFile, 'name' | 'mimeType' | 'description' | 'appProperties' | 'content'>>,
+  ): DriveFile {
     Object.assign(file, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
     file.modifiedTime = new Date(Math.max(this.now(), Date.parse(file.modifiedTime) + 1)).toISOString();
     file.version++;
@@ -120,6 +130,7 @@ function newId(): string {
 export function patternBytes(size: number, seed: string): Buffer {
   const block = createHash('sha256').update(seed).digest();
   const out = Buffer.allocUnsafe(size);
-  for (let offset = 0; offset < size; offset += block.length) block.copy(out, offset, 0, Math.min(block.length, size - offset));
+  for (let offset = 0; offset < size; offset += block.length)
+    block.copy(out, offset, 0, Math.min(block.length, size - offset));
   return out;
 }

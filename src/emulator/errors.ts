@@ -1,7 +1,12 @@
 import type { FastifyReply } from 'fastify';
 
 /** OAuth endpoints' error shape (spec §5), with the headers Google sends on them (spec §4.4). */
-export function sendOAuthError(reply: FastifyReply, status: number, error: string, description?: string): FastifyReply {
+export function sendOAuthError(
+  reply: FastifyReply,
+  status: number,
+  error: string,
+  description?: string,
+): FastifyReply {
   return reply
     .code(status)
     .headers(NO_STORE)
@@ -38,7 +43,12 @@ const STATUS_NAMES: Record<number, string> = {
 };
 
 /** Google APIs' JSON error envelope (spec §11.5). */
-export function sendApiError(reply: FastifyReply, status: number, message: string, detail: ApiErrorDetail): FastifyReply {
+export function sendApiError(
+  reply: FastifyReply,
+  status: number,
+  message: string,
+  detail: ApiErrorDetail,
+): FastifyReply {
   return reply
     .code(status)
     .header('cache-control', 'private, max-age=0')
@@ -67,11 +77,19 @@ export const API_ERRORS = {
       reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"'),
       401,
       'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
-      { message: 'Invalid Credentials', reason: 'authError', location: 'Authorization', locationType: 'header' },
+      {
+        message: 'Invalid Credentials',
+        reason: 'authError',
+        location: 'Authorization',
+        locationType: 'header',
+      },
     ),
   insufficientScope: (reply: FastifyReply) =>
     sendApiError(
-      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="insufficient_scope"'),
+      reply.header(
+        'www-authenticate',
+        'Bearer realm="https://accounts.google.com/", error="insufficient_scope"',
+      ),
       403,
       'Request had insufficient authentication scopes.',
       { message: 'Insufficient Permission', reason: 'insufficientPermissions' },
@@ -91,7 +109,11 @@ export const API_ERRORS = {
       locationType: 'parameter',
     }),
   badRequest: (reply: FastifyReply, message: string, reason = 'badRequest', location?: string) =>
-    sendApiError(reply, 400, message, { message, reason, ...(location === undefined ? {} : { location, locationType: 'parameter' }) }),
+    sendApiError(reply, 400, message, {
+      message,
+      reason,
+      ...(location === undefined ? {} : { location, locationType: 'parameter' }),
+    }),
   notSupportedForAppData: (reply: FastifyReply) =>
     sendApiError(reply, 403, 'Method not supported for files within the Application Data folder.', {
       message: 'Method not supported for files within the Application Data folder.',

@@ -23,7 +23,15 @@ export const FaultInput = z.object({
 });
 export type Fault = z.infer<typeof FaultInput> & { remaining: number | undefined };
 
-const OAUTH_PATHS = ['/token', '/oauth2/v4/token', '/oauth2/v3/token', '/o/oauth2/token', '/revoke', '/o/oauth2/revoke', '/tokeninfo'];
+const OAUTH_PATHS = [
+  '/token',
+  '/oauth2/v4/token',
+  '/oauth2/v3/token',
+  '/o/oauth2/token',
+  '/revoke',
+  '/o/oauth2/revoke',
+  '/tokeninfo',
+];
 
 /**
  * Faults for tests: a Google-shaped error status, added latency, or a dropped connection, for the
@@ -92,7 +100,9 @@ export class Faults {
   async apply(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const path = request.url.split('?')[0] ?? '';
     if (path.startsWith('/emulator/')) return false;
-    const fault = this.#faults.find((f) => matches(f.path, path) && (f.remaining === undefined || f.remaining > 0));
+    const fault = this.#faults.find(
+      (f) => matches(f.path, path) && (f.remaining === undefined || f.remaining > 0),
+    );
     if (fault === undefined) return false;
     if (fault.rate !== undefined && Math.random() >= fault.rate) return false;
     if (fault.remaining !== undefined) fault.remaining--;
@@ -106,14 +116,31 @@ export class Faults {
     }
     if (fault.id_token_claims !== undefined) this.#idTokenClaims.set(request, fault.id_token_claims);
     if (fault.status === undefined) return false; // latency or claims only: then serve normally
-    const retryAfter = fault.retry_after === undefined ? (fault.status === 429 || fault.status === 503 ? 1 : null) : fault.retry_after;
+    const retryAfter =
+      fault.retry_after === undefined
+        ? fault.status === 429 || fault.status === 503
+          ? 1
+          : null
+        : fault.retry_after;
     if (retryAfter !== null) reply.header('retry-after', String(retryAfter));
     if (OAUTH_PATHS.includes(path)) {
-      sendOAuthError(reply, fault.status, fault.error ?? defaultOAuthError(fault.status), fault.error_description);
+      sendOAuthError(
+        reply,
+        fault.status,
+        fault.error ?? defaultOAuthError(fault.status),
+        fault.error_description,
+      );
     } else {
       const message = fault.error_description ?? defaultMessage(fault.status);
-      if (fault.status === 401) reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"');
-      sendApiError(reply, fault.status, message, { message, reason: fault.error ?? defaultReason(fault.status) });
+      if (fault.status === 401)
+        reply.header(
+          'www-authenticate',
+          'Bearer realm="https://accounts.google.com/", error="invalid_token"',
+        );
+      sendApiError(reply, fault.status, message, {
+        message,
+        reason: fault.error ?? defaultReason(fault.status),
+      });
     }
     return true;
   }

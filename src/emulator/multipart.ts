@@ -31,7 +31,10 @@ export function parseMultipartRelated(
     if (parts.length > 2) return null;
   }
   if (parts.length !== 2) return null;
-  const [metaPart, mediaPart] = parts.map(splitPart) as [ReturnType<typeof splitPart>, ReturnType<typeof splitPart>];
+  const [metaPart, mediaPart] = parts.map(splitPart) as [
+    ReturnType<typeof splitPart>,
+    ReturnType<typeof splitPart>,
+  ];
   if (metaPart === null || mediaPart === null) return null;
   let metadata: unknown;
   try {
@@ -39,7 +42,11 @@ export function parseMultipartRelated(
   } catch {
     return null;
   }
-  return { metadata, media: mediaPart.body, mediaType: mediaPart.headers['content-type'] ?? 'application/octet-stream' };
+  return {
+    metadata,
+    media: mediaPart.body,
+    mediaType: mediaPart.headers['content-type'] ?? 'application/octet-stream',
+  };
 }
 
 function splitPart(part: Buffer): { headers: Record<string, string>; body: Buffer } | null {

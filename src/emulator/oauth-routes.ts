@@ -38,14 +38,40 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
       userinfo_endpoint: `${base}/v1/userinfo`,
       revocation_endpoint: `${base}/revoke`,
       jwks_uri: `${base}/oauth2/v3/certs`,
-      response_types_supported: ['code', 'token', 'id_token', 'code token', 'code id_token', 'token id_token', 'code token id_token', 'none'],
+      response_types_supported: [
+        'code',
+        'token',
+        'id_token',
+        'code token',
+        'code id_token',
+        'token id_token',
+        'code token id_token',
+        'none',
+      ],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['RS256'],
       scopes_supported: ['openid', 'email', 'profile'],
       token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
-      claims_supported: ['aud', 'email', 'email_verified', 'exp', 'family_name', 'given_name', 'iat', 'iss', 'name', 'picture', 'sub'],
+      claims_supported: [
+        'aud',
+        'email',
+        'email_verified',
+        'exp',
+        'family_name',
+        'given_name',
+        'iat',
+        'iss',
+        'name',
+        'picture',
+        'sub',
+      ],
       code_challenge_methods_supported: ['plain', 'S256'],
-      grant_types_supported: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+      grant_types_supported: [
+        'authorization_code',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:device_code',
+        'urn:ietf:params:oauth:grant-type:jwt-bearer',
+      ],
     };
   });
 
@@ -66,18 +92,26 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
   });
 
   app.get('/oauth2/v3/certs', async (_request, reply) => {
-    reply.header('cache-control', `public, max-age=${ctx.keys.maxAgeSeconds()}, must-revalidate, no-transform`);
+    reply.header(
+      'cache-control',
+      `public, max-age=${ctx.keys.maxAgeSeconds()}, must-revalidate, no-transform`,
+    );
     return ctx.keys.jwks();
   });
   app.get('/oauth2/v1/certs', async (_request, reply) => {
-    reply.header('cache-control', `public, max-age=${ctx.keys.maxAgeSeconds()}, must-revalidate, no-transform`);
+    reply.header(
+      'cache-control',
+      `public, max-age=${ctx.keys.maxAgeSeconds()}, must-revalidate, no-transform`,
+    );
     return ctx.keys.pems();
   });
 
   for (const path of TOKEN_PATHS) {
     app.post(path, (request, reply) => token(ctx, request, reply));
     // GET on the token endpoint: UNCONFIRMED (spec §13.5); a 405 with an OAuth error is the likely answer.
-    app.get(path, async (_request, reply) => sendOAuthError(reply.header('allow', 'POST'), 405, 'invalid_request', 'Method Not Allowed'));
+    app.get(path, async (_request, reply) =>
+      sendOAuthError(reply.header('allow', 'POST'), 405, 'invalid_request', 'Method Not Allowed'),
+    );
   }
 
   app.post('/revoke', (request, reply) => revoke(ctx, request, reply));
@@ -85,14 +119,24 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
   // Old samples GET the legacy URL (spec §1.2); a GET to the new endpoint is a 404 HTML page.
   app.get('/o/oauth2/revoke', (request, reply) => revoke(ctx, request, reply));
   app.get('/revoke', async (_request, reply) =>
-    reply.code(404).type('text/html; charset=UTF-8').send('<!DOCTYPE html><html><title>Error 404 (Not Found)</title><p><b>404.</b> That’s an error.</html>'),
+    reply
+      .code(404)
+      .type('text/html; charset=UTF-8')
+      .send(
+        '<!DOCTYPE html><html><title>Error 404 (Not Found)</title><p><b>404.</b> That’s an error.</html>',
+      ),
   );
 
   for (const path of ['/tokeninfo', '/oauth2/v1/tokeninfo', '/oauth2/v2/tokeninfo', '/oauth2/v3/tokeninfo']) {
     app.get(path, (request, reply) => tokenInfo(ctx, request, reply));
     app.post(path, (request, reply) => tokenInfo(ctx, request, reply));
   }
-  for (const path of ['/v1/userinfo', '/oauth2/v3/userinfo', '/oauth2/v2/userinfo', '/openidconnect/v1/userinfo']) {
+  for (const path of [
+    '/v1/userinfo',
+    '/oauth2/v3/userinfo',
+    '/oauth2/v2/userinfo',
+    '/openidconnect/v1/userinfo',
+  ]) {
     app.get(path, (request, reply) => userInfo(ctx, request, reply));
     app.post(path, (request, reply) => userInfo(ctx, request, reply));
   }
@@ -101,7 +145,12 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
 /** Form parameters, also accepted in the query string (spec §3.1); a repeated parameter is an error. */
 function params(request: FastifyRequest): Record<string, string> | 'duplicate' {
   const out: Record<string, string> = {};
-  const sources = [request.query, typeof request.body === 'object' && request.body !== null && !Buffer.isBuffer(request.body) ? request.body : {}];
+  const sources = [
+    request.query,
+    typeof request.body === 'object' && request.body !== null && !Buffer.isBuffer(request.body)
+      ? request.body
+      : {},
+  ];
   for (const source of sources) {
     for (const [key, value] of Object.entries(source as Record<string, unknown>)) {
       if (typeof value !== 'string') return 'duplicate';
@@ -114,7 +163,8 @@ function params(request: FastifyRequest): Record<string, string> | 'duplicate' {
 
 async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const p = params(request);
-  if (p === 'duplicate') return sendOAuthError(reply, 400, 'invalid_request', 'A parameter was repeated or malformed.');
+  if (p === 'duplicate')
+    return sendOAuthError(reply, 400, 'invalid_request', 'A parameter was repeated or malformed.');
   const grantType = p.grant_type ?? '';
   if (grantType !== 'authorization_code' && grantType !== 'refresh_token') {
     return sendOAuthError(reply, 400, 'unsupported_grant_type', `Invalid grant_type: ${grantType}`);
@@ -133,13 +183,19 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
       clientSecret = safeDecode(decoded.slice(colon + 1));
     }
   }
-  if (clientId === undefined || clientId === '') return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: client_id');
+  if (clientId === undefined || clientId === '')
+    return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: client_id');
   const server = ctx.clients.server;
   const appIds: string[] = Object.values(ctx.clients.apps);
   if (clientId !== server.clientId) {
     if (appIds.includes(clientId)) {
       // Installed-app clients have no secret and cannot redeem server auth codes (spec §8).
-      return sendOAuthError(reply, 401, 'unauthorized_client', 'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.');
+      return sendOAuthError(
+        reply,
+        401,
+        'unauthorized_client',
+        'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.',
+      );
     }
     return sendOAuthError(reply, 401, 'invalid_client', 'The OAuth client was not found.');
   }
@@ -147,15 +203,24 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
     return sendOAuthError(reply, 401, 'invalid_client', 'Unauthorized');
   }
   const overrides = ctx.idTokenClaims(request);
-  return grantType === 'authorization_code' ? redeemCode(ctx, p, clientId, reply, overrides) : refresh(ctx, p, clientId, reply, overrides);
+  return grantType === 'authorization_code'
+    ? redeemCode(ctx, p, clientId, reply, overrides)
+    : refresh(ctx, p, clientId, reply, overrides);
 }
 
 type ClaimOverrides = Record<string, unknown> | undefined;
 
-function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: string, reply: FastifyReply, overrides: ClaimOverrides): FastifyReply {
+function redeemCode(
+  ctx: OAuthContext,
+  p: Record<string, string>,
+  clientId: string,
+  reply: FastifyReply,
+  overrides: ClaimOverrides,
+): FastifyReply {
   const { state } = ctx;
   const codeValue = p.code;
-  if (codeValue === undefined || codeValue === '') return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: code');
+  if (codeValue === undefined || codeValue === '')
+    return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: code');
   const code = state.codes.get(codeValue);
   // Unknown, truncated, or still percent-encoded codes (spec §5).
   if (code === undefined) return sendOAuthError(reply, 400, 'invalid_grant', 'Malformed auth code.');
@@ -164,13 +229,18 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
     return sendOAuthError(reply, 400, 'invalid_grant', 'Bad Request');
   }
   // An absent redirect_uri counts as '' (what mobile codes use, spec §3.4; google-auth-library omits an empty one).
-  if ((p.redirect_uri ?? '') !== code.redirectUri) return sendOAuthError(reply, 400, 'redirect_uri_mismatch', 'Bad Request');
+  if ((p.redirect_uri ?? '') !== code.redirectUri)
+    return sendOAuthError(reply, 400, 'redirect_uri_mismatch', 'Bad Request');
   // An empty code_verifier is treated as absent (UNCONFIRMED, spec §13.6).
   const verifier = p.code_verifier === '' ? undefined : p.code_verifier;
   if (code.codeChallenge !== undefined) {
     if (verifier === undefined) return sendOAuthError(reply, 400, 'invalid_grant', 'Missing code verifier.');
-    const expected = code.codeChallengeMethod === 'S256' ? createHash('sha256').update(verifier).digest('base64url') : verifier;
-    if (!constantTimeEqual(expected, code.codeChallenge)) return sendOAuthError(reply, 400, 'invalid_grant', 'Invalid code verifier.');
+    const expected =
+      code.codeChallengeMethod === 'S256'
+        ? createHash('sha256').update(verifier).digest('base64url')
+        : verifier;
+    if (!constantTimeEqual(expected, code.codeChallenge))
+      return sendOAuthError(reply, 400, 'invalid_grant', 'Invalid code verifier.');
   } else if (verifier !== undefined) {
     return sendOAuthError(reply, 400, 'invalid_grant', 'code_verifier or verifier is not needed');
   }
@@ -179,13 +249,20 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
   const grant = state.grantOf(code.sub);
   // A disabled account's grants were revoked when it was disabled; the explicit check keeps that true
   // should a code ever outlive the revocation.
-  if (grant === undefined || grant.revoked || grant.generation !== code.generation || state.isDisabled(code.sub)) {
+  if (
+    grant === undefined ||
+    grant.revoked ||
+    grant.generation !== code.generation ||
+    state.isDisabled(code.sub)
+  ) {
     return sendOAuthError(reply, 400, 'invalid_grant', 'Bad Request');
   }
   const base = { sub: code.sub, clientId, azp: code.azp, scopes: code.scopes, generation: code.generation };
   const { token: accessToken, expiresIn } = state.issueAccessToken(base);
   const refreshToken = code.issueRefreshToken ? state.issueRefreshToken(base) : undefined;
-  const idToken = code.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, code.nonce, overrides) : undefined;
+  const idToken = code.scopes.includes('openid')
+    ? issueIdToken(ctx, base, accessToken, code.nonce, overrides)
+    : undefined;
   // Field order as in real responses (spec §4.1).
   return reply
     .headers(NO_STORE)
@@ -200,19 +277,36 @@ function redeemCode(ctx: OAuthContext, p: Record<string, string>, clientId: stri
     });
 }
 
-function refresh(ctx: OAuthContext, p: Record<string, string>, clientId: string, reply: FastifyReply, overrides: ClaimOverrides): FastifyReply {
+function refresh(
+  ctx: OAuthContext,
+  p: Record<string, string>,
+  clientId: string,
+  reply: FastifyReply,
+  overrides: ClaimOverrides,
+): FastifyReply {
   const { state } = ctx;
   const value = p.refresh_token;
-  if (value === undefined || value === '') return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: refresh_token');
+  if (value === undefined || value === '')
+    return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: refresh_token');
   const record = state.refreshTokens.get(value);
-  if (record === undefined || record.clientId !== clientId) return sendOAuthError(reply, 400, 'invalid_grant', 'Bad Request');
-  if (!state.isLive(record)) return sendOAuthError(reply, 400, 'invalid_grant', 'Token has been expired or revoked.');
+  if (record === undefined || record.clientId !== clientId)
+    return sendOAuthError(reply, 400, 'invalid_grant', 'Bad Request');
+  if (!state.isLive(record))
+    return sendOAuthError(reply, 400, 'invalid_grant', 'Token has been expired or revoked.');
   record.lastUsedAt = state.nowSeconds();
   state.stats.refreshes_by_sub[record.sub] = (state.stats.refreshes_by_sub[record.sub] ?? 0) + 1;
-  const base = { sub: record.sub, clientId, azp: record.azp, scopes: record.scopes, generation: record.generation };
+  const base = {
+    sub: record.sub,
+    clientId,
+    azp: record.azp,
+    scopes: record.scopes,
+    generation: record.generation,
+  };
   const { token: accessToken, expiresIn } = state.issueAccessToken(base);
   // Whether Google sends an ID token on refresh is UNCONFIRMED (spec §4.2); with openid granted it does here.
-  const idToken = record.scopes.includes('openid') ? issueIdToken(ctx, base, accessToken, undefined, overrides) : undefined;
+  const idToken = record.scopes.includes('openid')
+    ? issueIdToken(ctx, base, accessToken, undefined, overrides)
+    : undefined;
   // No refresh_token: Google does not rotate it (spec §4.2).
   return reply
     .headers(NO_STORE)
@@ -264,8 +358,19 @@ function issueIdToken(
 ): string | undefined {
   const user = ctx.state.users.get(base.sub);
   if (user === undefined) return undefined;
-  const claims = { ...idTokenClaims(ctx, user, { aud: base.clientId, azp: base.azp, scopes: base.scopes, accessToken, nonce }), ...overrides };
-  const token = ctx.keys.signJwt(Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== null)));
+  const claims = {
+    ...idTokenClaims(ctx, user, {
+      aud: base.clientId,
+      azp: base.azp,
+      scopes: base.scopes,
+      accessToken,
+      nonce,
+    }),
+    ...overrides,
+  };
+  const token = ctx.keys.signJwt(
+    Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== null)),
+  );
   ctx.state.logIdToken(token, base.sub, base.clientId);
   return token;
 }
@@ -275,16 +380,23 @@ export function atHash(accessToken: string): string {
   return createHash('sha256').update(accessToken).digest().subarray(0, 16).toString('base64url');
 }
 
-async function revoke(ctx: OAuthContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function revoke(
+  ctx: OAuthContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const p = params(request);
   const value = p === 'duplicate' ? undefined : p.token;
-  if (value === undefined || value === '') return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: token');
+  if (value === undefined || value === '')
+    return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: token');
   const { state } = ctx;
   const sub = state.refreshTokens.get(value)?.sub ?? state.accessTokens.get(value)?.sub;
   const alive =
-    (state.refreshTokens.has(value) && state.isLive(state.refreshTokens.get(value)!)) || state.validAccessToken(value) !== undefined;
+    (state.refreshTokens.has(value) && state.isLive(state.refreshTokens.get(value)!)) ||
+    state.validAccessToken(value) !== undefined;
   // A made-up or dead token: 400 invalid_token (spec §1.7; bodies for real expired tokens UNCONFIRMED).
-  if (sub === undefined || !alive) return sendOAuthError(reply, 400, 'invalid_token', 'Token expired or revoked');
+  if (sub === undefined || !alive)
+    return sendOAuthError(reply, 400, 'invalid_token', 'Token expired or revoked');
   // Revoking either token of a grant revokes the grant (spec §1.7, §9).
   state.revokeGrant(sub);
   return reply.headers(NO_STORE).type('application/json; charset=utf-8').send({});
@@ -295,7 +407,11 @@ function bearer(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
-async function tokenInfo(ctx: OAuthContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function tokenInfo(
+  ctx: OAuthContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const p = params(request);
   const query = p === 'duplicate' ? {} : p;
   // Invalid tokens: v1's shape (spec §1.5; the exact body on oauth2.googleapis.com is UNCONFIRMED).
@@ -319,17 +435,29 @@ async function tokenInfo(ctx: OAuthContext, request: FastifyRequest, reply: Fast
     scope: record.scopes.join(' '),
     exp: String(record.expiresAt),
     expires_in: String(record.expiresAt - now),
-    ...(hasEmail && user !== undefined ? { email: user.email, email_verified: String(user.email_verified) } : {}),
+    ...(hasEmail && user !== undefined
+      ? { email: user.email, email_verified: String(user.email_verified) }
+      : {}),
     access_type: 'offline',
   });
 }
 
-async function userInfo(ctx: OAuthContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function userInfo(
+  ctx: OAuthContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const value = bearer(request);
-  const record: AccessRecord | undefined = value === undefined ? undefined : ctx.state.validAccessToken(value);
+  const record: AccessRecord | undefined =
+    value === undefined ? undefined : ctx.state.validAccessToken(value);
   if (record === undefined) {
     // Observed on /oauth2/v3/userinfo (spec §1.6); the same is assumed for /v1/userinfo (UNCONFIRMED).
-    return sendOAuthError(reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"'), 401, 'invalid_request', 'Invalid Credentials');
+    return sendOAuthError(
+      reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"'),
+      401,
+      'invalid_request',
+      'Invalid Credentials',
+    );
   }
   const user = ctx.state.users.get(record.sub)!;
   const email = record.scopes.includes(SCOPE_EMAIL);
@@ -354,12 +482,23 @@ function verifyOwnIdToken(ctx: OAuthContext, token: string): Record<string, unkn
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
   try {
-    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as { kid?: string; alg?: string };
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as {
+      kid?: string;
+      alg?: string;
+    };
     const jwk = ctx.keys.jwks().keys.find((k) => k.kid === header.kid);
     if (jwk === undefined || header.alg !== 'RS256') return undefined;
-    const ok = verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), { key: jwk, format: 'jwk' }, Buffer.from(parts[2]!, 'base64url'));
+    const ok = verify(
+      'RSA-SHA256',
+      Buffer.from(`${parts[0]}.${parts[1]}`),
+      { key: jwk, format: 'jwk' },
+      Buffer.from(parts[2]!, 'base64url'),
+    );
     if (!ok) return undefined;
-    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
     if (typeof claims.exp !== 'number' || claims.exp <= ctx.state.nowSeconds()) return undefined;
     return { ...claims, alg: header.alg, kid: header.kid };
   } catch {

@@ -11,14 +11,17 @@ export const RISC_EVENT_TYPES = {
   'account-disabled': 'https://schemas.openid.net/secevent/risc/event-type/account-disabled',
   'account-enabled': 'https://schemas.openid.net/secevent/risc/event-type/account-enabled',
   'account-purged': 'https://schemas.openid.net/secevent/risc/event-type/account-purged',
-  'account-credential-change-required': 'https://schemas.openid.net/secevent/risc/event-type/account-credential-change-required',
+  'account-credential-change-required':
+    'https://schemas.openid.net/secevent/risc/event-type/account-credential-change-required',
   verification: 'https://schemas.openid.net/secevent/risc/event-type/verification',
 } as const;
 
 export const RiscEventInput = z.object({
   /** Where Google would push: the receiver registered with stream:update. */
   receiver_url: z.string().url().max(2048),
-  event: z.enum(Object.keys(RISC_EVENT_TYPES) as [keyof typeof RISC_EVENT_TYPES, ...Array<keyof typeof RISC_EVENT_TYPES>]),
+  event: z.enum(
+    Object.keys(RISC_EVENT_TYPES) as [keyof typeof RISC_EVENT_TYPES, ...Array<keyof typeof RISC_EVENT_TYPES>],
+  ),
   sub: z.string().max(255).optional(),
   email: z.string().max(320).optional(),
   /** account-disabled: `hijacking` | `bulk-account`. */
@@ -38,7 +41,11 @@ export const RiscEventInput = z.object({
  * `tokens-revoked`: the user's tokens for the project are revoked. `account-disabled`: so are they,
  * and the account cannot sign in until `account-enabled`. Other events change nothing here.
  */
-export function applySecurityEvent(event: z.infer<typeof RiscEventInput>['event'], sub: string, state: EmulatorState): void {
+export function applySecurityEvent(
+  event: z.infer<typeof RiscEventInput>['event'],
+  sub: string,
+  state: EmulatorState,
+): void {
   if (event === 'tokens-revoked') state.revokeGrant(sub);
   else if (event === 'account-disabled') state.disableUser(sub);
   else if (event === 'account-enabled') state.enableUser(sub);

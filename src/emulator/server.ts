@@ -21,14 +21,19 @@ function clientId(label: string): string {
   return `${PROJECT_NUMBER}-${stableId(`behalf-emulator/${label}`).slice(0, 32)}.apps.googleusercontent.com`;
 }
 
-export function emulatorClients(serverClientSecret?: string, javascriptOrigins: readonly string[] = []): EmulatorClients {
+export function emulatorClients(
+  serverClientSecret?: string,
+  javascriptOrigins: readonly string[] = [],
+): EmulatorClients {
   return {
     server: {
       clientId: clientId('server'),
       // Real secrets look like GOCSPX-… (28 characters after the prefix); random per start.
       clientSecret: serverClientSecret ?? `GOCSPX-${randomToken(28)}`,
       redirectUris: ['http://localhost:3000/oauth2callback', 'http://localhost:8080/oauth2callback'],
-      javascriptOrigins: [...new Set(['http://localhost:3000', 'http://localhost:8080', ...javascriptOrigins.map(toOrigin)])],
+      javascriptOrigins: [
+        ...new Set(['http://localhost:3000', 'http://localhost:8080', ...javascriptOrigins.map(toOrigin)]),
+      ],
     },
     apps: { ios: clientId('ios'), android: clientId('android'), web: clientId('web') },
   };
@@ -42,7 +47,14 @@ function toOrigin(value: string): string {
   } catch {
     url = undefined;
   }
-  if (url === undefined || !/^https?:$/.test(url.protocol) || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '') {
+  if (
+    url === undefined ||
+    !/^https?:$/.test(url.protocol) ||
+    url.pathname !== '/' ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.username !== ''
+  ) {
     throw new TypeError(`not a JavaScript origin (such as http://localhost:5173): ${value}`);
   }
   return url.origin;
@@ -59,7 +71,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const drive = new DriveStore(() => clock.now());
   let url = '';
 
-  const app: FastifyInstance = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, routerOptions: { maxParamLength: 500 } });
+  const app: FastifyInstance = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    routerOptions: { maxParamLength: 500 },
+  });
   void app.register(formbody, { bodyLimit: 1024 * 1024 });
   // Any other body type is taken as bytes and ignored where it is not expected, as Google does.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -73,21 +89,42 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+    const status =
+      error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500
+        ? error.statusCode
+        : 400;
     const path = request.url.split('?')[0] ?? '';
     if (/^\/(token|revoke|tokeninfo|oauth2\/v\d\/token|o\/oauth2\/(token|revoke))$/.test(path)) {
-      return sendOAuthError(reply, status === 413 ? 413 : 400, 'invalid_request', status === 413 ? 'Request too large' : 'Invalid request');
+      return sendOAuthError(
+        reply,
+        status === 413 ? 413 : 400,
+        'invalid_request',
+        status === 413 ? 'Request too large' : 'Invalid request',
+      );
     }
-    const message = status === 413 ? 'Request Entity Too Large' : status === 415 ? 'Unsupported Media Type' : 'Bad Request';
-    return sendApiError(reply, status, message, { message, reason: status === 413 ? 'uploadTooLarge' : 'badRequest' });
+    const message =
+      status === 413 ? 'Request Entity Too Large' : status === 415 ? 'Unsupported Media Type' : 'Bad Request';
+    return sendApiError(reply, status, message, {
+      message,
+      reason: status === 413 ? 'uploadTooLarge' : 'badRequest',
+    });
   });
-  app.setNotFoundHandler((_request, reply) => sendApiError(reply, 404, 'Not Found', { message: 'Not Found', reason: 'notFound' }));
+  app.setNotFoundHandler((_request, reply) =>
+    sendApiError(reply, 404, 'Not Found', { message: 'Not Found', reason: 'notFound' }),
+  );
 
   // Requests held by a fault's latency are dropped at close, which would otherwise wait for them.
   app.addHook('preClose', async () => {
     faults.dropHeld();
   });
-  registerOAuthRoutes(app, { state, keys, clients, issuer, baseUrl: () => url, idTokenClaims: (request) => faults.idTokenClaims(request) });
+  registerOAuthRoutes(app, {
+    state,
+    keys,
+    clients,
+    issuer,
+    baseUrl: () => url,
+    idTokenClaims: (request) => faults.idTokenClaims(request),
+  });
   registerConsentPage(app, state, clients);
   registerGsiClient(app, () => url);
   registerDriveRoutes(app, state, drive);
@@ -124,4 +161,3 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     close: () => app.close(),
   };
 }
-

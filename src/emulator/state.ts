@@ -121,13 +121,23 @@ export class EmulatorState {
     return Math.floor(this.clock.now() / 1000);
   }
 
-  addUser(input: Omit<EmulatorUser, 'sub' | 'email_verified'> & { sub?: string; email_verified?: boolean }): { user: EmulatorUser; created: boolean } {
+  addUser(input: Omit<EmulatorUser, 'sub' | 'email_verified'> & { sub?: string; email_verified?: boolean }): {
+    user: EmulatorUser;
+    created: boolean;
+  } {
     const email = input.email.toLowerCase();
-    const existing = [...this.users.values()].find((u) => u.email === email || (input.sub !== undefined && u.sub === input.sub));
+    const existing = [...this.users.values()].find(
+      (u) => u.email === email || (input.sub !== undefined && u.sub === input.sub),
+    );
     if (existing !== undefined) return { user: existing, created: false };
     // Real subs are 21-digit strings (spec §7.2).
     const sub = input.sub ?? `1${Array.from({ length: 20 }, () => randomInt(10)).join('')}`;
-    const user: EmulatorUser = { ...stripUndefined(input), sub, email, email_verified: input.email_verified ?? true };
+    const user: EmulatorUser = {
+      ...stripUndefined(input),
+      sub,
+      email,
+      email_verified: input.email_verified ?? true,
+    };
     this.users.set(sub, user);
     return { user, created: true };
   }
@@ -187,7 +197,8 @@ export class EmulatorState {
       redirectUri: input.redirectUri,
       nonce: input.nonce,
       codeChallenge: input.codeChallenge,
-      codeChallengeMethod: input.codeChallenge === undefined ? undefined : (input.codeChallengeMethod ?? 'plain'),
+      codeChallengeMethod:
+        input.codeChallenge === undefined ? undefined : (input.codeChallengeMethod ?? 'plain'),
       expiresAt: this.nowSeconds() + CODE_LIFETIME_S,
       used: false,
       issueRefreshToken: firstConsent || newScopes || forced,
@@ -199,7 +210,13 @@ export class EmulatorState {
   }
 
   /** A new access token, and its `expires_in` (the lifetime set when it was issued). */
-  issueAccessToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): { token: string; expiresIn: number } {
+  issueAccessToken(input: {
+    sub: string;
+    clientId: string;
+    azp: string;
+    scopes: string[];
+    generation: number;
+  }): { token: string; expiresIn: number } {
     const token = `ya29.a0${randomToken(150)}`;
     const expiresIn = this.accessTokenLifetimeSeconds;
     this.accessTokens.set(token, { ...input, expiresAt: this.nowSeconds() + expiresIn });
@@ -207,12 +224,20 @@ export class EmulatorState {
     return { token, expiresIn };
   }
 
-  issueRefreshToken(input: { sub: string; clientId: string; azp: string; scopes: string[]; generation: number }): string {
+  issueRefreshToken(input: {
+    sub: string;
+    clientId: string;
+    azp: string;
+    scopes: string[];
+    generation: number;
+  }): string {
     const token = `1//0${randomToken(100)}`;
     const now = this.nowSeconds();
     this.refreshTokens.set(token, { ...input, issuedAt: now, lastUsedAt: now, invalidated: false });
     // Past the per-client limit, the oldest live refresh token silently stops working.
-    const live = [...this.refreshTokens.values()].filter((r) => r.sub === input.sub && r.clientId === input.clientId && this.isLive(r));
+    const live = [...this.refreshTokens.values()].filter(
+      (r) => r.sub === input.sub && r.clientId === input.clientId && this.isLive(r),
+    );
     if (live.length > MAX_REFRESH_TOKENS) {
       live.sort((a, b) => a.issuedAt - b.issuedAt);
       for (const record of live.slice(0, live.length - MAX_REFRESH_TOKENS)) record.invalidated = true;
@@ -289,7 +314,13 @@ export class EmulatorState {
   }
 
   #log(type: IssuedToken['type'], value: string, sub: string, clientId: string): void {
-    this.issued.push({ type, value, sub, client_id: clientId, issued_at: new Date(this.clock.now()).toISOString() });
+    this.issued.push({
+      type,
+      value,
+      sub,
+      client_id: clientId,
+      issued_at: new Date(this.clock.now()).toISOString(),
+    });
   }
 }
 

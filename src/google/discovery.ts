@@ -16,7 +16,9 @@ export interface GoogleEndpoints {
   jwksUri: string;
 }
 
-const httpsOrLoopbackUrl = z.string().refine(isAcceptableEndpoint, 'must be an https URL (http only on loopback)');
+const httpsOrLoopbackUrl = z
+  .string()
+  .refine(isAcceptableEndpoint, 'must be an https URL (http only on loopback)');
 
 const DiscoveryDocument = z.object({
   issuer: z.string().min(1),
@@ -40,7 +42,12 @@ export function isAcceptableEndpoint(value: string): boolean {
 }
 
 export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+  return (
+    hostname === 'localhost' ||
+    hostname === '[::1]' ||
+    hostname === '::1' ||
+    /^127\.\d+\.\d+\.\d+$/.test(hostname)
+  );
 }
 
 /**
@@ -92,7 +99,10 @@ export class GoogleDiscovery {
     }
     const parsed = DiscoveryDocument.safeParse(await response.json().catch(() => undefined));
     if (!parsed.success) {
-      throw new BehalfError('GOOGLE_ERROR', `Google's discovery document (${this.url}) is not a valid OpenID configuration.`);
+      throw new BehalfError(
+        'GOOGLE_ERROR',
+        `Google's discovery document (${this.url}) is not a valid OpenID configuration.`,
+      );
     }
     const doc = parsed.data;
     const endpoints: GoogleEndpoints = {

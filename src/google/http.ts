@@ -75,7 +75,8 @@ export async function sendToGoogle(
     return response;
   } catch (cause) {
     observe?.((performance.now() - started) / 1000);
-    const timedOut = cause instanceof DOMException && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
+    const timedOut =
+      cause instanceof DOMException && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
     throw new BehalfError(
       'GOOGLE_UNAVAILABLE',
       timedOut

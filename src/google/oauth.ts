@@ -2,7 +2,14 @@ import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { BehalfError, type ErrorCode } from '../errors.js';
 import type { GoogleDiscovery } from './discovery.js';
-import { parseOAuthErrorBody, parseRetryAfter, sendToGoogle, type FetchLike, type GoogleObserver, type RefreshOutcome } from './http.js';
+import {
+  parseOAuthErrorBody,
+  parseRetryAfter,
+  sendToGoogle,
+  type FetchLike,
+  type GoogleObserver,
+  type RefreshOutcome,
+} from './http.js';
 
 export interface OAuthClientCredentials {
   clientId: string;
@@ -25,7 +32,11 @@ export interface TokenSet {
 // Size limits are Google's (spec §4.1: access ≤ 2048 bytes, refresh ≤ 512); a little headroom is allowed.
 const TokenResponse = z.object({
   access_token: z.string().min(1).max(4096),
-  expires_in: z.number().int().positive().max(86_400 * 7),
+  expires_in: z
+    .number()
+    .int()
+    .positive()
+    .max(86_400 * 7),
   refresh_token: z.string().min(1).max(1024).optional(),
   scope: z.string().max(8192).optional(),
   token_type: z.string().refine((value) => value.toLowerCase() === 'bearer', 'token_type must be Bearer'),
@@ -107,7 +118,10 @@ export class GoogleOAuthClient {
     const text = await response.text().catch(() => '');
     if (response.ok) return 'revoked';
     const google = parseOAuthErrorBody(text);
-    if (response.status === 400 && (google?.error === 'invalid_token' || google?.error === 'invalid_request')) {
+    if (
+      response.status === 400 &&
+      (google?.error === 'invalid_token' || google?.error === 'invalid_request')
+    ) {
       return 'already_invalid';
     }
     throw this.#errorFor('refresh', response, google, 'revocation');
@@ -138,9 +152,13 @@ export class GoogleOAuthClient {
     }
     const parsed = TokenResponse.safeParse(json);
     if (!parsed.success) {
-      throw new BehalfError('GOOGLE_ERROR', `Google's token endpoint answered with a malformed token response.`, {
-        reason: 'malformed_response',
-      });
+      throw new BehalfError(
+        'GOOGLE_ERROR',
+        `Google's token endpoint answered with a malformed token response.`,
+        {
+          reason: 'malformed_response',
+        },
+      );
     }
     const body = parsed.data;
     return {
@@ -164,11 +182,15 @@ export class GoogleOAuthClient {
     const fields = google === undefined ? undefined : { ...toFields(google), status };
     // Rate limits (403/429 with an HTML body, spec §5) and server errors: try again later.
     if (status >= 500 || status === 429 || (status === 403 && google === undefined)) {
-      return new BehalfError('GOOGLE_UNAVAILABLE', `Google's ${what} is unavailable (HTTP ${status}); retry later.`, {
-        google: fields,
-        retryAfter: retryAfter ?? 1,
-        reason: status === 429 || status === 403 ? 'rate_limited' : 'server_error',
-      });
+      return new BehalfError(
+        'GOOGLE_UNAVAILABLE',
+        `Google's ${what} is unavailable (HTTP ${status}); retry later.`,
+        {
+          google: fields,
+          retryAfter: retryAfter ?? 1,
+          reason: status === 429 || status === 403 ? 'rate_limited' : 'server_error',
+        },
+      );
     }
     const code = classify(operation, google?.error);
     return new BehalfError(code, messageFor(code, operation), { google: fields, reason: google?.error });

@@ -9,11 +9,15 @@ import { BehalfError, isBehalfError } from '../errors.js';
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const behalfError = toBehalfError(error);
   if (behalfError.code === 'INTERNAL') {
-    request.log.error({ err: { type: (error as Error | undefined)?.name ?? typeof error } }, 'unexpected error');
+    request.log.error(
+      { err: { type: (error as Error | undefined)?.name ?? typeof error } },
+      'unexpected error',
+    );
   } else if (behalfError.status >= 500) {
     request.log.warn({ code: behalfError.code, reason: behalfError.reason }, behalfError.message);
   }
-  if (behalfError.retryAfter !== undefined) reply.header('retry-after', String(Math.ceil(behalfError.retryAfter)));
+  if (behalfError.retryAfter !== undefined)
+    reply.header('retry-after', String(Math.ceil(behalfError.retryAfter)));
   return reply.code(behalfError.status).type('application/json; charset=utf-8').send(behalfError.toJSON());
 }
 
@@ -24,7 +28,10 @@ export function toBehalfError(error: unknown): BehalfError {
   switch (fastifyError?.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Send application/json or application/x-www-form-urlencoded.');
+      return new BehalfError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Send application/json or application/x-www-form-urlencoded.',
+      );
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new BehalfError('PAYLOAD_TOO_LARGE', 'The request body is too large.');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -40,7 +47,11 @@ export function toBehalfError(error: unknown): BehalfError {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // JSON parse errors, bad URLs and other client mistakes Fastify detects.
     if (status === 413) return new BehalfError('PAYLOAD_TOO_LARGE', 'The request body is too large.');
-    if (status === 415) return new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Send application/json or application/x-www-form-urlencoded.');
+    if (status === 415)
+      return new BehalfError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Send application/json or application/x-www-form-urlencoded.',
+      );
     return new BehalfError('INVALID_REQUEST', 'The request is malformed.');
   }
   return new BehalfError('INTERNAL', 'Something went wrong inside behalf; it has been logged.');

@@ -21,7 +21,12 @@ const NO_ROUTE = '(none)';
 export function registerOpsRoutes(app: FastifyInstance, options: OpsRouteOptions): void {
   const { metrics, readiness } = options;
   app.addHook('onResponse', async (request, reply) => {
-    metrics.httpRequest(request.method, request.routeOptions.url ?? NO_ROUTE, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.httpRequest(
+      request.method,
+      request.routeOptions.url ?? NO_ROUTE,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
 
   app.get('/healthz', async (_request, reply) => {
@@ -43,7 +48,10 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRouteOptions
       const presented = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(request.headers.authorization ?? '')?.[1];
       // Digests of equal length: the comparison takes the same time whatever was presented.
       if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
-        throw new BehalfError('UNAUTHENTICATED', 'Send the metrics token as "Authorization: Bearer <token>" (BEHALF_METRICS_TOKEN).');
+        throw new BehalfError(
+          'UNAUTHENTICATED',
+          'Send the metrics token as "Authorization: Bearer <token>" (BEHALF_METRICS_TOKEN).',
+        );
       }
     }
     const { contentType, body } = await metrics.exposition();

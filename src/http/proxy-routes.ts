@@ -31,7 +31,14 @@ const HOP_BY_HOP = new Set([
   'set-cookie',
 ]);
 
-const Params = z.object({ sub: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/), '*': z.string().max(4096) });
+const Params = z.object({
+  sub: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/),
+  '*': z.string().max(4096),
+});
 
 /**
  * `/v1/users/{sub}/google/{path}` forwards to `BEHALF_GOOGLE_API_URL/{path}` with the user's token;
@@ -50,7 +57,8 @@ export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void 
 
     scoped.all('/v1/users/:sub/google/*', async (request, reply) => {
       const parsed = Params.safeParse(request.params);
-      if (!parsed.success) throw new BehalfError('INVALID_REQUEST', 'The proxied path is malformed.', { reason: 'bad_path' });
+      if (!parsed.success)
+        throw new BehalfError('INVALID_REQUEST', 'The proxied path is malformed.', { reason: 'bad_path' });
       const target = targetUrl(behalf.googleApiUrl, parsed.data['*'], request.url);
 
       const headers: Record<string, string> = {};

@@ -38,8 +38,15 @@ export function serializeRequest(request: LoggedRequest): Record<string, unknown
  * child's serializers win over its parent's: the logger behalf is handed (ours, or an embedding
  * app's pino with its own `req` serializer) cannot bring the query string back.
  */
-export const childLoggerFactory: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (logger, bindings, options) {
-  return logger.child(bindings, { ...options, serializers: { ...options.serializers, req: serializeRequest } });
+export const childLoggerFactory: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (
+  logger,
+  bindings,
+  options,
+) {
+  return logger.child(bindings, {
+    ...options,
+    serializers: { ...options.serializers, req: serializeRequest },
+  });
 };
 
 /**

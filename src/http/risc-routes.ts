@@ -11,7 +11,10 @@ const RISC_BODY_LIMIT = 16 * 1024;
  * as `application/secevent+jwt` (RFC 8935); 202 once it is verified and acted on, 400 for a token
  * that fails verification, 503 when Google's keys cannot be read (Google retries).
  */
-export function registerRiscRoutes(app: FastifyInstance, options: { behalf: Pick<Behalf, 'receiveSecurityEvent'>; rateLimit: number }): void {
+export function registerRiscRoutes(
+  app: FastifyInstance,
+  options: { behalf: Pick<Behalf, 'receiveSecurityEvent'>; rateLimit: number },
+): void {
   void app.register(async (scoped) => {
     scoped.addContentTypeParser(
       ['application/secevent+jwt', 'application/jwt'],
@@ -21,11 +24,19 @@ export function registerRiscRoutes(app: FastifyInstance, options: { behalf: Pick
     const config = { rateLimit: { max: options.rateLimit, timeWindow: 60_000 } };
     scoped.post('/v1/google/risc', { bodyLimit: RISC_BODY_LIMIT, config }, async (request, reply) => {
       const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (!['application/secevent+jwt', 'application/jwt', 'text/plain'].includes(type) || typeof request.body !== 'string') {
-        throw new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Send one security event token as application/secevent+jwt.');
+      if (
+        !['application/secevent+jwt', 'application/jwt', 'text/plain'].includes(type) ||
+        typeof request.body !== 'string'
+      ) {
+        throw new BehalfError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          'Send one security event token as application/secevent+jwt.',
+        );
       }
       const result = await options.behalf.receiveSecurityEvent(request.body.trim());
-      return reply.code(202).send({ accepted: true, jti: result.jti, duplicate: result.duplicate, events: result.events });
+      return reply
+        .code(202)
+        .send({ accepted: true, jti: result.jti, duplicate: result.duplicate, events: result.events });
     });
   });
 }

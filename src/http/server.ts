@@ -35,7 +35,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // Request log lines name the path only: a query string may carry a key or a token.
     childLoggerFactory,
     logController: new PathOnlyLogController(),
-    ...(options.config.tls === undefined ? {} : { https: { cert: options.config.tls.cert, key: options.config.tls.key } }),
+    ...(options.config.tls === undefined
+      ? {}
+      : { https: { cert: options.config.tls.cert, key: options.config.tls.key } }),
     trustProxy: options.config.trustProxy,
     // Limits against slow or oversized clients; routes may lower bodyLimit further.
     bodyLimit: 64 * 1024,
@@ -59,10 +61,18 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
-    sendError(new BehalfError('NOT_FOUND', `No route ${request.method} ${requestPath(request.url)}.`), request, reply),
+    sendError(
+      new BehalfError('NOT_FOUND', `No route ${request.method} ${requestPath(request.url)}.`),
+      request,
+      reply,
+    ),
   );
 
-  registerOpsRoutes(app, { metrics: options.metrics, readiness: options.readiness, metricsToken: options.config.metricsToken });
+  registerOpsRoutes(app, {
+    metrics: options.metrics,
+    readiness: options.readiness,
+    metricsToken: options.config.metricsToken,
+  });
   // Routes load after the plugins above (rate limiting attaches to routes as they are added).
   void app.register(async (routes) => {
     registerSignInRoutes(routes, {
@@ -71,8 +81,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       trustProxy: options.config.trustProxy,
       rateLimit: options.config.signInRateLimit,
     });
-    registerRiscRoutes(routes, { behalf: options.behalf, rateLimit: Math.max(600, options.config.signInRateLimit) });
-    registerServiceRoutes(routes, { behalf: options.behalf, authenticate: options.authenticate, apiKeys: options.apiKeys });
+    registerRiscRoutes(routes, {
+      behalf: options.behalf,
+      rateLimit: Math.max(600, options.config.signInRateLimit),
+    });
+    registerServiceRoutes(routes, {
+      behalf: options.behalf,
+      authenticate: options.authenticate,
+      apiKeys: options.apiKeys,
+    });
     if (options.admin !== undefined) {
       registerAdminRoutes(routes, {
         console: options.admin,

@@ -14,8 +14,17 @@ export interface ServiceRouteOptions {
   apiKeys: ApiKeyAdmin;
 }
 
-const SubParams = z.object({ sub: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/) });
-const VerifyBody = z.object({ id_token: z.string().min(1).max(16_384), nonce: z.string().max(1024).optional() });
+const SubParams = z.object({
+  sub: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/),
+});
+const VerifyBody = z.object({
+  id_token: z.string().min(1).max(16_384),
+  nonce: z.string().max(1024).optional(),
+});
 
 /**
  * The service API, for the app's own backend (any language), authenticated with API keys that
@@ -28,7 +37,10 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
     scoped.addHook('onRequest', async (request) => {
       const key = bearer(request);
       if (key === undefined || !(await options.authenticate(key))) {
-        throw new BehalfError('UNAUTHENTICATED', 'Send a service API key as "Authorization: Bearer <key>" (create one with `behalf keys create-api-key`).');
+        throw new BehalfError(
+          'UNAUTHENTICATED',
+          'Send a service API key as "Authorization: Bearer <key>" (create one with `behalf keys create-api-key`).',
+        );
       }
     });
 
@@ -42,7 +54,10 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
       return {
         user: userJson(found.user),
         grant: found.grant === null ? null : grantJson(found.grant),
-        security: found.security === null ? null : { state: found.security.state, at: new Date(found.security.at).toISOString() },
+        security:
+          found.security === null
+            ? null
+            : { state: found.security.state, at: new Date(found.security.at).toISOString() },
         created_at: new Date(found.user.createdAt).toISOString(),
         updated_at: new Date(found.user.updatedAt).toISOString(),
         last_sign_in_at: new Date(found.user.lastSignInAt).toISOString(),
@@ -76,8 +91,12 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
 
     scoped.post('/v1/id-tokens/verify', async (request) => {
       const parsed = VerifyBody.safeParse(request.body);
-      if (!parsed.success) throw new BehalfError('INVALID_REQUEST', 'Send {"id_token": "..."}.', { reason: 'bad_body' });
-      const result = await behalf.verifyIdToken(parsed.data.id_token, parsed.data.nonce === undefined ? {} : { nonce: parsed.data.nonce });
+      if (!parsed.success)
+        throw new BehalfError('INVALID_REQUEST', 'Send {"id_token": "..."}.', { reason: 'bad_body' });
+      const result = await behalf.verifyIdToken(
+        parsed.data.id_token,
+        parsed.data.nonce === undefined ? {} : { nonce: parsed.data.nonce },
+      );
       return {
         claims: {
           iss: result.claims.iss,
@@ -94,13 +113,20 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
   });
 }
 
-function grantJson(grant: { status: string; scopes: string[]; offlineAccess: boolean }): Record<string, unknown> {
+function grantJson(grant: {
+  status: string;
+  scopes: string[];
+  offlineAccess: boolean;
+}): Record<string, unknown> {
   return { status: grant.status, offline_access: grant.offlineAccess, scopes: grant.scopes };
 }
 
 function parseSub(params: unknown): { sub: string } {
   const parsed = SubParams.safeParse(params);
-  if (!parsed.success) throw new BehalfError('INVALID_REQUEST', 'The user id (sub) in the path is malformed.', { reason: 'bad_sub' });
+  if (!parsed.success)
+    throw new BehalfError('INVALID_REQUEST', 'The user id (sub) in the path is malformed.', {
+      reason: 'bad_sub',
+    });
   return parsed.data;
 }
 

@@ -48,7 +48,9 @@ export function registerSignInRoutes(app: FastifyInstance, options: SignInRouteO
  * route reads no cookie). Anything else gets no CORS header at all, and a preflight from an origin
  * that is not allowed is refused outright.
  */
-function signInCorsPolicy(allowedOrigins: readonly string[]): (request: FastifyRequest) => Promise<FastifyCorsOptions> {
+function signInCorsPolicy(
+  allowedOrigins: readonly string[],
+): (request: FastifyRequest) => Promise<FastifyCorsOptions> {
   const allowed = new Set(allowedOrigins);
   return async (request) => {
     const origin = request.headers.origin;
@@ -72,7 +74,10 @@ function signInCorsPolicy(allowedOrigins: readonly string[]): (request: FastifyR
 }
 
 function originNotAllowed(): BehalfError {
-  return new BehalfError('ORIGIN_NOT_ALLOWED', 'This Origin may not send sign-in codes; add it to BEHALF_ALLOWED_ORIGINS.');
+  return new BehalfError(
+    'ORIGIN_NOT_ALLOWED',
+    'This Origin may not send sign-in codes; add it to BEHALF_ALLOWED_ORIGINS.',
+  );
 }
 
 function registerSignInRoute(scope: FastifyInstance, options: SignInRouteOptions): void {
@@ -83,26 +88,39 @@ function registerSignInRoute(scope: FastifyInstance, options: SignInRouteOptions
     // it, because a cross-site form post cannot set custom headers (spec §3.4).
     const requestedWith = request.headers['x-requested-with'];
     if (typeof requestedWith !== 'string' || requestedWith.trim() === '') {
-      throw new BehalfError('CSRF_HEADER_REQUIRED', 'Send the X-Requested-With header (e.g. X-Requested-With: XMLHttpRequest).');
+      throw new BehalfError(
+        'CSRF_HEADER_REQUIRED',
+        'Send the X-Requested-With header (e.g. X-Requested-With: XMLHttpRequest).',
+      );
     }
     const origin = request.headers.origin;
     if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw originNotAllowed();
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json' && type !== 'application/x-www-form-urlencoded') {
-      throw new BehalfError('UNSUPPORTED_MEDIA_TYPE', 'Send the code as application/json or application/x-www-form-urlencoded.');
+      throw new BehalfError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Send the code as application/json or application/x-www-form-urlencoded.',
+      );
     }
     const parsed = SignInBody.safeParse(request.body);
     if (!parsed.success) {
-      throw new BehalfError('INVALID_REQUEST', parsed.error.issues[0]?.message ?? 'Invalid sign-in request.', {
-        reason: 'bad_body',
-      });
+      throw new BehalfError(
+        'INVALID_REQUEST',
+        parsed.error.issues[0]?.message ?? 'Invalid sign-in request.',
+        {
+          reason: 'bad_body',
+        },
+      );
     }
     const result = await options.behalf.signIn({
       code: parsed.data.code,
       ...(parsed.data.redirect_uri === undefined ? {} : { redirectUri: parsed.data.redirect_uri }),
       ...(parsed.data.code_verifier === undefined ? {} : { codeVerifier: parsed.data.code_verifier }),
     });
-    return reply.code(result.created ? 201 : 200).header('cache-control', 'no-store').send(signInJson(result));
+    return reply
+      .code(result.created ? 201 : 200)
+      .header('cache-control', 'no-store')
+      .send(signInJson(result));
   });
 }
 

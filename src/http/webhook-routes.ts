@@ -17,7 +17,11 @@ export function registerWebhookRoutes(app: FastifyInstance, webhooks: Webhooks):
   app.post('/v1/webhooks', async (request, reply) => {
     const parsed = AddBody.safeParse(request.body);
     if (!parsed.success) {
-      throw new BehalfError('INVALID_REQUEST', 'Send {"url": "https://…", "events"?: ["grant.revoked", …]}.', { reason: 'bad_body' });
+      throw new BehalfError(
+        'INVALID_REQUEST',
+        'Send {"url": "https://…", "events"?: ["grant.revoked", …]}.',
+        { reason: 'bad_body' },
+      );
     }
     const { endpoint, secret } = await webhooks.addEndpoint(parsed.data);
     reply.code(201).header('cache-control', 'no-store');

@@ -90,15 +90,20 @@ export class GoogleKeySet {
     let response: Response;
     let text: string;
     try {
-      response = await fetch(jwksUri, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
+      response = await fetch(jwksUri, {
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+      });
       text = await response.text().catch(() => '');
     } catch {
       throw unavailable(`Google's signing keys (${jwksUri}) could not be fetched; retry later.`);
     } finally {
       this.options.observe?.((performance.now() - started) / 1000);
     }
-    if (!response.ok) throw unavailable(`Google's signing keys (${jwksUri}) answered HTTP ${response.status}; retry later.`);
-    if (text.length > MAX_JWKS_BYTES) throw unavailable(`Google's signing keys (${jwksUri}) are unexpectedly large.`);
+    if (!response.ok)
+      throw unavailable(`Google's signing keys (${jwksUri}) answered HTTP ${response.status}; retry later.`);
+    if (text.length > MAX_JWKS_BYTES)
+      throw unavailable(`Google's signing keys (${jwksUri}) are unexpectedly large.`);
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -118,7 +123,14 @@ export function parseJwks(body: unknown): Map<string, KeyObject> {
   for (const jwk of list.slice(0, 50) as Array<Record<string, unknown>>) {
     if (typeof jwk !== 'object' || jwk === null) continue;
     const { kty, alg, use, kid, n, e } = jwk;
-    if (kty !== 'RSA' || typeof kid !== 'string' || kid.length === 0 || typeof n !== 'string' || typeof e !== 'string') continue;
+    if (
+      kty !== 'RSA' ||
+      typeof kid !== 'string' ||
+      kid.length === 0 ||
+      typeof n !== 'string' ||
+      typeof e !== 'string'
+    )
+      continue;
     if (alg !== undefined && alg !== 'RS256') continue;
     if (use !== undefined && use !== 'sig') continue;
     if (keys.has(kid)) continue;

@@ -14,7 +14,9 @@ export function parseJsonObjectStrict(text: string): Record<string, unknown> | u
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   // JSON.parse folds duplicate keys into one: more keys in the text than in the object means a
   // duplicate. Counting is one pass over the text, with no allocation (this is on the hot path).
-  return countTopLevelKeys(text) === Object.keys(value).length ? (value as Record<string, unknown>) : undefined;
+  return countTopLevelKeys(text) === Object.keys(value).length
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 const QUOTE = 0x22;

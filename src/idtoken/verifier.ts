@@ -114,7 +114,11 @@ export class IdTokenVerifier {
     if (entry === undefined) {
       // Inlined verifyGoogleJwt: with Google's keys cached, a miss awaits nothing.
       const jwt = parseGoogleJwt(idToken, ID_TOKEN);
-      checkGoogleJwtSignature(jwt, this.#keys.freshKey(jwt.kid) ?? (await loadKey(this.#keys, jwt.kid, ID_TOKEN.what)), ID_TOKEN.what);
+      checkGoogleJwtSignature(
+        jwt,
+        this.#keys.freshKey(jwt.kid) ?? (await loadKey(this.#keys, jwt.kid, ID_TOKEN.what)),
+        ID_TOKEN.what,
+      );
       entry = this.#checkClaims(jwt.payload);
       this.#remember(idToken, entry);
     }
@@ -122,9 +126,11 @@ export class IdTokenVerifier {
     this.#checkTime(entry.claims);
     if (options.accessToken !== undefined) {
       if (entry.atHash === null) reject('missing_claim', 'The ID token has no at_hash.');
-      if (entry.atHash !== accessTokenHash(options.accessToken)) reject('at_hash_mismatch', 'The ID token was not issued with this access token.');
+      if (entry.atHash !== accessTokenHash(options.accessToken))
+        reject('at_hash_mismatch', 'The ID token was not issued with this access token.');
     }
-    if (options.nonce !== undefined && entry.claims.nonce !== options.nonce) reject('nonce_mismatch', 'The ID token nonce does not match.');
+    if (options.nonce !== undefined && entry.claims.nonce !== options.nonce)
+      reject('nonce_mismatch', 'The ID token nonce does not match.');
     return entry.claims;
   }
 
@@ -145,7 +151,8 @@ export class IdTokenVerifier {
   #checkClaims(c: Record<string, unknown>): CachedToken {
     const policy = this.#policy;
     if (typeof c.iss !== 'string') reject('bad_issuer', 'The ID token has no issuer.');
-    if (!policy.issuers.includes(c.iss as string)) reject('bad_issuer', 'The ID token was not issued by Google.');
+    if (!policy.issuers.includes(c.iss as string))
+      reject('bad_issuer', 'The ID token was not issued by Google.');
     const aud = Array.isArray(c.aud) && c.aud.length === 1 ? c.aud[0] : c.aud;
     if (aud !== policy.audience) reject('bad_audience', 'The ID token is for another audience.');
     const azp = optionalString(c, 'azp');
@@ -153,10 +160,12 @@ export class IdTokenVerifier {
       reject('azp_not_allowed', 'The ID token was obtained by an app client that is not allowed (azp).');
     }
     if (typeof c.sub !== 'string' || c.sub.length === 0) reject('missing_claim', 'The ID token has no sub.');
-    if ((c.sub as string).length > 255) reject('bad_claim', 'The ID token sub is longer than 255 characters.');
+    if ((c.sub as string).length > 255)
+      reject('bad_claim', 'The ID token sub is longer than 255 characters.');
     const iat = wholeSeconds(c, 'iat');
     const exp = wholeSeconds(c, 'exp');
-    if (exp - iat > policy.maxLifetimeSeconds) reject('lifetime_too_long', 'The ID token claims a lifetime longer than Google issues.');
+    if (exp - iat > policy.maxLifetimeSeconds)
+      reject('lifetime_too_long', 'The ID token claims a lifetime longer than Google issues.');
     let emailVerified = false;
     if (c.email_verified === true || c.email_verified === 'true') emailVerified = true;
     else if (c.email_verified !== undefined && c.email_verified !== false && c.email_verified !== 'false') {
@@ -224,7 +233,11 @@ export async function verifyGoogleJwt(
   kind: GoogleJwtKind,
 ): Promise<{ header: Readonly<Record<string, unknown>>; payload: Record<string, unknown> }> {
   const jwt = parseGoogleJwt(token, kind);
-  checkGoogleJwtSignature(jwt, keys.freshKey(jwt.kid) ?? (await loadKey(keys, jwt.kid, kind.what)), kind.what);
+  checkGoogleJwtSignature(
+    jwt,
+    keys.freshKey(jwt.kid) ?? (await loadKey(keys, jwt.kid, kind.what)),
+    kind.what,
+  );
   return { header: jwt.header, payload: jwt.payload };
 }
 
@@ -236,7 +249,8 @@ function parseGoogleJwt(token: string, kind: GoogleJwtKind): ParsedJwt {
   const first = token.indexOf('.');
   const last = token.lastIndexOf('.');
   // Exactly two dots; an empty segment fails the base64url check below.
-  if (first === -1 || token.indexOf('.', first + 1) !== last) reject('malformed', `A ${what} has exactly three segments.`);
+  if (first === -1 || token.indexOf('.', first + 1) !== last)
+    reject('malformed', `A ${what} has exactly three segments.`);
   const h = token.slice(0, first);
   const p = token.slice(first + 1, last);
   const signature = token.slice(last + 1);
@@ -246,9 +260,11 @@ function parseGoogleJwt(token: string, kind: GoogleJwtKind): ParsedJwt {
   }
   const header = checkedHeader(h, what);
   const typ = header.typ;
-  if (typ !== undefined && (typeof typ !== 'string' || !kind.typ.includes(typ))) reject('bad_header', `The ${what} header typ is not expected.`);
+  if (typ !== undefined && (typeof typ !== 'string' || !kind.typ.includes(typ)))
+    reject('bad_header', `The ${what} header typ is not expected.`);
   const payload = parseJsonObjectStrict(decodeSegment(p));
-  if (payload === undefined) reject('malformed', `The ${what} payload is not a JSON object with unique keys.`);
+  if (payload === undefined)
+    reject('malformed', `The ${what} payload is not a JSON object with unique keys.`);
   return { kid: header.kid as string, header, payload: payload!, signed: token.slice(0, last), signature };
 }
 
@@ -267,11 +283,13 @@ function checkedHeader(segment: string, what: string): Readonly<Record<string, u
   const header = parseJsonObjectStrict(decodeSegment(segment));
   if (header === undefined) reject('bad_header', `The ${what} header is not a JSON object with unique keys.`);
   for (const name of FORBIDDEN_HEADERS) {
-    if (name in header!) reject('forbidden_header', `The ${what} header carries "${name}", which Google never sends.`);
+    if (name in header!)
+      reject('forbidden_header', `The ${what} header carries "${name}", which Google never sends.`);
   }
   const { alg, kid } = header!;
   if (alg !== 'RS256') reject('unsupported_alg', `Only RS256 is accepted for a ${what}.`);
-  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) reject('bad_header', `The ${what} header has no key id.`);
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)
+    reject('bad_header', `The ${what} header has no key id.`);
   if (checkedHeaders.size >= CHECKED_HEADERS_MAX) checkedHeaders.clear();
   checkedHeaders.set(segment, Object.freeze(header!));
   return header!;
@@ -283,14 +301,23 @@ async function loadKey(keys: GoogleKeySet, kid: string, what: string): Promise<K
     key = await keys.getKey(kid);
   } catch (error) {
     if (isBehalfError(error)) throw error;
-    throw new BehalfError('GOOGLE_UNAVAILABLE', "Google's signing keys could not be read; retry later.", { reason: 'keys_unavailable' });
+    throw new BehalfError('GOOGLE_UNAVAILABLE', "Google's signing keys could not be read; retry later.", {
+      reason: 'keys_unavailable',
+    });
   }
   if (key === null) reject('unknown_kid', `The ${what} is signed with a key Google does not publish.`);
   return key!;
 }
 
 function checkGoogleJwtSignature(jwt: ParsedJwt, key: KeyObject, what: string): void {
-  if (!verifySignature('RSA-SHA256', Buffer.from(jwt.signed, 'latin1'), key, Buffer.from(jwt.signature, 'base64url'))) {
+  if (
+    !verifySignature(
+      'RSA-SHA256',
+      Buffer.from(jwt.signed, 'latin1'),
+      key,
+      Buffer.from(jwt.signature, 'base64url'),
+    )
+  ) {
     reject('bad_signature', `The ${what} signature is not valid.`);
   }
 }
@@ -304,7 +331,8 @@ function optionalString(claims: Record<string, unknown>, name: string): string |
 
 function wholeSeconds(claims: Record<string, unknown>, name: 'iat' | 'exp'): number {
   const value = claims[name];
-  if (!Number.isSafeInteger(value) || (value as number) < 0) reject('missing_claim', `The ID token ${name} is not a whole number of seconds.`);
+  if (!Number.isSafeInteger(value) || (value as number) < 0)
+    reject('missing_claim', `The ID token ${name} is not a whole number of seconds.`);
   return value as number;
 }
 

@@ -58,10 +58,14 @@ export class PostgresJobBackend implements JobBackend {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
         rowValues(run),
       );
-      await this.#boss.send(run.name, { runId: run.id }, {
-        startAfter: startAfter(delayMs),
-        db: { executeSql: (text: string, values: unknown[]) => db.query(text, values) },
-      });
+      await this.#boss.send(
+        run.name,
+        { runId: run.id },
+        {
+          startAfter: startAfter(delayMs),
+          db: { executeSql: (text: string, values: unknown[]) => db.query(text, values) },
+        },
+      );
     });
   }
 
@@ -72,7 +76,17 @@ export class PostgresJobBackend implements JobBackend {
     await this.#database.query(
       `UPDATE job_runs SET status = $2, attempts = $3, max_attempts = $4, error_code = $5, error_message = $6, result = $7,
          updated_at = $8, finished_at = $9 WHERE id = $1`,
-      [id, run.status, run.attempts, run.maxAttempts, run.errorCode, run.errorMessage, JSON.stringify(run.result ?? null), run.updatedAt, run.finishedAt],
+      [
+        id,
+        run.status,
+        run.attempts,
+        run.maxAttempts,
+        run.errorCode,
+        run.errorMessage,
+        JSON.stringify(run.result ?? null),
+        run.updatedAt,
+        run.finishedAt,
+      ],
     );
   }
 
@@ -86,7 +100,12 @@ export class PostgresJobBackend implements JobBackend {
     return rows[0] === undefined ? null : fromRow(rows[0] as Row);
   }
 
-  async listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number }): Promise<JobRun[]> {
+  async listRuns(filter: {
+    name?: string;
+    status?: JobRunStatus;
+    sub?: string;
+    limit?: number;
+  }): Promise<JobRun[]> {
     const { rows } = await this.#database.query(
       `SELECT * FROM job_runs WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR sub = $3)
        ORDER BY created_at, id COLLATE "C" LIMIT $4`,
@@ -137,14 +156,20 @@ export class PostgresJobBackend implements JobBackend {
         if (failure === undefined) await this.#boss.complete(name, job.id);
         else await this.#boss.fail(name, job.id, { error: (failure as Error | undefined)?.name ?? 'Error' });
       } catch (error) {
-        this.#log.warn({ err: { type: (error as Error).name } }, 'job delivery could not be completed; it will be delivered again');
+        this.#log.warn(
+          { err: { type: (error as Error).name } },
+          'job delivery could not be completed; it will be delivered again',
+        );
       }
     }
   }
 
   /** Deliveries waiting (delayed and retried ones included) or in progress: pg-boss's jobs not yet finished. */
   async outstanding(): Promise<number> {
-    const { rows } = await this.#database.query(`SELECT count(*)::int AS n FROM ${this.#database.jobSchema}.job WHERE state < 'completed'`, []);
+    const { rows } = await this.#database.query(
+      `SELECT count(*)::int AS n FROM ${this.#database.jobSchema}.job WHERE state < 'completed'`,
+      [],
+    );
     return (rows[0] as { n: number }).n;
   }
 
@@ -181,7 +206,8 @@ export class PostgresJobBackend implements JobBackend {
       created = this.#ready
         .then(async () => {
           // createQueue is idempotent in effect: an existing queue (another instance made it) is fine.
-          if ((await this.#boss.getQueue(queue)) === null) await this.#boss.createQueue(queue).catch(() => undefined);
+          if ((await this.#boss.getQueue(queue)) === null)
+            await this.#boss.createQueue(queue).catch(() => undefined);
         })
         .catch((error: unknown) => {
           this.#queues.delete(queue);
@@ -257,5 +283,8 @@ function fromRow(row: Row): JobRun {
 /** The job queue could not be used now: retryable, without pg's own message (it can quote values). */
 function unavailable(error: unknown): BehalfError {
   if (error instanceof BehalfError) return error;
-  return new BehalfError('STORE_UNAVAILABLE', 'The job queue could not be reached; retry.', { cause: error, retryAfter: 1 });
+  return new BehalfError('STORE_UNAVAILABLE', 'The job queue could not be reached; retry.', {
+    cause: error,
+    retryAfter: 1,
+  });
 }

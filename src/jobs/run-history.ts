@@ -31,10 +31,19 @@ const RECENT = `SELECT id, name, status, attempts, max_attempts, error_code, cre
   WHERE sub = $1 ORDER BY created_at DESC, id DESC LIMIT $2`;
 
 /** A user's latest job runs, newest first, whichever backend runs them (the job_runs_by_sub index serves it). */
-export async function recentJobRunsOf(database: Database, sub: string, limit: number): Promise<JobRunSummary[]> {
+export async function recentJobRunsOf(
+  database: Database,
+  sub: string,
+  limit: number,
+): Promise<JobRunSummary[]> {
   const rows =
     database.kind === 'sqlite'
-      ? await database.run(() => database.connection.prepare(RECENT.replace('$1', '?').replace('$2', '?')).all(sub, limit) as SummaryRow[])
+      ? await database.run(
+          () =>
+            database.connection
+              .prepare(RECENT.replace('$1', '?').replace('$2', '?'))
+              .all(sub, limit) as SummaryRow[],
+        )
       : (await database.query<SummaryRow>(RECENT, [sub, limit])).rows;
   return rows.map((row) => ({
     id: row.id,

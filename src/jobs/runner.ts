@@ -43,7 +43,9 @@ export class JobRunner {
     const concurrency = options.concurrency ?? 4;
     this.#limiter = new PQueue({
       concurrency,
-      ...(options.maxStartsPerSecond === undefined ? {} : { intervalCap: options.maxStartsPerSecond, interval: 1000 }),
+      ...(options.maxStartsPerSecond === undefined
+        ? {}
+        : { intervalCap: options.maxStartsPerSecond, interval: 1000 }),
     });
     this.#backoff = options.backoff ?? { baseMs: 2_000, maxMs: 5 * 60_000 };
   }
@@ -51,14 +53,22 @@ export class JobRunner {
   define<P>(definition: JobDefinition<P>): this {
     if (this.#started) throw new Error('Define jobs before starting the runner.');
     if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(definition.name)) {
-      throw new BehalfError('INVALID_REQUEST', 'A job name is 1-64 characters of a-z, 0-9, ".", "_" and "-".');
+      throw new BehalfError(
+        'INVALID_REQUEST',
+        'A job name is 1-64 characters of a-z, 0-9, ".", "_" and "-".',
+      );
     }
     this.#definitions.set(definition.name, definition);
     return this;
   }
 
   /** Enqueue a run of `name` for one user. */
-  async enqueue(name: string, sub: string, params: unknown = {}, options: { delayMs?: number } = {}): Promise<JobRun> {
+  async enqueue(
+    name: string,
+    sub: string,
+    params: unknown = {},
+    options: { delayMs?: number } = {},
+  ): Promise<JobRun> {
     const definition = this.#definition(name);
     const parsed = definition.parseParams === undefined ? params : definition.parseParams(params);
     checkStorable(parsed);
@@ -83,7 +93,11 @@ export class JobRunner {
   }
 
   /** Enqueue a run of `name` for every user with an active grant that includes `scope`. */
-  async enqueueForScope(name: string, scope: string, params: unknown = {}): Promise<{ enqueued: number; runs: string[] }> {
+  async enqueueForScope(
+    name: string,
+    scope: string,
+    params: unknown = {},
+  ): Promise<{ enqueued: number; runs: string[] }> {
     this.#definition(name);
     const wanted = normalizeScope(scope);
     const runs: string[] = [];
@@ -99,7 +113,9 @@ export class JobRunner {
     return this.options.backend.getRun(id);
   }
 
-  listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number } = {}): Promise<JobRun[]> {
+  listRuns(
+    filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number } = {},
+  ): Promise<JobRun[]> {
     return this.options.backend.listRuns(filter);
   }
 
@@ -116,7 +132,12 @@ export class JobRunner {
   async whenIdle(timeoutMs = 60_000, pollMs = 50): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if ((await this.options.backend.outstanding()) === 0 && this.#limiter.size === 0 && this.#limiter.pending === 0) return true;
+      if (
+        (await this.options.backend.outstanding()) === 0 &&
+        this.#limiter.size === 0 &&
+        this.#limiter.pending === 0
+      )
+        return true;
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
     return false;
@@ -137,7 +158,8 @@ export class JobRunner {
     const { backend, behalf, clock } = this.options;
     const run = await backend.getRun(runId);
     // Finished runs are not run again (a delivery repeated after a worker crash).
-    if (run === null || run.status === 'done' || run.status === 'failed' || run.status === 'needs_consent') return;
+    if (run === null || run.status === 'done' || run.status === 'failed' || run.status === 'needs_consent')
+      return;
     const definition = this.#definitions.get(run.name);
     if (definition === undefined) return;
     const attempt = run.attempts + 1;
@@ -148,9 +170,13 @@ export class JobRunner {
       // A grant known to be dead is not worth a call to Google.
       const { grant } = await behalf.getUser(run.sub);
       if (grant === null || !grant.offlineAccess) {
-        throw new BehalfError('NEEDS_CONSENT', 'The user has no usable grant; they must sign in again with consent.', {
-          reason: grant?.status ?? 'no_grant',
-        });
+        throw new BehalfError(
+          'NEEDS_CONSENT',
+          'The user has no usable grant; they must sign in again with consent.',
+          {
+            reason: grant?.status ?? 'no_grant',
+          },
+        );
       }
       const result = await definition.run({
         sub: run.sub,
@@ -166,9 +192,16 @@ export class JobRunner {
     } catch (error) {
       const outcome = classify(error);
       if (outcome.status === 'retry' && attempt < run.maxAttempts) {
-        const backoff = Math.min(this.#backoff.maxMs, this.#backoff.baseMs * 2 ** (attempt - 1)) * (this.options.random ?? Math.random)();
+        const backoff =
+          Math.min(this.#backoff.maxMs, this.#backoff.baseMs * 2 ** (attempt - 1)) *
+          (this.options.random ?? Math.random)();
         const delay = Math.max(backoff, (outcome.retryAfter ?? 0) * 1000);
-        await backend.updateRun(run.id, { status: 'retrying', errorCode: outcome.code, errorMessage: outcome.message, updatedAt: clock.now() });
+        await backend.updateRun(run.id, {
+          status: 'retrying',
+          errorCode: outcome.code,
+          errorMessage: outcome.message,
+          updatedAt: clock.now(),
+        });
         await backend.requeue(run, delay);
         log.warn({ code: outcome.code, delayMs: Math.round(delay) }, 'job run will be retried');
         this.options.onAttemptEnded?.(run.name, 'retrying');
@@ -202,7 +235,11 @@ function checkStorable(params: unknown): void {
   } catch {
     json = undefined;
   }
-  if (json === undefined) throw new BehalfError('INVALID_REQUEST', 'Job params must be JSON (an object, array, string, number, boolean or null).');
+  if (json === undefined)
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      'Job params must be JSON (an object, array, string, number, boolean or null).',
+    );
   if (nul) throw new BehalfError('INVALID_REQUEST', 'Job params must not contain NUL characters.');
 }
 
@@ -227,7 +264,9 @@ function classify(error: unknown): Outcome {
     };
   }
   // Errors from the handler's own calls (googleapis' GaxiosError carries the HTTP status).
-  const status = (error as { response?: { status?: unknown }; status?: unknown } | null)?.response?.status ?? (error as { status?: unknown } | null)?.status;
+  const status =
+    (error as { response?: { status?: unknown }; status?: unknown } | null)?.response?.status ??
+    (error as { status?: unknown } | null)?.status;
   const name = error instanceof Error ? error.name : 'Error';
   const message = scrub(error instanceof Error ? error.message : String(error));
   // 401: the token died mid-run (a streamed upload cannot be replayed at once); the next attempt

@@ -58,7 +58,9 @@ export class SqliteJobBackend implements JobBackend {
   }
 
   async requeue(run: JobRun, delayMs: number): Promise<void> {
-    await this.#database.run(() => this.#queue.add(run.name, { runId: run.id }, { delay: Math.max(0, Math.round(delayMs)) }));
+    await this.#database.run(() =>
+      this.#queue.add(run.name, { runId: run.id }, { delay: Math.max(0, Math.round(delayMs)) }),
+    );
   }
 
   async getRun(id: string): Promise<JobRun | null> {
@@ -68,7 +70,12 @@ export class SqliteJobBackend implements JobBackend {
     });
   }
 
-  async listRuns(filter: { name?: string; status?: JobRunStatus; sub?: string; limit?: number }): Promise<JobRun[]> {
+  async listRuns(filter: {
+    name?: string;
+    status?: JobRunStatus;
+    sub?: string;
+    limit?: number;
+  }): Promise<JobRun[]> {
     return this.#database.run(() =>
       (
         this.#sql.list.all({
@@ -121,13 +128,19 @@ export class SqliteJobBackend implements JobBackend {
         return;
       } catch {
         log.warn('job worker failed on the database; starting it again');
-        await sleep(this.options.pollIntervalMs ?? 500, undefined, { signal: stopping }).catch(() => undefined);
+        await sleep(this.options.pollIntervalMs ?? 500, undefined, { signal: stopping }).catch(
+          () => undefined,
+        );
       }
     }
   }
 
   async outstanding(): Promise<number> {
-    return this.#database.run(() => this.#queue.countJobs({ status: JobStatus.Pending }) + this.#queue.countJobs({ status: JobStatus.Processing }));
+    return this.#database.run(
+      () =>
+        this.#queue.countJobs({ status: JobStatus.Pending }) +
+        this.#queue.countJobs({ status: JobStatus.Processing }),
+    );
   }
 
   /** Stop the workers; the database stays open (it belongs to the runtime). */

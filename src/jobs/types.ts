@@ -50,7 +50,10 @@ export interface JobDefinition<P = unknown> {
  */
 export interface JobBackend {
   insertRun(run: JobRun, delayMs?: number): Promise<void>;
-  updateRun(id: string, patch: Partial<Omit<JobRun, 'id' | 'name' | 'sub' | 'params' | 'createdAt'>>): Promise<void>;
+  updateRun(
+    id: string,
+    patch: Partial<Omit<JobRun, 'id' | 'name' | 'sub' | 'params' | 'createdAt'>>,
+  ): Promise<void>;
   /** Deliver the run again after a delay (a retry). */
   requeue(run: JobRun, delayMs: number): Promise<void>;
   getRun(id: string): Promise<JobRun | null>;

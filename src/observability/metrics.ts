@@ -83,10 +83,11 @@ export class Metrics {
       labelNames: ['outcome'],
       registers,
     });
-    for (const outcome of ['ok', 'invalid_grant', 'transient', 'error'] as const) this.#refreshes.inc({ outcome }, 0);
+    for (const outcome of ['ok', 'invalid_grant', 'transient', 'error'] as const)
+      this.#refreshes.inc({ outcome }, 0);
     this.#googleDuration = new Histogram({
       name: 'behalf_google_request_duration_seconds',
-      help: "Time Google took to answer, by endpoint: discovery, jwks, token, revocation (failures included).",
+      help: 'Time Google took to answer, by endpoint: discovery, jwks, token, revocation (failures included).',
       labelNames: ['endpoint'],
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
@@ -114,10 +115,20 @@ export class Metrics {
           if (stats !== undefined) this.inc(pick(stats));
         },
       });
-    cacheCounter('behalf_access_token_cache_hits_total', 'Access tokens handed out from memory.', (s) => s.hits);
-    cacheCounter('behalf_access_token_cache_misses_total', 'Access tokens not in memory: read from the store or refreshed at Google.', (s) => s.misses);
+    cacheCounter(
+      'behalf_access_token_cache_hits_total',
+      'Access tokens handed out from memory.',
+      (s) => s.hits,
+    );
+    cacheCounter(
+      'behalf_access_token_cache_misses_total',
+      'Access tokens not in memory: read from the store or refreshed at Google.',
+      (s) => s.misses,
+    );
 
-    const counts = new Reused(options.clock, options.grantCountTtlMs ?? 5_000, () => sources()?.countGrants());
+    const counts = new Reused(options.clock, options.grantCountTtlMs ?? 5_000, () =>
+      sources()?.countGrants(),
+    );
     new Gauge({
       name: 'behalf_grants',
       help: 'Stored grants by status (read at most every 5 s).',

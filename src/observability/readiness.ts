@@ -43,7 +43,9 @@ export class Readiness {
       await options.loadDiscovery();
       return 'ok';
     });
-    this.#keys = new GoogleLoad(options.clock, async () => ((await options.loadKeys()) ? 'ok' : 'no usable signing keys'));
+    this.#keys = new GoogleLoad(options.clock, async () =>
+      (await options.loadKeys()) ? 'ok' : 'no usable signing keys',
+    );
   }
 
   async check(): Promise<ReadinessReport> {
@@ -54,13 +56,21 @@ export class Readiness {
     ]);
     const expected = this.options.expectedSchemaVersion;
     const checks: ReadinessReport['checks'] = {
-      database: schema.ok ? 'ok' : schema.timedOut ? `did not answer within ${this.#timeoutMs} ms` : 'not answering',
+      database: schema.ok
+        ? 'ok'
+        : schema.timedOut
+          ? `did not answer within ${this.#timeoutMs} ms`
+          : 'not answering',
       schema: !schema.ok
         ? 'unknown: the database is not answering'
         : schema.value === expected
           ? 'ok'
           : `at version ${schema.value}; this behalf needs ${expected}${schema.value < expected ? ' (run behalf migrate)' : ''}`,
-      google_discovery: discovery.ok ? discovery.value : discovery.timedOut ? 'loading' : 'not loaded: Google did not answer',
+      google_discovery: discovery.ok
+        ? discovery.value
+        : discovery.timedOut
+          ? 'loading'
+          : 'not loaded: Google did not answer',
       google_keys: keys.ok ? keys.value : keys.timedOut ? 'loading' : 'not loaded: Google did not answer',
     };
     return { ready: Object.values(checks).every((value) => value === 'ok'), checks };
@@ -99,7 +109,8 @@ class GoogleLoad {
 
   get(): Promise<string> {
     if (this.#inflight !== undefined) return this.#inflight;
-    if (this.clock.now() - this.#failedAt < GOOGLE_RETRY_MS) return Promise.reject(new Error('failed recently'));
+    if (this.clock.now() - this.#failedAt < GOOGLE_RETRY_MS)
+      return Promise.reject(new Error('failed recently'));
     const attempt = this.load().catch((error: unknown) => {
       this.#failedAt = this.clock.now();
       throw error;

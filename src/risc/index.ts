@@ -1,4 +1,9 @@
-export { SecurityEventReceiver, type ReceivedEvent, type ReceiverOptions, type SecurityAction } from './receiver.js';
+export {
+  SecurityEventReceiver,
+  type ReceivedEvent,
+  type ReceiverOptions,
+  type SecurityAction,
+} from './receiver.js';
 export {
   PostgresSecurityLog,
   SqliteSecurityLog,

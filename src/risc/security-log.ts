@@ -1,5 +1,10 @@
 import type { PostgresDatabase, SqliteDatabase } from '../database/index.js';
-import { erasePostgresUser, eraseSqliteUser, revokePostgresGrant, revokeSqliteGrant } from '../vault/index.js';
+import {
+  erasePostgresUser,
+  eraseSqliteUser,
+  revokePostgresGrant,
+  revokeSqliteGrant,
+} from '../vault/index.js';
 import { recordPostgresEvents, recordSqliteEvents, type WebhookEvent } from '../webhooks/outbox.js';
 
 /** What Google last told us about a user's account (Cross-Account Protection). */
@@ -61,7 +66,9 @@ export interface SecurityLog {
 
 /** The users a step changes the grant of: their token caches must forget them. */
 function touchedUsers(steps: readonly SecurityStep[]): string[] {
-  return steps.filter((step) => step.op === 'revoke_grant' || step.op === 'delete_user').map((step) => step.sub);
+  return steps
+    .filter((step) => step.op === 'revoke_grant' || step.op === 'delete_user')
+    .map((step) => step.sub);
 }
 
 /** A user deleted by the event leaves no history behind (the deletion erased the rest). */
@@ -70,7 +77,11 @@ function keepsHistory(step: SecurityStep & { op: 'announce' }): boolean {
 }
 
 function announcement(step: SecurityStep & { op: 'announce' }): WebhookEvent {
-  return { type: 'security_event.received', sub: step.sub, fields: { event: step.event, action: step.action } };
+  return {
+    type: 'security_event.received',
+    sub: step.sub,
+    fields: { event: step.event, action: step.action },
+  };
 }
 
 export class SqliteSecurityLog implements SecurityLog {
@@ -81,14 +92,20 @@ export class SqliteSecurityLog implements SecurityLog {
     this.#database = database;
     const db = database.connection;
     this.#sql = {
-      record: db.prepare('INSERT INTO security_events (jti, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      record: db.prepare(
+        'INSERT INTO security_events (jti, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
+      ),
       clearState: db.prepare('DELETE FROM user_security WHERE sub = ?'),
       setState: db.prepare(
         'INSERT INTO user_security (sub, state, at) VALUES (?, ?, ?) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
       ),
       getState: db.prepare('SELECT state, at FROM user_security WHERE sub = ?'),
-      recordHistory: db.prepare('INSERT INTO security_event_history (sub, jti, type, action, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-      listEvents: db.prepare('SELECT type, action, at FROM security_event_history WHERE sub = ? ORDER BY at DESC, type LIMIT ?'),
+      recordHistory: db.prepare(
+        'INSERT INTO security_event_history (sub, jti, type, action, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      ),
+      listEvents: db.prepare(
+        'SELECT type, action, at FROM security_event_history WHERE sub = ? ORDER BY at DESC, type LIMIT ?',
+      ),
     };
   }
 
@@ -125,7 +142,9 @@ export class SqliteSecurityLog implements SecurityLog {
   }
 
   async listEvents(sub: string, limit: number): Promise<SecurityEventRecord[]> {
-    return this.#database.run(() => (this.#sql.listEvents.all(sub, limit) as SecurityEventRecord[]).map(toEventRecord));
+    return this.#database.run(() =>
+      (this.#sql.listEvents.all(sub, limit) as SecurityEventRecord[]).map(toEventRecord),
+    );
   }
 }
 
@@ -136,10 +155,13 @@ function toEventRecord(row: SecurityEventRecord): SecurityEventRecord {
 const SQL = {
   record: 'INSERT INTO security_events (jti, received_at) VALUES ($1, $2) ON CONFLICT DO NOTHING',
   clearState: 'DELETE FROM user_security WHERE sub = $1',
-  setState: 'INSERT INTO user_security (sub, state, at) VALUES ($1, $2, $3) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
+  setState:
+    'INSERT INTO user_security (sub, state, at) VALUES ($1, $2, $3) ON CONFLICT (sub) DO UPDATE SET state = excluded.state, at = excluded.at',
   getState: 'SELECT state, at FROM user_security WHERE sub = $1',
-  recordHistory: 'INSERT INTO security_event_history (sub, jti, type, action, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
-  listEvents: 'SELECT type, action, at FROM security_event_history WHERE sub = $1 ORDER BY at DESC, type LIMIT $2',
+  recordHistory:
+    'INSERT INTO security_event_history (sub, jti, type, action, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+  listEvents:
+    'SELECT type, action, at FROM security_event_history WHERE sub = $1 ORDER BY at DESC, type LIMIT $2',
 } as const;
 
 export class PostgresSecurityLog implements SecurityLog {
@@ -164,7 +186,8 @@ export class PostgresSecurityLog implements SecurityLog {
           await erasePostgresUser(db, this.#database.jobSchema, step.sub, 'account_purged', now);
         } else if (step.op === 'announce') {
           await recordPostgresEvents(db, [announcement(step)], now);
-          if (keepsHistory(step)) await db.query(SQL.recordHistory, [step.sub, jti, step.event, step.action, now]);
+          if (keepsHistory(step))
+            await db.query(SQL.recordHistory, [step.sub, jti, step.event, step.action, now]);
         } else if (step.state === null) {
           await db.query(SQL.clearState, [step.sub]);
         } else {

@@ -1,1 +1,7 @@
-export { SignInService, profileFrom, type SignInDeps, type SignInInput, type SignInResult } from './signin.js';
+export {
+  SignInService,
+  profileFrom,
+  type SignInDeps,
+  type SignInInput,
+  type SignInResult,
+} from './signin.js';

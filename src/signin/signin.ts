@@ -62,7 +62,10 @@ export class SignInService {
     const code = checkCode(input.code);
     const redirectUri = this.#checkRedirectUri(input.redirectUri ?? '');
     if (input.codeVerifier !== undefined && !/^[A-Za-z0-9._~-]{43,128}$/.test(input.codeVerifier)) {
-      throw new BehalfError('INVALID_REQUEST', 'code_verifier must be 43-128 characters of [A-Za-z0-9._~-] (RFC 7636).');
+      throw new BehalfError(
+        'INVALID_REQUEST',
+        'code_verifier must be 43-128 characters of [A-Za-z0-9._~-] (RFC 7636).',
+      );
     }
 
     const tokens = await this.deps.oauth.exchangeCode({
@@ -95,7 +98,8 @@ export class SignInService {
       now,
     });
 
-    const offlineAccess = tokens.refreshToken !== undefined || (before?.refreshToken != null && before.status === 'active');
+    const offlineAccess =
+      tokens.refreshToken !== undefined || (before?.refreshToken != null && before.status === 'active');
     const missingScopes = this.deps.requiredScopes.filter((scope) => !scopes.includes(scope));
     return {
       user: profileFrom(claims),
@@ -122,7 +126,8 @@ export class SignInService {
 }
 
 function checkCode(code: string): string {
-  if (code.length === 0) throw new BehalfError('INVALID_REQUEST', 'code is required.', { reason: 'missing_code' });
+  if (code.length === 0)
+    throw new BehalfError('INVALID_REQUEST', 'code is required.', { reason: 'missing_code' });
   if (code.length > MAX_CODE_LENGTH || !/^[\x21-\x7e]+$/.test(code)) {
     throw new BehalfError('CODE_INVALID', 'The server auth code is malformed.', { reason: 'malformed_code' });
   }
@@ -132,7 +137,9 @@ function checkCode(code: string): string {
     try {
       return decodeURIComponent(code);
     } catch {
-      throw new BehalfError('CODE_INVALID', 'The server auth code is malformed.', { reason: 'malformed_code' });
+      throw new BehalfError('CODE_INVALID', 'The server auth code is malformed.', {
+        reason: 'malformed_code',
+      });
     }
   }
   return code;

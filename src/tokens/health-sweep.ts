@@ -40,7 +40,15 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
   const { vault, tokens, clock, clientId } = options;
   const startedAt = clock.now();
   const queue = new PQueue({ concurrency: options.concurrency ?? 4 });
-  const report: SweepReport = { checked: 0, refreshed: 0, healthy: 0, needsConsent: [], unavailable: [], startedAt, finishedAt: startedAt };
+  const report: SweepReport = {
+    checked: 0,
+    refreshed: 0,
+    healthy: 0,
+    needsConsent: [],
+    unavailable: [],
+    startedAt,
+    finishedAt: startedAt,
+  };
 
   const progress = () => options.onProgress?.(report);
   const stopped = () => options.signal?.aborted === true;
@@ -59,7 +67,10 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
     void queue.add(async () => {
       try {
         const before = grant.accessTokenExpiresAt;
-        const token = await tokens.getAccessToken(grant.sub, options.force === true ? { forceRefresh: true } : {});
+        const token = await tokens.getAccessToken(
+          grant.sub,
+          options.force === true ? { forceRefresh: true } : {},
+        );
         if (token.expiresAt !== before) report.refreshed++;
         report.healthy++;
       } catch (error) {

@@ -1,2 +1,7 @@
 export { sweepGrants, type SweepOptions, type SweepReport } from './health-sweep.js';
-export { TokenService, type AccessToken, type RetryPolicy, type TokenServiceOptions } from './token-service.js';
+export {
+  TokenService,
+  type AccessToken,
+  type RetryPolicy,
+  type TokenServiceOptions,
+} from './token-service.js';

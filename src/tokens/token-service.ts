@@ -129,12 +129,18 @@ export class TokenService {
    * `rejected`, the caller reports that Google refused that token (401): it is dropped and a new
    * one minted, unless another caller already replaced it.
    */
-  async getAccessToken(sub: string, options: { rejected?: string; forceRefresh?: boolean } = {}): Promise<AccessToken> {
+  async getAccessToken(
+    sub: string,
+    options: { rejected?: string; forceRefresh?: boolean } = {},
+  ): Promise<AccessToken> {
     // isCurrent first: on SQLite it is what reads the other processes' changes into memory.
     if (this.#changes.isCurrent()) {
       const cached = this.#memory.get(sub);
       if (cached !== undefined) {
-        if (options.forceRefresh === true || (options.rejected !== undefined && cached.token === options.rejected)) {
+        if (
+          options.forceRefresh === true ||
+          (options.rejected !== undefined && cached.token === options.rejected)
+        ) {
           this.#memory.delete(sub);
         } else if (this.#fresh(cached)) {
           this.#cacheStats.hits++;
@@ -256,18 +262,26 @@ export class TokenService {
           if (error !== LEASE_LOST) throw error;
         } finally {
           renewal.stop();
-          if (!released) await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
+          if (!released)
+            await vault.releaseRefreshLease(sub, oauth.clientId, this.#holder).catch(() => undefined);
         }
       }
       if (clock.now() > waitUntil) {
-        throw new BehalfError('GOOGLE_UNAVAILABLE', 'A refresh of this user\'s token is taking too long elsewhere; retry shortly.', {
-          reason: 'refresh_in_progress',
-          retryAfter: 1,
-        });
+        throw new BehalfError(
+          'GOOGLE_UNAVAILABLE',
+          "A refresh of this user's token is taking too long elsewhere; retry shortly.",
+          {
+            reason: 'refresh_in_progress',
+            retryAfter: 1,
+          },
+        );
       }
-      const pause = Math.min(this.#leaseMs / 4, this.#pollMs * 2 ** Math.min(polls, 10)) * (0.5 + this.#random());
+      const pause =
+        Math.min(this.#leaseMs / 4, this.#pollMs * 2 ** Math.min(polls, 10)) * (0.5 + this.#random());
       // Woken by a change, look at once; after a timeout, with the other waiters, a few at a time.
-      const looked = (await this.#untilChanged(sub, pause)) ? await look() : await this.#waiterLooks.add(look);
+      const looked = (await this.#untilChanged(sub, pause))
+        ? await look()
+        : await this.#waiterLooks.add(look);
       if (typeof looked !== 'boolean') return this.#remember(sub, looked, load);
       taken = looked;
     }
@@ -314,9 +328,12 @@ export class TokenService {
       else lost = true;
       return held;
     };
-    const timer = setInterval(() => {
-      renew().catch(() => undefined); // the database is away: the next renewal tries again
-    }, Math.max(100, Math.floor(this.#leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        renew().catch(() => undefined); // the database is away: the next renewal tries again
+      },
+      Math.max(100, Math.floor(this.#leaseMs / 3)),
+    );
     timer.unref();
     return {
       stop: () => clearInterval(timer),
@@ -334,7 +351,10 @@ export class TokenService {
   async #activeGrant(sub: string): Promise<Grant> {
     const grant = await this.options.vault.getGrant(sub, this.options.oauth.clientId);
     if (grant === null) {
-      throw new BehalfError('USER_NOT_FOUND', 'No grant is stored for this user; they have not signed in with a server auth code.');
+      throw new BehalfError(
+        'USER_NOT_FOUND',
+        'No grant is stored for this user; they have not signed in with a server auth code.',
+      );
     }
     if (grant.status !== 'active') {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
@@ -380,7 +400,13 @@ export class TokenService {
       expiresAt: now + tokens.expiresIn * 1000,
       scopes: tokens.scopes.length > 0 ? tokens.scopes : grant.scopes,
     };
-    const save = { accessToken: token.token, accessTokenExpiresAt: token.expiresAt, scopes: token.scopes, now, releaseLeaseOf: this.#holder };
+    const save = {
+      accessToken: token.token,
+      accessTokenExpiresAt: token.expiresAt,
+      scopes: token.scopes,
+      now,
+      releaseLeaseOf: this.#holder,
+    };
     let version = grant.version;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (await vault.saveAccessToken(sub, oauth.clientId, save, version)) return token;
@@ -397,18 +423,30 @@ export class TokenService {
         // at Google that would revoke the user's new grant too.)
         const stored = this.#usableStored(current, undefined);
         if (stored !== undefined) return stored;
-        throw new BehalfError('GOOGLE_UNAVAILABLE', 'The user signed in again while their token was being refreshed; retry.', {
-          reason: 'refresh_raced',
-          retryAfter: 1,
-        });
+        throw new BehalfError(
+          'GOOGLE_UNAVAILABLE',
+          'The user signed in again while their token was being refreshed; retry.',
+          {
+            reason: 'refresh_raced',
+            retryAfter: 1,
+          },
+        );
       }
       // Same grant, another write in between (a key rotation, a status flip back): try again on it.
       version = current.version;
     }
     if (renewal.lost) {
-      throw new BehalfError('GOOGLE_UNAVAILABLE', 'The refresh lease was lost while Google answered; retry.', { reason: 'lease_lost', retryAfter: 1 });
+      throw new BehalfError(
+        'GOOGLE_UNAVAILABLE',
+        'The refresh lease was lost while Google answered; retry.',
+        { reason: 'lease_lost', retryAfter: 1 },
+      );
     }
-    throw new BehalfError('GOOGLE_UNAVAILABLE', "This user's grant kept changing while it was refreshed; retry.", { reason: 'refresh_raced', retryAfter: 1 });
+    throw new BehalfError(
+      'GOOGLE_UNAVAILABLE',
+      "This user's grant kept changing while it was refreshed; retry.",
+      { reason: 'refresh_raced', retryAfter: 1 },
+    );
   }
 
   /**
@@ -417,7 +455,9 @@ export class TokenService {
    */
   async #recordRefresh(sub: string, outcome: string, reason: string | null): Promise<void> {
     const { vault, oauth, clock } = this.options;
-    await vault.recordRefresh(sub, oauth.clientId, { at: clock.now(), outcome, reason }).catch(() => undefined);
+    await vault
+      .recordRefresh(sub, oauth.clientId, { at: clock.now(), outcome, reason })
+      .catch(() => undefined);
   }
 
   /**
@@ -434,7 +474,8 @@ export class TokenService {
         return await oauth.refreshAccessToken(refreshToken);
       } catch (error) {
         if (!isBehalfError(error) || error.code !== 'GOOGLE_UNAVAILABLE') throw error;
-        const backoff = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** attempt) * this.#random();
+        const backoff =
+          Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** attempt) * this.#random();
         const delay = Math.max(backoff, (error.retryAfter ?? 0) * 1000);
         if (clock.now() + delay >= deadline) throw error;
         await this.#sleep(delay);

@@ -27,11 +27,18 @@ export interface CreatedApiKey {
 }
 
 /** Create a service API key. The returned `key` is the only copy: the store keeps its SHA-256. */
-export async function createApiKey(store: Store, name: string, now: number = Date.now()): Promise<CreatedApiKey> {
+export async function createApiKey(
+  store: Store,
+  name: string,
+  now: number = Date.now(),
+): Promise<CreatedApiKey> {
   const label = name.trim();
   // eslint-disable-next-line no-control-regex
   if (label.length === 0 || label.length > 100 || /[\u0000-\u001f\u007f]/.test(label)) {
-    throw new BehalfError('INVALID_REQUEST', 'An API key name is 1-100 characters without control characters.');
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      'An API key name is 1-100 characters without control characters.',
+    );
   }
   for (let attempt = 0; ; attempt++) {
     const id = randomBytes(ID_BYTES).toString('hex');
@@ -58,7 +65,11 @@ const usesRecorded = new WeakMap<Store, Map<string, number>>();
  * unreachable is still an error (STORE_UNAVAILABLE), so an outage is not reported as a bad key.
  * With `now`, a valid key's use is recorded (at most once a minute per process, best effort).
  */
-export async function authenticateApiKey(store: Store, presented: string, options: { now?: number } = {}): Promise<{ id: string; name: string } | null> {
+export async function authenticateApiKey(
+  store: Store,
+  presented: string,
+  options: { now?: number } = {},
+): Promise<{ id: string; name: string } | null> {
   if (typeof presented !== 'string' || presented.length !== KEY_LENGTH) return null;
   const match = KEY_FORMAT.exec(presented);
   if (match === null) return null;
@@ -71,7 +82,11 @@ export async function authenticateApiKey(store: Store, presented: string, option
 }
 
 /** True when the presented key is a valid service API key (see {@link authenticateApiKey}). */
-export async function verifyApiKey(store: Store, presented: string, options: { now?: number } = {}): Promise<boolean> {
+export async function verifyApiKey(
+  store: Store,
+  presented: string,
+  options: { now?: number } = {},
+): Promise<boolean> {
   return (await authenticateApiKey(store, presented, options)) !== null;
 }
 
@@ -96,11 +111,16 @@ export function listApiKeys(store: Store): Promise<ApiKeySummary[]> {
  */
 export async function revokeApiKey(store: Store, id: string): Promise<void> {
   if (!API_KEY_ID.test(id)) {
-    throw new BehalfError('INVALID_REQUEST', 'An API key id is 12 lowercase hexadecimal characters (as `behalf keys list` shows).', {
-      reason: 'bad_api_key_id',
-    });
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      'An API key id is 12 lowercase hexadecimal characters (as `behalf keys list` shows).',
+      {
+        reason: 'bad_api_key_id',
+      },
+    );
   }
-  if (!(await store.deleteApiKey(id))) throw new BehalfError('NOT_FOUND', `No service API key has the id ${id}.`, { reason: 'no_such_api_key' });
+  if (!(await store.deleteApiKey(id)))
+    throw new BehalfError('NOT_FOUND', `No service API key has the id ${id}.`, { reason: 'no_such_api_key' });
 }
 
 /** The public id of a well-formed key (for logs), or undefined. Does not check the key. */

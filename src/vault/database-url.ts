@@ -5,7 +5,8 @@ import { BehalfError } from '../errors.js';
 export type DatabaseLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
 const SETTING = 'BEHALF_DATABASE_URL';
-const FORMS = 'use sqlite:PATH (relative to the working directory, or absolute), sqlite:///ABSOLUTE/PATH, or postgres://USER@HOST:PORT/DB';
+const FORMS =
+  'use sqlite:PATH (relative to the working directory, or absolute), sqlite:///ABSOLUTE/PATH, or postgres://USER@HOST:PORT/DB';
 
 /**
  * Parse BEHALF_DATABASE_URL:
@@ -28,13 +29,18 @@ export function parseDatabaseUrl(url: string, cwd: string = process.cwd()): Data
     } catch {
       // The URL is not echoed: it may contain a password.
     }
-    if (parsed === undefined || parsed.hostname === '') fail('the postgres:// URL is malformed (expected postgres://USER:PASSWORD@HOST:PORT/DB).');
+    if (parsed === undefined || parsed.hostname === '')
+      fail('the postgres:// URL is malformed (expected postgres://USER:PASSWORD@HOST:PORT/DB).');
     return { kind: 'postgres', url: value };
   }
   const sqlite = /^sqlite:(.*)$/is.exec(value);
   if (sqlite === null) {
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(value)?.[1];
-    return fail(scheme === undefined ? `not a database URL; ${FORMS}.` : `unsupported scheme '${scheme.toLowerCase()}:'; ${FORMS}.`);
+    return fail(
+      scheme === undefined
+        ? `not a database URL; ${FORMS}.`
+        : `unsupported scheme '${scheme.toLowerCase()}:'; ${FORMS}.`,
+    );
   }
   let path = sqlite[1]!;
   if (path === ':memory:') return { kind: 'sqlite', path };

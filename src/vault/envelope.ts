@@ -67,9 +67,13 @@ export function decryptToken(keyring: Keyring, binding: RowBinding, envelope: Bu
   const what = `The stored ${binding.column.replace('_', ' ')}`;
   const parsed = parseEnvelope(envelope);
   if (parsed === undefined) {
-    throw new BehalfError('INTERNAL', `${what} is not a behalf ciphertext envelope (unknown version or truncated).`, {
-      reason: 'ciphertext_malformed',
-    });
+    throw new BehalfError(
+      'INTERNAL',
+      `${what} is not a behalf ciphertext envelope (unknown version or truncated).`,
+      {
+        reason: 'ciphertext_malformed',
+      },
+    );
   }
   const key = keyring.keyFor(parsed.keyId);
   if (key === undefined) {
@@ -123,7 +127,9 @@ function parseEnvelope(
 
 function associatedData(binding: RowBinding, header: Buffer): Buffer {
   // Stryker disable next-line StringLiteral: UTF-8 is also Buffer.from's default
-  const fields: Buffer[] = [AAD_DOMAIN, binding.column, binding.sub, binding.clientId].map((field) => Buffer.from(field, 'utf8'));
+  const fields: Buffer[] = [AAD_DOMAIN, binding.column, binding.sub, binding.clientId].map((field) =>
+    Buffer.from(field, 'utf8'),
+  );
   fields.push(header);
   return Buffer.concat(fields.flatMap((field) => [uint32(field.length), field]));
 }

@@ -15,10 +15,14 @@ import type { GrantStatus } from './types.js';
 export async function countGrantsByStatus(database: Database): Promise<Record<GrantStatus, number>> {
   const rows =
     database.kind === 'sqlite'
-      ? await database.run(() => database.connection.prepare('SELECT status, n FROM grant_counts').all() as CountRow[])
+      ? await database.run(
+          () => database.connection.prepare('SELECT status, n FROM grant_counts').all() as CountRow[],
+        )
       : await database.transaction(async (db) => {
           await db.query(FOLD_ENDED_CONNECTIONS);
-          return (await db.query<CountRow>('SELECT status, SUM(n)::bigint AS n FROM grant_counts GROUP BY status')).rows;
+          return (
+            await db.query<CountRow>('SELECT status, SUM(n)::bigint AS n FROM grant_counts GROUP BY status')
+          ).rows;
         });
   const counts: Record<GrantStatus, number> = { active: 0, revoked: 0, needs_consent: 0 };
   for (const row of rows) if (row.status in counts) counts[row.status as GrantStatus] = Number(row.n);

@@ -20,11 +20,32 @@ import { PostgresStore } from './postgres-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './types.js';
 
-export { apiKeyId, authenticateApiKey, createApiKey, listApiKeys, revokeApiKey, verifyApiKey, type CreatedApiKey } from './api-keys.js';
+export {
+  apiKeyId,
+  authenticateApiKey,
+  createApiKey,
+  listApiKeys,
+  revokeApiKey,
+  verifyApiKey,
+  type CreatedApiKey,
+} from './api-keys.js';
 export { parseDatabaseUrl, redactDatabaseUrl, type DatabaseLocation } from './database-url.js';
 export { countGrantsByStatus } from './grant-counts.js';
-export { decryptToken, encryptToken, envelopeKeyId, ENVELOPE_VERSION, type RowBinding, type TokenColumn } from './envelope.js';
-export { createKeyCheckValue, verifyKeyCheckValue, verifyKeyring, type KeyCheckResult, type KeyringVerification } from './key-check.js';
+export {
+  decryptToken,
+  encryptToken,
+  envelopeKeyId,
+  ENVELOPE_VERSION,
+  type RowBinding,
+  type TokenColumn,
+} from './envelope.js';
+export {
+  createKeyCheckValue,
+  verifyKeyCheckValue,
+  verifyKeyring,
+  type KeyCheckResult,
+  type KeyringVerification,
+} from './key-check.js';
 export {
   formatKeyring,
   generateKeyring,
@@ -44,7 +65,12 @@ export {
   type PostgresPoolOptions,
   type PostgresSettings,
 } from '../database/index.js';
-export { erasePostgresUser, PostgresStore, revokePostgresGrant, type PostgresStoreOptions } from './postgres-store.js';
+export {
+  erasePostgresUser,
+  PostgresStore,
+  revokePostgresGrant,
+  type PostgresStoreOptions,
+} from './postgres-store.js';
 export { eraseSqliteUser, revokeSqliteGrant, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export type * from './types.js';
 export {
@@ -73,14 +99,26 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
 }
 
 /** The SQLite store on a database file of its own (see {@link openStore}). */
-export async function openSqliteStore(path: string, options: SqliteDatabaseOptions = {}): Promise<SqliteStore> {
-  return new SqliteStore(new SqliteDatabase(path, options), { ...(options.clock === undefined ? {} : { clock: options.clock }), ownsDatabase: true });
+export async function openSqliteStore(
+  path: string,
+  options: SqliteDatabaseOptions = {},
+): Promise<SqliteStore> {
+  return new SqliteStore(new SqliteDatabase(path, options), {
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ownsDatabase: true,
+  });
 }
 
 /** The Postgres store on a pool of its own (see {@link openStore}). */
-export async function openPostgresStore(url: string, options: PostgresPoolOptions & { clock?: OpenStoreOptions['clock'] } = {}): Promise<PostgresStore> {
+export async function openPostgresStore(
+  url: string,
+  options: PostgresPoolOptions & { clock?: OpenStoreOptions['clock'] } = {},
+): Promise<PostgresStore> {
   const { clock, ...pool } = options;
-  return new PostgresStore(await openPostgresDatabase(url, pool), { ...(clock === undefined ? {} : { clock }), ownsDatabase: true });
+  return new PostgresStore(await openPostgresDatabase(url, pool), {
+    ...(clock === undefined ? {} : { clock }),
+    ownsDatabase: true,
+  });
 }
 
 /** `behalf migrate`: see {@link migrateDatabase}. */

@@ -105,7 +105,11 @@ export interface KeyringVerification {
  *
  * Check values of key ids that are not configured (old keys retired after a rotation) are left alone.
  */
-export async function verifyKeyring(store: Store, keyring: Keyring, now: number): Promise<KeyringVerification> {
+export async function verifyKeyring(
+  store: Store,
+  keyring: Keyring,
+  now: number,
+): Promise<KeyringVerification> {
   const stored = new Map((await store.listKeyChecks()).map((check) => [check.keyId, check.checkValue]));
   const verified: string[] = [];
   const unchecked: string[] = [];
@@ -123,7 +127,8 @@ export async function verifyKeyring(store: Store, keyring: Keyring, now: number)
   }
   refuse(mismatched, unreadable);
 
-  if (stored.size === 0 && unchecked.length > 0) refuse(await keysFailingOnStoredTokens(store, keyring, unchecked), []);
+  if (stored.size === 0 && unchecked.length > 0)
+    refuse(await keysFailingOnStoredTokens(store, keyring, unchecked), []);
 
   const recorded: string[] = [];
   for (const keyId of unchecked) {
@@ -136,20 +141,33 @@ export async function verifyKeyring(store: Store, keyring: Keyring, now: number)
 }
 
 /** Record a check value for `keyId`, or check the one a concurrent start recorded first. */
-async function recordKeyCheck(store: Store, keyring: Keyring, keyId: string, now: number): Promise<KeyCheckResult> {
+async function recordKeyCheck(
+  store: Store,
+  keyring: Keyring,
+  keyId: string,
+  now: number,
+): Promise<KeyCheckResult> {
   for (let attempt = 0; attempt < RECORD_ATTEMPTS; attempt++) {
-    if (await store.addKeyCheck({ keyId, checkValue: createKeyCheckValue(keyring, keyId), createdAt: now })) return 'match';
+    if (await store.addKeyCheck({ keyId, checkValue: createKeyCheckValue(keyring, keyId), createdAt: now }))
+      return 'match';
     const raced = (await store.listKeyChecks()).find((check) => check.keyId === keyId);
     if (raced !== undefined) return verifyKeyCheckValue(keyring, keyId, raced.checkValue);
   }
-  throw new BehalfError('INTERNAL', `The key check for key id '${keyId}' could not be recorded: it kept being added and removed.`);
+  throw new BehalfError(
+    'INTERNAL',
+    `The key check for key id '${keyId}' could not be recorded: it kept being added and removed.`,
+  );
 }
 
 /**
  * Key ids among `keyIds` whose stored tokens (up to SAMPLES_PER_KEY of them) all fail to decrypt.
  * One row that does not authenticate may be a damaged row; none of several is a wrong key.
  */
-async function keysFailingOnStoredTokens(store: Store, keyring: Keyring, keyIds: readonly string[]): Promise<string[]> {
+async function keysFailingOnStoredTokens(
+  store: Store,
+  keyring: Keyring,
+  keyIds: readonly string[],
+): Promise<string[]> {
   const pending = new Map(keyIds.map((id) => [id, 0]));
   const failing = new Set<string>();
   let after: { sub: string; clientId: string } | undefined;

@@ -73,7 +73,9 @@ export function parseKeyring(value: string, setting = SETTING): Keyring {
     throw new BehalfError('CONFIG_INVALID', `${setting}: ${problem}`);
   };
   if (entries.length === 0) {
-    fail('no keys given; expected comma-separated ID:BASE64 entries of 32-byte keys, the first one primary (`behalf keys generate` prints one).');
+    fail(
+      'no keys given; expected comma-separated ID:BASE64 entries of 32-byte keys, the first one primary (`behalf keys generate` prints one).',
+    );
   }
   const parsed: Array<{ id: string; key: KeyObject }> = [];
   for (const [index, entry] of entries.entries()) {
@@ -88,7 +90,9 @@ export function parseKeyring(value: string, setting = SETTING): Keyring {
     const raw = decodeBase64(encoded) ?? fail(`key '${id}' is not valid base64.`);
     try {
       if (raw.length !== KEY_BYTES) {
-        const hint = /^[0-9a-f]{64}$/i.test(encoded) ? ' (it looks like hex; give base64, e.g. from `openssl rand -base64 32`)' : '';
+        const hint = /^[0-9a-f]{64}$/i.test(encoded)
+          ? ' (it looks like hex; give base64, e.g. from `openssl rand -base64 32`)'
+          : '';
         fail(`key '${id}' is ${raw.length} bytes; AES-256 needs ${KEY_BYTES}${hint}.`);
       }
       if (raw.every((byte) => byte === 0)) fail(`key '${id}' is all zero bytes; use a random key.`);
@@ -122,13 +126,16 @@ export function formatKeyring(keyring: Keyring): string {
  * The default id is `k` + the UTC date + a short random suffix, so two rotations a day differ.
  */
 export function newKeyEntry(id?: string, now: number = Date.now()): string {
-  const keyId = id ?? `k${new Date(now).toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(2).toString('hex')}`;
+  const keyId =
+    id ??
+    `k${new Date(now).toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(2).toString('hex')}`;
   checkKeyId(keyId);
   return `${keyId}:${randomBytes(KEY_BYTES).toString('base64')}`;
 }
 
 function checkKeyId(id: string): void {
-  if (!KEY_ID.test(id)) throw new BehalfError('INVALID_REQUEST', 'A key id is 1-32 characters of [A-Za-z0-9_-].');
+  if (!KEY_ID.test(id))
+    throw new BehalfError('INVALID_REQUEST', 'A key id is 1-32 characters of [A-Za-z0-9_-].');
 }
 
 /**
@@ -139,7 +146,10 @@ function checkKeyId(id: string): void {
  *
  * The file holds BEHALF_ENCRYPTION_KEYS entries, one or more per line; lines starting with `#` are comments.
  */
-export async function loadOrCreateLocalKeyFile(path: string, now: number = Date.now()): Promise<{ keyring: Keyring; created: boolean }> {
+export async function loadOrCreateLocalKeyFile(
+  path: string,
+  now: number = Date.now(),
+): Promise<{ keyring: Keyring; created: boolean }> {
   const existing = await readKeyFile(path);
   if (existing !== undefined) return { keyring: existing, created: false };
 
@@ -204,7 +214,8 @@ async function readKeyFile(path: string): Promise<Keyring | undefined> {
   try {
     // Checked on the open file, so what is checked is what is read.
     const info = await handle.stat();
-    if (!info.isFile()) throw new BehalfError('CONFIG_INVALID', `${KEY_FILE_SETTING}: ${path} is not a regular file.`);
+    if (!info.isFile())
+      throw new BehalfError('CONFIG_INVALID', `${KEY_FILE_SETTING}: ${path} is not a regular file.`);
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
       const mode = (info.mode & 0o777).toString(8).padStart(4, '0');
       throw new BehalfError(
@@ -260,7 +271,8 @@ function decodeBase64(text: string): Buffer | undefined {
 export async function loadKeyring(
   config: Pick<StorageConfig, 'mode' | 'encryptionKeys' | 'keyFile'>,
 ): Promise<{ keyring: Keyring; createdKeyFile: boolean }> {
-  if (config.encryptionKeys !== undefined) return { keyring: parseKeyring(config.encryptionKeys), createdKeyFile: false };
+  if (config.encryptionKeys !== undefined)
+    return { keyring: parseKeyring(config.encryptionKeys), createdKeyFile: false };
   if (config.mode !== 'local') {
     throw new BehalfError(
       'CONFIG_INVALID',

@@ -72,7 +72,8 @@ export const SQL = {
   insertApiKey: 'INSERT INTO api_keys (id, hash, name, created_at) VALUES ($1, $2, $3, $4)',
   findApiKey: 'SELECT * FROM api_keys WHERE id = $1',
   listApiKeys: 'SELECT id, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id',
-  recordApiKeyUse: 'UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)',
+  recordApiKeyUse:
+    'UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)',
   // Only for a grant that exists (read, not locked: see the migration); a newer record stands.
   recordRefresh: `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
     SELECT sub, client_id, $3, $4, $5 FROM grants WHERE sub = $1 AND client_id = $2
@@ -94,7 +95,8 @@ export const SQL = {
   renewLease: `UPDATE refresh_leases SET expires_at = now() + $4::double precision * interval '1 millisecond'
     WHERE sub = $1 AND client_id = $2 AND holder = $3`,
   listKeyChecks: 'SELECT * FROM key_checks ORDER BY key_id',
-  addKeyCheck: 'INSERT INTO key_checks (key_id, check_value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING',
+  addKeyCheck:
+    'INSERT INTO key_checks (key_id, check_value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING',
 } as const;
 
 /**

@@ -1,7 +1,13 @@
 import { systemClock, type Clock } from '../clock.js';
 import { sqlState, type PostgresDatabase, type Queryable } from '../database/index.js';
 import { BehalfError } from '../errors.js';
-import { grantStatusEvent, recordPostgresEvents, userDeletedEvent, type GrantChangeReason, type UserDeletionReason } from '../webhooks/outbox.js';
+import {
+  grantStatusEvent,
+  recordPostgresEvents,
+  userDeletedEvent,
+  type GrantChangeReason,
+  type UserDeletionReason,
+} from '../webhooks/outbox.js';
 import { eraseUserStatements, SQL } from './postgres-sql.js';
 import {
   checkListOptions,
@@ -122,8 +128,21 @@ export class PostgresStore implements Store {
     return rows[0] === undefined ? null : toGrant(rows[0]);
   }
 
-  async saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean> {
-    const values = [sub, clientId, write.accessTokenCiphertext, write.accessTokenExpiresAt, write.scopes ?? null, expectedVersion ?? null, write.now];
+  async saveAccessToken(
+    sub: string,
+    clientId: string,
+    write: AccessTokenWrite,
+    expectedVersion?: number,
+  ): Promise<boolean> {
+    const values = [
+      sub,
+      clientId,
+      write.accessTokenCiphertext,
+      write.accessTokenExpiresAt,
+      write.scopes ?? null,
+      expectedVersion ?? null,
+      write.now,
+    ];
     const result =
       write.releaseLeaseOf === undefined
         ? await this.database.query(SQL.saveAccessToken, values)
@@ -131,7 +150,13 @@ export class PostgresStore implements Store {
     return result.rowCount === 1;
   }
 
-  async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void> {
+  async setGrantStatus(
+    sub: string,
+    clientId: string,
+    status: GrantStatus,
+    now: number,
+    reason?: GrantChangeReason,
+  ): Promise<void> {
     checkStatus(status);
     await this.database.transaction(async (db) => {
       const before = await lockedStatus(db, sub, clientId);
@@ -142,7 +167,9 @@ export class PostgresStore implements Store {
   }
 
   async revokeGrant(sub: string, clientId: string, now: number): Promise<boolean> {
-    const changed = await this.database.transaction((db) => revokePostgresGrant(db, sub, clientId, now, 'signed_out'));
+    const changed = await this.database.transaction((db) =>
+      revokePostgresGrant(db, sub, clientId, now, 'signed_out'),
+    );
     this.changes.publish(sub);
     return changed;
   }
@@ -166,20 +193,31 @@ export class PostgresStore implements Store {
   }
 
   async deleteUser(sub: string): Promise<boolean> {
-    const deleted = await this.database.transaction((db) => erasePostgresUser(db, this.database.jobSchema, sub, 'deleted', this.#clock.now()));
+    const deleted = await this.database.transaction((db) =>
+      erasePostgresUser(db, this.database.jobSchema, sub, 'deleted', this.#clock.now()),
+    );
     this.changes.publish(sub);
     return deleted;
   }
 
-  async listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage> {
+  async listGrants(options: {
+    after?: { sub: string; clientId: string };
+    limit: number;
+    status?: GrantStatus;
+  }): Promise<GrantPage> {
     const limit = checkListOptions(options);
     const { after, status } = options;
     const { rows } =
       after === undefined
-        ? await this.database.query<GrantRow>(status === undefined ? SQL.listFirst : SQL.listFirstByStatus, status === undefined ? [limit + 1] : [limit + 1, status])
+        ? await this.database.query<GrantRow>(
+            status === undefined ? SQL.listFirst : SQL.listFirstByStatus,
+            status === undefined ? [limit + 1] : [limit + 1, status],
+          )
         : await this.database.query<GrantRow>(
             status === undefined ? SQL.listAfter : SQL.listAfterByStatus,
-            status === undefined ? [limit + 1, after.sub, after.clientId] : [limit + 1, after.sub, after.clientId, status],
+            status === undefined
+              ? [limit + 1, after.sub, after.clientId]
+              : [limit + 1, after.sub, after.clientId, status],
           );
     return toGrantPage(rows, limit);
   }
@@ -188,7 +226,8 @@ export class PostgresStore implements Store {
     try {
       await this.database.query(SQL.insertApiKey, [record.id, record.hash, record.name, record.createdAt]);
     } catch (error) {
-      if (error instanceof BehalfError && sqlState(error.cause) === '23505') throw duplicateApiKey(error.cause);
+      if (error instanceof BehalfError && sqlState(error.cause) === '23505')
+        throw duplicateApiKey(error.cause);
       throw error;
     }
   }
@@ -246,7 +285,11 @@ export class PostgresStore implements Store {
   }
 
   async addKeyCheck(record: KeyCheckRecord): Promise<boolean> {
-    const result = await this.database.query(SQL.addKeyCheck, [record.keyId, record.checkValue, record.createdAt]);
+    const result = await this.database.query(SQL.addKeyCheck, [
+      record.keyId,
+      record.checkValue,
+      record.createdAt,
+    ]);
     return result.rowCount === 1;
   }
 
@@ -259,7 +302,13 @@ export class PostgresStore implements Store {
  * Revoke a grant and erase its tokens, inside the transaction `db` is in, recording
  * `grant.revoked` for the webhooks when it was not revoked already.
  */
-export async function revokePostgresGrant(db: Queryable, sub: string, clientId: string, now: number, reason: GrantChangeReason): Promise<boolean> {
+export async function revokePostgresGrant(
+  db: Queryable,
+  sub: string,
+  clientId: string,
+  now: number,
+  reason: GrantChangeReason,
+): Promise<boolean> {
   const before = await lockedStatus(db, sub, clientId);
   const changed = (await db.query(SQL.revokeGrant, [sub, clientId, now])).rowCount === 1;
   await recordPostgresEvents(db, [grantStatusEvent(sub, before, 'revoked', reason)], now);
@@ -270,9 +319,16 @@ export async function revokePostgresGrant(db: Queryable, sub: string, clientId: 
  * Forget a user (see eraseUserStatements), inside the transaction `db` is in, recording
  * `user.deleted` for the webhooks when there was one.
  */
-export async function erasePostgresUser(db: Queryable, jobSchema: string, sub: string, reason: UserDeletionReason, now: number): Promise<boolean> {
+export async function erasePostgresUser(
+  db: Queryable,
+  jobSchema: string,
+  sub: string,
+  reason: UserDeletionReason,
+  now: number,
+): Promise<boolean> {
   let last = 0;
-  for (const statement of eraseUserStatements(jobSchema)) last = (await db.query(statement, [sub])).rowCount ?? 0;
+  for (const statement of eraseUserStatements(jobSchema))
+    last = (await db.query(statement, [sub])).rowCount ?? 0;
   if (last === 1) await recordPostgresEvents(db, [userDeletedEvent(sub, reason)], now);
   return last === 1;
 }

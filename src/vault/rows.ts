@@ -4,7 +4,15 @@
  * and TEXT[].
  */
 import { BehalfError } from '../errors.js';
-import type { ApiKeyRecord, ApiKeySummary, GrantStatus, KeyCheckRecord, RefreshRecord, StoredGrant, UserRecord } from './types.js';
+import type {
+  ApiKeyRecord,
+  ApiKeySummary,
+  GrantStatus,
+  KeyCheckRecord,
+  RefreshRecord,
+  StoredGrant,
+  UserRecord,
+} from './types.js';
 
 export const STATUSES: ReadonlySet<string> = new Set<GrantStatus>(['active', 'revoked', 'needs_consent']);
 /** The most grants one page holds, whatever the caller asks. */
@@ -109,10 +117,16 @@ export function toKeyCheck(row: KeyCheckRow): KeyCheckRecord {
 }
 
 /** The page of grants from `limit + 1` rows: one row more than asked tells whether there is a next page. */
-export function toGrantPage(rows: GrantRow[], limit: number): { grants: StoredGrant[]; next: { sub: string; clientId: string } | null } {
+export function toGrantPage(
+  rows: GrantRow[],
+  limit: number,
+): { grants: StoredGrant[]; next: { sub: string; clientId: string } | null } {
   const grants = rows.slice(0, limit).map(toGrant);
   const last = grants.at(-1);
-  return { grants, next: rows.length > limit && last !== undefined ? { sub: last.sub, clientId: last.clientId } : null };
+  return {
+    grants,
+    next: rows.length > limit && last !== undefined ? { sub: last.sub, clientId: last.clientId } : null,
+  };
 }
 
 /** The page size to read, after checking the options both backends accept. */
@@ -121,19 +135,33 @@ export function checkListOptions(options: { limit: number; status?: GrantStatus 
     throw new BehalfError('INVALID_REQUEST', 'listGrants: limit must be a whole number of at least 1.');
   }
   if (options.status !== undefined && !STATUSES.has(options.status)) {
-    throw new BehalfError('INVALID_REQUEST', `listGrants: unknown status; expected one of ${[...STATUSES].join(', ')}.`);
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      `listGrants: unknown status; expected one of ${[...STATUSES].join(', ')}.`,
+    );
   }
   return Math.min(options.limit, MAX_PAGE);
 }
 
 export function checkStatus(status: GrantStatus): void {
-  if (!STATUSES.has(status)) throw new BehalfError('INVALID_REQUEST', `Unknown grant status; expected one of ${[...STATUSES].join(', ')}.`);
+  if (!STATUSES.has(status))
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      `Unknown grant status; expected one of ${[...STATUSES].join(', ')}.`,
+    );
 }
 
 export function checkTtl(ttlMs: number): void {
-  if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new BehalfError('INVALID_REQUEST', 'A refresh lease needs a whole number of milliseconds of at least 1.');
+  if (!Number.isInteger(ttlMs) || ttlMs < 1)
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      'A refresh lease needs a whole number of milliseconds of at least 1.',
+    );
 }
 
 export function duplicateApiKey(cause: unknown): BehalfError {
-  return new BehalfError('INVALID_REQUEST', 'An API key with this id already exists.', { reason: 'duplicate_id', cause });
+  return new BehalfError('INVALID_REQUEST', 'An API key with this id already exists.', {
+    reason: 'duplicate_id',
+    cause,
+  });
 }

@@ -1,7 +1,13 @@
 import type Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../clock.js';
 import { sqliteCode, type SqliteDatabase } from '../database/sqlite.js';
-import { grantStatusEvent, recordSqliteEvents, userDeletedEvent, type GrantChangeReason, type UserDeletionReason } from '../webhooks/outbox.js';
+import {
+  grantStatusEvent,
+  recordSqliteEvents,
+  userDeletedEvent,
+  type GrantChangeReason,
+  type UserDeletionReason,
+} from '../webhooks/outbox.js';
 import {
   checkListOptions,
   checkStatus,
@@ -100,13 +106,19 @@ export class SqliteStore implements Store {
       // A refresh token older than the stored one never replaces it (two sign-ins racing).
       const replaceRefresh =
         write.refreshTokenCiphertext !== undefined &&
-        (existing?.refresh_token_issued_at == null || existing.refresh_token === null || now >= existing.refresh_token_issued_at);
+        (existing?.refresh_token_issued_at == null ||
+          existing.refresh_token === null ||
+          now >= existing.refresh_token_issued_at);
       const refreshToken = replaceRefresh ? write.refreshTokenCiphertext! : (existing?.refresh_token ?? null);
       // A new refresh token brings the grant back to life. Without one the stored status
       // stands (a repeat sign-in cannot revive a grant Google refused), and a grant with no
       // refresh token at all needs consent.
       const status: GrantStatus =
-        refreshToken === null ? 'needs_consent' : replaceRefresh ? 'active' : ((existing?.status as GrantStatus | undefined) ?? 'active');
+        refreshToken === null
+          ? 'needs_consent'
+          : replaceRefresh
+            ? 'active'
+            : ((existing?.status as GrantStatus | undefined) ?? 'active');
       this.#sql.upsertGrant.run({
         sub: user.sub,
         client_id: write.clientId,
@@ -118,7 +130,18 @@ export class SqliteStore implements Store {
         status,
         now,
       });
-      recordSqliteEvents(this.database, [grantStatusEvent(user.sub, (existing?.status as GrantStatus | undefined) ?? null, status, 'signed_in')], now);
+      recordSqliteEvents(
+        this.database,
+        [
+          grantStatusEvent(
+            user.sub,
+            (existing?.status as GrantStatus | undefined) ?? null,
+            status,
+            'signed_in',
+          ),
+        ],
+        now,
+      );
       return {
         user: toUser(this.#sql.getUser.get(user.sub) as UserRow),
         grant: toGrant(this.#sql.getGrant.get(user.sub, write.clientId) as GrantRow),
@@ -142,7 +165,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  async saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean> {
+  async saveAccessToken(
+    sub: string,
+    clientId: string,
+    write: AccessTokenWrite,
+    expectedVersion?: number,
+  ): Promise<boolean> {
     const save = this.database.connection.transaction(() => {
       const result = this.#sql.saveAccessToken.run({
         sub,
@@ -153,24 +181,38 @@ export class SqliteStore implements Store {
         expected_version: expectedVersion ?? null,
         now: write.now,
       });
-      if (write.releaseLeaseOf !== undefined) this.#sql.releaseLease.run({ sub, client_id: clientId, holder: write.releaseLeaseOf });
+      if (write.releaseLeaseOf !== undefined)
+        this.#sql.releaseLease.run({ sub, client_id: clientId, holder: write.releaseLeaseOf });
       return result.changes === 1;
     });
     return this.database.runUnsynced(() => save.immediate());
   }
 
-  async setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void> {
+  async setGrantStatus(
+    sub: string,
+    clientId: string,
+    status: GrantStatus,
+    now: number,
+    reason?: GrantChangeReason,
+  ): Promise<void> {
     checkStatus(status);
     await this.database.transaction(() => {
       const before = this.#sql.getGrant.get(sub, clientId) as GrantRow | undefined;
       this.#sql.setStatus.run({ sub, client_id: clientId, status, now });
-      if (before !== undefined) recordSqliteEvents(this.database, [grantStatusEvent(sub, before.status as GrantStatus, status, reason)], now);
+      if (before !== undefined)
+        recordSqliteEvents(
+          this.database,
+          [grantStatusEvent(sub, before.status as GrantStatus, status, reason)],
+          now,
+        );
     });
     this.changes.publish(sub);
   }
 
   async revokeGrant(sub: string, clientId: string, now: number): Promise<boolean> {
-    const changed = await this.database.transaction(() => revokeSqliteGrant(this.database, sub, clientId, now, 'signed_out'));
+    const changed = await this.database.transaction(() =>
+      revokeSqliteGrant(this.database, sub, clientId, now, 'signed_out'),
+    );
     this.changes.publish(sub);
     return changed;
   }
@@ -197,12 +239,18 @@ export class SqliteStore implements Store {
   }
 
   async deleteUser(sub: string): Promise<boolean> {
-    const deleted = await this.database.transaction(() => eraseSqliteUser(this.database, sub, 'deleted', this.#clock.now()));
+    const deleted = await this.database.transaction(() =>
+      eraseSqliteUser(this.database, sub, 'deleted', this.#clock.now()),
+    );
     this.changes.publish(sub);
     return deleted;
   }
 
-  async listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage> {
+  async listGrants(options: {
+    after?: { sub: string; clientId: string };
+    limit: number;
+    status?: GrantStatus;
+  }): Promise<GrantPage> {
     const limit = checkListOptions(options);
     return this.database.run(() => {
       const rows = this.#sql.listGrants.all({
@@ -218,7 +266,12 @@ export class SqliteStore implements Store {
   async createApiKey(record: ApiKeyRecord): Promise<void> {
     return this.database.run(() => {
       try {
-        this.#sql.insertApiKey.run({ id: record.id, hash: record.hash, name: record.name, created_at: record.createdAt });
+        this.#sql.insertApiKey.run({
+          id: record.id,
+          hash: record.hash,
+          name: record.name,
+          created_at: record.createdAt,
+        });
       } catch (error) {
         if (sqliteCode(error)?.startsWith('SQLITE_CONSTRAINT') === true) throw duplicateApiKey(error);
         throw error;
@@ -234,7 +287,9 @@ export class SqliteStore implements Store {
   }
 
   async listApiKeys(): Promise<ApiKeySummary[]> {
-    return this.database.run(() => (this.#sql.listApiKeys.all() as Array<Omit<ApiKeyRow, 'hash'>>).map(toApiKeySummary));
+    return this.database.run(() =>
+      (this.#sql.listApiKeys.all() as Array<Omit<ApiKeyRow, 'hash'>>).map(toApiKeySummary),
+    );
   }
 
   async deleteApiKey(id: string): Promise<boolean> {
@@ -253,7 +308,13 @@ export class SqliteStore implements Store {
   async recordRefresh(sub: string, clientId: string, record: RefreshRecord): Promise<void> {
     // Written beside the access token, which is not fsynced either.
     await this.database.runUnsynced(() =>
-      this.#sql.recordRefresh.run({ sub, client_id: clientId, at: record.at, outcome: record.outcome, reason: record.reason }),
+      this.#sql.recordRefresh.run({
+        sub,
+        client_id: clientId,
+        at: record.at,
+        outcome: record.outcome,
+        reason: record.reason,
+      }),
     );
   }
 
@@ -268,12 +329,20 @@ export class SqliteStore implements Store {
     checkTtl(ttlMs);
     // Leases are real time (the process clock), whatever clock the store was given for tests.
     const now = Date.now();
-    return this.database.runUnsynced(() => this.#sql.takeLease.run({ sub, client_id: clientId, holder, now, expires_at: now + ttlMs }).changes === 1);
+    return this.database.runUnsynced(
+      () =>
+        this.#sql.takeLease.run({ sub, client_id: clientId, holder, now, expires_at: now + ttlMs })
+          .changes === 1,
+    );
   }
 
   async renewRefreshLease(sub: string, clientId: string, holder: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
-    return this.database.runUnsynced(() => this.#sql.renewLease.run({ sub, client_id: clientId, holder, expires_at: Date.now() + ttlMs }).changes === 1);
+    return this.database.runUnsynced(
+      () =>
+        this.#sql.renewLease.run({ sub, client_id: clientId, holder, expires_at: Date.now() + ttlMs })
+          .changes === 1,
+    );
   }
 
   async releaseRefreshLease(sub: string, clientId: string, holder: string): Promise<void> {
@@ -286,7 +355,12 @@ export class SqliteStore implements Store {
 
   async addKeyCheck(record: KeyCheckRecord): Promise<boolean> {
     return this.database.run(
-      () => this.#sql.addKeyCheck.run({ key_id: record.keyId, check_value: record.checkValue, created_at: record.createdAt }).changes === 1,
+      () =>
+        this.#sql.addKeyCheck.run({
+          key_id: record.keyId,
+          check_value: record.checkValue,
+          created_at: record.createdAt,
+        }).changes === 1,
     );
   }
 
@@ -299,11 +373,22 @@ export class SqliteStore implements Store {
  * Revoke a grant and erase its tokens, inside the transaction the connection is in, recording
  * `grant.revoked` for the webhooks when it was not revoked already.
  */
-export function revokeSqliteGrant(database: SqliteDatabase, sub: string, clientId: string, now: number, reason: GrantChangeReason): boolean {
+export function revokeSqliteGrant(
+  database: SqliteDatabase,
+  sub: string,
+  clientId: string,
+  now: number,
+  reason: GrantChangeReason,
+): boolean {
   const sql = vaultStatements(database);
   const before = sql.getGrant.get(sub, clientId) as GrantRow | undefined;
   const changed = sql.revokeGrant.run({ sub, client_id: clientId, now }).changes === 1;
-  if (before !== undefined) recordSqliteEvents(database, [grantStatusEvent(sub, before.status as GrantStatus, 'revoked', reason)], now);
+  if (before !== undefined)
+    recordSqliteEvents(
+      database,
+      [grantStatusEvent(sub, before.status as GrantStatus, 'revoked', reason)],
+      now,
+    );
   return changed;
 }
 
@@ -311,7 +396,12 @@ export function revokeSqliteGrant(database: SqliteDatabase, sub: string, clientI
  * Forget a user, inside the transaction the connection is in, recording `user.deleted` for the
  * webhooks; true when there was one.
  */
-export function eraseSqliteUser(database: SqliteDatabase, sub: string, reason: UserDeletionReason, now: number): boolean {
+export function eraseSqliteUser(
+  database: SqliteDatabase,
+  sub: string,
+  reason: UserDeletionReason,
+  now: number,
+): boolean {
   let last = 0;
   for (const statement of vaultStatements(database).eraseUser) last = statement.run(sub).changes;
   if (last === 1) recordSqliteEvents(database, [userDeletedEvent(sub, reason)], now);
@@ -341,8 +431,12 @@ function prepareVault(db: Database.Database) {
        ON CONFLICT (sub, client_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
        WHERE refresh_leases.expires_at <= @now`,
     ),
-    releaseLease: db.prepare('DELETE FROM refresh_leases WHERE sub = @sub AND client_id = @client_id AND holder = @holder'),
-    renewLease: db.prepare('UPDATE refresh_leases SET expires_at = @expires_at WHERE sub = @sub AND client_id = @client_id AND holder = @holder'),
+    releaseLease: db.prepare(
+      'DELETE FROM refresh_leases WHERE sub = @sub AND client_id = @client_id AND holder = @holder',
+    ),
+    renewLease: db.prepare(
+      'UPDATE refresh_leases SET expires_at = @expires_at WHERE sub = @sub AND client_id = @client_id AND holder = @holder',
+    ),
     upsertUser: db.prepare(
       `INSERT INTO users (sub, email, email_verified, name, given_name, family_name, picture, locale, hd, created_at, updated_at, last_sign_in_at)
        VALUES (@sub, @email, @email_verified, @name, @given_name, @family_name, @picture, @locale, @hd, @now, @now, @now)
@@ -391,7 +485,9 @@ function prepareVault(db: Database.Database) {
     // rows; a started one finds its run gone and does nothing), job runs, security state, refresh
     // leases, grants, and the user, whose row count says whether there was one.
     eraseUser: [
-      db.prepare(`DELETE FROM plainjob_jobs WHERE status = 0 AND json_extract(data, '$.runId') IN (SELECT id FROM job_runs WHERE sub = ?)`),
+      db.prepare(
+        `DELETE FROM plainjob_jobs WHERE status = 0 AND json_extract(data, '$.runId') IN (SELECT id FROM job_runs WHERE sub = ?)`,
+      ),
       db.prepare('DELETE FROM job_runs WHERE sub = ?'),
       db.prepare('DELETE FROM user_security WHERE sub = ?'),
       db.prepare('DELETE FROM refresh_leases WHERE sub = ?'),
@@ -399,7 +495,9 @@ function prepareVault(db: Database.Database) {
       db.prepare('DELETE FROM users WHERE sub = ?'),
     ],
     listKeyChecks: db.prepare('SELECT * FROM key_checks ORDER BY key_id'),
-    addKeyCheck: db.prepare('INSERT INTO key_checks (key_id, check_value, created_at) VALUES (@key_id, @check_value, @created_at) ON CONFLICT (key_id) DO NOTHING'),
+    addKeyCheck: db.prepare(
+      'INSERT INTO key_checks (key_id, check_value, created_at) VALUES (@key_id, @check_value, @created_at) ON CONFLICT (key_id) DO NOTHING',
+    ),
     // Keyset pagination in (sub, client_id) order: byte order (SQLite's BINARY collation).
     listGrants: db.prepare(
       `SELECT * FROM grants
@@ -407,10 +505,16 @@ function prepareVault(db: Database.Database) {
          AND (@status IS NULL OR status = @status)
        ORDER BY sub, client_id LIMIT @limit`,
     ),
-    insertApiKey: db.prepare('INSERT INTO api_keys (id, hash, name, created_at) VALUES (@id, @hash, @name, @created_at)'),
+    insertApiKey: db.prepare(
+      'INSERT INTO api_keys (id, hash, name, created_at) VALUES (@id, @hash, @name, @created_at)',
+    ),
     findApiKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
-    listApiKeys: db.prepare('SELECT id, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id'),
-    recordApiKeyUse: db.prepare('UPDATE api_keys SET last_used_at = @at WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @at)'),
+    listApiKeys: db.prepare(
+      'SELECT id, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id',
+    ),
+    recordApiKeyUse: db.prepare(
+      'UPDATE api_keys SET last_used_at = @at WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @at)',
+    ),
     // Only for a grant that exists; a newer record stands.
     recordRefresh: db.prepare(
       `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
@@ -426,4 +530,3 @@ function prepareVault(db: Database.Database) {
     deleteApiKey: db.prepare('DELETE FROM api_keys WHERE id = ?'),
   };
 }
-

@@ -140,13 +140,24 @@ export interface Store {
    * Cache a freshly minted access token. When `expectedVersion` is given and the row has moved on,
    * nothing is written and false is returned.
    */
-  saveAccessToken(sub: string, clientId: string, write: AccessTokenWrite, expectedVersion?: number): Promise<boolean>;
+  saveAccessToken(
+    sub: string,
+    clientId: string,
+    write: AccessTokenWrite,
+    expectedVersion?: number,
+  ): Promise<boolean>;
 
   /**
    * Set the grant status; `revoked`/`needs_consent` also drop the cached access token. A change of
    * status records its webhook event (`grant.*`, with `reason` when given) in the same transaction.
    */
-  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void>;
+  setGrantStatus(
+    sub: string,
+    clientId: string,
+    status: GrantStatus,
+    now: number,
+    reason?: GrantChangeReason,
+  ): Promise<void>;
 
   /**
    * Mark the grant revoked and erase both its tokens, in one write (a sign-out), recording
@@ -171,7 +182,11 @@ export interface Store {
   deleteUser(sub: string): Promise<boolean>;
 
   /** Grants in (sub, clientId) order, a page at a time. */
-  listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage>;
+  listGrants(options: {
+    after?: { sub: string; clientId: string };
+    limit: number;
+    status?: GrantStatus;
+  }): Promise<GrantPage>;
 
   createApiKey(record: ApiKeyRecord): Promise<void>;
   findApiKey(id: string): Promise<ApiKeyRecord | null>;

@@ -83,7 +83,9 @@ export function prefixUpperBound(prefix: string): string | null {
 }
 
 function badCursor(): never {
-  throw new BehalfError('INVALID_REQUEST', 'The page cursor is malformed, or belongs to another search.', { reason: 'bad_cursor' });
+  throw new BehalfError('INVALID_REQUEST', 'The page cursor is malformed, or belongs to another search.', {
+    reason: 'bad_cursor',
+  });
 }
 
 function encodeCursor(cursor: Cursor): string {
@@ -99,9 +101,11 @@ function decodeCursor(text: string): Cursor {
   } catch {
     badCursor();
   }
-  if (!Array.isArray(parts) || !parts.every((p) => typeof p === 'string' && p.length <= MAX_PREFIX)) badCursor();
+  if (!Array.isArray(parts) || !parts.every((p) => typeof p === 'string' && p.length <= MAX_PREFIX))
+    badCursor();
   const [order, a, b] = parts as string[];
-  if (order === 'e' && parts.length === 3 && a !== undefined && b !== undefined && b !== '') return { order: 'email', key: a, sub: b };
+  if (order === 'e' && parts.length === 3 && a !== undefined && b !== undefined && b !== '')
+    return { order: 'email', key: a, sub: b };
   if (order === 's' && parts.length === 2 && a !== undefined && a !== '') return { order: 'sub', sub: a };
   return badCursor();
 }
@@ -111,10 +115,14 @@ function plan(search: UserSearch): Plan {
     throw new BehalfError('INVALID_REQUEST', 'searchUsers: limit must be a whole number of at least 1.');
   }
   if (search.status !== undefined && !STATUSES.has(search.status)) {
-    throw new BehalfError('INVALID_REQUEST', `searchUsers: unknown status; expected one of ${[...STATUSES].join(', ')}.`);
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      `searchUsers: unknown status; expected one of ${[...STATUSES].join(', ')}.`,
+    );
   }
   const prefix = asciiLower(search.emailPrefix ?? '');
-  if (prefix.length > MAX_PREFIX) throw new BehalfError('INVALID_REQUEST', `An email prefix is at most ${MAX_PREFIX} characters.`);
+  if (prefix.length > MAX_PREFIX)
+    throw new BehalfError('INVALID_REQUEST', `An email prefix is at most ${MAX_PREFIX} characters.`);
   const order = prefix === '' && search.status !== undefined ? 'sub' : 'email';
   const cursor = search.after === undefined ? undefined : decodeCursor(search.after);
   if (cursor !== undefined && cursor.order !== order) badCursor();
@@ -140,26 +148,38 @@ function toPage(rows: ListRow[], p: Plan): UserSearchPage {
         ? null
         : {
             status: row.grant_status as GrantStatus,
-            scopes: Array.isArray(row.grant_scopes) ? row.grant_scopes : row.grant_scopes === '' || row.grant_scopes === null ? [] : row.grant_scopes.split(' '),
+            scopes: Array.isArray(row.grant_scopes)
+              ? row.grant_scopes
+              : row.grant_scopes === '' || row.grant_scopes === null
+                ? []
+                : row.grant_scopes.split(' '),
           },
   }));
   const last = users.at(-1)?.user;
   const next =
     rows.length > p.limit && last !== undefined
-      ? encodeCursor(p.order === 'email' ? { order: 'email', key: asciiLower(last.email ?? ''), sub: last.sub } : { order: 'sub', sub: last.sub })
+      ? encodeCursor(
+          p.order === 'email'
+            ? { order: 'email', key: asciiLower(last.email ?? ''), sub: last.sub }
+            : { order: 'sub', sub: last.sub },
+        )
       : null;
   return { users, next };
 }
 
 const COLUMNS = 'u.*, g.status AS grant_status, g.scopes AS grant_scopes';
 const SQLITE_KEY = "lower(coalesce(u.email, ''))";
-const sqliteByEmail = (bounded: boolean) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = @client_id
+const sqliteByEmail = (
+  bounded: boolean,
+) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = @client_id
   WHERE ${SQLITE_KEY} >= @after_key AND (${SQLITE_KEY}, u.sub) > (@after_key, @after_sub) ${bounded ? `AND ${SQLITE_KEY} < @below` : ''}
     AND (@status IS NULL OR g.status = @status)
   ORDER BY ${SQLITE_KEY}, u.sub LIMIT @limit`;
 
 const PG_KEY = `lower((coalesce(u.email, '')) COLLATE "C")`;
-const postgresByEmail = (bounded: boolean) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = $1
+const postgresByEmail = (
+  bounded: boolean,
+) => `SELECT ${COLUMNS} FROM users u LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = $1
   WHERE (${PG_KEY}, u.sub) > ($2::text COLLATE "C", $3::text COLLATE "C") AND ($4::text IS NULL OR g.status = $4)
     ${bounded ? `AND ${PG_KEY} < ($6::text COLLATE "C")` : ''}
   ORDER BY ${PG_KEY}, u.sub LIMIT $5`;
@@ -190,11 +210,18 @@ const prepared = new WeakMap<SqliteDatabase, ReturnType<typeof prepareSqlite>>()
 function prepareSqlite(database: SqliteDatabase) {
   const db = database.connection;
   const { sqlite } = USER_SEARCH_SQL;
-  return { byEmail: db.prepare(sqlite.byEmail), byEmailPrefix: db.prepare(sqlite.byEmailPrefix), byStatus: db.prepare(sqlite.byStatus) };
+  return {
+    byEmail: db.prepare(sqlite.byEmail),
+    byEmailPrefix: db.prepare(sqlite.byEmailPrefix),
+    byStatus: db.prepare(sqlite.byStatus),
+  };
 }
 
 /** {@link UserSearch} on SQLite. */
-export async function searchSqliteUsers(database: SqliteDatabase, search: UserSearch): Promise<UserSearchPage> {
+export async function searchSqliteUsers(
+  database: SqliteDatabase,
+  search: UserSearch,
+): Promise<UserSearchPage> {
   const p = plan(search);
   return database.run(() => {
     let sql = prepared.get(database);
@@ -213,14 +240,30 @@ export async function searchSqliteUsers(database: SqliteDatabase, search: UserSe
 }
 
 /** {@link UserSearch} on Postgres. */
-export async function searchPostgresUsers(database: PostgresDatabase, search: UserSearch): Promise<UserSearchPage> {
+export async function searchPostgresUsers(
+  database: PostgresDatabase,
+  search: UserSearch,
+): Promise<UserSearchPage> {
   const p = plan(search);
   const sql = USER_SEARCH_SQL.postgres;
   const { rows } =
     p.order === 'sub'
       ? await database.query<ListRow>(sql.byStatus, [search.clientId, p.status, p.afterSub, p.limit + 1])
       : p.below === null
-        ? await database.query<ListRow>(sql.byEmail, [search.clientId, p.afterKey, p.afterSub, p.status, p.limit + 1])
-        : await database.query<ListRow>(sql.byEmailPrefix, [search.clientId, p.afterKey, p.afterSub, p.status, p.limit + 1, p.below]);
+        ? await database.query<ListRow>(sql.byEmail, [
+            search.clientId,
+            p.afterKey,
+            p.afterSub,
+            p.status,
+            p.limit + 1,
+          ])
+        : await database.query<ListRow>(sql.byEmailPrefix, [
+            search.clientId,
+            p.afterKey,
+            p.afterSub,
+            p.status,
+            p.limit + 1,
+            p.below,
+          ]);
   return toPage(rows, p);
 }

@@ -2,7 +2,15 @@ import { BehalfError } from '../errors.js';
 import { decryptToken, encryptToken, envelopeKeyId, type TokenColumn } from './envelope.js';
 import type { Keyring } from './keyring.js';
 import type { GrantChangeReason } from '../webhooks/outbox.js';
-import type { GrantPage, GrantStatus, RefreshRecord, Store, StoredGrant, UserProfile, UserRecord } from './types.js';
+import type {
+  GrantPage,
+  GrantStatus,
+  RefreshRecord,
+  Store,
+  StoredGrant,
+  UserProfile,
+  UserRecord,
+} from './types.js';
 
 /** A grant with its tokens decrypted: only ever held in memory. */
 export interface Grant {
@@ -103,7 +111,10 @@ export class Vault {
       user,
       clientId,
       scopes: input.scopes,
-      refreshTokenCiphertext: input.refreshToken === undefined ? undefined : this.#seal('refresh_token', user.sub, clientId, input.refreshToken),
+      refreshTokenCiphertext:
+        input.refreshToken === undefined
+          ? undefined
+          : this.#seal('refresh_token', user.sub, clientId, input.refreshToken),
       accessTokenCiphertext: this.#seal('access_token', user.sub, clientId, input.accessToken),
       accessTokenExpiresAt: input.accessTokenExpiresAt,
       now: input.now,
@@ -125,7 +136,12 @@ export class Vault {
    * Cache a freshly minted access token. With `expectedVersion`, nothing is written (and false
    * returned) if the grant changed since it was read; a grant that is not active never takes one.
    */
-  saveAccessToken(sub: string, clientId: string, write: AccessTokenSave, expectedVersion?: number): Promise<boolean> {
+  saveAccessToken(
+    sub: string,
+    clientId: string,
+    write: AccessTokenSave,
+    expectedVersion?: number,
+  ): Promise<boolean> {
     return this.store.saveAccessToken(
       sub,
       clientId,
@@ -144,7 +160,13 @@ export class Vault {
    * Set the grant status; `revoked` and `needs_consent` also drop the cached access token. A change
    * of status records its webhook event, with `reason`, in the same transaction.
    */
-  setGrantStatus(sub: string, clientId: string, status: GrantStatus, now: number, reason?: GrantChangeReason): Promise<void> {
+  setGrantStatus(
+    sub: string,
+    clientId: string,
+    status: GrantStatus,
+    now: number,
+    reason?: GrantChangeReason,
+  ): Promise<void> {
     return this.store.setGrantStatus(sub, clientId, status, now, reason);
   }
 
@@ -159,7 +181,11 @@ export class Vault {
   }
 
   /** Grants a page at a time, in (sub, clientId) order. Tokens stay encrypted: use getGrant to read them. */
-  listGrants(options: { after?: { sub: string; clientId: string }; limit: number; status?: GrantStatus }): Promise<GrantPage> {
+  listGrants(options: {
+    after?: { sub: string; clientId: string };
+    limit: number;
+    status?: GrantStatus;
+  }): Promise<GrantPage> {
     return this.store.listGrants(options);
   }
 
@@ -184,7 +210,12 @@ export class Vault {
 
   /** Erase both stored tokens of a grant if it is still at `expectedVersion` (a dropped grant). */
   eraseTokens(sub: string, clientId: string, expectedVersion: number): Promise<boolean> {
-    return this.store.replaceCiphertexts(sub, clientId, { refreshToken: null, accessToken: null }, expectedVersion);
+    return this.store.replaceCiphertexts(
+      sub,
+      clientId,
+      { refreshToken: null, accessToken: null },
+      expectedVersion,
+    );
   }
 
   /** See Store.acquireRefreshLease: the cross-process half of single-flight refresh. */
@@ -218,7 +249,14 @@ export class Vault {
   async rotateKeys(options: RotateOptions = {}): Promise<RotationReport> {
     const pageSize = options.pageSize ?? 500;
     const maxAttempts = options.maxAttempts ?? 10;
-    const report: RotationReport = { primaryKey: this.keyring.primaryId, rows: 0, reencrypted: 0, alreadyCurrent: 0, retried: 0, vanished: 0 };
+    const report: RotationReport = {
+      primaryKey: this.keyring.primaryId,
+      rows: 0,
+      reencrypted: 0,
+      alreadyCurrent: 0,
+      retried: 0,
+      vanished: 0,
+    };
     const failed: Array<{ sub: string; clientId: string; reason: string }> = [];
 
     for await (const row of this.eachGrant({ pageSize })) {
@@ -230,7 +268,10 @@ export class Vault {
 
     if (failed.length > 0) {
       const unknownKey = failed.some((f) => f.reason === 'unknown_key_id');
-      const sample = failed.slice(0, 5).map((f) => `${f.sub} (${f.reason})`).join(', ');
+      const sample = failed
+        .slice(0, 5)
+        .map((f) => `${f.sub} (${f.reason})`)
+        .join(', ');
       throw new BehalfError(
         unknownKey ? 'CONFIG_INVALID' : 'INTERNAL',
         `Key rotation could not re-encrypt ${failed.length} of ${report.rows} grant(s): ${sample}${failed.length > 5 ? ', …' : ''}. ` +
@@ -242,7 +283,11 @@ export class Vault {
   }
 
   /** Rotate one row; the reason when it could not be. */
-  async #rotateRow(row: StoredGrant, maxAttempts: number, report: RotationReport): Promise<string | undefined> {
+  async #rotateRow(
+    row: StoredGrant,
+    maxAttempts: number,
+    report: RotationReport,
+  ): Promise<string | undefined> {
     let current: StoredGrant | null = row;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       if (attempt > 0) {
@@ -267,8 +312,14 @@ export class Vault {
         grant.sub,
         grant.clientId,
         {
-          refreshToken: grant.refreshToken === null ? null : this.#seal('refresh_token', grant.sub, grant.clientId, grant.refreshToken),
-          accessToken: grant.accessToken === null ? null : this.#seal('access_token', grant.sub, grant.clientId, grant.accessToken),
+          refreshToken:
+            grant.refreshToken === null
+              ? null
+              : this.#seal('refresh_token', grant.sub, grant.clientId, grant.refreshToken),
+          accessToken:
+            grant.accessToken === null
+              ? null
+              : this.#seal('access_token', grant.sub, grant.clientId, grant.accessToken),
         },
         current.version,
       );
@@ -292,7 +343,9 @@ export class Vault {
 
   #open(stored: StoredGrant): Grant {
     const open = (column: TokenColumn, ciphertext: Buffer | null) =>
-      ciphertext === null ? null : decryptToken(this.keyring, { column, sub: stored.sub, clientId: stored.clientId }, ciphertext);
+      ciphertext === null
+        ? null
+        : decryptToken(this.keyring, { column, sub: stored.sub, clientId: stored.clientId }, ciphertext);
     return {
       sub: stored.sub,
       clientId: stored.clientId,

@@ -36,7 +36,15 @@ const HOUR = 60 * MINUTE;
  * that a receiver coming back is not met by every retry at once. Eight attempts in all over about
  * 27.6 hours; then the delivery has failed.
  */
-export const RETRY_SCHEDULE_MS: readonly number[] = [5 * SECOND, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR];
+export const RETRY_SCHEDULE_MS: readonly number[] = [
+  5 * SECOND,
+  5 * MINUTE,
+  30 * MINUTE,
+  2 * HOUR,
+  5 * HOUR,
+  10 * HOUR,
+  10 * HOUR,
+];
 export const MAX_ATTEMPTS = RETRY_SCHEDULE_MS.length + 1;
 export const RETRY_JITTER = 0.1;
 /** How long finished deliveries are kept for the console before they are deleted. */
@@ -99,7 +107,12 @@ export class WebhookDispatcher {
     this.#started = true;
     const tick = () => {
       this.deliverDue()
-        .catch((error: unknown) => this.#log.warn({ code: isBehalfError(error) ? error.code : 'error' }, 'webhook deliveries could not be read; trying again'))
+        .catch((error: unknown) =>
+          this.#log.warn(
+            { code: isBehalfError(error) ? error.code : 'error' },
+            'webhook deliveries could not be read; trying again',
+          ),
+        )
         .finally(() => {
           if (this.#started) this.#timer = setTimeout(tick, this.#options.pollIntervalMs ?? SECOND).unref();
         });
@@ -157,7 +170,10 @@ export class WebhookDispatcher {
     const now = clock.now();
     const where = { webhook: delivery.endpointId, delivery: delivery.id, attempt: delivery.attempt };
     if (result.status !== undefined && result.status >= 200 && result.status < 300) {
-      await store.recordOutcome(delivery.id, delivery.attempt, now, { kind: 'delivered', httpStatus: result.status });
+      await store.recordOutcome(delivery.id, delivery.attempt, now, {
+        kind: 'delivered',
+        httpStatus: result.status,
+      });
       this.#log.debug({ ...where, status: result.status }, 'webhook delivered');
       return;
     }
@@ -166,14 +182,25 @@ export class WebhookDispatcher {
     // 410 Gone: the receiver says this endpoint is no more. It is disabled (and its other pending
     // deliveries failed) rather than retried for a day; remove it and add it again to resume.
     if (result.status === 410) {
-      await store.recordOutcome(delivery.id, delivery.attempt, now, { kind: 'failed', httpStatus, error, retryAt: null });
+      await store.recordOutcome(delivery.id, delivery.attempt, now, {
+        kind: 'failed',
+        httpStatus,
+        error,
+        retryAt: null,
+      });
       await store.disableEndpoint(delivery.endpointId, 'it answered 410 Gone', now);
       this.#log.warn(where, 'webhook endpoint answered 410 Gone: disabled');
       return;
     }
     const delay = retryDelay(delivery.attempt, this.#options.random);
-    await store.recordOutcome(delivery.id, delivery.attempt, now, { kind: 'failed', httpStatus, error, retryAt: delay === null ? null : now + delay });
-    if (delay === null) this.#log.error({ ...where, error }, `webhook delivery failed ${MAX_ATTEMPTS} times: given up`);
+    await store.recordOutcome(delivery.id, delivery.attempt, now, {
+      kind: 'failed',
+      httpStatus,
+      error,
+      retryAt: delay === null ? null : now + delay,
+    });
+    if (delay === null)
+      this.#log.error({ ...where, error }, `webhook delivery failed ${MAX_ATTEMPTS} times: given up`);
     else this.#log.warn({ ...where, error, retryInMs: delay }, 'webhook delivery failed; will retry');
   }
 
@@ -222,11 +249,26 @@ function describeStatus(status: number): string {
 /** A network failure in a few words: its class and code, never a message that may echo the request. */
 function describeFailure(error: unknown, timeoutMs: number): string {
   const chain: unknown[] = [];
-  for (let e: unknown = error; e !== undefined && e !== null && chain.length < 4; e = (e as { cause?: unknown }).cause) chain.push(e);
-  if (chain.some((e) => isBehalfError(e) && e.reason === 'private_address')) return 'refused: the host resolves to a non-public address';
-  if (chain.some((e) => (e as Error).name === 'TimeoutError' || (e as { code?: unknown }).code === 'UND_ERR_CONNECT_TIMEOUT' || (e as { code?: unknown }).code === 'UND_ERR_HEADERS_TIMEOUT')) {
+  for (
+    let e: unknown = error;
+    e !== undefined && e !== null && chain.length < 4;
+    e = (e as { cause?: unknown }).cause
+  )
+    chain.push(e);
+  if (chain.some((e) => isBehalfError(e) && e.reason === 'private_address'))
+    return 'refused: the host resolves to a non-public address';
+  if (
+    chain.some(
+      (e) =>
+        (e as Error).name === 'TimeoutError' ||
+        (e as { code?: unknown }).code === 'UND_ERR_CONNECT_TIMEOUT' ||
+        (e as { code?: unknown }).code === 'UND_ERR_HEADERS_TIMEOUT',
+    )
+  ) {
     return `no answer within ${timeoutMs} ms`;
   }
-  const code = chain.map((e) => (e as { code?: unknown }).code).find((c): c is string => typeof c === 'string' && /^[A-Z0-9_]{2,40}$/.test(c));
+  const code = chain
+    .map((e) => (e as { code?: unknown }).code)
+    .find((c): c is string => typeof c === 'string' && /^[A-Z0-9_]{2,40}$/.test(c));
   return `connection failed${code === undefined ? '' : ` (${code})`}`;
 }

@@ -21,13 +21,26 @@ import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './outbox.js';
 import { PostgresWebhookStore } from './postgres-store.js';
 import { generateSecret, openSecret, sealSecret } from './secrets.js';
 import { SqliteWebhookStore } from './sqlite-store.js';
-import type { DeliveryCounts, DeliveryFilter, DeliveryRecord, EndpointStatus, WebhookStore } from './store.js';
+import type {
+  DeliveryCounts,
+  DeliveryFilter,
+  DeliveryRecord,
+  EndpointStatus,
+  WebhookStore,
+} from './store.js';
 import { checkWebhookUrl, type ResolveHost } from './url-policy.js';
 
 export { MAX_ATTEMPTS, RETRY_JITTER, RETRY_SCHEDULE_MS } from './dispatcher.js';
 export { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './outbox.js';
 export type { ResolveHost } from './url-policy.js';
-export type { DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryStatus, EndpointStatus, WebhookStore } from './store.js';
+export type {
+  DeliveryCounts,
+  DeliveryFilter,
+  DeliveryRecord,
+  DeliveryStatus,
+  EndpointStatus,
+  WebhookStore,
+} from './store.js';
 
 /** The most endpoints one deployment may have: every event is written once per endpoint. */
 export const MAX_ENDPOINTS = 50;
@@ -94,17 +107,33 @@ export class Webhooks {
    * host (see ./url-policy.ts). The signing secret is in the answer and nowhere else ever again:
    * it is stored only encrypted.
    */
-  async addEndpoint(input: { url: string; events?: readonly string[] | null }): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+  async addEndpoint(input: {
+    url: string;
+    events?: readonly string[] | null;
+  }): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     const events = checkEvents(input.events ?? null);
     const url = await checkWebhookUrl(input.url, this.#policy());
     const { store, keyring, clock } = this.#options;
     if ((await store.listEndpoints()).length >= MAX_ENDPOINTS) {
-      throw new BehalfError('INVALID_REQUEST', `There are ${MAX_ENDPOINTS} webhook endpoints already: remove one first.`, { reason: 'too_many_webhooks' });
+      throw new BehalfError(
+        'INVALID_REQUEST',
+        `There are ${MAX_ENDPOINTS} webhook endpoints already: remove one first.`,
+        { reason: 'too_many_webhooks' },
+      );
     }
     const id = `wh_${randomBytes(12).toString('hex')}`;
     const secret = generateSecret();
     const now = clock.now();
-    const record = { id, url, events, secretCiphertext: sealSecret(keyring, { id, url }, secret), status: 'enabled' as const, disabledReason: null, createdAt: now, updatedAt: now };
+    const record = {
+      id,
+      url,
+      events,
+      secretCiphertext: sealSecret(keyring, { id, url }, secret),
+      status: 'enabled' as const,
+      disabledReason: null,
+      createdAt: now,
+      updatedAt: now,
+    };
     await store.insertEndpoint(record);
     const { secretCiphertext: _sealed, ...shown } = record;
     return { endpoint: { ...shown, deliveries: { pending: 0, delivered: 0, failed: 0 } }, secret };
@@ -112,7 +141,9 @@ export class Webhooks {
 
   /** Every endpoint, oldest first, without secrets. */
   async listEndpoints(): Promise<WebhookEndpoint[]> {
-    return (await this.#options.store.listEndpoints()).map(({ secretCiphertext: _sealed, ...shown }) => shown);
+    return (await this.#options.store.listEndpoints()).map(
+      ({ secretCiphertext: _sealed, ...shown }) => shown,
+    );
   }
 
   /** Remove an endpoint and its deliveries (pending ones are not sent); false when there is no such endpoint. */
@@ -153,15 +184,23 @@ export class Webhooks {
         report.alreadyCurrent++;
         continue;
       }
-      const resealed = sealSecret(keyring, endpoint, openSecret(keyring, endpoint, endpoint.secretCiphertext));
+      const resealed = sealSecret(
+        keyring,
+        endpoint,
+        openSecret(keyring, endpoint, endpoint.secretCiphertext),
+      );
       // A compare-and-set: an endpoint removed meanwhile is left alone.
-      if (await store.replaceSecret(endpoint.id, endpoint.secretCiphertext, resealed, clock.now())) report.reencrypted++;
+      if (await store.replaceSecret(endpoint.id, endpoint.secretCiphertext, resealed, clock.now()))
+        report.reencrypted++;
     }
     return report;
   }
 
   #policy() {
-    return { allowPrivate: this.#options.allowPrivate, ...(this.#options.resolveHost === undefined ? {} : { resolveHost: this.#options.resolveHost }) };
+    return {
+      allowPrivate: this.#options.allowPrivate,
+      ...(this.#options.resolveHost === undefined ? {} : { resolveHost: this.#options.resolveHost }),
+    };
   }
 }
 
@@ -173,11 +212,19 @@ export function webhookStoreFor(database: Database): WebhookStore {
 function checkEvents(events: readonly string[] | null): WebhookEventType[] | null {
   if (events === null) return null;
   if (!Array.isArray(events) || events.length === 0) {
-    throw new BehalfError('INVALID_REQUEST', 'events is a non-empty list of event types (omit it for every type).', { reason: 'bad_events' });
+    throw new BehalfError(
+      'INVALID_REQUEST',
+      'events is a non-empty list of event types (omit it for every type).',
+      { reason: 'bad_events' },
+    );
   }
   for (const type of events) {
     if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(type)) {
-      throw new BehalfError('INVALID_REQUEST', `Unknown event type; the types are ${WEBHOOK_EVENT_TYPES.join(', ')}.`, { reason: 'unknown_event_type' });
+      throw new BehalfError(
+        'INVALID_REQUEST',
+        `Unknown event type; the types are ${WEBHOOK_EVENT_TYPES.join(', ')}.`,
+        { reason: 'unknown_event_type' },
+      );
     }
   }
   return [...new Set(events)] as WebhookEventType[];

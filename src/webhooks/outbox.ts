@@ -13,7 +13,13 @@ import type { Queryable, SqliteDatabase } from '../database/index.js';
 import type { GrantStatus } from '../vault/types.js';
 
 /** Every event type, in the order the documentation lists them. */
-export const WEBHOOK_EVENT_TYPES = ['grant.needs_consent', 'grant.revoked', 'grant.restored', 'user.deleted', 'security_event.received'] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  'grant.needs_consent',
+  'grant.revoked',
+  'grant.restored',
+  'user.deleted',
+  'security_event.received',
+] as const;
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
@@ -42,7 +48,8 @@ export function grantStatusEvent(
   reason: GrantChangeReason | undefined,
 ): WebhookEvent | undefined {
   if (before === null || before === after) return undefined;
-  const type: WebhookEventType = after === 'active' ? 'grant.restored' : after === 'revoked' ? 'grant.revoked' : 'grant.needs_consent';
+  const type: WebhookEventType =
+    after === 'active' ? 'grant.restored' : after === 'revoked' ? 'grant.revoked' : 'grant.needs_consent';
   return { type, sub, fields: { previous_status: before, ...(reason === undefined ? {} : { reason }) } };
 }
 
@@ -55,7 +62,11 @@ export function userDeletedEvent(sub: string, reason: UserDeletionReason): Webho
  * shape `{type, timestamp, data}` (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md#payload-structure).
  */
 function eventPayload(event: WebhookEvent, now: number): string {
-  return JSON.stringify({ type: event.type, timestamp: new Date(now).toISOString(), data: { sub: event.sub, ...event.fields } });
+  return JSON.stringify({
+    type: event.type,
+    timestamp: new Date(now).toISOString(),
+    data: { sub: event.sub, ...event.fields },
+  });
 }
 
 // One row per subscribed, enabled endpoint. The id is the message id (webhook-id) every attempt
@@ -76,7 +87,11 @@ const sqliteStatements = new WeakMap<Database.Database, Database.Statement>();
  * Record events for delivery, inside the transaction the SQLite connection is in (synchronous, as
  * better-sqlite3's transactions are). Returns the number of deliveries written.
  */
-export function recordSqliteEvents(database: SqliteDatabase, events: ReadonlyArray<WebhookEvent | undefined>, now: number): number {
+export function recordSqliteEvents(
+  database: SqliteDatabase,
+  events: ReadonlyArray<WebhookEvent | undefined>,
+  now: number,
+): number {
   let statement = sqliteStatements.get(database.connection);
   if (statement === undefined) {
     statement = database.connection.prepare(SQLITE_RECORD);
@@ -84,16 +99,29 @@ export function recordSqliteEvents(database: SqliteDatabase, events: ReadonlyArr
   }
   let written = 0;
   for (const event of events) {
-    if (event !== undefined) written += statement.run({ type: event.type, sub: event.sub, payload: eventPayload(event, now), now }).changes;
+    if (event !== undefined)
+      written += statement.run({
+        type: event.type,
+        sub: event.sub,
+        payload: eventPayload(event, now),
+        now,
+      }).changes;
   }
   return written;
 }
 
 /** Record events for delivery, inside the transaction `db` is in. Returns the number of deliveries written. */
-export async function recordPostgresEvents(db: Queryable, events: ReadonlyArray<WebhookEvent | undefined>, now: number): Promise<number> {
+export async function recordPostgresEvents(
+  db: Queryable,
+  events: ReadonlyArray<WebhookEvent | undefined>,
+  now: number,
+): Promise<number> {
   let written = 0;
   for (const event of events) {
-    if (event !== undefined) written += (await db.query(POSTGRES_RECORD, [event.type, event.sub, eventPayload(event, now), now])).rowCount ?? 0;
+    if (event !== undefined)
+      written +=
+        (await db.query(POSTGRES_RECORD, [event.type, event.sub, eventPayload(event, now), now])).rowCount ??
+        0;
   }
   return written;
 }

@@ -14,14 +14,16 @@ import {
   type WebhookStore,
 } from './store.js';
 
-const DELIVERY_COLUMNS = 'id, endpoint_id, event_type, sub, status, attempts, next_attempt_at, last_attempt_at, last_status, last_error, created_at, finished_at';
+const DELIVERY_COLUMNS =
+  'id, endpoint_id, event_type, sub, status, attempts, next_attempt_at, last_attempt_at, last_status, last_error, created_at, finished_at';
 
 // The tables come from the database's migrations (src/database/migrations/postgres.ts, version 6).
 const SQL = {
   insertEndpoint: `INSERT INTO webhook_endpoints (id, url, events, secret, status, disabled_reason, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
   listEndpoints: 'SELECT * FROM webhook_endpoints ORDER BY created_at, id',
-  countDeliveries: 'SELECT endpoint_id, status, COUNT(*) AS n FROM webhook_deliveries GROUP BY endpoint_id, status',
+  countDeliveries:
+    'SELECT endpoint_id, status, COUNT(*) AS n FROM webhook_deliveries GROUP BY endpoint_id, status',
   removeEndpoint: 'DELETE FROM webhook_endpoints WHERE id = $1',
   listDeliveries: `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
     WHERE ($1::text IS NULL OR endpoint_id = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR sub = $3)
@@ -85,18 +87,35 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async listDeliveries(filter: DeliveryFilter): Promise<DeliveryRecord[]> {
     const limit = checkDeliveryFilter(filter);
-    const { rows } = await this.#database.query<DeliveryRow>(SQL.listDeliveries, [filter.endpointId ?? null, filter.status ?? null, filter.sub ?? null, limit]);
+    const { rows } = await this.#database.query<DeliveryRow>(SQL.listDeliveries, [
+      filter.endpointId ?? null,
+      filter.status ?? null,
+      filter.sub ?? null,
+      limit,
+    ]);
     return rows.map(toDelivery);
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number): Promise<ClaimedDelivery[]> {
-    const { rows } = await this.#database.query<{ id: string; endpoint_id: string; url: string; secret: Buffer; payload: string; attempts: number; next_attempt_at: number }>(
-      SQL.claimDue,
-      [now, leaseUntil, limit],
-    );
+    const { rows } = await this.#database.query<{
+      id: string;
+      endpoint_id: string;
+      url: string;
+      secret: Buffer;
+      payload: string;
+      attempts: number;
+      next_attempt_at: number;
+    }>(SQL.claimDue, [now, leaseUntil, limit]);
     // UPDATE … RETURNING comes back in no particular order: oldest due first, as SQLite's.
     rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || (a.id < b.id ? -1 : 1));
-    return rows.map((row) => ({ id: row.id, endpointId: row.endpoint_id, url: row.url, secretCiphertext: row.secret, payload: row.payload, attempt: row.attempts }));
+    return rows.map((row) => ({
+      id: row.id,
+      endpointId: row.endpoint_id,
+      url: row.url,
+      secretCiphertext: row.secret,
+      payload: row.payload,
+      attempt: row.attempts,
+    }));
   }
 
   async recordOutcome(id: string, attempt: number, now: number, outcome: AttemptOutcome): Promise<boolean> {

@@ -36,10 +36,18 @@ export interface SecretBinding {
 
 /** Encrypt a secret for its endpoint under the keyring's primary key (the vault's envelope, column `webhook_secret`). */
 export function sealSecret(keyring: Keyring, endpoint: SecretBinding, secret: string): Buffer {
-  return encryptToken(keyring, { column: 'webhook_secret', sub: endpoint.id, clientId: endpoint.url }, secret);
+  return encryptToken(
+    keyring,
+    { column: 'webhook_secret', sub: endpoint.id, clientId: endpoint.url },
+    secret,
+  );
 }
 
 /** Decrypt an endpoint's secret; a BehalfError naming the problem (never the secret) when it cannot be. */
 export function openSecret(keyring: Keyring, endpoint: SecretBinding, envelope: Buffer): string {
-  return decryptToken(keyring, { column: 'webhook_secret', sub: endpoint.id, clientId: endpoint.url }, envelope);
+  return decryptToken(
+    keyring,
+    { column: 'webhook_secret', sub: endpoint.id, clientId: endpoint.url },
+    envelope,
+  );
 }

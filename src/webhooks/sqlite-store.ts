@@ -45,7 +45,12 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async listEndpoints(): ReturnType<WebhookStore['listEndpoints']> {
-    return this.#database.run(() => withCounts(this.#sql.listEndpoints.all() as EndpointRow[], this.#sql.countDeliveries.all() as CountRow[]));
+    return this.#database.run(() =>
+      withCounts(
+        this.#sql.listEndpoints.all() as EndpointRow[],
+        this.#sql.countDeliveries.all() as CountRow[],
+      ),
+    );
   }
 
   async removeEndpoint(id: string): Promise<boolean> {
@@ -71,7 +76,14 @@ export class SqliteWebhookStore implements WebhookStore {
     // never takes the write lock every process on the file shares.
     if ((await this.#database.run(() => this.#sql.due.all({ now, limit: 1 }))).length === 0) return [];
     return this.#database.transaction(() => {
-      const due = this.#sql.due.all({ now, limit }) as Array<{ id: string; endpoint_id: string; url: string; secret: Buffer; payload: string; attempts: number }>;
+      const due = this.#sql.due.all({ now, limit }) as Array<{
+        id: string;
+        endpoint_id: string;
+        url: string;
+        secret: Buffer;
+        payload: string;
+        attempts: number;
+      }>;
       for (const row of due) this.#sql.lease.run({ id: row.id, now, lease_until: leaseUntil });
       return due.map((row) => ({
         id: row.id,
@@ -103,7 +115,11 @@ export class SqliteWebhookStore implements WebhookStore {
   async disableEndpoint(id: string, reason: string, now: number): Promise<void> {
     await this.#database.transaction(() => {
       this.#sql.disableEndpoint.run({ id, reason, now });
-      this.#sql.failPending.run({ endpoint_id: id, error: `not sent: the endpoint was disabled (${reason})`, now });
+      this.#sql.failPending.run({
+        endpoint_id: id,
+        error: `not sent: the endpoint was disabled (${reason})`,
+        now,
+      });
     });
   }
 
@@ -113,7 +129,11 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async listSecrets(): ReturnType<WebhookStore['listSecrets']> {
     return this.#database.run(() =>
-      (this.#sql.listSecrets.all() as Array<{ id: string; url: string; secret: Buffer }>).map((row) => ({ id: row.id, url: row.url, secretCiphertext: row.secret })),
+      (this.#sql.listSecrets.all() as Array<{ id: string; url: string; secret: Buffer }>).map((row) => ({
+        id: row.id,
+        url: row.url,
+        secretCiphertext: row.secret,
+      })),
     );
   }
 
@@ -130,7 +150,9 @@ function prepare(db: Database.Database) {
        VALUES (@id, @url, @events, @secret, @status, @disabled_reason, @created_at, @updated_at)`,
     ),
     listEndpoints: db.prepare('SELECT * FROM webhook_endpoints ORDER BY created_at, id'),
-    countDeliveries: db.prepare('SELECT endpoint_id, status, COUNT(*) AS n FROM webhook_deliveries GROUP BY endpoint_id, status'),
+    countDeliveries: db.prepare(
+      'SELECT endpoint_id, status, COUNT(*) AS n FROM webhook_deliveries GROUP BY endpoint_id, status',
+    ),
     removeEndpoint: db.prepare('DELETE FROM webhook_endpoints WHERE id = ?'),
     listDeliveries: db.prepare(
       `SELECT id, endpoint_id, event_type, sub, status, attempts, next_attempt_at, last_attempt_at, last_status, last_error, created_at, finished_at
@@ -144,19 +166,25 @@ function prepare(db: Database.Database) {
        WHERE d.status = 'pending' AND d.next_attempt_at <= @now AND (d.lease_until IS NULL OR d.lease_until <= @now) AND e.status = 'enabled'
        ORDER BY d.next_attempt_at, d.id LIMIT @limit`,
     ),
-    lease: db.prepare('UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = @lease_until, last_attempt_at = @now WHERE id = @id'),
+    lease: db.prepare(
+      'UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = @lease_until, last_attempt_at = @now WHERE id = @id',
+    ),
     recordOutcome: db.prepare(
       `UPDATE webhook_deliveries SET status = @status, next_attempt_at = @next_attempt_at, lease_until = NULL,
          last_status = @last_status, last_error = @last_error, finished_at = @finished_at
        WHERE id = @id AND attempts = @attempt AND status = 'pending'`,
     ),
-    disableEndpoint: db.prepare(`UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @reason, updated_at = @now WHERE id = @id`),
+    disableEndpoint: db.prepare(
+      `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @reason, updated_at = @now WHERE id = @id`,
+    ),
     failPending: db.prepare(
       `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL, last_error = @error, finished_at = @now
        WHERE endpoint_id = @endpoint_id AND status = 'pending'`,
     ),
     prune: db.prepare(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < ?`),
     listSecrets: db.prepare('SELECT id, url, secret FROM webhook_endpoints ORDER BY id'),
-    replaceSecret: db.prepare('UPDATE webhook_endpoints SET secret = @next, updated_at = @now WHERE id = @id AND secret = @expected'),
+    replaceSecret: db.prepare(
+      'UPDATE webhook_endpoints SET secret = @next, updated_at = @now WHERE id = @id AND secret = @expected',
+    ),
   };
 }

@@ -157,10 +157,14 @@ export function toEndpoint(row: EndpointRow): EndpointRecord {
 }
 
 /** Endpoints with their counts, from the endpoint rows and the (endpoint, status, count) rows. */
-export function withCounts(endpoints: EndpointRow[], counts: CountRow[]): Array<EndpointRecord & { deliveries: DeliveryCounts }> {
+export function withCounts(
+  endpoints: EndpointRow[],
+  counts: CountRow[],
+): Array<EndpointRecord & { deliveries: DeliveryCounts }> {
   return endpoints.map((row) => {
     const deliveries: DeliveryCounts = { pending: 0, delivered: 0, failed: 0 };
-    for (const count of counts) if (count.endpoint_id === row.id) deliveries[count.status as DeliveryStatus] = Number(count.n);
+    for (const count of counts)
+      if (count.endpoint_id === row.id) deliveries[count.status as DeliveryStatus] = Number(count.n);
     return { ...toEndpoint(row), deliveries };
   });
 }
@@ -185,10 +189,14 @@ export function toDelivery(row: DeliveryRow): DeliveryRecord {
 /** The page size, after checking a filter both backends accept. */
 export function checkDeliveryFilter(filter: DeliveryFilter): number {
   if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > MAX_DELIVERY_PAGE) {
-    throw new BehalfError('INVALID_REQUEST', `A page of deliveries holds 1 to ${MAX_DELIVERY_PAGE}.`, { reason: 'bad_limit' });
+    throw new BehalfError('INVALID_REQUEST', `A page of deliveries holds 1 to ${MAX_DELIVERY_PAGE}.`, {
+      reason: 'bad_limit',
+    });
   }
   if (filter.status !== undefined && !['pending', 'delivered', 'failed'].includes(filter.status)) {
-    throw new BehalfError('INVALID_REQUEST', 'A delivery status is pending, delivered or failed.', { reason: 'bad_status' });
+    throw new BehalfError('INVALID_REQUEST', 'A delivery status is pending, delivered or failed.', {
+      reason: 'bad_status',
+    });
   }
   return filter.limit;
 }

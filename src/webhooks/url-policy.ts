@@ -99,9 +99,14 @@ export async function checkWebhookUrl(input: string, policy: UrlPolicy): Promise
     addresses = [];
   }
   if (addresses.length === 0) {
-    throw new BehalfError('INVALID_REQUEST', `The webhook URL's host ${host} does not resolve.`, { reason: 'unresolvable_host' });
+    throw new BehalfError('INVALID_REQUEST', `The webhook URL's host ${host} does not resolve.`, {
+      reason: 'unresolvable_host',
+    });
   }
-  refuseNonGlobal(host, addresses.map((a) => a.address));
+  refuseNonGlobal(
+    host,
+    addresses.map((a) => a.address),
+  );
   return url.href;
 }
 
@@ -110,7 +115,8 @@ export function parseWebhookUrl(input: string, policy: Pick<UrlPolicy, 'allowPri
   const bad = (problem: string, reason = 'bad_url'): never => {
     throw new BehalfError('INVALID_REQUEST', problem, { reason });
   };
-  if (input.length === 0 || input.length > MAX_URL_LENGTH) bad(`A webhook URL is 1 to ${MAX_URL_LENGTH} characters.`);
+  if (input.length === 0 || input.length > MAX_URL_LENGTH)
+    bad(`A webhook URL is 1 to ${MAX_URL_LENGTH} characters.`);
   let url: URL;
   try {
     url = new URL(input);
@@ -118,11 +124,13 @@ export function parseWebhookUrl(input: string, policy: Pick<UrlPolicy, 'allowPri
     return bad('The webhook URL is not an absolute URL.');
   }
   if (url.protocol === 'http:') {
-    if (!policy.allowPrivate) bad('A webhook URL must be https (http only with BEHALF_WEBHOOK_ALLOW_PRIVATE=true).', 'insecure_url');
+    if (!policy.allowPrivate)
+      bad('A webhook URL must be https (http only with BEHALF_WEBHOOK_ALLOW_PRIVATE=true).', 'insecure_url');
   } else if (url.protocol !== 'https:') {
     bad('A webhook URL must be https.');
   }
-  if (url.username !== '' || url.password !== '') bad('A webhook URL may not carry a user name or password.', 'credentials_in_url');
+  if (url.username !== '' || url.password !== '')
+    bad('A webhook URL may not carry a user name or password.', 'credentials_in_url');
   if (url.hash !== '') bad('A webhook URL may not have a fragment (#…).');
   if (bareHost(url) === '') bad('The webhook URL has no host.');
   if (!policy.allowPrivate && isIP(bareHost(url)) !== 0) refuseNonGlobal(bareHost(url), [bareHost(url)]);
@@ -137,15 +145,22 @@ export function parseWebhookUrl(input: string, policy: Pick<UrlPolicy, 'allowPri
 export function guardedLookup(policy: UrlPolicy): LookupFunction {
   const resolve = policy.resolveHost ?? systemResolve;
   return (hostname, options, callback) => {
-    resolve(hostname).then(
-      (addresses) => {
-        if (!policy.allowPrivate) refuseNonGlobal(hostname, addresses.map((a) => a.address));
-        const usable = addresses.filter((a) => options.family === undefined || options.family === 0 || a.family === options.family);
-        if (usable.length === 0) throw Object.assign(new Error(`${hostname} has no usable address`), { code: 'ENOTFOUND' });
+    resolve(hostname)
+      .then((addresses) => {
+        if (!policy.allowPrivate)
+          refuseNonGlobal(
+            hostname,
+            addresses.map((a) => a.address),
+          );
+        const usable = addresses.filter(
+          (a) => options.family === undefined || options.family === 0 || a.family === options.family,
+        );
+        if (usable.length === 0)
+          throw Object.assign(new Error(`${hostname} has no usable address`), { code: 'ENOTFOUND' });
         if (options.all === true) callback(null, usable);
         else callback(null, usable[0]!.address, usable[0]!.family);
-      },
-    ).catch((error: unknown) => callback(error as NodeJS.ErrnoException, '', 0));
+      })
+      .catch((error: unknown) => callback(error as NodeJS.ErrnoException, '', 0));
   };
 }
 

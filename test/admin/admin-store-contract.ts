@@ -26,7 +26,12 @@ export function runAdminStoresContract(name: string, makeWorld: () => Promise<Ad
     beforeEach(async () => {
       world = await makeWorld();
       await world.store.createApiKey({ id: 'aaaaaaaaaaaa', hash: hash('key a'), name: 'ops', createdAt: T0 });
-      await world.store.createApiKey({ id: 'bbbbbbbbbbbb', hash: hash('key b'), name: 'billing', createdAt: T0 });
+      await world.store.createApiKey({
+        id: 'bbbbbbbbbbbb',
+        hash: hash('key b'),
+        name: 'billing',
+        createdAt: T0,
+      });
     });
 
     afterEach(async () => {
@@ -36,7 +41,12 @@ export function runAdminStoresContract(name: string, makeWorld: () => Promise<Ad
     describe('sessions', () => {
       it('stores a session under its hash, with its key id and label, and answers null for any other hash', async () => {
         expect(await world.sessions.create(hash('s1'), 'aaaaaaaaaaaa', T0)).toBe(true);
-        expect(await world.sessions.get(hash('s1'))).toEqual({ apiKeyId: 'aaaaaaaaaaaa', apiKeyName: 'ops', createdAt: T0, lastSeenAt: T0 });
+        expect(await world.sessions.get(hash('s1'))).toEqual({
+          apiKeyId: 'aaaaaaaaaaaa',
+          apiKeyName: 'ops',
+          createdAt: T0,
+          lastSeenAt: T0,
+        });
         expect(await world.sessions.get(hash('s2'))).toBeNull();
       });
 
@@ -60,7 +70,7 @@ export function runAdminStoresContract(name: string, makeWorld: () => Promise<Ad
         expect(await world.sessions.get(hash('s2'))).not.toBeNull();
       });
 
-      it("deleting an API key deletes its sessions, and only its own", async () => {
+      it('deleting an API key deletes its sessions, and only its own', async () => {
         await world.sessions.create(hash('s1'), 'aaaaaaaaaaaa', T0);
         await world.sessions.create(hash('s2'), 'aaaaaaaaaaaa', T0);
         await world.sessions.create(hash('s3'), 'bbbbbbbbbbbb', T0);
@@ -69,7 +79,12 @@ export function runAdminStoresContract(name: string, makeWorld: () => Promise<Ad
         expect(await world.sessions.get(hash('s2'))).toBeNull();
         expect(await world.sessions.get(hash('s3'))).toMatchObject({ apiKeyId: 'bbbbbbbbbbbb' });
         // Gone from the table, not merely hidden: a key created again under the id opens nothing old.
-        await world.store.createApiKey({ id: 'aaaaaaaaaaaa', hash: hash('key a2'), name: 'ops again', createdAt: T0 + 1 });
+        await world.store.createApiKey({
+          id: 'aaaaaaaaaaaa',
+          hash: hash('key a2'),
+          name: 'ops again',
+          createdAt: T0 + 1,
+        });
         expect(await world.sessions.get(hash('s1'))).toBeNull();
       });
 
@@ -109,17 +124,41 @@ export function runAdminStoresContract(name: string, makeWorld: () => Promise<Ad
         const second = run(T0 + 1_000);
         await world.sweeps.insert(first);
         await world.sweeps.insert(second);
-        const finished: SweepRun = { ...first, checked: 10, healthy: 7, refreshed: 3, needsConsent: 2, unavailable: 1, status: 'done', updatedAt: T0 + 500, finishedAt: T0 + 500 };
+        const finished: SweepRun = {
+          ...first,
+          checked: 10,
+          healthy: 7,
+          refreshed: 3,
+          needsConsent: 2,
+          unavailable: 1,
+          status: 'done',
+          updatedAt: T0 + 500,
+          finishedAt: T0 + 500,
+        };
         await world.sweeps.update(finished);
         expect(await world.sweeps.recent(5)).toEqual([second, finished]);
         expect(await world.sweeps.recent(1)).toEqual([second]);
       });
 
-      it("counts the grants of one client only", async () => {
+      it('counts the grants of one client only', async () => {
         expect(await world.sweeps.countGrants(CLIENT)).toBe(0);
-        for (const [sub, clientId] of [['u1', CLIENT], ['u2', CLIENT], ['u3', 'other.apps.googleusercontent.com']] as const) {
+        for (const [sub, clientId] of [
+          ['u1', CLIENT],
+          ['u2', CLIENT],
+          ['u3', 'other.apps.googleusercontent.com'],
+        ] as const) {
           await world.store.saveSignIn({
-            user: { sub, email: `${sub}@example.com`, emailVerified: true, name: null, givenName: null, familyName: null, picture: null, locale: null, hd: null },
+            user: {
+              sub,
+              email: `${sub}@example.com`,
+              emailVerified: true,
+              name: null,
+              givenName: null,
+              familyName: null,
+              picture: null,
+              locale: null,
+              hd: null,
+            },
             clientId,
             scopes: ['openid'],
             refreshTokenCiphertext: Buffer.from([1, 2, 3]),

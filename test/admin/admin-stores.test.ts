@@ -3,7 +3,12 @@
  * Postgres needs a server: BEHALF_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { PostgresAdminSessionStore, PostgresSweepRunStore, SqliteAdminSessionStore, SqliteSweepRunStore } from '../../src/admin/index.js';
+import {
+  PostgresAdminSessionStore,
+  PostgresSweepRunStore,
+  SqliteAdminSessionStore,
+  SqliteSweepRunStore,
+} from '../../src/admin/index.js';
 import { migratePostgres, openPostgresDatabase, SqliteDatabase } from '../../src/database/index.js';
 import { PostgresStore, SqliteStore } from '../../src/vault/index.js';
 import { createTestDatabase, postgresForTests, type TestDatabase } from '../support/postgres.js';

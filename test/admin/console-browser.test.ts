@@ -20,10 +20,16 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
   const users: Array<{ sub: string; email: string }> = [];
 
   beforeAll(async () => {
-    [h, chromium] = await Promise.all([startHarness({ env: { BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } }), launchBrowser()]);
+    [h, chromium] = await Promise.all([
+      startHarness({ env: { BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } }),
+      launchBrowser(),
+    ]);
     browser = chromium.browser;
     // An endpoint nobody listens on (this harness sends nothing): its deliveries stay pending, for the webhooks page.
-    await h.runtime.behalf.webhooks.addEndpoint({ url: 'http://127.0.0.1:9/behalf-events', events: ['grant.revoked', 'grant.needs_consent'] });
+    await h.runtime.behalf.webhooks.addEndpoint({
+      url: 'http://127.0.0.1:9/behalf-events',
+      events: ['grant.revoked', 'grant.needs_consent'],
+    });
     for (const name of ['ada.lovelace', 'alan.turing', 'grace.hopper', 'katherine.johnson']) {
       const email = `${name}@example.com`;
       const { sub, code } = await h.newUserWithCode({ email });
@@ -41,7 +47,10 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
   });
 
   async function newPage(viewport = DESKTOP): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext({ viewport, ...(viewport === PHONE ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}) });
+    const context = await browser.newContext({
+      viewport,
+      ...(viewport === PHONE ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
+    });
     return { context, page: await context.newPage() };
   }
 
@@ -54,7 +63,8 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
 
   /** Every input, select and button on the page has an accessible name (a label, aria-label, or its text). */
   async function expectEveryControlNamed(page: Page): Promise<void> {
-    const unnamed = await page.evaluate(`[...document.querySelectorAll('input:not([type=hidden]), select, button, textarea, a')]
+    const unnamed =
+      await page.evaluate(`[...document.querySelectorAll('input:not([type=hidden]), select, button, textarea, a')]
       .filter((el) => !((el.labels && el.labels.length > 0) || el.getAttribute('aria-label') || el.textContent.trim()))
       .map((el) => el.outerHTML)`);
     expect(unnamed).toEqual([]);
@@ -68,10 +78,17 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
       // The key is nowhere the page or a script could read it back.
       const cookies = await context.cookies();
       expect(cookies).toHaveLength(1);
-      expect(cookies[0]).toMatchObject({ name: 'behalf_admin', httpOnly: true, sameSite: 'Strict', path: '/admin' });
+      expect(cookies[0]).toMatchObject({
+        name: 'behalf_admin',
+        httpOnly: true,
+        sameSite: 'Strict',
+        path: '/admin',
+      });
       expect(JSON.stringify(cookies)).not.toContain(h.apiKey.slice(17));
       expect(await page.evaluate('document.cookie')).toBe('');
-      expect(await page.evaluate('JSON.stringify(localStorage) + JSON.stringify(sessionStorage)')).toBe('{}{}');
+      expect(await page.evaluate('JSON.stringify(localStorage) + JSON.stringify(sessionStorage)')).toBe(
+        '{}{}',
+      );
       expect(await page.content()).not.toContain(h.apiKey.slice(17));
 
       await page.getByLabel('Email starts with').fill('GRACE');
@@ -85,7 +102,9 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
       await page.getByLabel('Email starts with').fill('');
       await page.getByRole('button', { name: 'Search' }).click();
       await page.waitForURL(/status=needs_consent/);
-      expect(await page.locator('tbody tr').allInnerTexts()).toEqual([expect.stringContaining('katherine.johnson@example.com')]);
+      expect(await page.locator('tbody tr').allInnerTexts()).toEqual([
+        expect.stringContaining('katherine.johnson@example.com'),
+      ]);
     } finally {
       await context.close();
     }
@@ -101,7 +120,9 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
       await expect(page.getByRole('heading', { name: alan.email, level: 1 }).isVisible()).resolves.toBe(true);
       await page.getByRole('button', { name: 'Sign out (revoke grant)' }).click();
       await page.waitForURL(`${h.url}/admin/users/${alan.sub}?done=signed-out`);
-      expect(await page.getByRole('status').innerText()).toContain('Signed out: the grant was revoked at Google');
+      expect(await page.getByRole('status').innerText()).toContain(
+        'Signed out: the grant was revoked at Google',
+      );
       expect(await page.locator('.badge.revoked').first().innerText()).toBe('revoked');
       expect((await h.runtime.store.getGrant(alan.sub, h.runtime.behalf.clientId))?.status).toBe('revoked');
       await expect(page.getByRole('button', { name: 'Sign out (revoke grant)' }).count()).resolves.toBe(0);
@@ -141,7 +162,10 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
 
   it('the main flow works by keyboard alone: sign in, search, open a user, sign them out', async () => {
     const { context, page } = await newPage();
-    const focused = () => page.evaluate(`(() => { const el = document.activeElement; return el ? (el.id || el.textContent.trim() || el.tagName) : '' })()`);
+    const focused = () =>
+      page.evaluate(
+        `(() => { const el = document.activeElement; return el ? (el.id || el.textContent.trim() || el.tagName) : '' })()`,
+      );
     /** Press Tab until the focus is on what `wanted` names (its id or text), at most 40 times. */
     async function tabTo(wanted: string): Promise<void> {
       for (let i = 0; i < 40; i++) {
@@ -188,9 +212,16 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
   it('every page, at desktop and phone widths: screenshots, every control named, nothing wider than the screen', async () => {
     const grace = users[2]!;
     const katherine = users[3]!;
-    await h.control('POST', '/emulator/risc/events', { receiver_url: `${h.url}/v1/google/risc`, event: 'account-credential-change-required', sub: grace.sub });
+    await h.control('POST', '/emulator/risc/events', {
+      receiver_url: `${h.url}/v1/google/risc`,
+      event: 'account-credential-change-required',
+      sub: grace.sub,
+    });
     await h.runtime.tokens.getAccessToken(grace.sub, { forceRefresh: true });
-    for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+    for (const [label, viewport] of [
+      ['desktop', DESKTOP],
+      ['phone', PHONE],
+    ] as const) {
       const { context, page } = await newPage(viewport);
       try {
         await page.goto(`${h.url}/admin/sign-in`);
@@ -212,14 +243,22 @@ describe('admin console in Chromium', { timeout: 180_000 }, () => {
           await page.waitForURL(/done=started/);
         }
         await expect
-          .poll(async () => (await (await page.request.get(`${h.url}/admin/sweep`)).text()).includes('Latest sweep <span class="badge done">'), { timeout: 60_000 })
+          .poll(
+            async () =>
+              (await (await page.request.get(`${h.url}/admin/sweep`)).text()).includes(
+                'Latest sweep <span class="badge done">',
+              ),
+            { timeout: 60_000 },
+          )
           .toBe(true);
         shots.push(['sweep', '/admin/sweep']);
         for (const [name, path] of shots) {
           await page.goto(`${h.url}${path}`);
           await expectEveryControlNamed(page);
           // Readable on a phone: the page itself never scrolls sideways (wide tables scroll in their own box).
-          const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+          const overflow = await page.evaluate(
+            'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+          );
           expect(overflow, `${name} at ${label} width`).toBeLessThanOrEqual(0);
           await page.screenshot({ path: await screenshotPath(`admin-${name}-${label}`), fullPage: true });
         }

@@ -17,7 +17,11 @@ export interface ConsoleClient {
   cookie: string | undefined;
   get(path: string): Promise<Page>;
   /** A form post (a field may repeat); the CSRF token is taken from `fromPage` (a GET first) unless given in `fields`. */
-  post(path: string, fields?: Record<string, string> | Array<[string, string]>, options?: { fromPage?: string; headers?: Record<string, string> }): Promise<Page>;
+  post(
+    path: string,
+    fields?: Record<string, string> | Array<[string, string]>,
+    options?: { fromPage?: string; headers?: Record<string, string> },
+  ): Promise<Page>;
   signIn(key: string): Promise<Page>;
 }
 
@@ -39,7 +43,8 @@ export function consoleClient(baseUrl: string, log?: Page[]): ConsoleClient {
     },
     async post(path, fields = {}, options = {}) {
       const body = new URLSearchParams(fields);
-      if (!body.has('csrf') && options.fromPage !== undefined) body.set('csrf', csrfOf((await client.get(options.fromPage)).html));
+      if (!body.has('csrf') && options.fromPage !== undefined)
+        body.set('csrf', csrfOf((await client.get(options.fromPage)).html));
       const response = await fetch(`${baseUrl}${path}`, {
         method: 'POST',
         redirect: 'manual',

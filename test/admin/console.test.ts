@@ -41,7 +41,8 @@ describe('admin console', () => {
     return sub;
   }
 
-  const grantOf = async (sub: string) => (await h.runtime.store.getGrant(sub, h.runtime.behalf.clientId))?.status;
+  const grantOf = async (sub: string) =>
+    (await h.runtime.store.getGrant(sub, h.runtime.behalf.clientId))?.status;
 
   describe('sign-in and the session cookie', () => {
     it('a wrong key stays on the sign-in page with an error and sets no cookie; the right one opens a session', async () => {
@@ -79,16 +80,29 @@ describe('admin console', () => {
       expect(form.html).toContain('name="next" value="/admin/sweep"');
       const back = await c.post('/admin/sign-in', { key: h.apiKey, next: '/admin/sweep' });
       expect(back.location).toBe('/admin/sweep');
-      for (const next of ['https://evil.example/admin/users', '//evil.example/admin/users', '/admin/../v1/users', '/admin/users\\x']) {
+      for (const next of [
+        'https://evil.example/admin/users',
+        '//evil.example/admin/users',
+        '/admin/../v1/users',
+        '/admin/users\\x',
+      ]) {
         expect((await c.post('/admin/sign-in', { key: h.apiKey, next })).location).toBe('/admin/users');
       }
     });
 
     it('every page is sent with CSP default-src self, no framing, no caching, no referrer to other sites', async () => {
       const c = await signedInClient();
-      for (const path of ['/admin/sign-in', '/admin/users', '/admin/sweep', '/admin/api-keys', '/admin/nowhere']) {
+      for (const path of [
+        '/admin/sign-in',
+        '/admin/users',
+        '/admin/sweep',
+        '/admin/api-keys',
+        '/admin/nowhere',
+      ]) {
         const page = await c.get(path);
-        expect(page.headers.get('content-security-policy')).toBe("default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+        expect(page.headers.get('content-security-policy')).toBe(
+          "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        );
         expect(page.headers.get('x-frame-options')).toBe('DENY');
         expect(page.headers.get('cache-control')).toBe('no-store');
         expect(page.headers.get('referrer-policy')).toBe('same-origin');
@@ -103,7 +117,10 @@ describe('admin console', () => {
     it('without a cookie, a page redirects to sign-in; a POST does too, changing nothing', async () => {
       const sub = await h.signedInUser();
       const c = client();
-      expect(await c.get('/admin/users')).toMatchObject({ status: 303, location: '/admin/sign-in?next=%2Fadmin%2Fusers' });
+      expect(await c.get('/admin/users')).toMatchObject({
+        status: 303,
+        location: '/admin/sign-in?next=%2Fadmin%2Fusers',
+      });
       const posted = await c.post(`/admin/users/${sub}/sign-out`, { csrf: 'x'.repeat(43) });
       expect(posted).toMatchObject({ status: 303, location: '/admin/sign-in' });
       expect(await grantOf(sub)).toBe('active');
@@ -122,7 +139,7 @@ describe('admin console', () => {
       }
     });
 
-    it('the idle timeout slides with each request (15 minutes), on behalf\'s clock', async () => {
+    it("the idle timeout slides with each request (15 minutes), on behalf's clock", async () => {
       const c = await signedInClient();
       for (let i = 0; i < 3; i++) {
         h.clock.advance(14 * MINUTE);
@@ -144,7 +161,9 @@ describe('admin console', () => {
         expect((await c.get('/admin/sweep')).status, `after ${minutes + 10} minutes`).toBe(200);
       }
       h.clock.advance(10 * MINUTE);
-      expect((await c.get('/admin/sweep')).location).toBe('/admin/sign-in?reason=expired&next=%2Fadmin%2Fsweep');
+      expect((await c.get('/admin/sweep')).location).toBe(
+        '/admin/sign-in?reason=expired&next=%2Fadmin%2Fsweep',
+      );
     });
 
     it('sign-out ends the session: the old cookie, replayed, opens nothing', async () => {
@@ -154,12 +173,14 @@ describe('admin console', () => {
       expect(out).toMatchObject({ status: 303, location: '/admin/sign-in?reason=signed_out' });
       expect(out.setCookie).toContain('Max-Age=0');
       c.cookie = cookie;
-      expect((await c.get('/admin/users')).location).toBe('/admin/sign-in?reason=invalid&next=%2Fadmin%2Fusers');
+      expect((await c.get('/admin/users')).location).toBe(
+        '/admin/sign-in?reason=invalid&next=%2Fadmin%2Fusers',
+      );
     });
   });
 
   describe('CSRF and cross-site posts', () => {
-    it('a state change needs this session\'s CSRF token and this origin; refused, nothing changes', async () => {
+    it("a state change needs this session's CSRF token and this origin; refused, nothing changes", async () => {
       const sub = await h.signedInUser();
       const c = await signedInClient();
       const other = await signedInClient();
@@ -182,7 +203,15 @@ describe('admin console', () => {
       }
       expect(await grantOf(sub)).toBe('active');
       // Another site cannot even sign a browser in.
-      expect((await client().post('/admin/sign-in', { key: h.apiKey }, { headers: { origin: 'https://evil.example' } })).status).toBe(403);
+      expect(
+        (
+          await client().post(
+            '/admin/sign-in',
+            { key: h.apiKey },
+            { headers: { origin: 'https://evil.example' } },
+          )
+        ).status,
+      ).toBe(403);
       // Forms only: a JSON body is refused whatever it holds.
       const json = await fetch(`${h.url}/admin/users/${sub}/sign-out`, {
         method: 'POST',
@@ -201,7 +230,11 @@ describe('admin console', () => {
   describe('API keys', () => {
     it('lists keys without the key, creates one shown once, revokes one, and shows when a key was last used', async () => {
       const c = await signedInClient();
-      const created = await c.post('/admin/api-keys', { name: 'billing <backend>' }, { fromPage: '/admin/api-keys' });
+      const created = await c.post(
+        '/admin/api-keys',
+        { name: 'billing <backend>' },
+        { fromPage: '/admin/api-keys' },
+      );
       expect(created.status).toBe(200);
       const key = /<p class="secret"[^>]*>(bhf_[0-9a-f]{12}_[A-Za-z0-9_-]{43})<\/p>/.exec(created.html)?.[1];
       expect(key).toBeDefined();
@@ -213,23 +246,40 @@ describe('admin console', () => {
 
       // Used once through the service API: the listing says when.
       await fetch(`${h.url}/v1/users/nobody`, { headers: { authorization: `Bearer ${key}` } });
-      const row = (await c.get('/admin/api-keys')).html.split('<tr>').find((r) => r.includes(key!.slice(4, 16)))!;
+      const row = (await c.get('/admin/api-keys')).html
+        .split('<tr>')
+        .find((r) => r.includes(key!.slice(4, 16)))!;
       expect(row).toMatch(/<td><time datetime="[^"]+">/);
 
       const badLabel = await c.post('/admin/api-keys', { name: '   ' }, { fromPage: '/admin/api-keys' });
       expect(badLabel.status).toBe(400);
       expect(badLabel.html).toContain('An API key name is 1-100 characters');
 
-      const revoked = await c.post(`/admin/api-keys/${key!.slice(4, 16)}/revoke`, {}, { fromPage: '/admin/api-keys' });
+      const revoked = await c.post(
+        `/admin/api-keys/${key!.slice(4, 16)}/revoke`,
+        {},
+        { fromPage: '/admin/api-keys' },
+      );
       expect(revoked).toMatchObject({ status: 303, location: '/admin/api-keys?done=revoked' });
-      expect((await fetch(`${h.url}/v1/users/nobody`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
-      expect((await c.post(`/admin/api-keys/${key!.slice(4, 16)}/revoke`, {}, { fromPage: '/admin/api-keys' })).status).toBe(404);
-      expect((await c.post('/admin/api-keys/NOT-AN-ID/revoke', {}, { fromPage: '/admin/api-keys' })).status).toBe(400);
+      expect(
+        (await fetch(`${h.url}/v1/users/nobody`, { headers: { authorization: `Bearer ${key}` } })).status,
+      ).toBe(401);
+      expect(
+        (await c.post(`/admin/api-keys/${key!.slice(4, 16)}/revoke`, {}, { fromPage: '/admin/api-keys' }))
+          .status,
+      ).toBe(404);
+      expect(
+        (await c.post('/admin/api-keys/NOT-AN-ID/revoke', {}, { fromPage: '/admin/api-keys' })).status,
+      ).toBe(400);
     });
 
-    it('revoking a key ends the sessions opened with it, the revoker\'s own included', async () => {
+    it("revoking a key ends the sessions opened with it, the revoker's own included", async () => {
       const admin = await signedInClient();
-      const created = await admin.post('/admin/api-keys', { name: 'temporary' }, { fromPage: '/admin/api-keys' });
+      const created = await admin.post(
+        '/admin/api-keys',
+        { name: 'temporary' },
+        { fromPage: '/admin/api-keys' },
+      );
       const key = /(bhf_[0-9a-f]{12}_[A-Za-z0-9_-]{43})/.exec(created.html)![1]!;
       const id = key.slice(4, 16);
       const [first, second] = [client(), client()];
@@ -238,8 +288,12 @@ describe('admin console', () => {
       expect((await first.get('/admin/users')).status).toBe(200);
 
       await admin.post(`/admin/api-keys/${id}/revoke`, {}, { fromPage: '/admin/api-keys' });
-      expect((await first.get('/admin/users')).location).toBe('/admin/sign-in?reason=invalid&next=%2Fadmin%2Fusers');
-      expect((await second.get('/admin/sweep')).location).toBe('/admin/sign-in?reason=invalid&next=%2Fadmin%2Fsweep');
+      expect((await first.get('/admin/users')).location).toBe(
+        '/admin/sign-in?reason=invalid&next=%2Fadmin%2Fusers',
+      );
+      expect((await second.get('/admin/sweep')).location).toBe(
+        '/admin/sign-in?reason=invalid&next=%2Fadmin%2Fsweep',
+      );
       expect((await admin.get('/admin/users')).status).toBe(200);
 
       // A session revoking its own key is ended at once.
@@ -247,7 +301,11 @@ describe('admin console', () => {
       const selfKey = /(bhf_[0-9a-f]{12}_[A-Za-z0-9_-]{43})/.exec(own.html)![1]!;
       const self = client();
       await self.signIn(selfKey);
-      const ended = await self.post(`/admin/api-keys/${selfKey.slice(4, 16)}/revoke`, {}, { fromPage: '/admin/api-keys' });
+      const ended = await self.post(
+        `/admin/api-keys/${selfKey.slice(4, 16)}/revoke`,
+        {},
+        { fromPage: '/admin/api-keys' },
+      );
       expect(ended).toMatchObject({ status: 303, location: '/admin/sign-in?reason=invalid' });
       expect((await self.get('/admin/users')).status).toBe(303);
       expect((await client().post('/admin/sign-in', { key: selfKey })).status).toBe(401);
@@ -263,7 +321,8 @@ describe('admin console', () => {
       await h.runtime.tokens.getAccessToken(subs[2]!, { forceRefresh: true }).catch(() => undefined);
       await h.runtime.behalf.signOut(subs[4]!);
       const c = await signedInClient();
-      const rows = (page: Page) => [...page.html.matchAll(/<a href="\/admin\/users\/([^"?]+)">/g)].map((m) => decodeURIComponent(m[1]!));
+      const rows = (page: Page) =>
+        [...page.html.matchAll(/<a href="\/admin\/users\/([^"?]+)">/g)].map((m) => decodeURIComponent(m[1]!));
 
       const found = await c.get(`/admin/users?q=${tag.toUpperCase()}`);
       expect(rows(found)).toEqual(subs.slice(0, 7));
@@ -285,7 +344,17 @@ describe('admin console', () => {
       for (let i = 0; i < 53; i++) {
         const sub = `admin-${many}-${String(i).padStart(2, '0')}`;
         await h.runtime.store.saveSignIn({
-          user: { sub, email: `${many}-${String(i).padStart(2, '0')}@example.com`, emailVerified: true, name: null, givenName: null, familyName: null, picture: null, locale: null, hd: null },
+          user: {
+            sub,
+            email: `${many}-${String(i).padStart(2, '0')}@example.com`,
+            emailVerified: true,
+            name: null,
+            givenName: null,
+            familyName: null,
+            picture: null,
+            locale: null,
+            hd: null,
+          },
           clientId: h.runtime.behalf.clientId,
           scopes: ['openid'],
           refreshTokenCiphertext: undefined,
@@ -314,7 +383,17 @@ describe('admin console', () => {
     it('escapes what users put in their profile', async () => {
       const sub = await userWithEmail(`x${Date.now()}@example.com`);
       await h.runtime.store.saveSignIn({
-        user: { sub, email: `"><script>alert(1)</script>@example.com`, emailVerified: true, name: '<img src=x onerror=alert(2)>', givenName: null, familyName: null, picture: 'javascript:alert(3)', locale: null, hd: null },
+        user: {
+          sub,
+          email: `"><script>alert(1)</script>@example.com`,
+          emailVerified: true,
+          name: '<img src=x onerror=alert(2)>',
+          givenName: null,
+          familyName: null,
+          picture: 'javascript:alert(3)',
+          locale: null,
+          hd: null,
+        },
         clientId: h.runtime.behalf.clientId,
         scopes: ['openid'],
         refreshTokenCiphertext: undefined,
@@ -339,10 +418,19 @@ describe('admin console', () => {
       const c = await signedInClient();
       const page = await c.get(`/admin/users/${sub}`);
       expect(page.status).toBe(200);
-      for (const text of ['Google user id', 'Picture URL', 'Offline access</dt><dd>yes', 'Last refresh at Google</dt><dd><span class="hint">none recorded', 'No job has run', 'No Cross-Account Protection event']) {
+      for (const text of [
+        'Google user id',
+        'Picture URL',
+        'Offline access</dt><dd>yes',
+        'Last refresh at Google</dt><dd><span class="hint">none recorded',
+        'No job has run',
+        'No Cross-Account Protection event',
+      ]) {
         expect(page.html).toContain(text);
       }
-      const refreshes = async () => (await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats')).refreshes_by_sub[sub] ?? 0;
+      const refreshes = async () =>
+        (await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats'))
+          .refreshes_by_sub[sub] ?? 0;
       expect(await refreshes()).toBe(0);
       const checked = await c.post(`/admin/users/${sub}/check`, {}, { fromPage: `/admin/users/${sub}` });
       expect(checked).toMatchObject({ status: 303, location: `/admin/users/${sub}?check=ok` });
@@ -350,7 +438,9 @@ describe('admin console', () => {
       expect(await refreshes()).toBe(1);
       const shown = await c.get(checked.location!);
       expect(shown.html).toContain('Checked now: Google accepted the grant.');
-      expect(shown.html).toMatch(/Last refresh at Google<\/dt><dd><time [^>]+>[^<]+<\/time> <span class="badge ok">ok<\/span>/);
+      expect(shown.html).toMatch(
+        /Last refresh at Google<\/dt><dd><time [^>]+>[^<]+<\/time> <span class="badge ok">ok<\/span>/,
+      );
 
       // Google no longer accepts it: the check says so, and the page shows the grant needs consent.
       await h.control('POST', '/emulator/grants/revoke', { sub });
@@ -362,7 +452,11 @@ describe('admin console', () => {
       expect(deadPage.html).toContain('<code>NEEDS_CONSENT</code>');
 
       // A security event from Google shows in the history.
-      const pushed = await h.control<{ delivered: boolean }>('POST', '/emulator/risc/events', { receiver_url: `${h.url}/v1/google/risc`, event: 'account-credential-change-required', sub });
+      const pushed = await h.control<{ delivered: boolean }>('POST', '/emulator/risc/events', {
+        receiver_url: `${h.url}/v1/google/risc`,
+        event: 'account-credential-change-required',
+        sub,
+      });
       expect(pushed.delivered).toBe(true);
       const withEvent = await c.get(`/admin/users/${sub}`);
       expect(withEvent.html).toContain('<code>account-credential-change-required</code>');
@@ -387,10 +481,15 @@ describe('admin console', () => {
       expect(unconfirmed.html).toContain('Tick the box to confirm the deletion.');
       expect(await h.runtime.store.getUser(sub)).not.toBeNull();
 
-      const deleted = await c.post(`/admin/users/${sub}/delete`, { csrf: csrfOf(confirm.html), confirm: 'yes' });
+      const deleted = await c.post(`/admin/users/${sub}/delete`, {
+        csrf: csrfOf(confirm.html),
+        confirm: 'yes',
+      });
       expect(deleted).toMatchObject({ status: 303, location: '/admin/users?done=deleted' });
       expect(await h.runtime.store.getUser(sub)).toBeNull();
-      expect((await c.get(deleted.location!)).html).toContain('The user was deleted, and their grant revoked at Google.');
+      expect((await c.get(deleted.location!)).html).toContain(
+        'The user was deleted, and their grant revoked at Google.',
+      );
       expect((await c.get(`/admin/users/${sub}`)).status).toBe(404);
     });
   });
@@ -420,11 +519,18 @@ describe('admin console', () => {
       const c = await signedInClient();
       // Hold one refresh at Google: the sweep cannot finish until it is released.
       await h.control('POST', '/emulator/faults', { path: '/token', latency_ms: 100_000, count: 1 });
-      expect((await c.post('/admin/sweep', { force: 'yes' }, { fromPage: '/admin/sweep' })).location).toBe('/admin/sweep?done=started');
+      expect((await c.post('/admin/sweep', { force: 'yes' }, { fromPage: '/admin/sweep' })).location).toBe(
+        '/admin/sweep?done=started',
+      );
       try {
         await vi.waitFor(
           // The fault is used up (listed with nothing remaining, or no longer listed) once the call it holds arrived.
-          async () => expect((await h.control<{ faults: Array<{ remaining?: number }> }>('GET', '/emulator/faults')).faults.some((f) => (f.remaining ?? 1) > 0)).toBe(false),
+          async () =>
+            expect(
+              (
+                await h.control<{ faults: Array<{ remaining?: number }> }>('GET', '/emulator/faults')
+              ).faults.some((f) => (f.remaining ?? 1) > 0),
+            ).toBe(false),
           { timeout: 30_000, interval: 50 },
         );
         const running = await c.get('/admin/sweep');
@@ -434,20 +540,33 @@ describe('admin console', () => {
         expect(running.html).not.toContain('Start a sweep');
         const again = await c.post('/admin/sweep', { csrf: csrfOf(running.html) });
         expect(again.location).toBe('/admin/sweep?done=running');
-        expect((await c.get(again.location!)).html).toContain('A sweep is already running: here is its progress.');
+        expect((await c.get(again.location!)).html).toContain(
+          'A sweep is already running: here is its progress.',
+        );
       } finally {
         await h.control('POST', '/emulator/faults/release');
         await h.control('DELETE', '/emulator/faults');
       }
-      await vi.waitFor(async () => expect((await c.get('/admin/sweep')).html).toContain('Latest sweep <span class="badge done">done</span>'), {
-        timeout: 60_000,
-        interval: 100,
-      });
+      await vi.waitFor(
+        async () =>
+          expect((await c.get('/admin/sweep')).html).toContain(
+            'Latest sweep <span class="badge done">done</span>',
+          ),
+        {
+          timeout: 60_000,
+          interval: 100,
+        },
+      );
     });
   });
 
   it('two instances over one database share sessions: one opened on either works on both, a sign-out on one ends it on both', async () => {
-    const runtime = await createRuntime(h.config, { clock: h.clock, logger: pino({ level: 'silent' }), fetch: loopbackFetch, request: loopbackRequest });
+    const runtime = await createRuntime(h.config, {
+      clock: h.clock,
+      logger: pino({ level: 'silent' }),
+      fetch: loopbackFetch,
+      request: loopbackRequest,
+    });
     const server = createServer(h.config, runtime);
     try {
       await server.listen({ port: 0, host: '127.0.0.1' });
@@ -463,7 +582,9 @@ describe('admin console', () => {
       h.clock.advance(10 * MINUTE);
       expect((await here.get('/admin/users')).status).toBe(200);
       await there.post('/admin/sign-out', {}, { fromPage: '/admin/users' });
-      expect((await here.get('/admin/users')).location).toBe('/admin/sign-in?reason=invalid&next=%2Fadmin%2Fusers');
+      expect((await here.get('/admin/users')).location).toBe(
+        '/admin/sign-in?reason=invalid&next=%2Fadmin%2Fusers',
+      );
     } finally {
       await server.close();
       await runtime.behalf.close();
@@ -476,19 +597,33 @@ describe('admin console', () => {
     const { users } = await h.runtime.store.searchUsers({ clientId: h.runtime.behalf.clientId, limit: 500 });
     for (const { user } of users) await c.get(`/admin/users/${encodeURIComponent(user.sub)}`);
     for (const path of ['/admin/users', '/admin/sweep', '/admin/api-keys']) await c.get(path);
-    const { tokens } = await h.control<{ tokens: Array<{ type: string; value: string }> }>('GET', '/emulator/tokens');
-    const { server_client: secret } = await h.control<{ server_client: { client_secret: string } }>('GET', '/emulator/clients');
-    expect(new Set(tokens.map((t) => t.type))).toEqual(new Set(['access_token', 'code', 'id_token', 'refresh_token']));
+    const { tokens } = await h.control<{ tokens: Array<{ type: string; value: string }> }>(
+      'GET',
+      '/emulator/tokens',
+    );
+    const { server_client: secret } = await h.control<{ server_client: { client_secret: string } }>(
+      'GET',
+      '/emulator/clients',
+    );
+    expect(new Set(tokens.map((t) => t.type))).toEqual(
+      new Set(['access_token', 'code', 'id_token', 'refresh_token']),
+    );
     // An ID token's header and payload are base64url JSON of what the pages show anyway (its
     // email also appears, so encoded, in a page cursor): its signature is what is secret.
-    const secrets = [...tokens.map((t) => (t.type === 'id_token' ? t.value.split('.')[2]! : t.value)), secret.client_secret, h.apiKey];
-    for (const { value } of tokens.filter((t) => t.type === 'id_token')) expect(pages.some((p) => p.html.includes(value))).toBe(false);
+    const secrets = [
+      ...tokens.map((t) => (t.type === 'id_token' ? t.value.split('.')[2]! : t.value)),
+      secret.client_secret,
+      h.apiKey,
+    ];
+    for (const { value } of tokens.filter((t) => t.type === 'id_token'))
+      expect(pages.some((p) => p.html.includes(value))).toBe(false);
     expect(pages.length).toBeGreaterThan(100);
     for (const page of pages) {
       const text = `${page.html}\n${page.location ?? ''}\n${page.setCookie ?? ''}`;
       for (const value of secrets) {
         // Any 16 characters of one is a leak.
-        for (let i = 0; i + 16 <= value.length; i += 8) expect(text.includes(value.slice(i, i + 16)), 'a slice of an issued secret on a page').toBe(false);
+        for (let i = 0; i + 16 <= value.length; i += 8)
+          expect(text.includes(value.slice(i, i + 16)), 'a slice of an issued secret on a page').toBe(false);
       }
     }
   });
@@ -522,7 +657,9 @@ describe('admin console behind a TLS proxy, and its sign-in rate limit', () => {
     const response = await signInThroughProxy('203.0.113.1', h.apiKey);
     expect(response.statusCode).toBe(303);
     const cookie = String(response.headers['set-cookie']);
-    expect(cookie).toMatch(/^__Secure-behalf_admin=[A-Za-z0-9_-]{43}; Path=\/admin; HttpOnly; Secure; SameSite=Strict$/);
+    expect(cookie).toMatch(
+      /^__Secure-behalf_admin=[A-Za-z0-9_-]{43}; Path=\/admin; HttpOnly; Secure; SameSite=Strict$/,
+    );
     const page = (name: string) =>
       h.server.inject({
         method: 'GET',
@@ -542,14 +679,20 @@ describe('admin console behind a TLS proxy, and its sign-in rate limit', () => {
       method: 'POST',
       url: '/admin/sign-in',
       remoteAddress: '10.0.0.2',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'console.example.com', origin: 'http://console.example.com' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'console.example.com',
+        origin: 'http://console.example.com',
+      },
       payload: `key=${h.apiKey}`,
     });
     expect(httpOrigin.statusCode).toBe(403);
   });
 
   it('sign-in attempts are limited per client address (BEHALF_SIGNIN_RATE_LIMIT): then 429 with Retry-After, on the sign-in page', async () => {
-    for (let i = 0; i < 3; i++) expect((await signInThroughProxy('198.51.100.7', 'bhf_wrong')).statusCode).toBe(401);
+    for (let i = 0; i < 3; i++)
+      expect((await signInThroughProxy('198.51.100.7', 'bhf_wrong')).statusCode).toBe(401);
     const limited = await signInThroughProxy('198.51.100.7', h.apiKey);
     expect(limited.statusCode).toBe(429);
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
@@ -571,10 +714,17 @@ describe('admin console over plain HTTP from another machine', () => {
   });
 
   it('is refused: an API key must not cross a network in clear', async () => {
-    const response = await h.server.inject({ method: 'GET', url: '/admin/sign-in', remoteAddress: '192.0.2.10' });
+    const response = await h.server.inject({
+      method: 'GET',
+      url: '/admin/sign-in',
+      remoteAddress: '192.0.2.10',
+    });
     expect(response.statusCode).toBe(403);
     expect(response.body).toContain('<code>INSECURE_TRANSPORT</code>');
-    expect((await h.server.inject({ method: 'GET', url: '/admin/sign-in', remoteAddress: '127.0.0.1' })).statusCode).toBe(200);
+    expect(
+      (await h.server.inject({ method: 'GET', url: '/admin/sign-in', remoteAddress: '127.0.0.1' }))
+        .statusCode,
+    ).toBe(200);
   });
 });
 
@@ -592,16 +742,25 @@ describe('admin console: a sweep in progress when the server closes', () => {
     const c = consoleClient(h.url);
     await c.signIn(h.apiKey);
     await h.control('POST', '/emulator/faults', { path: '/token', latency_ms: 100_000, count: 1 });
-    expect((await c.post('/admin/sweep', { force: 'yes' }, { fromPage: '/admin/sweep' })).location).toBe('/admin/sweep?done=started');
+    expect((await c.post('/admin/sweep', { force: 'yes' }, { fromPage: '/admin/sweep' })).location).toBe(
+      '/admin/sweep?done=started',
+    );
     await vi.waitFor(
-      async () => expect((await h.control<{ faults: Array<{ remaining?: number }> }>('GET', '/emulator/faults')).faults.some((f) => (f.remaining ?? 1) > 0)).toBe(false),
+      async () =>
+        expect(
+          (await h.control<{ faults: Array<{ remaining?: number }> }>('GET', '/emulator/faults')).faults.some(
+            (f) => (f.remaining ?? 1) > 0,
+          ),
+        ).toBe(false),
       { timeout: 30_000, interval: 50 },
     );
     const closing = h.server.close();
     await h.control('POST', '/emulator/faults/release');
     await closing;
     const { database } = h.runtime;
-    const runs = await (database.kind === 'sqlite' ? new SqliteSweepRunStore(database) : new PostgresSweepRunStore(database)).recent(1);
+    const runs = await (
+      database.kind === 'sqlite' ? new SqliteSweepRunStore(database) : new PostgresSweepRunStore(database)
+    ).recent(1);
     expect(runs[0]).toMatchObject({ status: 'stopped', finishedAt: expect.any(Number) });
   });
 });
@@ -610,7 +769,10 @@ describe('admin console: webhooks page', () => {
   let h: Harness;
   let receiver: Receiver;
   beforeAll(async () => {
-    [h, receiver] = await Promise.all([startHarness({ env: { BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } }), Receiver.start()]);
+    [h, receiver] = await Promise.all([
+      startHarness({ env: { BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } }),
+      Receiver.start(),
+    ]);
   });
   afterAll(async () => {
     await h.close();
@@ -625,11 +787,19 @@ describe('admin console: webhooks page', () => {
     expect(empty.html).toContain('No endpoints yet');
 
     // Refused: the form comes back with what was typed and why.
-    const refused = await c.post('/admin/webhooks', { url: 'ftp://example.com/hook', events: 'grant.revoked' }, { fromPage: '/admin/webhooks' });
+    const refused = await c.post(
+      '/admin/webhooks',
+      { url: 'ftp://example.com/hook', events: 'grant.revoked' },
+      { fromPage: '/admin/webhooks' },
+    );
     expect(refused.status).toBe(400);
     expect(refused.html).toContain('value="ftp://example.com/hook"');
     expect(refused.html).toContain('<input type="checkbox" name="events" value="grant.revoked" checked>');
-    const unknown = await c.post('/admin/webhooks', { url: `${receiver.url}/hook`, events: 'grant.eaten' }, { fromPage: '/admin/webhooks' });
+    const unknown = await c.post(
+      '/admin/webhooks',
+      { url: `${receiver.url}/hook`, events: 'grant.eaten' },
+      { fromPage: '/admin/webhooks' },
+    );
     expect(unknown.status).toBe(400);
     expect(unknown.html).toContain('Unknown event type');
 
@@ -661,10 +831,17 @@ describe('admin console: webhooks page', () => {
     expect(listing.html).toContain('HTTP 204');
 
     for (const endpoint of endpoints) {
-      const removed = await c.post(`/admin/webhooks/${endpoint.id}/remove`, {}, { fromPage: '/admin/webhooks' });
+      const removed = await c.post(
+        `/admin/webhooks/${endpoint.id}/remove`,
+        {},
+        { fromPage: '/admin/webhooks' },
+      );
       expect(removed).toMatchObject({ status: 303, location: '/admin/webhooks?done=removed' });
     }
     expect(await h.runtime.behalf.webhooks.listEndpoints()).toEqual([]);
-    expect((await c.post(`/admin/webhooks/${endpoints[0]!.id}/remove`, {}, { fromPage: '/admin/webhooks' })).status).toBe(404);
+    expect(
+      (await c.post(`/admin/webhooks/${endpoints[0]!.id}/remove`, {}, { fromPage: '/admin/webhooks' }))
+        .status,
+    ).toBe(404);
   });
 });

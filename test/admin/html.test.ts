@@ -8,7 +8,9 @@ describe('console HTML', () => {
       '<p title="&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;">&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;</p>',
     );
     const inner = html`<b>${'<i>'}</b>`;
-    expect(html`<p>${inner}${[inner, 'a<b']}</p>`.value).toBe('<p><b>&lt;i&gt;</b><b>&lt;i&gt;</b>a&lt;b</p>');
+    expect(html`<p>${inner}${[inner, 'a<b']}</p>`.value).toBe(
+      '<p><b>&lt;i&gt;</b><b>&lt;i&gt;</b>a&lt;b</p>',
+    );
     expect(html`${null}${undefined}${false}${0}`.value).toBe('0');
     expect(escapeHtml('&amp;')).toBe('&amp;amp;');
   });

@@ -1,6 +1,14 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { BehalfAuthClient, createUserFetch, createUserRequest, GoogleHostAllowList, isGoogleApiHost, type CallPolicy, type HttpRequestLike } from '../../src/calls/index.js';
+import {
+  BehalfAuthClient,
+  createUserFetch,
+  createUserRequest,
+  GoogleHostAllowList,
+  isGoogleApiHost,
+  type CallPolicy,
+  type HttpRequestLike,
+} from '../../src/calls/index.js';
 import { OffsetClock } from '../../src/clock.js';
 import { BehalfError } from '../../src/errors.js';
 import type { TokenService } from '../../src/tokens/index.js';
@@ -91,7 +99,14 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
     const w = world();
     const response = await w.fetch('110', `${API}/drive/v3/files`, { method: 'post', body: '{"name":"a"}' });
     expect(response.status).toBe(200);
-    expect(w.sent).toEqual([{ url: `${API}/drive/v3/files`, method: 'POST', authorization: 'Bearer ya29.token-1', body: '{"name":"a"}' }]);
+    expect(w.sent).toEqual([
+      {
+        url: `${API}/drive/v3/files`,
+        method: 'POST',
+        authorization: 'Bearer ya29.token-1',
+        body: '{"name":"a"}',
+      },
+    ]);
     expect(w.asked).toEqual([{ sub: '110' }]);
   });
 
@@ -103,8 +118,12 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
 
   it('refuses a host that is not Google before asking for a token', async () => {
     const w = world();
-    await expect(w.fetch('110', 'https://evil.example.com/x')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
-    await expect(w.userRequest('110', 'https://evil.example.com/x')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+    await expect(w.fetch('110', 'https://evil.example.com/x')).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
+    await expect(w.userRequest('110', 'https://evil.example.com/x')).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
     expect(w.asked).toEqual([]);
     expect(w.sent).toEqual([]);
   });
@@ -131,7 +150,15 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
       const w = world();
       w.script.push({ status: 401 });
       const body = new ReadableStream({ start: (c) => c.close() });
-      expect((await w.fetch('110', `${API}/upload/drive/v3/files`, { method: 'PUT', body, duplex: 'half' } as RequestInit)).status).toBe(401);
+      expect(
+        (
+          await w.fetch('110', `${API}/upload/drive/v3/files`, {
+            method: 'PUT',
+            body,
+            duplex: 'half',
+          } as RequestInit)
+        ).status,
+      ).toBe(401);
       expect(statuses(w)).toBe(1);
       expect(w.asked).toHaveLength(1);
     });
@@ -209,20 +236,25 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
       const w = world();
       w.script.push({ status: 429, retryAfter: '1' });
       const body = new ReadableStream({ start: (c) => c.close() });
-      expect((await w.fetch('110', LIST, { method: 'PUT', body, duplex: 'half' } as RequestInit)).status).toBe(429);
+      expect(
+        (await w.fetch('110', LIST, { method: 'PUT', body, duplex: 'half' } as RequestInit)).status,
+      ).toBe(429);
       expect(statuses(w)).toBe(1);
     });
   });
 
   describe('5xx and network errors', () => {
-    it.each([['GET'], ['HEAD'], ['OPTIONS'], ['PUT'], ['DELETE']])('%s (idempotent) is retried with exponential backoff, maxAttempts in all', async (method) => {
-      const w = world();
-      w.script.push({ status: 500 }, { status: 502 }, { status: 503 }, { status: 500 });
-      expect((await w.fetch('110', LIST, { method })).status).toBe(500);
-      expect(statuses(w)).toBe(4);
-      expect(w.sleeps).toEqual([250, 500, 1_000]);
-      expect(w.discarded).toEqual([1, 2, 3]);
-    });
+    it.each([['GET'], ['HEAD'], ['OPTIONS'], ['PUT'], ['DELETE']])(
+      '%s (idempotent) is retried with exponential backoff, maxAttempts in all',
+      async (method) => {
+        const w = world();
+        w.script.push({ status: 500 }, { status: 502 }, { status: 503 }, { status: 500 });
+        expect((await w.fetch('110', LIST, { method })).status).toBe(500);
+        expect(statuses(w)).toBe(4);
+        expect(w.sleeps).toEqual([250, 500, 1_000]);
+        expect(w.discarded).toEqual([1, 2, 3]);
+      },
+    );
 
     it.each([['POST'], ['PATCH']])('%s is not retried', async (method) => {
       const w = world();
@@ -252,7 +284,11 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
       w.script.push(new TypeError('fetch failed'), new TypeError('fetch failed'));
       const error = (await w.fetch('110', LIST).catch((e: unknown) => e)) as BehalfError;
       expect(error).toBeInstanceOf(BehalfError);
-      expect(error).toMatchObject({ code: 'GOOGLE_UNAVAILABLE', reason: 'network', message: 'www.googleapis.com could not be reached; retry later.' });
+      expect(error).toMatchObject({
+        code: 'GOOGLE_UNAVAILABLE',
+        reason: 'network',
+        message: 'www.googleapis.com could not be reached; retry later.',
+      });
       expect((error.cause as Error).message).toBe('TypeError');
       expect(w.sleeps).toEqual([250]);
       expect(statuses(w)).toBe(2);
@@ -268,11 +304,14 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
     it('a network error on a POST is not retried', async () => {
       const w = world();
       w.script.push(new TypeError('fetch failed'));
-      await expect(w.fetch('110', LIST, { method: 'POST' })).rejects.toMatchObject({ code: 'GOOGLE_UNAVAILABLE', reason: 'network' });
+      await expect(w.fetch('110', LIST, { method: 'POST' })).rejects.toMatchObject({
+        code: 'GOOGLE_UNAVAILABLE',
+        reason: 'network',
+      });
       expect(statuses(w)).toBe(1);
     });
 
-    it('an error that is already behalf\'s is passed on as it is', async () => {
+    it("an error that is already behalf's is passed on as it is", async () => {
       const w = world();
       const refused = new BehalfError('NEEDS_CONSENT', 'gone');
       w.script.push(refused);
@@ -292,23 +331,38 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
   });
 
   describe('on Node streams (the proxy)', () => {
-    it('lower-cases the caller\'s header names and sets the bearer token over any given', async () => {
+    it("lower-cases the caller's header names and sets the bearer token over any given", async () => {
       const w = world();
-      const answer = await w.userRequest('110', LIST, { headers: { 'X-Goog-Field': 'a', Authorization: 'Bearer caller' } });
+      const answer = await w.userRequest('110', LIST, {
+        headers: { 'X-Goog-Field': 'a', Authorization: 'Bearer caller' },
+      });
       expect(answer.status).toBe(200);
-      expect(w.requests).toEqual([{ url: LIST, method: 'GET', headers: { 'x-goog-field': 'a', authorization: 'Bearer ya29.token-1' }, body: null }]);
+      expect(w.requests).toEqual([
+        {
+          url: LIST,
+          method: 'GET',
+          headers: { 'x-goog-field': 'a', authorization: 'Bearer ya29.token-1' },
+          body: null,
+        },
+      ]);
     });
 
     it('retries a buffered body after a 401 with the new token; a streamed one is sent once', async () => {
       const w = world();
       w.script.push({ status: 401 });
-      expect((await w.userRequest('110', `${API}/drive/v3/files`, { method: 'post', body: Buffer.from('x') })).status).toBe(200);
+      expect(
+        (await w.userRequest('110', `${API}/drive/v3/files`, { method: 'post', body: Buffer.from('x') }))
+          .status,
+      ).toBe(200);
       expect(w.requests.map((r) => [r.method, r.headers.authorization])).toEqual([
         ['POST', 'Bearer ya29.token-1'],
         ['POST', 'Bearer ya29.token-2'],
       ]);
       w.script.push({ status: 401 });
-      const streamed = await w.userRequest('110', `${API}/drive/v3/files`, { method: 'POST', body: Readable.from(['x']) });
+      const streamed = await w.userRequest('110', `${API}/drive/v3/files`, {
+        method: 'POST',
+        body: Readable.from(['x']),
+      });
       expect(streamed.status).toBe(401);
       expect(w.requests).toHaveLength(3);
     });
@@ -385,17 +439,22 @@ describe('BehalfAuthClient (for googleapis)', () => {
     };
     return { auth, asked, sent, failures };
   }
-  const unauthorized = () => Object.assign(new Error('Request failed with status code 401'), { response: { status: 401 } });
+  const unauthorized = () =>
+    Object.assign(new Error('Request failed with status code 401'), { response: { status: 401 } });
 
   it("adds the user's token, and gives its access token and headers only for Google hosts", async () => {
     const c = client();
     expect(await c.auth.getAccessToken()).toEqual({ token: 'ya29.token-1', res: null });
     expect((await c.auth.getRequestHeaders(LIST)).get('authorization')).toBe('Bearer ya29.token-1');
     expect((await c.auth.getRequestHeaders()).get('authorization')).toBe('Bearer ya29.token-1');
-    await expect(c.auth.getRequestHeaders('https://evil.example.com/')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+    await expect(c.auth.getRequestHeaders('https://evil.example.com/')).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
     expect((await c.auth.request({ url: LIST })).data).toBe('ok');
     expect(c.sent).toEqual([{ url: LIST, authorization: 'Bearer ya29.token-1' }]);
-    await expect(c.auth.request({ url: 'https://evil.example.com/' })).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+    await expect(c.auth.request({ url: 'https://evil.example.com/' })).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
     expect(c.sent).toHaveLength(1);
   });
 
@@ -418,19 +477,36 @@ describe('BehalfAuthClient (for googleapis)', () => {
 
   it.each([
     ['a streamed body', { data: Readable.from(['x']) }],
-    ['a streamed multipart part', { multipart: [{ headers: new Headers({ 'content-type': 'text/plain' }), content: Readable.from(['x']) }] }],
-  ])('%s is not sent again after a 401', async (_what, options: { data?: Readable; multipart?: Array<{ headers: Headers; content: Readable }> }) => {
-    const c = client();
-    const refused = unauthorized();
-    c.failures.push(refused);
-    await expect(c.auth.request({ url: LIST, method: 'POST', ...options })).rejects.toBe(refused);
-    expect(c.sent).toHaveLength(1);
-  });
+    [
+      'a streamed multipart part',
+      {
+        multipart: [
+          { headers: new Headers({ 'content-type': 'text/plain' }), content: Readable.from(['x']) },
+        ],
+      },
+    ],
+  ])(
+    '%s is not sent again after a 401',
+    async (
+      _what,
+      options: { data?: Readable; multipart?: Array<{ headers: Headers; content: Readable }> },
+    ) => {
+      const c = client();
+      const refused = unauthorized();
+      c.failures.push(refused);
+      await expect(c.auth.request({ url: LIST, method: 'POST', ...options })).rejects.toBe(refused);
+      expect(c.sent).toHaveLength(1);
+    },
+  );
 
   it('a multipart body of strings is sent again after a 401', async () => {
     const c = client();
     c.failures.push(unauthorized());
-    await c.auth.request({ url: LIST, method: 'POST', multipart: [{ headers: new Headers({ 'content-type': 'text/plain' }), content: 'x' }] });
+    await c.auth.request({
+      url: LIST,
+      method: 'POST',
+      multipart: [{ headers: new Headers({ 'content-type': 'text/plain' }), content: 'x' }],
+    });
     expect(c.sent).toHaveLength(2);
   });
 });

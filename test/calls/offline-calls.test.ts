@@ -80,50 +80,59 @@ describe('acting for offline users', () => {
     ['429 with Retry-After: 1', { status: 429 }, 1_000],
     ['429 with Retry-After: 3', { status: 429, retry_after: 3 }, 3_000],
     ['503 with Retry-After: 2', { status: 503, retry_after: 2 }, 2_000],
-  ])('%s (injected sleep): waits as long as Google asks, then calls once more and succeeds', async (_what, fault, waitMs) => {
-    const sub = await signedIn();
-    const { fetch, sleeps } = fetchWithRecordedSleeps();
-    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', count: 1, ...fault });
-    const before = await driveCallsNow();
-    const response = await fetch(sub, driveList());
-    expect(response.status).toBe(200);
-    expect(sleeps).toEqual([waitMs]);
-    expect(await driveCallsNow()).toEqual({ faulted: before.faulted + 1, served: before.served + 1 });
-  });
+  ])(
+    '%s (injected sleep): waits as long as Google asks, then calls once more and succeeds',
+    async (_what, fault, waitMs) => {
+      const sub = await signedIn();
+      const { fetch, sleeps } = fetchWithRecordedSleeps();
+      await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', count: 1, ...fault });
+      const before = await driveCallsNow();
+      const response = await fetch(sub, driveList());
+      expect(response.status).toBe(200);
+      expect(sleeps).toEqual([waitMs]);
+      expect(await driveCallsNow()).toEqual({ faulted: before.faulted + 1, served: before.served + 1 });
+    },
+  );
 
   it.each([
     ['503 without Retry-After', { status: 503, retry_after: null }],
     ['500', { status: 500 }],
-  ])('a GET after a transient %s (injected sleep) is retried once after the backoff, and succeeds', async (_what, fault) => {
-    const sub = await signedIn();
-    const { fetch, sleeps } = fetchWithRecordedSleeps();
-    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', count: 1, ...fault });
-    const before = await driveCallsNow();
-    const response = await fetch(sub, driveList());
-    expect(response.status).toBe(200);
-    // The first backoff: baseDelayMs (250) × random() (1).
-    expect(sleeps).toEqual([250]);
-    expect(await driveCallsNow()).toEqual({ faulted: before.faulted + 1, served: before.served + 1 });
-  });
+  ])(
+    'a GET after a transient %s (injected sleep) is retried once after the backoff, and succeeds',
+    async (_what, fault) => {
+      const sub = await signedIn();
+      const { fetch, sleeps } = fetchWithRecordedSleeps();
+      await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', count: 1, ...fault });
+      const before = await driveCallsNow();
+      const response = await fetch(sub, driveList());
+      expect(response.status).toBe(200);
+      // The first backoff: baseDelayMs (250) × random() (1).
+      expect(sleeps).toEqual([250]);
+      expect(await driveCallsNow()).toEqual({ faulted: before.faulted + 1, served: before.served + 1 });
+    },
+  );
 
   it.each([
     ['503 without Retry-After', { status: 503, retry_after: null }],
     ['500', { status: 500 }],
-  ])('a POST after a %s (injected sleep) is not retried: the answer goes back to the caller', async (_what, fault) => {
-    const sub = await signedIn();
-    const { fetch, sleeps } = fetchWithRecordedSleeps();
-    await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', count: 1, ...fault });
-    const before = await driveCallsNow();
-    const response = await fetch(sub, `${h.emulator.url}/drive/v3/files`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'once.txt', parents: ['appDataFolder'] }),
-    });
-    expect(response.status).toBe(fault.status);
-    expect(response.headers.get('retry-after')).toBeNull();
-    expect(sleeps).toEqual([]);
-    expect(await driveCallsNow()).toEqual({ faulted: before.faulted + 1, served: before.served });
-  });
+  ])(
+    'a POST after a %s (injected sleep) is not retried: the answer goes back to the caller',
+    async (_what, fault) => {
+      const sub = await signedIn();
+      const { fetch, sleeps } = fetchWithRecordedSleeps();
+      await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', count: 1, ...fault });
+      const before = await driveCallsNow();
+      const response = await fetch(sub, `${h.emulator.url}/drive/v3/files`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'once.txt', parents: ['appDataFolder'] }),
+      });
+      expect(response.status).toBe(fault.status);
+      expect(response.headers.get('retry-after')).toBeNull();
+      expect(sleeps).toEqual([]);
+      expect(await driveCallsNow()).toEqual({ faulted: before.faulted + 1, served: before.served });
+    },
+  );
 
   it('a call its caller aborts ends with the abort at once, not with retries', async () => {
     const sub = await signedIn();
@@ -145,9 +154,15 @@ describe('acting for offline users', () => {
 
   it('refuses to send a user token to a host that is not Google', async () => {
     const sub = await signedIn();
-    await expect(behalf().fetch(sub, 'https://evil.example.com/steal')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
-    await expect(behalf().fetch(sub, 'http://www.googleapis.com/drive/v3/files')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
-    await expect(behalf().fetch(sub, 'https://www.googleapis.com.evil.example.com/x')).rejects.toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+    await expect(behalf().fetch(sub, 'https://evil.example.com/steal')).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
+    await expect(behalf().fetch(sub, 'http://www.googleapis.com/drive/v3/files')).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
+    await expect(behalf().fetch(sub, 'https://www.googleapis.com.evil.example.com/x')).rejects.toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+    });
   });
 
   it('the googleapis Drive client works through authFor', async () => {
@@ -167,7 +182,10 @@ describe('acting for offline users', () => {
     expect(created.data.name).toBe('notes.txt');
     const list = await drive.files.list({ spaces: 'appDataFolder', fields: 'files(id,name)' });
     expect(list.data.files?.map((f) => f.name)).toContain('notes.txt');
-    const content = await drive.files.get({ fileId: created.data.id!, alt: 'media' }, { responseType: 'text' });
+    const content = await drive.files.get(
+      { fileId: created.data.id!, alt: 'media' },
+      { responseType: 'text' },
+    );
     expect(content.data).toBe('hello from the backend');
 
     // The token expires and is refreshed transparently.
@@ -180,7 +198,9 @@ describe('acting for offline users', () => {
   it('a revoked grant surfaces as NEEDS_CONSENT from fetch', async () => {
     const sub = await signedIn();
     await h.control('POST', '/emulator/grants/revoke', { sub });
-    await expect(behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`)).rejects.toMatchObject({
+    await expect(
+      behalf().fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`),
+    ).rejects.toMatchObject({
       code: 'NEEDS_CONSENT',
     });
   });
@@ -199,7 +219,9 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
 
   it('needs a service API key', async () => {
     const sub = await signedIn();
-    expect((await fetch(`${h.url}/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`)).status).toBe(401);
+    expect((await fetch(`${h.url}/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`)).status).toBe(
+      401,
+    );
   });
 
   it('forwards to the Google API with the user token, both ways', async () => {
@@ -219,7 +241,10 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
     ].join('\r\n');
     const upload = await fetch(`${h.url}/v1/users/${sub}/google/upload/drive/v3/files?uploadType=multipart`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': `multipart/related; boundary=${boundary}` },
+      headers: {
+        authorization: `Bearer ${h.apiKey}`,
+        'content-type': `multipart/related; boundary=${boundary}`,
+      },
       body,
     });
     expect(upload.status).toBe(200);
@@ -229,9 +254,14 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
       headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'proxied.txt' }),
     });
-    const list = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder&fields=files(id,name)`);
+    const list = await h.service(
+      'GET',
+      `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder&fields=files(id,name)`,
+    );
     expect(list.status).toBe(200);
-    expect(((await list.json()) as { files: Array<{ name: string }> }).files.map((f) => f.name)).toContain('proxied.txt');
+    expect(((await list.json()) as { files: Array<{ name: string }> }).files.map((f) => f.name)).toContain(
+      'proxied.txt',
+    );
     const media = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files/${id}?alt=media`);
     expect(await media.text()).toBe('proxied upload');
   });
@@ -245,10 +275,15 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
 
   it('applies the same rules as behalf.fetch: a 401 is refreshed and retried once, a 500 on a GET retried', async () => {
     const sub = await signedIn();
-    const refreshes = async () => (await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats')).refreshes_by_sub[sub] ?? 0;
+    const refreshes = async () =>
+      (await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats'))
+        .refreshes_by_sub[sub] ?? 0;
     const before = await refreshes();
     await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 401, count: 1 });
-    const afterRefusal = await h.service('GET', `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`);
+    const afterRefusal = await h.service(
+      'GET',
+      `/v1/users/${sub}/google/drive/v3/files?spaces=appDataFolder`,
+    );
     expect(afterRefusal.status).toBe(200);
     expect(await refreshes()).toBe(before + 1);
     await h.control('POST', '/emulator/faults', { path: '/drive/v3/files', status: 500, count: 1 });
@@ -271,7 +306,11 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
 
   it('passes a 204 through without a body', async () => {
     const sub = await signedIn();
-    const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', { sub, name: 'gone.txt', size: 3 });
+    const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', {
+      sub,
+      name: 'gone.txt',
+      size: 3,
+    });
     const response = await h.service('DELETE', `/v1/users/${sub}/google/drive/v3/files/${file.id}`);
     expect(response.status).toBe(204);
     expect(await response.text()).toBe('');

@@ -20,7 +20,11 @@ describe('the proxy /v1/users/{sub}/google/...', () => {
   it('streams a 50 MB download with flat memory', async () => {
     const sub = await signedIn();
     const size = 50 * 1024 * 1024;
-    const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', { sub, name: 'big.bin', size });
+    const file = await h.control<{ id: string }>('POST', '/emulator/drive/files', {
+      sub,
+      name: 'big.bin',
+      size,
+    });
     // Retained memory, sampled with a collection first, so garbage from chunks already passed on
     // does not count (vitest runs with --expose-gc, see vitest.config.ts).
     const gc = globalThis.gc;

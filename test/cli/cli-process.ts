@@ -25,7 +25,11 @@ function spawnCli(args: string[], options: CliOptions): ChildProcess {
 }
 
 /** Run a command to its end. */
-export function run(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function run(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawnCli(args, { env, ...(cwd === undefined ? {} : { cwd }) });
     let stdout = '';

@@ -25,10 +25,16 @@ describe('behalf CLI', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'behalf-cli-'));
     const secretFile = join(dir, 'client_secret.json');
-    const started = await start(['emulator', '--port', '0', '--write-client-secret', secretFile], {}, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    const started = await start(
+      ['emulator', '--port', '0', '--write-client-secret', secretFile],
+      {},
+      /listening on (http:\/\/127\.0\.0\.1:\d+)/,
+    );
     emulator = started.child;
     emulatorUrl = started.match[1]!;
-    const clients = (await (await fetch(`${emulatorUrl}/emulator/clients`)).json()) as { app_clients: Array<{ client_id: string }> };
+    const clients = (await (await fetch(`${emulatorUrl}/emulator/clients`)).json()) as {
+      app_clients: Array<{ client_id: string }>;
+    };
     env = {
       BEHALF_DATABASE_URL: `sqlite:${join(dir, 'behalf.db')}`,
       BEHALF_CLIENT_SECRET_FILE: secretFile,
@@ -45,8 +51,10 @@ describe('behalf CLI', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('emulator --write-client-secret writes Google\'s file shape, owner-only', async () => {
-    const json = JSON.parse(await readFile(join(dir, 'client_secret.json'), 'utf8')) as { web: Record<string, unknown> };
+  it("emulator --write-client-secret writes Google's file shape, owner-only", async () => {
+    const json = JSON.parse(await readFile(join(dir, 'client_secret.json'), 'utf8')) as {
+      web: Record<string, unknown>;
+    };
     expect(json.web.client_id).toMatch(/\.apps\.googleusercontent\.com$/);
     expect(json.web.token_uri).toBe(`${emulatorUrl}/token`);
   });
@@ -66,15 +74,31 @@ describe('behalf CLI', () => {
 
   it('serve answers a sign-in and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
-    const server = await start(['serve'], { ...env, BEHALF_PORT: String(port), BEHALF_LOG_LEVEL: 'info' }, /behalf is listening/);
+    const server = await start(
+      ['serve'],
+      { ...env, BEHALF_PORT: String(port), BEHALF_LOG_LEVEL: 'info' },
+      /behalf is listening/,
+    );
     try {
-      const user = (await (await fetch(`${emulatorUrl}/emulator/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'cli@example.com' }) })).json()) as { sub: string };
-      const clients = (await (await fetch(`${emulatorUrl}/emulator/clients`)).json()) as { app_clients: Array<{ client_id: string }> };
+      const user = (await (
+        await fetch(`${emulatorUrl}/emulator/users`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: 'cli@example.com' }),
+        })
+      ).json()) as { sub: string };
+      const clients = (await (await fetch(`${emulatorUrl}/emulator/clients`)).json()) as {
+        app_clients: Array<{ client_id: string }>;
+      };
       const { code } = (await (
         await fetch(`${emulatorUrl}/emulator/codes`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ sub: user.sub, client_id: clients.app_clients[0]!.client_id, scope: 'openid email profile' }),
+          body: JSON.stringify({
+            sub: user.sub,
+            client_id: clients.app_clients[0]!.client_id,
+            scope: 'openid email profile',
+          }),
         })
       ).json()) as { code: string };
       const response = await fetch(`http://127.0.0.1:${port}/v1/google/signin`, {

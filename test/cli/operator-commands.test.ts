@@ -13,11 +13,18 @@ import { run, start, stop } from './cli-process.js';
  */
 
 const KEY_LINE = /^bhf_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/;
-const LOCAL = { BEHALF_PORT: '0', BEHALF_EMULATOR_PORT: '0', BEHALF_DEMO_PORT: '0', BEHALF_LOG_LEVEL: 'warn' };
+const LOCAL = {
+  BEHALF_PORT: '0',
+  BEHALF_EMULATOR_PORT: '0',
+  BEHALF_DEMO_PORT: '0',
+  BEHALF_LOG_LEVEL: 'warn',
+};
 
 describe('behalf --version', () => {
   it("prints the package's version", async () => {
-    const { version } = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    const { version } = JSON.parse(
+      await readFile(join(import.meta.dirname, '../../package.json'), 'utf8'),
+    ) as { version: string };
     const { code, stdout } = await run(['--version']);
     expect(code).toBe(0);
     expect(stdout).toBe(`${version}\n`);
@@ -30,7 +37,11 @@ describe('behalf keys: service API keys with nothing but the database', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'behalf-keys-'));
     // No client secret, no encryption keys: these commands only write and read api_keys.
-    env = { BEHALF_DATABASE_URL: `sqlite:${join(dir, 'behalf.db')}`, BEHALF_CLIENT_SECRET_FILE: '', BEHALF_ENCRYPTION_KEYS: '' };
+    env = {
+      BEHALF_DATABASE_URL: `sqlite:${join(dir, 'behalf.db')}`,
+      BEHALF_CLIENT_SECRET_FILE: '',
+      BEHALF_ENCRYPTION_KEYS: '',
+    };
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -56,7 +67,9 @@ describe('behalf keys: service API keys with nothing but the database', () => {
       [second.id, 'reports'],
     ]);
     expect(lines[1]).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+never$/);
-    const listedJson = JSON.parse((await run(['keys', 'list', '--json'], env)).stdout) as { api_keys: Array<Record<string, unknown>> };
+    const listedJson = JSON.parse((await run(['keys', 'list', '--json'], env)).stdout) as {
+      api_keys: Array<Record<string, unknown>>;
+    };
     expect(listedJson.api_keys).toEqual([
       { id: firstId, name: 'billing', created_at: expect.any(String) as unknown, last_used_at: null },
       { id: second.id, name: 'reports', created_at: second.created_at, last_used_at: null },
@@ -93,8 +106,16 @@ describe('local mode data: --local on keys and sweep, and a sweep that must not 
     emulatorUrl = /emulator\s+(http:\/\/\S+)/.exec(started.output())![1]!;
     // Be the iOS app: a server auth code for a new user, sent to behalf.
     const call = async (url: string, body: unknown) =>
-      (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as Record<string, unknown>;
-    const clients = (await (await fetch(`${emulatorUrl}/emulator/clients`)).json()) as { app_clients: Array<{ client_id: string; platform: string }> };
+      (await (
+        await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      ).json()) as Record<string, unknown>;
+    const clients = (await (await fetch(`${emulatorUrl}/emulator/clients`)).json()) as {
+      app_clients: Array<{ client_id: string; platform: string }>;
+    };
     const user = await call(`${emulatorUrl}/emulator/users`, { email: 'local@example.com' });
     const { code } = await call(`${emulatorUrl}/emulator/codes`, {
       sub: user.sub,
@@ -120,18 +141,35 @@ describe('local mode data: --local on keys and sweep, and a sweep that must not 
     const rotated = await run(['keys', 'rotate', '--local', '--json'], {}, dir);
     expect(rotated.stderr).toBe('');
     expect(rotated.code).toBe(0);
-    expect(JSON.parse(rotated.stdout)).toMatchObject({ grants: { rows: 1 }, webhook_secrets: { endpoints: 0 } });
+    expect(JSON.parse(rotated.stdout)).toMatchObject({
+      grants: { rows: 1 },
+      webhook_secrets: { endpoints: 0 },
+    });
   }, 120_000);
 
   it("sweep --local checks the grants with local mode's running emulator", async () => {
     const swept = await run(['sweep', '--local', '--force', '--json'], {}, dir);
     expect(swept.stderr).toBe('');
     expect(swept.code).toBe(0);
-    expect(JSON.parse(swept.stdout)).toMatchObject({ google: emulatorUrl, checked: 1, healthy: 1, refreshed: 1, needs_consent: [], unavailable: [] });
+    expect(JSON.parse(swept.stdout)).toMatchObject({
+      google: emulatorUrl,
+      checked: 1,
+      healthy: 1,
+      refreshed: 1,
+      needs_consent: [],
+      unavailable: [],
+    });
   }, 120_000);
 
   it("sweep with the emulator's client secret file but no discovery URL stops before anything is called", async () => {
-    const swept = await run(['sweep', '--force'], { BEHALF_CLIENT_SECRET_FILE: join(dir, '.behalf', 'client_secret.json'), BEHALF_GOOGLE_DISCOVERY_URL: '' }, dir);
+    const swept = await run(
+      ['sweep', '--force'],
+      {
+        BEHALF_CLIENT_SECRET_FILE: join(dir, '.behalf', 'client_secret.json'),
+        BEHALF_GOOGLE_DISCOVERY_URL: '',
+      },
+      dir,
+    );
     expect(swept.code).toBe(78);
     expect(swept.stdout).toBe('');
     // Production mode: both the missing keys and the discovery URL, one line each.
@@ -146,7 +184,9 @@ describe('local mode data: --local on keys and sweep, and a sweep that must not 
     try {
       const never = await run(['sweep', '--local'], {}, empty);
       expect(never.code).toBe(78);
-      expect(never.stderr).toBe('behalf: --local: local mode has not run in this folder (no .behalf/client_secret.json); start it with `npm start` (behalf serve --local).\n');
+      expect(never.stderr).toBe(
+        'behalf: --local: local mode has not run in this folder (no .behalf/client_secret.json); start it with `npm start` (behalf serve --local).\n',
+      );
     } finally {
       await rm(empty, { recursive: true, force: true });
     }
@@ -154,7 +194,9 @@ describe('local mode data: --local on keys and sweep, and a sweep that must not 
     server = undefined;
     const stopped = await run(['sweep', '--local'], {}, dir);
     expect(stopped.code).toBe(75);
-    expect(stopped.stderr).toBe(`behalf: --local: local mode's emulator (${emulatorUrl}) is not answering: is \`npm start\` running?\n`);
+    expect(stopped.stderr).toBe(
+      `behalf: --local: local mode's emulator (${emulatorUrl}) is not answering: is \`npm start\` running?\n`,
+    );
   }, 120_000);
 });
 
@@ -174,7 +216,11 @@ describe('a bad start says what to change', () => {
   });
 
   it('a port in use names the port and the setting, and leaves nothing running', async () => {
-    const { code, stdout, stderr } = await run(['serve', '--local'], { ...LOCAL, BEHALF_PORT: String(port) }, dir);
+    const { code, stdout, stderr } = await run(
+      ['serve', '--local'],
+      { ...LOCAL, BEHALF_PORT: String(port) },
+      dir,
+    );
     expect(stdout).toBe('');
     expect(stderr).toBe(
       `behalf: BEHALF_PORT: port ${port} is in use on 127.0.0.1 (another behalf, or another program): stop it, or set BEHALF_PORT (--port) to a free port.\n`,
@@ -184,13 +230,22 @@ describe('a bad start says what to change', () => {
   }, 120_000);
 
   it('bad configuration is reported all at once, one line per problem', async () => {
-    const { code, stderr } = await run(['serve'], { BEHALF_PORT: '99999', BEHALF_TRUST_PROXY: 'maybe', BEHALF_CLIENT_SECRET_FILE: '', BEHALF_ENCRYPTION_KEYS: '' }, dir);
+    const { code, stderr } = await run(
+      ['serve'],
+      {
+        BEHALF_PORT: '99999',
+        BEHALF_TRUST_PROXY: 'maybe',
+        BEHALF_CLIENT_SECRET_FILE: '',
+        BEHALF_ENCRYPTION_KEYS: '',
+      },
+      dir,
+    );
     expect(code).toBe(78);
-    expect(stderr.trim().split('\n').map((line) => /^behalf: (BEHALF_\w+):/.exec(line)?.[1])).toEqual([
-      'BEHALF_ENCRYPTION_KEYS',
-      'BEHALF_PORT',
-      'BEHALF_CLIENT_SECRET_FILE',
-      'BEHALF_TRUST_PROXY',
-    ]);
+    expect(
+      stderr
+        .trim()
+        .split('\n')
+        .map((line) => /^behalf: (BEHALF_\w+):/.exec(line)?.[1]),
+    ).toEqual(['BEHALF_ENCRYPTION_KEYS', 'BEHALF_PORT', 'BEHALF_CLIENT_SECRET_FILE', 'BEHALF_TRUST_PROXY']);
   }, 120_000);
 });

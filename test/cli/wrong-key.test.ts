@@ -26,19 +26,35 @@ function spellings(base64: string): string[] {
 
 /** `behalf serve` on a port of its own choosing (BEHALF_PORT=0): resolves with its URL once it listens. */
 async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const { child, match } = await start(['serve'], { ...env, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1', BEHALF_LOG_LEVEL: 'info' }, /"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+  const { child, match } = await start(
+    ['serve'],
+    { ...env, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1', BEHALF_LOG_LEVEL: 'info' },
+    /"url":"(http:\/\/127\.0\.0\.1:\d+)"/,
+  );
   return { child, url: match[1]! };
 }
 
 /** A real sign-in through a running server, so the database holds tokens encrypted under its key. */
 async function signIn(emulator: RunningEmulator, serverUrl: string, email: string): Promise<string> {
   const post = async (url: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
   const user = (await (await post(`${emulator.url}/emulator/users`, { email })).json()) as { sub: string };
   const { code } = (await (
-    await post(`${emulator.url}/emulator/codes`, { sub: user.sub, client_id: emulator.clients.apps.ios, scope: 'openid email profile' })
+    await post(`${emulator.url}/emulator/codes`, {
+      sub: user.sub,
+      client_id: emulator.clients.apps.ios,
+      scope: 'openid email profile',
+    })
   ).json()) as { code: string };
-  const response = await post(`${serverUrl}/v1/google/signin`, { code }, { 'x-requested-with': 'XMLHttpRequest' });
+  const response = await post(
+    `${serverUrl}/v1/google/signin`,
+    { code },
+    { 'x-requested-with': 'XMLHttpRequest' },
+  );
   expect(response.status).toBe(201);
   return user.sub;
 }
@@ -54,13 +70,24 @@ async function withStore<T>(url: string, use: (store: Store) => Promise<T>): Pro
 
 /** What a start-up could have written: grants (ciphertexts and versions) and key checks. */
 const snapshot = (url: string) =>
-  withStore(url, async (store) => ({ grants: (await store.listGrants({ limit: 100 })).grants, checks: await store.listKeyChecks() }));
+  withStore(url, async (store) => ({
+    grants: (await store.listGrants({ limit: 100 })).grants,
+    checks: await store.listKeyChecks(),
+  }));
 
-function expectWrongKeyLine(result: { code: number | null; stderr: string }, keyId: string, secrets: string[]): void {
+function expectWrongKeyLine(
+  result: { code: number | null; stderr: string },
+  keyId: string,
+  secrets: string[],
+): void {
   expect(result.code).toBe(78);
   const lines = result.stderr.trim().split('\n');
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(new RegExp(`^behalf: Encryption key id '${keyId}' has different bytes from the key this database was written with under that id; nothing was written\\.`));
+  expect(lines[0]).toMatch(
+    new RegExp(
+      `^behalf: Encryption key id '${keyId}' has different bytes from the key this database was written with under that id; nothing was written\\.`,
+    ),
+  );
   for (const secret of secrets.flatMap(spellings)) expect(result.stderr).not.toContain(secret);
 }
 
@@ -94,7 +121,11 @@ describe('a wrong key at start-up (CLI)', () => {
     const wrong = newKey();
     const newer = newKey();
 
-    const first = await serve({ ...base, BEHALF_DATABASE_URL: databaseUrl, BEHALF_ENCRYPTION_KEYS: `k1:${right}` });
+    const first = await serve({
+      ...base,
+      BEHALF_DATABASE_URL: databaseUrl,
+      BEHALF_ENCRYPTION_KEYS: `k1:${right}`,
+    });
     let sub: string;
     try {
       sub = await signIn(emulator, first.url, `wrong-key-${randomBytes(3).toString('hex')}@example.com`);
@@ -104,17 +135,30 @@ describe('a wrong key at start-up (CLI)', () => {
     const before = await snapshot(databaseUrl);
     expect(before.checks.map((c) => c.keyId)).toEqual(['k1']);
 
-    const served = await run(['serve'], { ...base, BEHALF_DATABASE_URL: databaseUrl, BEHALF_ENCRYPTION_KEYS: `k1:${wrong}`, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1' });
+    const served = await run(['serve'], {
+      ...base,
+      BEHALF_DATABASE_URL: databaseUrl,
+      BEHALF_ENCRYPTION_KEYS: `k1:${wrong}`,
+      BEHALF_PORT: '0',
+      BEHALF_HOST: '127.0.0.1',
+    });
     expectWrongKeyLine(served, 'k1', [right, wrong]);
 
     // A rotation to a new primary with the wrong old key: refused before k2 is recorded or anything re-encrypted.
-    const rotated = await run(['keys', 'rotate'], { ...base, BEHALF_DATABASE_URL: databaseUrl, BEHALF_ENCRYPTION_KEYS: `k2:${newer},k1:${wrong}` });
+    const rotated = await run(['keys', 'rotate'], {
+      ...base,
+      BEHALF_DATABASE_URL: databaseUrl,
+      BEHALF_ENCRYPTION_KEYS: `k2:${newer},k1:${wrong}`,
+    });
     expectWrongKeyLine(rotated, 'k1', [right, wrong, newer]);
     expect(rotated.stdout).toBe('');
 
     expect(await snapshot(databaseUrl)).toEqual(before);
     await withStore(databaseUrl, async (store) => {
-      const grant = await new Vault(store, parseKeyring(`k1:${right}`)).getGrant(sub, emulator.clients.server.clientId);
+      const grant = await new Vault(store, parseKeyring(`k1:${right}`)).getGrant(
+        sub,
+        emulator.clients.server.clientId,
+      );
       expect(grant?.refreshToken).toBeTruthy();
     });
   }, 90_000);
@@ -144,7 +188,12 @@ describe('a wrong key at start-up (CLI)', () => {
       const before = await snapshot(db.url);
       expect(before.checks.map((c) => c.keyId)).toEqual(['prod-1']);
 
-      const served = await run(['serve'], { ...env, BEHALF_ENCRYPTION_KEYS: `prod-1:${wrong}`, BEHALF_PORT: '0', BEHALF_HOST: '127.0.0.1' });
+      const served = await run(['serve'], {
+        ...env,
+        BEHALF_ENCRYPTION_KEYS: `prod-1:${wrong}`,
+        BEHALF_PORT: '0',
+        BEHALF_HOST: '127.0.0.1',
+      });
       expectWrongKeyLine(served, 'prod-1', [right, wrong]);
       expect(await snapshot(db.url)).toEqual(before);
     }, 90_000);

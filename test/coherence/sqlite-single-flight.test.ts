@@ -39,13 +39,20 @@ describe('two behalf processes on one SQLite file: one refresh per user', () => 
       await world.control('POST', '/emulator/config', { access_token_lifetime_seconds: 3599 });
     }
     await world.control('POST', '/emulator/stats/reset');
-    await world.control('POST', '/emulator/faults', { path: '/token', latency_ms: GOOGLE_LATENCY_MS, count: USERS });
+    await world.control('POST', '/emulator/faults', {
+      path: '/token',
+      latency_ms: GOOGLE_LATENCY_MS,
+      count: USERS,
+    });
 
     const answers = await whileMachineIsBusy(() =>
       Promise.all(
         subs.flatMap((sub) =>
           [a, b].flatMap((server) =>
-            Array.from({ length: REQUESTS_PER_USER_PER_PROCESS }, async () => ({ sub, token: await tokenFrom(pair, server, sub) })),
+            Array.from({ length: REQUESTS_PER_USER_PER_PROCESS }, async () => ({
+              sub,
+              token: await tokenFrom(pair, server, sub),
+            })),
           ),
         ),
       ),

@@ -16,11 +16,25 @@ describe('configuration', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'behalf-config-'));
     secretFile = join(dir, 'client_secret.json');
-    await writeFile(secretFile, JSON.stringify({ web: { client_id: CLIENT, client_secret: 'test-secret', redirect_uris: ['https://app.example.com/cb'], javascript_origins: ['https://app.example.com'] } }));
+    await writeFile(
+      secretFile,
+      JSON.stringify({
+        web: {
+          client_id: CLIENT,
+          client_secret: 'test-secret',
+          redirect_uris: ['https://app.example.com/cb'],
+          javascript_origins: ['https://app.example.com'],
+        },
+      }),
+    );
   });
 
   const load = (env: Record<string, string>, mode: 'local' | 'production' = 'production') =>
-    loadConfig({ mode, env: { BEHALF_CLIENT_SECRET_FILE: secretFile, BEHALF_ENCRYPTION_KEYS: KEY, ...env }, cwd: dir });
+    loadConfig({
+      mode,
+      env: { BEHALF_CLIENT_SECRET_FILE: secretFile, BEHALF_ENCRYPTION_KEYS: KEY, ...env },
+      cwd: dir,
+    });
 
   async function failure(promise: Promise<unknown>): Promise<string> {
     const error = (await promise.then(
@@ -31,7 +45,7 @@ describe('configuration', () => {
     return error?.message ?? '';
   }
 
-  it('reads Google\'s client secret file and the app client ids', async () => {
+  it("reads Google's client secret file and the app client ids", async () => {
     const config = await load({ BEHALF_APP_CLIENT_IDS: `${CLIENT.replace('0123', '9999')}, ` });
     expect(config.google.clientId).toBe(CLIENT);
     expect(config.google.appClientIds).toHaveLength(1);
@@ -42,19 +56,25 @@ describe('configuration', () => {
   });
 
   // Issue 13: BEHALF_ALLOWED_ORIGINS is the list, not an addition to the client's JavaScript origins.
-  it('BEHALF_ALLOWED_ORIGINS replaces the client\'s JavaScript origins (normalised, deduplicated)', async () => {
-    const config = await load({ BEHALF_ALLOWED_ORIGINS: 'https://Web.example.com/, https://web.example.com,http://localhost:5173' });
+  it("BEHALF_ALLOWED_ORIGINS replaces the client's JavaScript origins (normalised, deduplicated)", async () => {
+    const config = await load({
+      BEHALF_ALLOWED_ORIGINS: 'https://Web.example.com/, https://web.example.com,http://localhost:5173',
+    });
     expect(config.allowedOrigins).toEqual(['https://web.example.com', 'http://localhost:5173']);
   });
 
   it('names a missing client secret file', async () => {
-    expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: join(dir, 'nope.json') }))).toMatch(/^BEHALF_CLIENT_SECRET_FILE: no file at/);
+    expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: join(dir, 'nope.json') }))).toMatch(
+      /^BEHALF_CLIENT_SECRET_FILE: no file at/,
+    );
   });
 
   it('names a malformed client secret file, and a Desktop client', async () => {
     const bad = join(dir, 'bad.json');
     await writeFile(bad, '{"web": {');
-    expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: bad }))).toMatch(/BEHALF_CLIENT_SECRET_FILE: .* is not valid JSON/);
+    expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: bad }))).toMatch(
+      /BEHALF_CLIENT_SECRET_FILE: .* is not valid JSON/,
+    );
     await writeFile(bad, JSON.stringify({ installed: { client_id: CLIENT, client_secret: 'x' } }));
     expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: bad }))).toMatch(/Desktop/);
     await writeFile(bad, JSON.stringify({ web: { client_id: CLIENT } }));
@@ -62,11 +82,15 @@ describe('configuration', () => {
   });
 
   it('requires encryption keys in production, and names a key of the wrong length', async () => {
-    expect(await failure(loadConfig({ mode: 'production', env: { BEHALF_CLIENT_SECRET_FILE: secretFile }, cwd: dir }))).toMatch(
-      /^BEHALF_ENCRYPTION_KEYS: is required in production/,
-    );
+    expect(
+      await failure(
+        loadConfig({ mode: 'production', env: { BEHALF_CLIENT_SECRET_FILE: secretFile }, cwd: dir }),
+      ),
+    ).toMatch(/^BEHALF_ENCRYPTION_KEYS: is required in production/);
     // Checked with the other settings, before anything is opened.
-    const message = await failure(load({ BEHALF_ENCRYPTION_KEYS: `short:${Buffer.alloc(16).toString('base64')}` }));
+    const message = await failure(
+      load({ BEHALF_ENCRYPTION_KEYS: `short:${Buffer.alloc(16).toString('base64')}` }),
+    );
     expect(message).toMatch(/BEHALF_ENCRYPTION_KEYS: key 'short' is 16 bytes/);
     expect(message).not.toContain(Buffer.alloc(16).toString('base64'));
   });
@@ -75,16 +99,25 @@ describe('configuration', () => {
     const blocker = join(dir, 'file-not-dir');
     await writeFile(blocker, 'x');
     const config = await load({ BEHALF_DATABASE_URL: `sqlite:${join(blocker, 'db.sqlite')}` });
-    const error = (await createRuntime(config, { fetch: loopbackFetch }).catch((e: unknown) => e)) as { code: string; message: string };
+    const error = (await createRuntime(config, { fetch: loopbackFetch }).catch((e: unknown) => e)) as {
+      code: string;
+      message: string;
+    };
     expect(['STORE_UNAVAILABLE', 'CONFIG_INVALID']).toContain(error.code);
     expect(error.message).toMatch(/BEHALF_DATABASE_URL/);
   });
 
   it('names bad ports, URLs, origins, TLS halves and booleans', async () => {
     expect(await failure(load({ BEHALF_PORT: '99999' }))).toMatch(/^BEHALF_PORT:/);
-    expect(await failure(load({ BEHALF_GOOGLE_DISCOVERY_URL: 'http://accounts.example.com/x' }))).toMatch(/^BEHALF_GOOGLE_DISCOVERY_URL:/);
-    expect(await failure(load({ BEHALF_ALLOWED_ORIGINS: 'https://app.example.com/path' }))).toMatch(/^BEHALF_ALLOWED_ORIGINS:/);
-    expect(await failure(load({ BEHALF_TLS_CERT: 'cert.pem' }))).toMatch(/BEHALF_TLS_CERT and BEHALF_TLS_KEY go together/);
+    expect(await failure(load({ BEHALF_GOOGLE_DISCOVERY_URL: 'http://accounts.example.com/x' }))).toMatch(
+      /^BEHALF_GOOGLE_DISCOVERY_URL:/,
+    );
+    expect(await failure(load({ BEHALF_ALLOWED_ORIGINS: 'https://app.example.com/path' }))).toMatch(
+      /^BEHALF_ALLOWED_ORIGINS:/,
+    );
+    expect(await failure(load({ BEHALF_TLS_CERT: 'cert.pem' }))).toMatch(
+      /BEHALF_TLS_CERT and BEHALF_TLS_KEY go together/,
+    );
     expect(await failure(load({ BEHALF_TRUST_PROXY: 'maybe' }))).toMatch(/^BEHALF_TRUST_PROXY:/);
     expect(await failure(load({ BEHALF_APP_CLIENT_IDS: 'not-a-client' }))).toMatch(/^BEHALF_APP_CLIENT_IDS:/);
   });
@@ -116,13 +149,23 @@ describe('configuration', () => {
     const emulatorFile = join(dir, 'emulator_client_secret.json');
     await writeFile(
       emulatorFile,
-      JSON.stringify({ web: { client_id: CLIENT, client_secret: 'emulated', token_uri: 'http://127.0.0.1:8089/token', auth_uri: 'http://127.0.0.1:8089/o/oauth2/v2/auth' } }),
+      JSON.stringify({
+        web: {
+          client_id: CLIENT,
+          client_secret: 'emulated',
+          token_uri: 'http://127.0.0.1:8089/token',
+          auth_uri: 'http://127.0.0.1:8089/o/oauth2/v2/auth',
+        },
+      }),
     );
     expect(await failure(load({ BEHALF_CLIENT_SECRET_FILE: emulatorFile }))).toBe(
       "BEHALF_GOOGLE_DISCOVERY_URL: is not set, but the client secret file is a local Google emulator's (its token_uri is http://127.0.0.1:8089/token): " +
         'set it to http://127.0.0.1:8089/.well-known/openid-configuration, or use --local.',
     );
-    const config = await load({ BEHALF_CLIENT_SECRET_FILE: emulatorFile, BEHALF_GOOGLE_DISCOVERY_URL: 'http://127.0.0.1:8089/.well-known/openid-configuration' });
+    const config = await load({
+      BEHALF_CLIENT_SECRET_FILE: emulatorFile,
+      BEHALF_GOOGLE_DISCOVERY_URL: 'http://127.0.0.1:8089/.well-known/openid-configuration',
+    });
     expect(config.google.discoveryUrl).toBe('http://127.0.0.1:8089/.well-known/openid-configuration');
   });
 
@@ -130,7 +173,11 @@ describe('configuration', () => {
     const keyFile = join(dir, 'local', 'keys');
     const config = await loadConfig({
       mode: 'local',
-      env: { BEHALF_CLIENT_SECRET_FILE: secretFile, BEHALF_KEY_FILE: keyFile, BEHALF_DATABASE_URL: `sqlite:${join(dir, 'local.db')}` },
+      env: {
+        BEHALF_CLIENT_SECRET_FILE: secretFile,
+        BEHALF_KEY_FILE: keyFile,
+        BEHALF_DATABASE_URL: `sqlite:${join(dir, 'local.db')}`,
+      },
       cwd: dir,
     });
     const first = await createRuntime(config, { fetch: loopbackFetch });

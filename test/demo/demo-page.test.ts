@@ -31,7 +31,13 @@ async function startLocalMode(): Promise<LocalMode> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('BEHALF_')));
   const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--local'], {
     cwd: dir,
-    env: { ...env, BEHALF_PORT: '0', BEHALF_EMULATOR_PORT: '0', BEHALF_DEMO_PORT: '0', BEHALF_LOG_LEVEL: 'warn' },
+    env: {
+      ...env,
+      BEHALF_PORT: '0',
+      BEHALF_EMULATOR_PORT: '0',
+      BEHALF_DEMO_PORT: '0',
+      BEHALF_LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const banner = await new Promise<string>((resolve, reject) => {
@@ -86,14 +92,23 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
   const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${l().emulator}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
     if (!response.ok) throw new Error(`${method} ${path} → ${response.status}`);
     return (await response.json()) as T;
   };
-  const stats = () => control<{ codes_issued: number; token_requests: { authorization_code: number } }>('GET', '/emulator/stats');
-  const service = (path: string) => fetch(`${l().server}${path}`, { headers: { authorization: `Bearer ${l().apiKey}` } });
-  const newPage = async (viewport = { width: 1024, height: 900 }): Promise<{ context: BrowserContext; page: Page }> => {
+  const stats = () =>
+    control<{ codes_issued: number; token_requests: { authorization_code: number } }>(
+      'GET',
+      '/emulator/stats',
+    );
+  const service = (path: string) =>
+    fetch(`${l().server}${path}`, { headers: { authorization: `Bearer ${l().apiKey}` } });
+  const newPage = async (
+    viewport = { width: 1024, height: 900 },
+  ): Promise<{ context: BrowserContext; page: Page }> => {
     const context = await browser!.browser.newContext({ viewport });
     const page = await context.newPage();
     await page.goto(l().demo);
@@ -106,12 +121,19 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
     const { context, page } = await newPage();
     try {
       await page.screenshot({ path: await screenshotPath('demo-1-before-sign-in'), fullPage: true });
-      const posts: Array<Promise<{ url: string; headers: Record<string, string>; status: number; allowOrigin: string | null }>> = [];
+      const posts: Array<
+        Promise<{ url: string; headers: Record<string, string>; status: number; allowOrigin: string | null }>
+      > = [];
       page.on('response', (response) => {
         const request = response.request();
         if (request.url().startsWith(l().server) && request.method() === 'POST') {
           posts.push(
-            request.allHeaders().then((headers) => ({ url: request.url(), headers, status: response.status(), allowOrigin: response.headers()['access-control-allow-origin'] ?? null })),
+            request.allHeaders().then((headers) => ({
+              url: request.url(),
+              headers,
+              status: response.status(),
+              allowOrigin: response.headers()['access-control-allow-origin'] ?? null,
+            })),
           );
         }
       });
@@ -137,21 +159,30 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
       expect(await status(page, 'email')).toBe('alice@example.com (verified)');
       expect(await status(page, 'grant-status')).toBe('active');
       expect(await status(page, 'answer')).toBe('201 Created: a new user');
-      expect(await page.locator('#scopes li').allTextContents()).toEqual(expect.arrayContaining(['drive.appdata', 'userinfo.email', 'openid']));
+      expect(await page.locator('#scopes li').allTextContents()).toEqual(
+        expect.arrayContaining(['drive.appdata', 'userinfo.email', 'openid']),
+      );
       expect(await status(page, 'signin-status')).toBe('Signed in as alice@example.com.');
 
       // One cross-origin POST to behalf, with X-Requested-With, granted by CORS for this origin.
       expect(await Promise.all(posts)).toEqual([
         {
           url: `${l().server}/v1/google/signin`,
-          headers: expect.objectContaining({ 'x-requested-with': 'XMLHttpRequest', origin: l().demo, 'content-type': 'application/json' }) as Record<string, string>,
+          headers: expect.objectContaining({
+            'x-requested-with': 'XMLHttpRequest',
+            origin: l().demo,
+            'content-type': 'application/json',
+          }) as Record<string, string>,
           status: 201,
           allowOrigin: l().demo,
         },
       ]);
       // behalf holds the grant; the page shows no code or token.
       const sub = (await status(page, 'sub'))!;
-      expect(await (await service(`/v1/users/${sub}`)).json()).toMatchObject({ user: { email: 'alice@example.com' }, grant: { status: 'active', offline_access: true } });
+      expect(await (await service(`/v1/users/${sub}`)).json()).toMatchObject({
+        user: { email: 'alice@example.com' },
+        grant: { status: 'active', offline_access: true },
+      });
       const text = await page.locator('body').innerText();
       expect(text).not.toMatch(/4\/0A|ya29\.|1\/\/0/);
       await page.screenshot({ path: await screenshotPath('demo-2-signed-in'), fullPage: true });
@@ -166,7 +197,9 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
         return !img.hidden && img.complete && img.naturalWidth > 0;
       })`;
       await expect.poll(() => page.evaluate(shown), { timeout: 60_000 }).toBe(true);
-      expect(await status(page, 'photo-status')).toBe('Done: the job enhanced your photo while you were away.');
+      expect(await status(page, 'photo-status')).toBe(
+        'Done: the job enhanced your photo while you were away.',
+      );
       await page.screenshot({ path: await screenshotPath('demo-3-after-photo-job'), fullPage: true });
 
       // Before and after are two real JPEGs of the same size, and not the same picture.
@@ -180,7 +213,8 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
       expect(await sharp(before).metadata()).toMatchObject({ format: 'jpeg', width: 640, height: 420 });
       expect(await sharp(after).metadata()).toMatchObject({ format: 'jpeg', width: 640, height: 420 });
       expect(before.equals(after)).toBe(false);
-      const contrast = async (bytes: Buffer) => (await sharp(bytes).stats()).channels.map((c) => c.stdev).reduce((a, b) => a + b);
+      const contrast = async (bytes: Buffer) =>
+        (await sharp(bytes).stats()).channels.map((c) => c.stdev).reduce((a, b) => a + b);
       expect(await contrast(after)).toBeGreaterThan(await contrast(before));
 
       // A phone: one column, nothing wider than the screen.
@@ -199,7 +233,9 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
       const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('#signin').click()]);
       await popup.getByLabel('or a new one').fill('dora@example.com');
       await popup.getByRole('button', { name: 'Deny' }).click();
-      await expect.poll(() => status(page, 'signin-status')).toBe('You did not allow access (access_denied): nothing was signed in.');
+      await expect
+        .poll(() => status(page, 'signin-status'))
+        .toBe('You did not allow access (access_denied): nothing was signed in.');
       expect(await page.locator('#profile').isHidden()).toBe(true);
       expect(await page.locator('#photo').isDisabled()).toBe(true);
       const after = await stats();
@@ -216,7 +252,9 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
       const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('#signin').click()]);
       await popup.waitForLoadState();
       await popup.close();
-      await expect.poll(() => status(page, 'signin-status')).toBe('The Google window was closed before you chose: nothing was signed in.');
+      await expect
+        .poll(() => status(page, 'signin-status'))
+        .toBe('The Google window was closed before you chose: nothing was signed in.');
       expect(await page.locator('#profile').isHidden()).toBe(true);
     } finally {
       await context.close();
@@ -232,34 +270,54 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
       await page.goto(l().demo);
       await expect.poll(() => page.locator('#signin').isEnabled()).toBe(true);
       await page.locator('#signin').click();
-      await expect.poll(() => status(page, 'signin-status')).toBe('The browser blocked the Google window: allow pop-ups for this page, then try again.');
+      await expect
+        .poll(() => status(page, 'signin-status'))
+        .toBe('The browser blocked the Google window: allow pop-ups for this page, then try again.');
     } finally {
       await context.close();
     }
   });
 
   it('the demo backend answers its own page only, and validates what it is sent', async () => {
-    const post = (body: unknown, headers: Record<string, string> = { 'x-requested-with': 'XMLHttpRequest' }) =>
-      fetch(`${l().demo}/api/photo-job`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const post = (
+      body: unknown,
+      headers: Record<string, string> = { 'x-requested-with': 'XMLHttpRequest' },
+    ) =>
+      fetch(`${l().demo}/api/photo-job`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
     const expectError = async (response: Response, status: number, error: string) => {
-      expect({ status: response.status, body: await response.json() }).toMatchObject({ status, body: { error } });
+      expect({ status: response.status, body: await response.json() }).toMatchObject({
+        status,
+        body: { error },
+      });
     };
     await expectError(await post({ sub: '1' }, {}), 403, 'CSRF_HEADER_REQUIRED');
-    await expectError(await post({ sub: '1' }, { 'x-requested-with': 'XMLHttpRequest', origin: 'http://127.0.0.1:1' }), 403, 'ORIGIN_NOT_ALLOWED');
+    await expectError(
+      await post({ sub: '1' }, { 'x-requested-with': 'XMLHttpRequest', origin: 'http://127.0.0.1:1' }),
+      403,
+      'ORIGIN_NOT_ALLOWED',
+    );
     await expectError(await post({ sub: 'not a sub' }), 400, 'INVALID_REQUEST');
     await expectError(await post({}), 400, 'INVALID_REQUEST');
     await expectError(await post({ sub: '999999999999999999999' }), 404, 'USER_NOT_FOUND');
-    const run = (id: string) => fetch(`${l().demo}/api/photo-job/${id}`, { headers: { 'x-requested-with': 'XMLHttpRequest' } });
+    const run = (id: string) =>
+      fetch(`${l().demo}/api/photo-job/${id}`, { headers: { 'x-requested-with': 'XMLHttpRequest' } });
     await expectError(await run('not-a-run'), 404, 'NOT_FOUND');
     await expectError(await run('00000000-0000-4000-8000-000000000000'), 404, 'NOT_FOUND');
     await expectError(await fetch(`${l().demo}/api/users/1/photos/..%2Fx`), 400, 'INVALID_REQUEST');
     // A name that resolves here but is not the demo's own (DNS rebinding) is refused.
     const port = new URL(l().demo).port;
     const rebound = await new Promise<number>((resolve, reject) => {
-      const request = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host: `attacker.example:${port}` } }, (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
-      });
+      const request = httpRequest(
+        { host: '127.0.0.1', port, path: '/', headers: { host: `attacker.example:${port}` } },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
       request.once('error', reject);
       request.end();
     });
@@ -276,7 +334,9 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
     beforeAll(async () => {
       evil = createServer((_request, response) => {
         response.setHeader('content-type', 'text/html; charset=utf-8');
-        response.end(`<!doctype html><title>elsewhere</title><script src="${l().emulator}/gsi/client"></script><button id="go">Sign in</button><p id="out"></p>`);
+        response.end(
+          `<!doctype html><title>elsewhere</title><script src="${l().emulator}/gsi/client"></script><button id="go">Sign in</button><p id="out"></p>`,
+        );
       });
       await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
       evilOrigin = `http://127.0.0.1:${(evil.address() as { port: number }).port}`;
@@ -291,7 +351,9 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
         const page = await context.newPage();
         await page.goto(evilOrigin);
         const clients = await control<{ server_client: { client_id: string } }>('GET', '/emulator/clients');
-        const user = await control<{ sub: string }>('POST', '/emulator/users', { email: 'eve-victim@example.com' });
+        const user = await control<{ sub: string }>('POST', '/emulator/users', {
+          email: 'eve-victim@example.com',
+        });
         const { code } = await control<{ code: string }>('POST', '/emulator/codes', {
           sub: user.sub,
           client_id: clients.server_client.client_id,
@@ -318,7 +380,11 @@ describe('local mode demo page, in Chromium', { timeout: 120_000 }, () => {
         expect(outcome).toBe('refused: TypeError');
         const signIn = await fetch(`${l().server}/v1/google/signin`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-requested-with': 'XMLHttpRequest', origin: l().demo },
+          headers: {
+            'content-type': 'application/json',
+            'x-requested-with': 'XMLHttpRequest',
+            origin: l().demo,
+          },
           body: JSON.stringify({ code, redirect_uri: 'postmessage' }),
         });
         expect(signIn.status).toBe(201);

@@ -43,16 +43,34 @@ const CONTENT_TYPES = [
 
 function garbage(random: () => number): string | Buffer {
   const pick = Math.floor(random() * 10);
-  const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(Math.floor(random() * 0x3000))).join('');
+  const text = (n: number) =>
+    Array.from({ length: n }, () => String.fromCharCode(Math.floor(random() * 0x3000))).join('');
   switch (pick) {
     case 0:
-      return Buffer.from(Array.from({ length: Math.floor(random() * 512) }, () => Math.floor(random() * 256)));
+      return Buffer.from(
+        Array.from({ length: Math.floor(random() * 512) }, () => Math.floor(random() * 256)),
+      );
     case 1:
       return '{"a":'.repeat(200);
     case 2:
-      return JSON.stringify({ email: 123, sub: [], client_id: {}, scope: null, advance_seconds: 'x', path: 5, size: -1 });
+      return JSON.stringify({
+        email: 123,
+        sub: [],
+        client_id: {},
+        scope: null,
+        advance_seconds: 'x',
+        path: 5,
+        size: -1,
+      });
     case 3:
-      return JSON.stringify({ email: 'a@b.co', client_id: 'x', scope: 'openid', advance_seconds: 1e308, size: 1e12, content_base64: '%%%' });
+      return JSON.stringify({
+        email: 'a@b.co',
+        client_id: 'x',
+        scope: 'openid',
+        advance_seconds: 1e308,
+        size: 1e12,
+        content_base64: '%%%',
+      });
     case 4:
       return `grant_type=${encodeURIComponent(text(20))}&code=${encodeURIComponent(text(40))}&code=dup&client_id=&refresh_token=${'A'.repeat(5000)}`;
     case 5:
@@ -62,7 +80,11 @@ function garbage(random: () => number): string | Buffer {
     case 7:
       return text(Math.floor(random() * 300));
     case 8:
-      return JSON.stringify({ __proto__: { polluted: true }, constructor: { prototype: { x: 1 } }, name: 'x'.repeat(40_000) });
+      return JSON.stringify({
+        __proto__: { polluted: true },
+        constructor: { prototype: { x: 1 } },
+        name: 'x'.repeat(40_000),
+      });
     default:
       return '';
   }
@@ -80,7 +102,7 @@ describe('emulator fuzz', () => {
     await f.close();
   });
 
-  it('answers thousands of malformed requests with 4xx, in Google\'s shapes', async () => {
+  it("answers thousands of malformed requests with 4xx, in Google's shapes", async () => {
     const random = prng(20261125);
     const failures: string[] = [];
     let sent = 0;
@@ -89,11 +111,19 @@ describe('emulator fuzz', () => {
         ROUTES.map(async ([method, path]) => {
           const contentType = CONTENT_TYPES[Math.floor(random() * CONTENT_TYPES.length)]!;
           const body = method === 'GET' || method === 'DELETE' ? undefined : garbage(random);
-          const query = random() < 0.3 ? `?fields=${encodeURIComponent('files(id,(')}&pageSize=-1&uploadType=${random() < 0.5 ? 'multipart' : 'zzz'}&access_token=x` : '';
+          const query =
+            random() < 0.3
+              ? `?fields=${encodeURIComponent('files(id,(')}&pageSize=-1&uploadType=${random() < 0.5 ? 'multipart' : 'zzz'}&access_token=x`
+              : '';
           const headers: Record<string, string> = {};
           if (contentType !== '' && body !== undefined) headers['content-type'] = contentType;
-          if (random() < 0.3) headers.authorization = random() < 0.5 ? 'Bearer ' + 'x'.repeat(3000) : 'Basic %%%';
-          const response = await fetch(`${f.emulator.url}${path}${query}`, { method, headers, ...(body === undefined ? {} : { body }) });
+          if (random() < 0.3)
+            headers.authorization = random() < 0.5 ? 'Bearer ' + 'x'.repeat(3000) : 'Basic %%%';
+          const response = await fetch(`${f.emulator.url}${path}${query}`, {
+            method,
+            headers,
+            ...(body === undefined ? {} : { body }),
+          });
           sent++;
           const text = await response.text();
           const type = response.headers.get('content-type') ?? '';
@@ -101,11 +131,16 @@ describe('emulator fuzz', () => {
           let shaped = true;
           if (response.status >= 400 && type.includes('json')) {
             const json = JSON.parse(text) as { error?: unknown };
-            shaped = typeof json.error === 'string' || (typeof json.error === 'object' && json.error !== null && 'code' in json.error);
+            shaped =
+              typeof json.error === 'string' ||
+              (typeof json.error === 'object' && json.error !== null && 'code' in json.error);
           } else if (response.status >= 400) {
             shaped = type.includes('text/html') && (path.startsWith('/o/oauth2') || path === '/revoke');
           }
-          if (!ok || !shaped) failures.push(`${method} ${path}${query} [${contentType}] → ${response.status} ${text.slice(0, 120)}`);
+          if (!ok || !shaped)
+            failures.push(
+              `${method} ${path}${query} [${contentType}] → ${response.status} ${text.slice(0, 120)}`,
+            );
         }),
       );
     }
@@ -116,7 +151,11 @@ describe('emulator fuzz', () => {
   it('answers huge inputs with 413 or 4xx', async () => {
     const huge = 'x'.repeat(3 * 1024 * 1024);
     for (const [method, path] of ROUTES.filter(([m]) => m !== 'GET' && m !== 'DELETE')) {
-      const response = await fetch(`${f.emulator.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ huge }) });
+      const response = await fetch(`${f.emulator.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ huge }),
+      });
       expect(response.status, `${method} ${path}`).toBeGreaterThanOrEqual(400);
       expect(response.status, `${method} ${path}`).toBeLessThan(500);
     }

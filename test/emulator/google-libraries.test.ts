@@ -45,7 +45,10 @@ describe('unchanged Google client libraries against the emulator', () => {
     client.setCredentials(tokens);
 
     // verifyIdToken with the emulator's certs (PEM, google-auth-library's default format).
-    const ticket = await client.verifyIdToken({ idToken: tokens.id_token!, audience: f.emulator.clients.server.clientId });
+    const ticket = await client.verifyIdToken({
+      idToken: tokens.id_token!,
+      audience: f.emulator.clients.server.clientId,
+    });
     expect(ticket.getPayload()).toMatchObject({ sub, azp: f.emulator.clients.apps.ios });
 
     const info = await client.getTokenInfo(tokens.access_token!);
@@ -60,7 +63,9 @@ describe('unchanged Google client libraries against the emulator', () => {
     expect(token).not.toBe(tokens.access_token);
 
     await client.revokeToken(tokens.refresh_token!);
-    await expect(f.refresh(tokens.refresh_token!)).resolves.toMatchObject({ body: { error: 'invalid_grant' } });
+    await expect(f.refresh(tokens.refresh_token!)).resolves.toMatchObject({
+      body: { error: 'invalid_grant' },
+    });
   });
 
   it('google-auth-library: a reused code is an invalid_grant error', async () => {
@@ -75,7 +80,11 @@ describe('unchanged Google client libraries against the emulator', () => {
     const { sub } = await f.user();
     const { body } = await f.exchange(await f.code(sub));
     const auth = oauthClient();
-    auth.setCredentials({ access_token: body.access_token, refresh_token: body.refresh_token, expiry_date: Date.now() + 3_000_000 });
+    auth.setCredentials({
+      access_token: body.access_token,
+      refresh_token: body.refresh_token,
+      expiry_date: Date.now() + 3_000_000,
+    });
     const rootUrl = `${f.emulator.url}/`;
     const drive = google.drive({ version: 'v3', auth, rootUrl });
 
@@ -93,13 +102,21 @@ describe('unchanged Google client libraries against the emulator', () => {
     );
     expect(created.data).toMatchObject({ name: 'config.json', parents: [folder.data.id] });
 
-    const list = await drive.files.list({ spaces: 'appDataFolder', fields: 'nextPageToken, files(id, name)', pageSize: 10 });
+    const list = await drive.files.list({
+      spaces: 'appDataFolder',
+      fields: 'nextPageToken, files(id, name)',
+      pageSize: 10,
+    });
     expect(list.data.files).toEqual([{ id: created.data.id, name: 'config.json' }]);
 
     const content = await drive.files.get({ fileId: created.data.id!, alt: 'media' });
     expect(content.data).toEqual({ theme: 'dark' });
 
-    const renamed = await drive.files.update({ fileId: created.data.id!, requestBody: { name: 'settings.json' }, fields: 'name' });
+    const renamed = await drive.files.update({
+      fileId: created.data.id!,
+      requestBody: { name: 'settings.json' },
+      fields: 'name',
+    });
     expect(renamed.data.name).toBe('settings.json');
 
     await drive.files.delete({ fileId: created.data.id! });
@@ -108,7 +125,7 @@ describe('unchanged Google client libraries against the emulator', () => {
     await expect(drive.files.get({ fileId: created.data.id! })).rejects.toMatchObject({ status: 404 });
   });
 
-  it('googleapis Drive v3: the appfolder alias, and Google\'s errors for missing scope and sharing', async () => {
+  it("googleapis Drive v3: the appfolder alias, and Google's errors for missing scope and sharing", async () => {
     const { sub } = await f.user();
     const { body } = await f.exchange(await f.code(sub, { scope: 'openid email' }));
     const auth = oauthClient();
@@ -116,13 +133,20 @@ describe('unchanged Google client libraries against the emulator', () => {
     const drive = google.drive({ version: 'v3', auth, rootUrl: `${f.emulator.url}/` });
     await expect(drive.files.get({ fileId: 'appfolder' })).rejects.toMatchObject({ status: 403 });
 
-    const full = await f.exchange(await f.code(sub, { scope: 'openid https://www.googleapis.com/auth/drive.appdata' }));
+    const full = await f.exchange(
+      await f.code(sub, { scope: 'openid https://www.googleapis.com/auth/drive.appdata' }),
+    );
     auth.setCredentials({ access_token: full.body.access_token, expiry_date: Date.now() + 3_000_000 });
     const folder = await drive.files.get({ fileId: 'appfolder', fields: 'id,mimeType' });
     expect(folder.data.mimeType).toBe('application/vnd.google-apps.folder');
     await expect(drive.files.list({ fields: 'files(id)' })).rejects.toMatchObject({ status: 403 });
-    const created = await drive.files.create({ requestBody: { name: 'x', parents: ['appDataFolder'] }, fields: 'id' });
-    await expect(drive.permissions.create({ fileId: created.data.id!, requestBody: { role: 'reader', type: 'anyone' } })).rejects.toMatchObject({
+    const created = await drive.files.create({
+      requestBody: { name: 'x', parents: ['appDataFolder'] },
+      fields: 'id',
+    });
+    await expect(
+      drive.permissions.create({ fileId: created.data.id!, requestBody: { role: 'reader', type: 'anyone' } }),
+    ).rejects.toMatchObject({
       status: 403,
     });
   });

@@ -6,7 +6,13 @@ import { waitUntil } from '../support/deadline.js';
 import { decodeJwt, startFixture, type EmulatorFixture } from './support.js';
 
 /** An answer as status and parsed JSON, for calls that are meant to fail. */
-async function call(f: EmulatorFixture, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+async function call(
+  f: EmulatorFixture,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(`${f.emulator.url}${path}`, {
     method,
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
@@ -23,12 +29,17 @@ async function call(f: EmulatorFixture, method: string, path: string, body?: unk
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const drive = (f: EmulatorFixture, token: string) => call(f, 'GET', '/drive/v3/files?spaces=appDataFolder', undefined, bearer(token));
-const userinfo = (f: EmulatorFixture, token: string) => call(f, 'GET', '/v1/userinfo', undefined, bearer(token));
-const tokeninfo = (f: EmulatorFixture, token: string) => call(f, 'GET', `/tokeninfo?access_token=${encodeURIComponent(token)}`);
+const drive = (f: EmulatorFixture, token: string) =>
+  call(f, 'GET', '/drive/v3/files?spaces=appDataFolder', undefined, bearer(token));
+const userinfo = (f: EmulatorFixture, token: string) =>
+  call(f, 'GET', '/v1/userinfo', undefined, bearer(token));
+const tokeninfo = (f: EmulatorFixture, token: string) =>
+  call(f, 'GET', `/tokeninfo?access_token=${encodeURIComponent(token)}`);
 
 /** A user who signed in: the exchange's access and refresh tokens. */
-async function signedIn(f: EmulatorFixture): Promise<{ sub: string; email: string; accessToken: string; refreshToken: string }> {
+async function signedIn(
+  f: EmulatorFixture,
+): Promise<{ sub: string; email: string; accessToken: string; refreshToken: string }> {
   const { sub, email } = await f.user();
   const { status, body } = await f.exchange(await f.code(sub));
   expect(status).toBe(200);
@@ -55,7 +66,9 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
 
   it('tokens issued after the change last the new lifetime, at the token endpoint, tokeninfo and Drive', async () => {
     const before = await signedIn(f);
-    expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: 5 })).toEqual({ access_token_lifetime_seconds: 5 });
+    expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: 5 })).toEqual({
+      access_token_lifetime_seconds: 5,
+    });
     expect(await f.control('GET', '/emulator/config')).toEqual({ access_token_lifetime_seconds: 5 });
 
     const { sub } = await f.user();
@@ -78,7 +91,9 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
 
   it('accepts the bounds, 1 and 86400', async () => {
     for (const seconds of [1, 86_400]) {
-      expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: seconds })).toEqual({ access_token_lifetime_seconds: seconds });
+      expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: seconds })).toEqual(
+        { access_token_lifetime_seconds: seconds },
+      );
       const { sub } = await f.user();
       expect((await f.exchange(await f.code(sub))).body.expires_in).toBe(seconds);
     }
@@ -89,10 +104,13 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     expect(await f.control('POST', '/emulator/config', {})).toEqual({ access_token_lifetime_seconds: 42 });
   });
 
-  it('refuses anything but a whole number from 1 to 86400, and unknown keys, with a 400 in the control API\'s shape', async () => {
+  it("refuses anything but a whole number from 1 to 86400, and unknown keys, with a 400 in the control API's shape", async () => {
     await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: 60 });
     const refused: Array<[unknown, RegExp]> = [
-      [{ access_token_lifetime_seconds: 0 }, /^access_token_lifetime_seconds: must be a whole number of seconds from 1 to 86400$/],
+      [
+        { access_token_lifetime_seconds: 0 },
+        /^access_token_lifetime_seconds: must be a whole number of seconds from 1 to 86400$/,
+      ],
       [{ access_token_lifetime_seconds: -5 }, /^access_token_lifetime_seconds: must be a whole number/],
       [{ access_token_lifetime_seconds: 86_401 }, /^access_token_lifetime_seconds: must be a whole number/],
       [{ access_token_lifetime_seconds: 1.5 }, /^access_token_lifetime_seconds: must be a whole number/],
@@ -106,7 +124,9 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     for (const [body, message] of refused) {
       const answer = await call(f, 'POST', '/emulator/config', body);
       expect(answer.status, JSON.stringify(body)).toBe(400);
-      expect(answer.body).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT', errors: [{ reason: 'invalid' }] } });
+      expect(answer.body).toMatchObject({
+        error: { code: 400, status: 'INVALID_ARGUMENT', errors: [{ reason: 'invalid' }] },
+      });
       expect(answer.body.error.message).toMatch(message);
     }
     expect((await call(f, 'POST', '/emulator/config', '{not json')).status).toBe(400);
@@ -136,7 +156,9 @@ describe('emulator: POST /emulator/access-tokens/expire', () => {
     const bob = await signedIn(f);
     for (const token of [alice.accessToken, second]) expect((await drive(f, token)).status).toBe(200);
 
-    expect(await f.control('POST', '/emulator/access-tokens/expire', { sub: alice.sub })).toEqual({ expired: 2 });
+    expect(await f.control('POST', '/emulator/access-tokens/expire', { sub: alice.sub })).toEqual({
+      expired: 2,
+    });
 
     for (const token of [alice.accessToken, second]) {
       const [d, u, t] = [await drive(f, token), await userinfo(f, token), await tokeninfo(f, token)];
@@ -145,10 +167,19 @@ describe('emulator: POST /emulator/access-tokens/expire', () => {
       expect(d.body).toMatchObject({ error: { code: 401, errors: [{ reason: 'authError' }] } });
       expect(u.status).toBe(401);
       // The same answers as for the token that expired by itself.
-      expect({ status: d.status, body: d.body }).toEqual({ status: 401, body: (await drive(f, natural.accessToken)).body });
-      expect({ status: u.status, body: u.body }).toEqual({ status: 401, body: (await userinfo(f, natural.accessToken)).body });
+      expect({ status: d.status, body: d.body }).toEqual({
+        status: 401,
+        body: (await drive(f, natural.accessToken)).body,
+      });
+      expect({ status: u.status, body: u.body }).toEqual({
+        status: 401,
+        body: (await userinfo(f, natural.accessToken)).body,
+      });
       const naturalInfo = await tokeninfo(f, natural.accessToken);
-      expect({ status: t.status, body: t.body }).toEqual({ status: naturalInfo.status, body: naturalInfo.body });
+      expect({ status: t.status, body: t.body }).toEqual({
+        status: naturalInfo.status,
+        body: naturalInfo.body,
+      });
       expect(t.body).toEqual({ error: 'invalid_token', error_description: 'Invalid Value' });
     }
 
@@ -165,12 +196,18 @@ describe('emulator: POST /emulator/access-tokens/expire', () => {
 
   it('finds the user by email, and counts only tokens still live', async () => {
     const carol = await signedIn(f);
-    expect(await f.control('POST', '/emulator/access-tokens/expire', { email: carol.email.toUpperCase() })).toEqual({ expired: 1 });
-    expect(await f.control('POST', '/emulator/access-tokens/expire', { email: carol.email })).toEqual({ expired: 0 });
+    expect(
+      await f.control('POST', '/emulator/access-tokens/expire', { email: carol.email.toUpperCase() }),
+    ).toEqual({ expired: 1 });
+    expect(await f.control('POST', '/emulator/access-tokens/expire', { email: carol.email })).toEqual({
+      expired: 0,
+    });
     // Tokens of a revoked grant are dead already and not counted.
     const dave = await signedIn(f);
     await f.control('POST', '/emulator/grants/revoke', { sub: dave.sub });
-    expect(await f.control('POST', '/emulator/access-tokens/expire', { sub: dave.sub })).toEqual({ expired: 0 });
+    expect(await f.control('POST', '/emulator/access-tokens/expire', { sub: dave.sub })).toEqual({
+      expired: 0,
+    });
     // A user who never signed in has none.
     const { sub } = await f.user();
     expect(await f.control('POST', '/emulator/access-tokens/expire', { sub })).toEqual({ expired: 0 });
@@ -178,8 +215,13 @@ describe('emulator: POST /emulator/access-tokens/expire', () => {
 
   it('an unknown user is a 404, as everywhere in the control API; bad bodies are 400', async () => {
     const unknown = await call(f, 'POST', '/emulator/access-tokens/expire', { sub: '999999999999999999999' });
-    expect(unknown).toMatchObject({ status: 404, body: { error: { code: 404, status: 'NOT_FOUND', errors: [{ reason: 'notFound' }] } } });
-    expect((await call(f, 'POST', '/emulator/access-tokens/expire', { email: 'nobody@example.com' })).status).toBe(404);
+    expect(unknown).toMatchObject({
+      status: 404,
+      body: { error: { code: 404, status: 'NOT_FOUND', errors: [{ reason: 'notFound' }] } },
+    });
+    expect(
+      (await call(f, 'POST', '/emulator/access-tokens/expire', { email: 'nobody@example.com' })).status,
+    ).toBe(404);
     const empty = await call(f, 'POST', '/emulator/access-tokens/expire', {});
     expect(empty).toMatchObject({ status: 400, body: { error: { message: 'give sub or email' } } });
     const { sub } = await f.user();
@@ -189,7 +231,7 @@ describe('emulator: POST /emulator/access-tokens/expire', () => {
   });
 });
 
-describe('emulator: pushed security events change Google\'s own state', () => {
+describe("emulator: pushed security events change Google's own state", () => {
   let f: EmulatorFixture;
   let receiver: Server;
   let receiverUrl: string;
@@ -215,7 +257,11 @@ describe('emulator: pushed security events change Google\'s own state', () => {
   });
 
   const push = (event: string, body: Record<string, unknown>, path = '/risc') =>
-    f.control<{ delivered: boolean; receiver_status: number; jti: string }>('POST', '/emulator/risc/events', { receiver_url: `${receiverUrl}${path}`, event, ...body });
+    f.control<{ delivered: boolean; receiver_status: number; jti: string }>('POST', '/emulator/risc/events', {
+      receiver_url: `${receiverUrl}${path}`,
+      event,
+      ...body,
+    });
   const expectDead = async (user: { accessToken: string; refreshToken: string }) => {
     expect(await f.refresh(user.refreshToken)).toMatchObject({
       status: 400,
@@ -243,7 +289,10 @@ describe('emulator: pushed security events change Google\'s own state', () => {
   it('tokens-revoked: the refresh token answers invalid_grant, the access token 401; a new sign-in works', async () => {
     const alice = await signedIn(f);
     const bob = await signedIn(f);
-    expect(await push('tokens-revoked', { sub: alice.sub })).toMatchObject({ delivered: true, receiver_status: 202 });
+    expect(await push('tokens-revoked', { sub: alice.sub })).toMatchObject({
+      delivered: true,
+      receiver_status: 202,
+    });
     await expectDead(alice);
     // Only that user.
     expect((await f.refresh(bob.refreshToken)).status).toBe(200);
@@ -259,12 +308,21 @@ describe('emulator: pushed security events change Google\'s own state', () => {
   it('account-disabled: every token dies and sign-ins fail until account-enabled', async () => {
     const alice = await signedIn(f);
     const pending = await f.code(alice.sub);
-    expect(await push('account-disabled', { sub: alice.sub, reason: 'hijacking' })).toMatchObject({ delivered: true });
+    expect(await push('account-disabled', { sub: alice.sub, reason: 'hijacking' })).toMatchObject({
+      delivered: true,
+    });
     await expectDead(alice);
 
     // The SDK hands out no code; a code from before the event cannot be redeemed; the consent screen stops.
-    const refused = await call(f, 'POST', '/emulator/codes', { sub: alice.sub, client_id: f.emulator.clients.apps.ios, scope: 'openid email' });
-    expect(refused).toMatchObject({ status: 403, body: { error: { code: 403, status: 'PERMISSION_DENIED', errors: [{ reason: 'accountDisabled' }] } } });
+    const refused = await call(f, 'POST', '/emulator/codes', {
+      sub: alice.sub,
+      client_id: f.emulator.clients.apps.ios,
+      scope: 'openid email',
+    });
+    expect(refused).toMatchObject({
+      status: 403,
+      body: { error: { code: 403, status: 'PERMISSION_DENIED', errors: [{ reason: 'accountDisabled' }] } },
+    });
     expect(await f.exchange(pending)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     const consent = await allow(alice.sub);
     expect(consent.status).toBe(403);
@@ -285,20 +343,32 @@ describe('emulator: pushed security events change Google\'s own state', () => {
     const carol = await signedIn(f);
     await push('account-disabled', { email: carol.email });
     await expectDead(carol);
-    expect((await call(f, 'POST', '/emulator/codes', { email: carol.email, client_id: f.emulator.clients.apps.android, scope: 'openid' })).status).toBe(403);
+    expect(
+      (
+        await call(f, 'POST', '/emulator/codes', {
+          email: carol.email,
+          client_id: f.emulator.clients.apps.android,
+          scope: 'openid',
+        })
+      ).status,
+    ).toBe(403);
     await push('account-enabled', { email: carol.email });
     expect((await f.exchange(await f.code(carol.sub))).status).toBe(200);
   });
 
-  it('Google\'s state changes even when the receiver fails to take the event', async () => {
+  it("Google's state changes even when the receiver fails to take the event", async () => {
     const dave = await signedIn(f);
-    expect(await push('tokens-revoked', { sub: dave.sub }, '/broken')).toMatchObject({ delivered: false, receiver_status: 500 });
+    expect(await push('tokens-revoked', { sub: dave.sub }, '/broken')).toMatchObject({
+      delivered: false,
+      receiver_status: 500,
+    });
     await expectDead(dave);
   });
 
-  it('other events leave the user\'s tokens and sign-ins alone', async () => {
+  it("other events leave the user's tokens and sign-ins alone", async () => {
     const erin = await signedIn(f);
-    for (const event of ['account-credential-change-required', 'account-enabled']) await push(event, { sub: erin.sub });
+    for (const event of ['account-credential-change-required', 'account-enabled'])
+      await push(event, { sub: erin.sub });
     expect((await f.refresh(erin.refreshToken)).status).toBe(200);
     expect((await drive(f, erin.accessToken)).status).toBe(200);
     expect((await f.exchange(await f.code(erin.sub))).status).toBe(200);
@@ -306,7 +376,11 @@ describe('emulator: pushed security events change Google\'s own state', () => {
 
   it('an unknown user is a 404, and nothing is pushed', async () => {
     const pushed = received.length;
-    const unknown = await call(f, 'POST', '/emulator/risc/events', { receiver_url: `${receiverUrl}/risc`, event: 'account-disabled', sub: '999999999999999999999' });
+    const unknown = await call(f, 'POST', '/emulator/risc/events', {
+      receiver_url: `${receiverUrl}/risc`,
+      event: 'account-disabled',
+      sub: '999999999999999999999',
+    });
     expect(unknown).toMatchObject({ status: 404, body: { error: { errors: [{ reason: 'notFound' }] } } });
     expect(received).toHaveLength(pushed);
     expect(received.every((r) => r.contentType === 'application/secevent+jwt')).toBe(true);
@@ -325,7 +399,10 @@ describe('emulator: a fault with id_token_claims', () => {
   it('the next token answer is served normally, its ID token with those claims replaced (null removes one); the one after is untouched', async () => {
     const { sub } = await f.user();
     const other = 'AAAAAAAAAAAAAAAAAAAAAA';
-    await f.control('POST', '/emulator/faults', { path: '/token', id_token_claims: { at_hash: other, name: null } });
+    await f.control('POST', '/emulator/faults', {
+      path: '/token',
+      id_token_claims: { at_hash: other, name: null },
+    });
     const faulted = await f.exchange(await f.code(sub));
     expect(faulted.status).toBe(200);
     const claims = decodeJwt(faulted.body.id_token).payload;
@@ -340,7 +417,9 @@ describe('emulator: a fault with id_token_claims', () => {
     const refreshed = await f.refresh(faulted.body.refresh_token);
     expect(refreshed.status).toBe(200);
     const after = decodeJwt(refreshed.body.id_token).payload;
-    expect(after.at_hash).toBe(createHash('sha256').update(refreshed.body.access_token).digest().subarray(0, 16).toString('base64url'));
+    expect(after.at_hash).toBe(
+      createHash('sha256').update(refreshed.body.access_token).digest().subarray(0, 16).toString('base64url'),
+    );
     expect(after.name).toBe('Test User');
   });
 });
@@ -376,7 +455,10 @@ describe('emulator: POST /emulator/faults/release', () => {
       const { body } = await f.exchange(await f.code(sub));
       await f.control('POST', '/emulator/faults', { path: '/token', latency_ms: 120_000, count: 2 });
       const held = f.refresh(body.refresh_token);
-      await waitUntil('the refresh is held', async () => (await f.control('GET', '/emulator/stats')).faults_served === 1);
+      await waitUntil(
+        'the refresh is held',
+        async () => (await f.control('GET', '/emulator/stats')).faults_served === 1,
+      );
       expect((await f.control('GET', '/emulator/stats')).token_requests.refresh_token).toBe(0);
       expect(await f.control('POST', '/emulator/faults/release')).toEqual({ released: 1 });
       expect((await held).status).toBe(200);
@@ -387,7 +469,10 @@ describe('emulator: POST /emulator/faults/release', () => {
         () => 'answered',
         () => 'cut',
       );
-      await waitUntil('the second refresh is held', async () => (await f.control('GET', '/emulator/stats')).faults_served === 2);
+      await waitUntil(
+        'the second refresh is held',
+        async () => (await f.control('GET', '/emulator/stats')).faults_served === 2,
+      );
       await f.close();
       closed = true;
       expect(await stillHeld).toBe('cut');

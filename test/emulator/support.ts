@@ -8,11 +8,29 @@ export interface EmulatorFixture {
   clock: OffsetClock;
   control<T = any>(method: string, path: string, body?: unknown): Promise<T>;
   /** POST form parameters to a Google path; answers status and parsed JSON (or text). */
-  form(path: string, params: Record<string, string>, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  form(
+    path: string,
+    params: Record<string, string>,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   user(email?: string): Promise<{ sub: string; email: string }>;
-  code(sub: string, options?: { client?: 'ios' | 'android' | 'web' | 'server'; scope?: string; redirect_uri?: string; prompt?: string; code_challenge?: string; code_challenge_method?: string; nonce?: string }): Promise<string>;
+  code(
+    sub: string,
+    options?: {
+      client?: 'ios' | 'android' | 'web' | 'server';
+      scope?: string;
+      redirect_uri?: string;
+      prompt?: string;
+      code_challenge?: string;
+      code_challenge_method?: string;
+      nonce?: string;
+    },
+  ): Promise<string>;
   /** Redeem a code as the server client, with '' as redirect URI unless given. */
-  exchange(code: string, extra?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  exchange(
+    code: string,
+    extra?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   refresh(refreshToken: string): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
@@ -26,7 +44,9 @@ export async function startFixture(): Promise<EmulatorFixture> {
   const control = async (method: string, path: string, body?: unknown) => {
     const response = await fetch(`${emulator.url}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
     const text = await response.text();
     if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${text}`);
@@ -53,7 +73,13 @@ export async function startFixture(): Promise<EmulatorFixture> {
     clock,
     control,
     form,
-    user: async (email = `user${++counter}@example.com`) => control('POST', '/emulator/users', { email, name: 'Test User', given_name: 'Test', family_name: 'User' }),
+    user: async (email = `user${++counter}@example.com`) =>
+      control('POST', '/emulator/users', {
+        email,
+        name: 'Test User',
+        given_name: 'Test',
+        family_name: 'User',
+      }),
     code: async (sub, o = {}) => {
       const { code } = await control('POST', '/emulator/codes', {
         sub,
@@ -64,14 +90,29 @@ export async function startFixture(): Promise<EmulatorFixture> {
       return code as string;
     },
     exchange: (code, extra = {}) =>
-      form('/token', { grant_type: 'authorization_code', code, client_id: server.clientId, client_secret: server.clientSecret, redirect_uri: '', ...extra }),
+      form('/token', {
+        grant_type: 'authorization_code',
+        code,
+        client_id: server.clientId,
+        client_secret: server.clientSecret,
+        redirect_uri: '',
+        ...extra,
+      }),
     refresh: (refreshToken) =>
-      form('/token', { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: server.clientId, client_secret: server.clientSecret }),
+      form('/token', {
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        client_id: server.clientId,
+        client_secret: server.clientSecret,
+      }),
     close: () => emulator.close(),
   };
 }
 
 export function decodeJwt(token: string): { header: any; payload: any } {
   const [h, p] = token.split('.');
-  return { header: JSON.parse(Buffer.from(h!, 'base64url').toString()), payload: JSON.parse(Buffer.from(p!, 'base64url').toString()) };
+  return {
+    header: JSON.parse(Buffer.from(h!, 'base64url').toString()),
+    payload: JSON.parse(Buffer.from(p!, 'base64url').toString()),
+  };
 }

@@ -15,8 +15,12 @@ const weak = RSA_1024;
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const KID = 'a'.repeat(40);
 
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
-const jwk = (key: KeyObject, extra: Record<string, unknown> = {}) => ({ ...(key.export({ format: 'jwk' }) as object), ...extra });
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const jwk = (key: KeyObject, extra: Record<string, unknown> = {}) => ({
+  ...(key.export({ format: 'jwk' }) as object),
+  ...extra,
+});
 
 interface Fixture {
   clock: OffsetClock;
@@ -26,7 +30,11 @@ interface Fixture {
   extraKeys: Array<Record<string, unknown>>;
 }
 
-function rs256(header: Record<string, unknown>, payload: Record<string, unknown> | string, key: KeyObject = google.privateKey): string {
+function rs256(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown> | string,
+  key: KeyObject = google.privateKey,
+): string {
   const input = `${b64(header)}.${typeof payload === 'string' ? Buffer.from(payload).toString('base64url') : b64(payload)}`;
   return `${input}.${sign('RSA-SHA256', Buffer.from(input), key).toString('base64url')}`;
 }
@@ -45,16 +53,32 @@ describe('ID token verification rejects every forgery', () => {
       const url = input.toString();
       fetches.push(url);
       if (url !== JWKS_URI) throw new TypeError(`unexpected fetch of ${url}`);
-      return new Response(JSON.stringify({ keys: [jwk(google.publicKey, { kid: KID, alg: 'RS256', use: 'sig' }), ...extraKeys] }), {
-        headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600' },
-      });
+      return new Response(
+        JSON.stringify({
+          keys: [jwk(google.publicKey, { kid: KID, alg: 'RS256', use: 'sig' }), ...extraKeys],
+        }),
+        {
+          headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=3600' },
+        },
+      );
     };
-    const keys = new GoogleKeySet({ jwksUri: JWKS_URI, fetch: fetchImpl, clock, minRefetchIntervalMs: 60_000 });
+    const keys = new GoogleKeySet({
+      jwksUri: JWKS_URI,
+      fetch: fetchImpl,
+      clock,
+      minRefetchIntervalMs: 60_000,
+    });
     f = {
       clock,
       fetches,
       extraKeys,
-      verifier: (policy = {}, cacheSize) => new IdTokenVerifier({ keys, clock, cacheSize, policy: { audience: AUD, allowedAuthorizedParties: [IOS], ...policy } }),
+      verifier: (policy = {}, cacheSize) =>
+        new IdTokenVerifier({
+          keys,
+          clock,
+          cacheSize,
+          policy: { audience: AUD, allowedAuthorizedParties: [IOS], ...policy },
+        }),
     };
     now = Math.floor(clock.now() / 1000);
     claims = {
@@ -70,8 +94,16 @@ describe('ID token verification rejects every forgery', () => {
     };
   });
 
-  const rejects = async (token: string, reason: string, policy: Partial<IdTokenPolicy> = {}, options = {}) => {
-    await expect(f.verifier(policy).verify(token, options)).rejects.toMatchObject({ code: 'ID_TOKEN_INVALID', reason });
+  const rejects = async (
+    token: string,
+    reason: string,
+    policy: Partial<IdTokenPolicy> = {},
+    options = {},
+  ) => {
+    await expect(f.verifier(policy).verify(token, options)).rejects.toMatchObject({
+      code: 'ID_TOKEN_INVALID',
+      reason,
+    });
   };
 
   it('accepts a genuine token (the baseline every case below changes one thing of)', async () => {
@@ -87,14 +119,23 @@ describe('ID token verification rejects every forgery', () => {
   it('HS256 signed with the public key as PEM', async () => {
     const input = `${b64({ alg: 'HS256', kid: KID })}.${b64(claims)}`;
     const pem = google.publicKey.export({ type: 'spki', format: 'pem' });
-    await rejects(`${input}.${createHmac('sha256', pem).update(input).digest('base64url')}`, 'unsupported_alg');
+    await rejects(
+      `${input}.${createHmac('sha256', pem).update(input).digest('base64url')}`,
+      'unsupported_alg',
+    );
   });
   it('HS256 signed with the public key as JWK', async () => {
     const input = `${b64({ alg: 'HS256', kid: KID })}.${b64(claims)}`;
-    await rejects(`${input}.${createHmac('sha256', JSON.stringify(jwk(google.publicKey))).update(input).digest('base64url')}`, 'unsupported_alg');
+    await rejects(
+      `${input}.${createHmac('sha256', JSON.stringify(jwk(google.publicKey)))
+        .update(input)
+        .digest('base64url')}`,
+      'unsupported_alg',
+    );
   });
   it('RS512, PS256 and ES256 are not what Google issues', async () => {
-    for (const alg of ['RS512', 'PS256', 'ES256']) await rejects(rs256({ ...header, alg }, claims), 'unsupported_alg');
+    for (const alg of ['RS512', 'PS256', 'ES256'])
+      await rejects(rs256({ ...header, alg }, claims), 'unsupported_alg');
   });
   it('RS256 signed by an unknown key under a known kid', async () => {
     await rejects(rs256(header, claims, attacker.privateKey), 'bad_signature');
@@ -122,13 +163,16 @@ describe('ID token verification rejects every forgery', () => {
     await rejects(rs256({ ...header, x5u: 'https://evil.example.com/cert.pem' }, claims), 'forbidden_header');
     expect(f.fetches.every((u) => u === JWKS_URI)).toBe(true);
   });
-  it('an embedded jwk header with the attacker\'s key', async () => {
-    await rejects(rs256({ ...header, jwk: jwk(attacker.publicKey) }, claims, attacker.privateKey), 'forbidden_header');
+  it("an embedded jwk header with the attacker's key", async () => {
+    await rejects(
+      rs256({ ...header, jwk: jwk(attacker.publicKey) }, claims, attacker.privateKey),
+      'forbidden_header',
+    );
   });
   it('an x5c header', async () => {
     await rejects(rs256({ ...header, x5c: ['MIIB'] }, claims), 'forbidden_header');
   });
-  it('a key of the wrong type under the token\'s kid is never used', async () => {
+  it("a key of the wrong type under the token's kid is never used", async () => {
     f.extraKeys.push(jwk(ec.publicKey, { kid: 'ec'.repeat(20), alg: 'RS256' }));
     await rejects(rs256({ ...header, kid: 'ec'.repeat(20) }, claims, attacker.privateKey), 'unknown_kid');
   });
@@ -137,7 +181,10 @@ describe('ID token verification rejects every forgery', () => {
     await rejects(rs256({ ...header, kid: 'we'.repeat(20) }, claims, weak.privateKey), 'unknown_kid');
   });
   it('a key published for another use or algorithm is never used', async () => {
-    f.extraKeys.push(jwk(attacker.publicKey, { kid: 'en'.repeat(20), use: 'enc' }), jwk(attacker.publicKey, { kid: 'ps'.repeat(20), alg: 'PS256' }));
+    f.extraKeys.push(
+      jwk(attacker.publicKey, { kid: 'en'.repeat(20), use: 'enc' }),
+      jwk(attacker.publicKey, { kid: 'ps'.repeat(20), alg: 'PS256' }),
+    );
     await rejects(rs256({ ...header, kid: 'en'.repeat(20) }, claims, attacker.privateKey), 'unknown_kid');
     await rejects(rs256({ ...header, kid: 'ps'.repeat(20) }, claims, attacker.privateKey), 'unknown_kid');
   });
@@ -183,35 +230,58 @@ describe('ID token verification rejects every forgery', () => {
     const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     // Flipping the lowest bit of the last character changes only bits a decoder drops: the same
     // bytes, so the signature would still verify. Only the canonical check refuses it.
-    const stray = (segment: string) => `${segment.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(segment.at(-1)!) ^ 1]}`;
+    const stray = (segment: string) =>
+      `${segment.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(segment.at(-1)!) ^ 1]}`;
     let token = rs256(header, claims);
-    for (let pad = 0; token.split('.')[1]!.length % 4 === 0; pad++) token = rs256(header, { ...claims, pad: 'x'.repeat(pad) });
+    for (let pad = 0; token.split('.')[1]!.length % 4 === 0; pad++)
+      token = rs256(header, { ...claims, pad: 'x'.repeat(pad) });
     const [h, p, s] = token.split('.') as [string, string, string];
     expect(s.length % 4).not.toBe(0);
     const verifier = f.verifier();
     await verifier.verify(token); // its header is now remembered
-    for (const forged of [`${h}.${stray(p)}.${s}`, `${h}.${p}.${stray(s)}`, `${h}.${p}+.${s}`, `${h}.${p}.`, `${h}..${s}`]) {
+    for (const forged of [
+      `${h}.${stray(p)}.${s}`,
+      `${h}.${p}.${stray(s)}`,
+      `${h}.${p}+.${s}`,
+      `${h}.${p}.`,
+      `${h}..${s}`,
+    ]) {
       await expect(verifier.verify(forged)).rejects.toMatchObject({ reason: 'malformed' });
     }
   });
   it('duplicate keys in the payload (two aud)', async () => {
     const payload = JSON.stringify(claims).replace('"aud":', `"aud":"${AUD}","aud":`);
-    await rejects(rs256(header, payload.replace(`"aud":"${AUD}","aud":"${AUD}"`, `"aud":"${AUD}","aud":"evil"`)), 'malformed');
+    await rejects(
+      rs256(header, payload.replace(`"aud":"${AUD}","aud":"${AUD}"`, `"aud":"${AUD}","aud":"evil"`)),
+      'malformed',
+    );
   });
   it('duplicate keys in the header (two alg)', async () => {
     const input = `${Buffer.from(`{"alg":"none","kid":"${KID}","alg":"RS256"}`).toString('base64url')}.${b64(claims)}`;
-    await rejects(`${input}.${sign('RSA-SHA256', Buffer.from(input), google.privateKey).toString('base64url')}`, 'bad_header');
+    await rejects(
+      `${input}.${sign('RSA-SHA256', Buffer.from(input), google.privateKey).toString('base64url')}`,
+      'bad_header',
+    );
   });
 
   // --- claims
   it('a valid Google-signed token for another audience', async () => {
-    await rejects(rs256(header, { ...claims, aud: 'another-app.apps.googleusercontent.com' }), 'bad_audience');
+    await rejects(
+      rs256(header, { ...claims, aud: 'another-app.apps.googleusercontent.com' }),
+      'bad_audience',
+    );
   });
   it('an aud array with an extra audience', async () => {
-    await rejects(rs256(header, { ...claims, aud: [AUD, 'another-app.apps.googleusercontent.com'] }), 'bad_audience');
+    await rejects(
+      rs256(header, { ...claims, aud: [AUD, 'another-app.apps.googleusercontent.com'] }),
+      'bad_audience',
+    );
   });
   it('azp not allowed', async () => {
-    await rejects(rs256(header, { ...claims, azp: 'stranger.apps.googleusercontent.com' }), 'azp_not_allowed');
+    await rejects(
+      rs256(header, { ...claims, azp: 'stranger.apps.googleusercontent.com' }),
+      'azp_not_allowed',
+    );
   });
   it('a wrong, missing, or slash-suffixed issuer', async () => {
     await rejects(rs256(header, { ...claims, iss: 'https://evil.example.com' }), 'bad_issuer');
@@ -223,7 +293,9 @@ describe('ID token verification rejects every forgery', () => {
     await rejects(rs256(header, { ...claims, iat: now - 7200, exp: now - 3600 }), 'expired');
   });
   it('exp within the clock-skew allowance is accepted, just past it is not', async () => {
-    await expect(f.verifier().verify(rs256(header, { ...claims, iat: now - 3630, exp: now - 30 }))).resolves.toBeDefined();
+    await expect(
+      f.verifier().verify(rs256(header, { ...claims, iat: now - 3630, exp: now - 30 })),
+    ).resolves.toBeDefined();
     await rejects(rs256(header, { ...claims, iat: now - 3661, exp: now - 61 }), 'expired');
   });
   it('a verified token expires in the cache too', async () => {
@@ -239,7 +311,9 @@ describe('ID token verification rejects every forgery', () => {
     const rotated = RSA_2048_C;
     f.extraKeys.push(jwk(rotated.publicKey, { kid: 'rotated', alg: 'RS256', use: 'sig' }));
     const long = { ...claims, exp: now + 20_000 };
-    const [a, b, c] = ['1', '2', '3'].map((sub) => rs256({ ...header, kid: 'rotated' }, { ...long, sub }, rotated.privateKey));
+    const [a, b, c] = ['1', '2', '3'].map((sub) =>
+      rs256({ ...header, kid: 'rotated' }, { ...long, sub }, rotated.privateKey),
+    );
     const verifier = f.verifier({}, 2);
     await Promise.all([verifier.verify(a!), verifier.verify(a!)]);
     await verifier.verify(b!);
@@ -271,7 +345,9 @@ describe('ID token verification rejects every forgery', () => {
     await rejects(rs256(header, { ...claims, email_verified: 'yes' }), 'bad_claim');
   });
   it('hd mismatch, and a missing hd when a domain is required', async () => {
-    await rejects(rs256(header, { ...claims, hd: 'evil.example.com' }), 'hd_mismatch', { hostedDomain: 'example.com' });
+    await rejects(rs256(header, { ...claims, hd: 'evil.example.com' }), 'hd_mismatch', {
+      hostedDomain: 'example.com',
+    });
     await rejects(rs256(header, claims), 'hd_mismatch', { hostedDomain: 'example.com' });
   });
   it('at_hash that does not match the access token, or is missing', async () => {
@@ -284,7 +360,12 @@ describe('ID token verification rejects every forgery', () => {
   });
   it('a rejected token never carries the token in its error', async () => {
     const token = rs256(header, { ...claims, aud: 'x' });
-    const error = (await f.verifier().verify(token).catch((e: unknown) => e)) as Error;
-    expect(JSON.stringify({ ...error, message: error.message })).not.toContain(token.split('.')[1]!.slice(0, 20));
+    const error = (await f
+      .verifier()
+      .verify(token)
+      .catch((e: unknown) => e)) as Error;
+    expect(JSON.stringify({ ...error, message: error.message })).not.toContain(
+      token.split('.')[1]!.slice(0, 20),
+    );
   });
 });

@@ -4,9 +4,17 @@ import { GoogleKeySet, parseJwks } from '../../src/idtoken/index.js';
 import { RSA_1024, RSA_2048_A, RSA_2048_B } from './fixture-keys.js';
 
 const key = RSA_2048_A.publicKey;
-const jwk = (kid: string) => ({ ...(key.export({ format: 'jwk' }) as object), kid, alg: 'RS256', use: 'sig' });
+const jwk = (kid: string) => ({
+  ...(key.export({ format: 'jwk' }) as object),
+  kid,
+  alg: 'RS256',
+  use: 'sig',
+});
 
-function serving(kids: () => string[], headers: Record<string, string> = { 'cache-control': 'public, max-age=600' }) {
+function serving(
+  kids: () => string[],
+  headers: Record<string, string> = { 'cache-control': 'public, max-age=600' },
+) {
   let calls = 0;
   const fetchImpl: typeof fetch = async () => {
     calls++;
@@ -20,7 +28,10 @@ function serving(kids: () => string[], headers: Record<string, string> = { 'cach
 describe('GoogleKeySet', () => {
   it('caches keys for max-age minus Age, then fetches again', async () => {
     const clock = new OffsetClock();
-    const server = serving(() => ['k1'], { 'cache-control': 'public, max-age=600, must-revalidate', age: '100' });
+    const server = serving(() => ['k1'], {
+      'cache-control': 'public, max-age=600, must-revalidate',
+      age: '100',
+    });
     const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: server.fetchImpl, clock });
     expect(await keys.getKey('k1')).not.toBeNull();
     expect(await keys.getKey('k1')).not.toBeNull();
@@ -35,7 +46,11 @@ describe('GoogleKeySet', () => {
 
   it('concurrent lookups share one fetch', async () => {
     const server = serving(() => ['k1']);
-    const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: server.fetchImpl, clock: new OffsetClock() });
+    const keys = new GoogleKeySet({
+      jwksUri: 'https://x/certs',
+      fetch: server.fetchImpl,
+      clock: new OffsetClock(),
+    });
     await Promise.all(Array.from({ length: 100 }, () => keys.getKey('k1')));
     expect(server.calls()).toBe(1);
   });
@@ -44,7 +59,12 @@ describe('GoogleKeySet', () => {
     let published = ['k1'];
     const clock = new OffsetClock();
     const server = serving(() => published);
-    const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: server.fetchImpl, clock, minRefetchIntervalMs: 30_000 });
+    const keys = new GoogleKeySet({
+      jwksUri: 'https://x/certs',
+      fetch: server.fetchImpl,
+      clock,
+      minRefetchIntervalMs: 30_000,
+    });
     await keys.getKey('k1');
     clock.advance(60);
     published = ['k2', 'k1'];
@@ -63,7 +83,9 @@ describe('GoogleKeySet', () => {
     let up = false;
     const fetchImpl: typeof fetch = async () => {
       if (!up) return new Response('oops', { status: 503 });
-      return new Response(JSON.stringify({ keys: [jwk('k1')] }), { headers: { 'cache-control': 'max-age=60' } });
+      return new Response(JSON.stringify({ keys: [jwk('k1')] }), {
+        headers: { 'cache-control': 'max-age=60' },
+      });
     };
     const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: fetchImpl, clock });
     await expect(keys.getKey('k1')).rejects.toMatchObject({ code: 'GOOGLE_UNAVAILABLE', retryable: true });
@@ -84,7 +106,10 @@ class StoppedClock {
 }
 
 const other = RSA_2048_B.publicKey;
-const jwkOf = (k: typeof key, fields: Record<string, unknown>) => ({ ...(k.export({ format: 'jwk' }) as object), ...fields });
+const jwkOf = (k: typeof key, fields: Record<string, unknown>) => ({
+  ...(k.export({ format: 'jwk' }) as object),
+  ...fields,
+});
 
 /** A key endpoint answering `body` (JSON unless a string) with `init`, recording each request. */
 function answering(body: unknown, init: ResponseInit = { headers: { 'cache-control': 'max-age=600' } }) {
@@ -101,14 +126,23 @@ async function unavailableError(promise: Promise<unknown>): Promise<Record<strin
     () => undefined,
     (e: unknown) => e,
   )) as Record<string, unknown> & Error;
-  expect(error).toMatchObject({ code: 'GOOGLE_UNAVAILABLE', reason: 'keys_unavailable', retryAfter: 5, retryable: true });
+  expect(error).toMatchObject({
+    code: 'GOOGLE_UNAVAILABLE',
+    reason: 'keys_unavailable',
+    retryAfter: 5,
+    retryable: true,
+  });
   return { ...error, message: error.message };
 }
 
 describe('GoogleKeySet edges', () => {
   it('asks for JSON at the configured URL', async () => {
     const server = answering({ keys: [jwk('k1')] });
-    const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: server.fetchImpl, clock: new OffsetClock() });
+    const keys = new GoogleKeySet({
+      jwksUri: 'https://x/certs',
+      fetch: server.fetchImpl,
+      clock: new OffsetClock(),
+    });
     await keys.getKey('k1');
     expect(server.requests).toHaveLength(1);
     expect(server.requests[0]!.url).toBe('https://x/certs');
@@ -139,7 +173,12 @@ describe('GoogleKeySet edges', () => {
     ] as const) {
       const clock = new StoppedClock(0);
       const server = answering({ keys: [jwk('k1')] }, { headers: {} });
-      const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: server.fetchImpl, clock, ...options });
+      const keys = new GoogleKeySet({
+        jwksUri: 'https://x/certs',
+        fetch: server.fetchImpl,
+        clock,
+        ...options,
+      });
       await keys.getKey('k1');
       clock.ms = lifetimeMs - 1;
       expect(keys.freshKey('k1')).toBeDefined();
@@ -155,7 +194,12 @@ describe('GoogleKeySet edges', () => {
     ] as const) {
       const clock = new StoppedClock(0);
       const server = answering({ keys: [jwk('k1')] }, { headers: { 'cache-control': 'max-age=3600' } });
-      const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: server.fetchImpl, clock, ...options });
+      const keys = new GoogleKeySet({
+        jwksUri: 'https://x/certs',
+        fetch: server.fetchImpl,
+        clock,
+        ...options,
+      });
       await keys.getKey('k1');
       clock.ms = intervalMs - 1;
       expect(await keys.getKey('unknown')).toBeNull();
@@ -172,12 +216,20 @@ describe('GoogleKeySet edges', () => {
 
   it('says why the keys could not be read, naming the URL, each a retryable GOOGLE_UNAVAILABLE', async () => {
     const failing = async (fetchImpl: typeof fetch) =>
-      unavailableError(new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: fetchImpl, clock: new OffsetClock() }).getKey('k1'));
+      unavailableError(
+        new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: fetchImpl, clock: new OffsetClock() }).getKey(
+          'k1',
+        ),
+      );
     expect((await failing(async () => Promise.reject(new TypeError('fetch failed')))).message).toBe(
       "Google's signing keys (https://x/certs) could not be fetched; retry later.",
     );
-    expect((await failing(answering('busy', { status: 503 }).fetchImpl)).message).toBe("Google's signing keys (https://x/certs) answered HTTP 503; retry later.");
-    expect((await failing(answering('{"keys": [').fetchImpl)).message).toBe("Google's signing keys (https://x/certs) are not JSON.");
+    expect((await failing(answering('busy', { status: 503 }).fetchImpl)).message).toBe(
+      "Google's signing keys (https://x/certs) answered HTTP 503; retry later.",
+    );
+    expect((await failing(answering('{"keys": [').fetchImpl)).message).toBe(
+      "Google's signing keys (https://x/certs) are not JSON.",
+    );
     expect((await failing(answering(`{"keys":[]}${' '.repeat(64 * 1024)}`).fetchImpl)).message).toBe(
       "Google's signing keys (https://x/certs) are unexpectedly large.",
     );
@@ -197,15 +249,28 @@ describe('GoogleKeySet edges', () => {
     const body = JSON.stringify({ keys: [jwk('k1')] });
     const exact = `${body}${' '.repeat(64 * 1024 - body.length)}`;
     expect(exact).toHaveLength(64 * 1024);
-    const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: answering(exact).fetchImpl, clock: new OffsetClock() });
+    const keys = new GoogleKeySet({
+      jwksUri: 'https://x/certs',
+      fetch: answering(exact).fetchImpl,
+      clock: new OffsetClock(),
+    });
     expect(await keys.getKey('k1')).not.toBeNull();
-    const over = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: answering(`${exact} `).fetchImpl, clock: new OffsetClock() });
+    const over = new GoogleKeySet({
+      jwksUri: 'https://x/certs',
+      fetch: answering(`${exact} `).fetchImpl,
+      clock: new OffsetClock(),
+    });
     await unavailableError(over.getKey('k1'));
   });
 
   it('tells an observer how long each fetch took, failed ones included', async () => {
     const observed: number[] = [];
-    const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: answering('busy', { status: 503 }).fetchImpl, clock: new OffsetClock(), observe: (s) => observed.push(s) });
+    const keys = new GoogleKeySet({
+      jwksUri: 'https://x/certs',
+      fetch: answering('busy', { status: 503 }).fetchImpl,
+      clock: new OffsetClock(),
+      observe: (s) => observed.push(s),
+    });
     const before = performance.now();
     await unavailableError(keys.getKey('k1'));
     const elapsedSeconds = (performance.now() - before) / 1000;
@@ -220,7 +285,9 @@ describe('GoogleKeySet edges', () => {
     const clock = new StoppedClock(0);
     const fetchImpl: typeof fetch = async () => {
       calls++;
-      return body === undefined ? new Response('down', { status: 503 }) : new Response(JSON.stringify(body), { headers: { 'cache-control': 'max-age=60' } });
+      return body === undefined
+        ? new Response('down', { status: 503 })
+        : new Response(JSON.stringify(body), { headers: { 'cache-control': 'max-age=60' } });
     };
     const keys = new GoogleKeySet({ jwksUri: 'https://x/certs', fetch: fetchImpl, clock });
     expect(await keys.load()).toBe(false);
@@ -241,7 +308,9 @@ describe('GoogleKeySet edges', () => {
 
 describe('parseJwks: only RS256 signing keys of at least 2048 bits', () => {
   it('uses a key that names no alg or use, and one that names RS256 and sig', () => {
-    const keys = parseJwks({ keys: [jwkOf(key, { kid: 'bare' }), jwkOf(other, { kid: 'named', alg: 'RS256', use: 'sig' })] });
+    const keys = parseJwks({
+      keys: [jwkOf(key, { kid: 'bare' }), jwkOf(other, { kid: 'named', alg: 'RS256', use: 'sig' })],
+    });
     expect([...keys.keys()]).toEqual(['bare', 'named']);
     expect(keys.get('named')!.equals(other)).toBe(true);
   });
@@ -281,6 +350,7 @@ describe('parseJwks: only RS256 signing keys of at least 2048 bits', () => {
   });
 
   it('answers no keys for anything that is not {keys: [...]}', () => {
-    for (const body of [null, undefined, 'keys', [], { keys: 'k1' }, { keys: { k1: {} } }]) expect(parseJwks(body).size).toBe(0);
+    for (const body of [null, undefined, 'keys', [], { keys: 'k1' }, { keys: { k1: {} } }])
+      expect(parseJwks(body).size).toBe(0);
   });
 });

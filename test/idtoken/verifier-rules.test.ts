@@ -8,7 +8,13 @@
 import { createHash, sign } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
-import { GoogleKeySet, IdTokenVerifier, verifyGoogleJwt, type IdTokenPolicy, type VerifyOptions } from '../../src/idtoken/index.js';
+import {
+  GoogleKeySet,
+  IdTokenVerifier,
+  verifyGoogleJwt,
+  type IdTokenPolicy,
+  type VerifyOptions,
+} from '../../src/idtoken/index.js';
 import { RSA_2048_A } from './fixture-keys.js';
 
 const AUD = '614071230985-server.apps.googleusercontent.com';
@@ -19,7 +25,8 @@ const NOW = 1_760_000_000; // whole seconds
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 const google = RSA_2048_A;
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 const HEADER = { alg: 'RS256', kid: KID, typ: 'JWT' };
 
 function token(payload: Record<string, unknown> | string, header: Record<string, unknown> = HEADER): string {
@@ -28,7 +35,8 @@ function token(payload: Record<string, unknown> | string, header: Record<string,
 }
 
 /** `segment` with its last character replaced by the one whose value differs by `bits`. */
-const flipLast = (segment: string, bits: number) => `${segment.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(segment.at(-1)!) ^ bits]}`;
+const flipLast = (segment: string, bits: number) =>
+  `${segment.slice(0, -1)}${ALPHABET[ALPHABET.indexOf(segment.at(-1)!) ^ bits]}`;
 
 class StoppedClock implements Clock {
   ms = NOW * 1000 + 500;
@@ -46,16 +54,33 @@ describe('ID token verifier rules', () => {
   beforeEach(() => {
     clock = new StoppedClock();
     jwksKeys = [{ ...(google.publicKey.export({ format: 'jwk' }) as object), kid: KID }];
-    const fetchImpl: typeof fetch = async () => new Response(JSON.stringify({ keys: jwksKeys }), { headers: { 'cache-control': 'max-age=3600' } });
+    const fetchImpl: typeof fetch = async () =>
+      new Response(JSON.stringify({ keys: jwksKeys }), { headers: { 'cache-control': 'max-age=3600' } });
     keys = new GoogleKeySet({ jwksUri: JWKS_URI, fetch: fetchImpl, clock });
-    claims = { iss: 'https://accounts.google.com', azp: IOS, aud: AUD, sub: '110169484474386276334', iat: NOW, exp: NOW + 3600 };
+    claims = {
+      iss: 'https://accounts.google.com',
+      azp: IOS,
+      aud: AUD,
+      sub: '110169484474386276334',
+      iat: NOW,
+      exp: NOW + 3600,
+    };
   });
 
   const verifier = (policy: Partial<IdTokenPolicy> = {}, cacheSize?: number) =>
-    new IdTokenVerifier({ keys, clock, cacheSize, policy: { audience: AUD, allowedAuthorizedParties: [IOS], ...policy } });
-  const verify = (jwt: unknown, policy: Partial<IdTokenPolicy> = {}, options: VerifyOptions = {}) => verifier(policy).verify(jwt as string, options);
-  const accepted = (payload: Record<string, unknown>, policy: Partial<IdTokenPolicy> = {}, options: VerifyOptions = {}) =>
-    verify(token(payload), policy, options);
+    new IdTokenVerifier({
+      keys,
+      clock,
+      cacheSize,
+      policy: { audience: AUD, allowedAuthorizedParties: [IOS], ...policy },
+    });
+  const verify = (jwt: unknown, policy: Partial<IdTokenPolicy> = {}, options: VerifyOptions = {}) =>
+    verifier(policy).verify(jwt as string, options);
+  const accepted = (
+    payload: Record<string, unknown>,
+    policy: Partial<IdTokenPolicy> = {},
+    options: VerifyOptions = {},
+  ) => verify(token(payload), policy, options);
 
   /** Refused with this reason and exactly this message (which never holds the token). */
   async function refused(promise: Promise<unknown>, reason: string, message: string): Promise<void> {
@@ -115,8 +140,23 @@ describe('ID token verifier rules', () => {
     });
 
     it('reads an optional claim given as null as absent, and refuses one of another type, naming it', async () => {
-      const optional = ['azp', 'email', 'name', 'given_name', 'family_name', 'picture', 'locale', 'hd', 'nonce', 'at_hash'];
-      expect(await accepted(Object.fromEntries([...Object.entries(claims), ...optional.map((name) => [name, null])]))).toMatchObject({ azp: null, email: null, hd: null, nonce: null });
+      const optional = [
+        'azp',
+        'email',
+        'name',
+        'given_name',
+        'family_name',
+        'picture',
+        'locale',
+        'hd',
+        'nonce',
+        'at_hash',
+      ];
+      expect(
+        await accepted(
+          Object.fromEntries([...Object.entries(claims), ...optional.map((name) => [name, null])]),
+        ),
+      ).toMatchObject({ azp: null, email: null, hd: null, nonce: null });
       for (const name of optional) {
         await refused(accepted({ ...claims, [name]: 7 }), 'bad_claim', `The ${name} claim is not a string.`);
       }
@@ -133,14 +173,22 @@ describe('ID token verifier rules', () => {
         expect((await accepted({ ...claims, email_verified: value })).emailVerified).toBe(verified);
       }
       for (const value of ['yes', 1, 0, null, 'TRUE']) {
-        await refused(accepted({ ...claims, email_verified: value }), 'bad_claim', 'The email_verified claim is not a boolean.');
+        await refused(
+          accepted({ ...claims, email_verified: value }),
+          'bad_claim',
+          'The email_verified claim is not a boolean.',
+        );
       }
     });
 
     it("accepts both of Google's issuer spellings by default, and only the configured ones when given", async () => {
       expect((await accepted({ ...claims, iss: 'accounts.google.com' })).iss).toBe('accounts.google.com');
       expect((await accepted(claims)).iss).toBe('https://accounts.google.com');
-      await refused(accepted(claims, { issuers: ['accounts.google.com'] }), 'bad_issuer', 'The ID token was not issued by Google.');
+      await refused(
+        accepted(claims, { issuers: ['accounts.google.com'] }),
+        'bad_issuer',
+        'The ID token was not issued by Google.',
+      );
       const { iss: _iss, ...noIssuer } = claims;
       await refused(accepted(noIssuer), 'bad_issuer', 'The ID token has no issuer.');
       await refused(accepted({ ...claims, iss: 7 }), 'bad_issuer', 'The ID token has no issuer.');
@@ -158,29 +206,53 @@ describe('ID token verifier rules', () => {
       expect((await accepted(noAzp)).azp).toBeNull();
       expect((await accepted({ ...claims, azp: AUD }, { allowedAuthorizedParties: [] })).azp).toBe(AUD);
       expect((await accepted({ ...claims, azp: IOS })).azp).toBe(IOS);
-      await refused(accepted({ ...claims, azp: IOS }, { allowedAuthorizedParties: [] }), 'azp_not_allowed', 'The ID token was obtained by an app client that is not allowed (azp).');
+      await refused(
+        accepted({ ...claims, azp: IOS }, { allowedAuthorizedParties: [] }),
+        'azp_not_allowed',
+        'The ID token was obtained by an app client that is not allowed (azp).',
+      );
     });
 
     it('takes a sub of 1 to 255 characters', async () => {
       expect((await accepted({ ...claims, sub: '1' })).sub).toBe('1');
       expect((await accepted({ ...claims, sub: '1'.repeat(255) })).sub).toHaveLength(255);
-      await refused(accepted({ ...claims, sub: '1'.repeat(256) }), 'bad_claim', 'The ID token sub is longer than 255 characters.');
+      await refused(
+        accepted({ ...claims, sub: '1'.repeat(256) }),
+        'bad_claim',
+        'The ID token sub is longer than 255 characters.',
+      );
       await refused(accepted({ ...claims, sub: '' }), 'missing_claim', 'The ID token has no sub.');
       await refused(accepted({ ...claims, sub: 1101694844 }), 'missing_claim', 'The ID token has no sub.');
     });
 
     it('compares the hosted domain without regard to case, and ignores hd when no domain is required', async () => {
-      expect((await accepted({ ...claims, hd: 'Example.COM' }, { hostedDomain: 'example.com' })).hd).toBe('Example.COM');
-      expect((await accepted({ ...claims, hd: 'example.com' }, { hostedDomain: 'EXAMPLE.com' })).hd).toBe('example.com');
+      expect((await accepted({ ...claims, hd: 'Example.COM' }, { hostedDomain: 'example.com' })).hd).toBe(
+        'Example.COM',
+      );
+      expect((await accepted({ ...claims, hd: 'example.com' }, { hostedDomain: 'EXAMPLE.com' })).hd).toBe(
+        'example.com',
+      );
       expect((await accepted({ ...claims, hd: 'other.example' })).hd).toBe('other.example');
-      await refused(accepted({ ...claims, hd: 'example.org' }, { hostedDomain: 'example.com' }), 'hd_mismatch', 'The user is not in the allowed Google Workspace domain.');
+      await refused(
+        accepted({ ...claims, hd: 'example.org' }, { hostedDomain: 'example.com' }),
+        'hd_mismatch',
+        'The user is not in the allowed Google Workspace domain.',
+      );
     });
 
     it('checks the nonce only when asked, and then requires it', async () => {
       expect((await accepted({ ...claims, nonce: 'abc' }, {}, { nonce: 'abc' })).nonce).toBe('abc');
       expect((await accepted({ ...claims, nonce: 'abc' })).nonce).toBe('abc');
-      await refused(accepted(claims, {}, { nonce: 'abc' }), 'nonce_mismatch', 'The ID token nonce does not match.');
-      await refused(accepted({ ...claims, nonce: 'abc' }, {}, { nonce: 'abd' }), 'nonce_mismatch', 'The ID token nonce does not match.');
+      await refused(
+        accepted(claims, {}, { nonce: 'abc' }),
+        'nonce_mismatch',
+        'The ID token nonce does not match.',
+      );
+      await refused(
+        accepted({ ...claims, nonce: 'abc' }, {}, { nonce: 'abd' }),
+        'nonce_mismatch',
+        'The ID token nonce does not match.',
+      );
     });
 
     it('checks at_hash only when given the access token, and then requires it', async () => {
@@ -189,39 +261,77 @@ describe('ID token verifier rules', () => {
       expect((await accepted({ ...claims, at_hash: atHash }, {}, { accessToken })).sub).toBe(claims.sub);
       expect((await accepted({ ...claims, at_hash: 'not-checked' })).sub).toBe(claims.sub);
       await refused(accepted(claims, {}, { accessToken }), 'missing_claim', 'The ID token has no at_hash.');
-      await refused(accepted({ ...claims, at_hash: atHash }, {}, { accessToken: `${accessToken}x` }), 'at_hash_mismatch', 'The ID token was not issued with this access token.');
+      await refused(
+        accepted({ ...claims, at_hash: atHash }, {}, { accessToken: `${accessToken}x` }),
+        'at_hash_mismatch',
+        'The ID token was not issued with this access token.',
+      );
     });
   });
 
   describe('time', () => {
     it('is expired from the second its exp plus 60 s of skew is reached', async () => {
       expect(await accepted({ ...claims, iat: NOW - 3659, exp: NOW - 59 })).toBeDefined();
-      await refused(accepted({ ...claims, iat: NOW - 3660, exp: NOW - 60 }), 'expired', 'The ID token has expired.');
+      await refused(
+        accepted({ ...claims, iat: NOW - 3660, exp: NOW - 60 }),
+        'expired',
+        'The ID token has expired.',
+      );
     });
 
     it('is issued in the future only when iat is more than 60 s ahead', async () => {
       expect(await accepted({ ...claims, iat: NOW + 60, exp: NOW + 3660 })).toBeDefined();
-      await refused(accepted({ ...claims, iat: NOW + 61, exp: NOW + 3661 }), 'issued_in_future', 'The ID token is issued in the future.');
+      await refused(
+        accepted({ ...claims, iat: NOW + 61, exp: NOW + 3661 }),
+        'issued_in_future',
+        'The ID token is issued in the future.',
+      );
     });
 
     it('uses the configured skew', async () => {
-      expect(await accepted({ ...claims, iat: NOW - 3599, exp: NOW + 1 }, { clockSkewSeconds: 0 })).toBeDefined();
-      await refused(accepted({ ...claims, iat: NOW - 3600, exp: NOW }, { clockSkewSeconds: 0 }), 'expired', 'The ID token has expired.');
-      await refused(accepted({ ...claims, iat: NOW + 1, exp: NOW + 3601 }, { clockSkewSeconds: 0 }), 'issued_in_future', 'The ID token is issued in the future.');
+      expect(
+        await accepted({ ...claims, iat: NOW - 3599, exp: NOW + 1 }, { clockSkewSeconds: 0 }),
+      ).toBeDefined();
+      await refused(
+        accepted({ ...claims, iat: NOW - 3600, exp: NOW }, { clockSkewSeconds: 0 }),
+        'expired',
+        'The ID token has expired.',
+      );
+      await refused(
+        accepted({ ...claims, iat: NOW + 1, exp: NOW + 3601 }, { clockSkewSeconds: 0 }),
+        'issued_in_future',
+        'The ID token is issued in the future.',
+      );
     });
 
     it('takes a lifetime of up to a day, or the configured one', async () => {
       expect(await accepted({ ...claims, exp: NOW + 86_400 })).toBeDefined();
-      await refused(accepted({ ...claims, exp: NOW + 86_401 }), 'lifetime_too_long', 'The ID token claims a lifetime longer than Google issues.');
+      await refused(
+        accepted({ ...claims, exp: NOW + 86_401 }),
+        'lifetime_too_long',
+        'The ID token claims a lifetime longer than Google issues.',
+      );
       expect(await accepted({ ...claims, exp: NOW + 600 }, { maxLifetimeSeconds: 600 })).toBeDefined();
-      await refused(accepted({ ...claims, exp: NOW + 601 }, { maxLifetimeSeconds: 600 }), 'lifetime_too_long', 'The ID token claims a lifetime longer than Google issues.');
+      await refused(
+        accepted({ ...claims, exp: NOW + 601 }, { maxLifetimeSeconds: 600 }),
+        'lifetime_too_long',
+        'The ID token claims a lifetime longer than Google issues.',
+      );
     });
 
     it('reads iat and exp as whole, non-negative seconds', async () => {
       // 0 is a whole number of seconds: the token is read, and is simply long expired.
       await refused(accepted({ ...claims, iat: 0, exp: 0 }), 'expired', 'The ID token has expired.');
-      await refused(accepted({ ...claims, iat: -1 }), 'missing_claim', 'The ID token iat is not a whole number of seconds.');
-      await refused(accepted({ ...claims, exp: 2 ** 53 }), 'missing_claim', 'The ID token exp is not a whole number of seconds.');
+      await refused(
+        accepted({ ...claims, iat: -1 }),
+        'missing_claim',
+        'The ID token iat is not a whole number of seconds.',
+      );
+      await refused(
+        accepted({ ...claims, exp: 2 ** 53 }),
+        'missing_claim',
+        'The ID token exp is not a whole number of seconds.',
+      );
     });
 
     it('checks time again on every use of a cached token', async () => {
@@ -238,7 +348,8 @@ describe('ID token verifier rules', () => {
   describe('structure', () => {
     it('refuses anything that is not a non-empty string', async () => {
       await refused(verify(''), 'malformed', 'The ID token is empty.');
-      for (const value of [undefined, null, 42, { token: 'x' }]) await refused(verify(value), 'malformed', 'The ID token is empty.');
+      for (const value of [undefined, null, 42, { token: 'x' }])
+        await refused(verify(value), 'malformed', 'The ID token is empty.');
     });
 
     it('takes a token of exactly 8 KiB, and refuses one a character longer', async () => {
@@ -270,12 +381,25 @@ describe('ID token verifier rules', () => {
     it('refuses a character outside base64url at the start, middle or end of any segment', async () => {
       const jwt = token(claims);
       const [h, p, s] = jwt.split('.') as [string, string, string];
-      const spoil = (segment: string, at: number, c: string) => `${segment.slice(0, at)}${c}${segment.slice(at + 1)}`;
+      const spoil = (segment: string, at: number, c: string) =>
+        `${segment.slice(0, at)}${c}${segment.slice(at + 1)}`;
       for (const c of ['+', '/', '=', ' ', '\u00e9']) {
         for (const at of [0, 10]) {
-          await refused(verify(`${spoil(h, at, c)}.${p}.${s}`), 'malformed', 'A ID token segment is not canonical base64url.');
-          await refused(verify(`${h}.${spoil(p, at, c)}.${s}`), 'malformed', 'A ID token segment is not canonical base64url.');
-          await refused(verify(`${h}.${p}.${spoil(s, at, c)}`), 'malformed', 'A ID token segment is not canonical base64url.');
+          await refused(
+            verify(`${spoil(h, at, c)}.${p}.${s}`),
+            'malformed',
+            'A ID token segment is not canonical base64url.',
+          );
+          await refused(
+            verify(`${h}.${spoil(p, at, c)}.${s}`),
+            'malformed',
+            'A ID token segment is not canonical base64url.',
+          );
+          await refused(
+            verify(`${h}.${p}.${spoil(s, at, c)}`),
+            'malformed',
+            'A ID token segment is not canonical base64url.',
+          );
         }
       }
     });
@@ -304,7 +428,11 @@ describe('ID token verifier rules', () => {
         const [h, p, s] = token(byRest.get(rest)!).split('.') as [string, string, string];
         expect(ALPHABET.indexOf(p.at(-1)!) & (rest === 2 ? 0x0f : 0x03)).toBe(0);
         for (const bit of unused) {
-          await refused(verify(`${h}.${flipLast(p, bit)}.${s}`), 'malformed', 'A ID token segment is not canonical base64url.');
+          await refused(
+            verify(`${h}.${flipLast(p, bit)}.${s}`),
+            'malformed',
+            'A ID token segment is not canonical base64url.',
+          );
         }
       }
       // After 4 characters (or 3 with data in bits 2-3, or 2 with data in bits 4-5) nothing is unused.
@@ -323,8 +451,16 @@ describe('ID token verifier rules', () => {
 
     it('refuses a header or payload that is not a JSON object', async () => {
       const [, p, s] = token(claims).split('.') as [string, string, string];
-      await refused(verify(`${b64('[1]')}.${p}.${s}`), 'bad_header', 'The ID token header is not a JSON object with unique keys.');
-      await refused(verify(token('"text"')), 'malformed', 'The ID token payload is not a JSON object with unique keys.');
+      await refused(
+        verify(`${b64('[1]')}.${p}.${s}`),
+        'bad_header',
+        'The ID token header is not a JSON object with unique keys.',
+      );
+      await refused(
+        verify(token('"text"')),
+        'malformed',
+        'The ID token payload is not a JSON object with unique keys.',
+      );
     });
   });
 
@@ -333,19 +469,31 @@ describe('ID token verifier rules', () => {
       expect(await verify(token(claims, { alg: 'RS256', kid: KID }))).toBeDefined();
       expect(await verify(token(claims, HEADER))).toBeDefined();
       for (const typ of ['jwt', 'at+jwt', 7, null, ['JWT']]) {
-        await refused(verify(token(claims, { ...HEADER, typ })), 'bad_header', 'The ID token header typ is not expected.');
+        await refused(
+          verify(token(claims, { ...HEADER, typ })),
+          'bad_header',
+          'The ID token header typ is not expected.',
+        );
       }
     });
 
     it('refuses every header that carries or points at a key, or changes how the token is read', async () => {
       for (const name of ['crit', 'jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'zip', 'enc']) {
-        await refused(verify(token(claims, { ...HEADER, [name]: 'x' })), 'forbidden_header', `The ID token header carries "${name}", which Google never sends.`);
+        await refused(
+          verify(token(claims, { ...HEADER, [name]: 'x' })),
+          'forbidden_header',
+          `The ID token header carries "${name}", which Google never sends.`,
+        );
       }
     });
 
     it('takes only RS256', async () => {
       for (const alg of ['none', 'RS384', 'rs256', undefined]) {
-        await refused(verify(token(claims, { ...HEADER, alg })), 'unsupported_alg', 'Only RS256 is accepted for a ID token.');
+        await refused(
+          verify(token(claims, { ...HEADER, alg })),
+          'unsupported_alg',
+          'Only RS256 is accepted for a ID token.',
+        );
       }
     });
 
@@ -354,9 +502,17 @@ describe('ID token verifier rules', () => {
       jwksKeys.push({ ...(google.publicKey.export({ format: 'jwk' }) as object), kid: long });
       expect(await verify(token(claims, { ...HEADER, kid: long }))).toBeDefined();
       for (const kid of ['', 'k'.repeat(257), 7, undefined]) {
-        await refused(verify(token(claims, { ...HEADER, kid })), 'bad_header', 'The ID token header has no key id.');
+        await refused(
+          verify(token(claims, { ...HEADER, kid })),
+          'bad_header',
+          'The ID token header has no key id.',
+        );
       }
-      await refused(verify(token(claims, { ...HEADER, kid: 'elsewhere' })), 'unknown_kid', 'The ID token is signed with a key Google does not publish.');
+      await refused(
+        verify(token(claims, { ...HEADER, kid: 'elsewhere' })),
+        'unknown_kid',
+        'The ID token is signed with a key Google does not publish.',
+      );
     });
 
     it('parses a header once: tokens with the same header share one frozen object', async () => {
@@ -376,7 +532,11 @@ describe('ID token verifier rules', () => {
       /** A header never seen before: remembered on the way to a refused signature (the sentinel's). */
       let fresh = 0;
       const another = () =>
-        refused(verifyGoogleJwt(`${b64({ ...HEADER, n: ++fresh })}.${p}.${s}`, keys, jwtKind), 'bad_signature', 'The ID token signature is not valid.');
+        refused(
+          verifyGoogleJwt(`${b64({ ...HEADER, n: ++fresh })}.${p}.${s}`, keys, jwtKind),
+          'bad_signature',
+          'The ID token signature is not valid.',
+        );
       const stillRemembered = async () => {
         const header = (await verifyGoogleJwt(sentinel, keys, jwtKind)).header;
         const same = header === remembered;
@@ -396,8 +556,18 @@ describe('ID token verifier rules', () => {
 
   describe('keys and caches', () => {
     it("passes the key set's own error on, and reports any other failure to get a key as Google being unavailable", async () => {
-      const down = new GoogleKeySet({ jwksUri: JWKS_URI, fetch: async () => new Response('busy', { status: 503 }), clock });
-      await expect(new IdTokenVerifier({ keys: down, clock, policy: { audience: AUD, allowedAuthorizedParties: [] } }).verify(token(claims))).rejects.toMatchObject({
+      const down = new GoogleKeySet({
+        jwksUri: JWKS_URI,
+        fetch: async () => new Response('busy', { status: 503 }),
+        clock,
+      });
+      await expect(
+        new IdTokenVerifier({
+          keys: down,
+          clock,
+          policy: { audience: AUD, allowedAuthorizedParties: [] },
+        }).verify(token(claims)),
+      ).rejects.toMatchObject({
         code: 'GOOGLE_UNAVAILABLE',
         retryAfter: 5,
         message: `Google's signing keys (${JWKS_URI}) answered HTTP 503; retry later.`,
@@ -408,7 +578,13 @@ describe('ID token verifier rules', () => {
           throw new TypeError('something else');
         },
       } as unknown as GoogleKeySet;
-      await expect(new IdTokenVerifier({ keys: broken, clock, policy: { audience: AUD, allowedAuthorizedParties: [] } }).verify(token(claims))).rejects.toMatchObject({
+      await expect(
+        new IdTokenVerifier({
+          keys: broken,
+          clock,
+          policy: { audience: AUD, allowedAuthorizedParties: [] },
+        }).verify(token(claims)),
+      ).rejects.toMatchObject({
         code: 'GOOGLE_UNAVAILABLE',
         reason: 'keys_unavailable',
         message: "Google's signing keys could not be read; retry later.",
@@ -426,7 +602,11 @@ describe('ID token verifier rules', () => {
       jwksKeys.length = 0;
       clock.ms += 3600 * 1000; // the keys' max-age: fetched again, and gone
       for (const jwt of jwts) expect(await byDefault.verify(jwt)).toBeDefined();
-      await refused(none.verify(jwts[0]!), 'unknown_kid', 'The ID token is signed with a key Google does not publish.');
+      await refused(
+        none.verify(jwts[0]!),
+        'unknown_kid',
+        'The ID token is signed with a key Google does not publish.',
+      );
       expect((await none.verify(jwts[2]!)).sub).toBe('user-2');
     });
   });

@@ -58,18 +58,26 @@ describe('job runner', () => {
         expect((run.result as { enhanced: string[] }).enhanced).toHaveLength(2);
       }
     }
-    const user = (await (await h.service('GET', `/v1/users/${revoked}`)).json()) as { grant: { status: string } };
+    const user = (await (await h.service('GET', `/v1/users/${revoked}`)).json()) as {
+      grant: { status: string };
+    };
     expect(user.grant.status).toBe('needs_consent');
 
     // The enhanced photo is a real, different JPEG of the same size, written back to appDataFolder.
     const sub = subs[0]!;
     const { token } = await h.runtime.behalf.getAccessToken(sub);
     const list = (await (
-      await fetch(`${h.emulator.url}/drive/v3/files?spaces=appDataFolder&fields=files(id,name)`, { headers: { authorization: `Bearer ${token}` } })
+      await fetch(`${h.emulator.url}/drive/v3/files?spaces=appDataFolder&fields=files(id,name)`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
     ).json()) as { files: Array<{ id: string; name: string }> };
     const enhanced = list.files.find((f) => f.name === enhancedName('photo-0-1.jpg'))!;
     const bytes = Buffer.from(
-      await (await fetch(`${h.emulator.url}/drive/v3/files/${enhanced.id}?alt=media`, { headers: { authorization: `Bearer ${token}` } })).arrayBuffer(),
+      await (
+        await fetch(`${h.emulator.url}/drive/v3/files/${enhanced.id}?alt=media`, {
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).arrayBuffer(),
     );
     const meta = await sharp(bytes).metadata();
     expect(meta).toMatchObject({ format: 'jpeg', width: 320, height: 240 });
@@ -85,13 +93,18 @@ describe('job runner', () => {
     const flaky = await signedIn();
     const broken = await signedIn();
     let flakyCalls = 0;
-    runner = createJobRunner(h.runtime, { concurrency: 2, pollIntervalMs: 20, backoff: { baseMs: 50, maxMs: 200 } });
+    runner = createJobRunner(h.runtime, {
+      concurrency: 2,
+      pollIntervalMs: 20,
+      backoff: { baseMs: 50, maxMs: 200 },
+    });
     runner.define({
       name: 'probe',
       maxAttempts: 3,
       run: async (ctx) => {
-        if (ctx.sub === flaky && ++flakyCalls < 2) throw new BehalfError('GOOGLE_UNAVAILABLE', 'try later', { retryAfter: 0 });
-        if (ctx.sub === broken) throw new Error('bad data in this user\'s folder');
+        if (ctx.sub === flaky && ++flakyCalls < 2)
+          throw new BehalfError('GOOGLE_UNAVAILABLE', 'try later', { retryAfter: 0 });
+        if (ctx.sub === broken) throw new Error("bad data in this user's folder");
         return { attempt: ctx.attempt };
       },
     });

@@ -48,7 +48,10 @@ describe('job run history of one user', () => {
         finishedAt: expect.any(Number),
       });
       expect(JSON.stringify(runs)).not.toMatch(/param-value|echoed|a message the app wrote/);
-      expect((await recentJobRunsOf(h.runtime.database, sub, 2)).map((r) => r.id)).toEqual([third.id, second.id]);
+      expect((await recentJobRunsOf(h.runtime.database, sub, 2)).map((r) => r.id)).toEqual([
+        third.id,
+        second.id,
+      ]);
       expect(await recentJobRunsOf(h.runtime.database, 'nobody', 10)).toEqual([]);
     } finally {
       await runner.stop();

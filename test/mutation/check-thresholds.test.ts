@@ -25,7 +25,8 @@ const report = (files: Record<string, ReportMutant[]>): MutationReport => ({
   files: Object.fromEntries(Object.entries(files).map(([name, list]) => [name, { mutants: list }])),
 });
 
-const group = (evaluation: ReturnType<typeof evaluate>, name: string) => evaluation.groups.find((result) => result.group.name === name)!;
+const group = (evaluation: ReturnType<typeof evaluate>, name: string) =>
+  evaluation.groups.find((result) => result.group.name === name)!;
 
 describe('mutation threshold check', () => {
   it('scores (killed + timeout) / (killed + timeout + survived + no coverage); ignored and invalid mutants do not count', () => {
@@ -43,17 +44,31 @@ describe('mutation threshold check', () => {
       }),
     );
     const risc = group(evaluation, 'src/risc');
-    expect(risc.counts).toEqual({ files: 1, mutants: 23, killed: 6, timeout: 2, survived: 1, noCoverage: 1, ignored: 5, errors: 8, unfinished: 0 });
+    expect(risc.counts).toEqual({
+      files: 1,
+      mutants: 23,
+      killed: 6,
+      timeout: 2,
+      survived: 1,
+      noCoverage: 1,
+      ignored: 5,
+      errors: 8,
+      unfinished: 0,
+    });
     expect(risc.score).toBe(80);
     expect(risc.passed).toBe(true);
     expect(evaluation.passed).toBe(true);
   });
 
   it('fails a group just below its threshold and passes it at the threshold', () => {
-    const at = evaluate(report({ 'src/idtoken/verifier.ts': [...mutants('Killed', 9), ...mutants('Survived', 1)] }));
+    const at = evaluate(
+      report({ 'src/idtoken/verifier.ts': [...mutants('Killed', 9), ...mutants('Survived', 1)] }),
+    );
     expect(group(at, 'src/idtoken').score).toBe(90);
     expect(at.passed).toBe(true);
-    const below = evaluate(report({ 'src/idtoken/verifier.ts': [...mutants('Killed', 89), ...mutants('Survived', 10)] }));
+    const below = evaluate(
+      report({ 'src/idtoken/verifier.ts': [...mutants('Killed', 89), ...mutants('Survived', 10)] }),
+    );
     expect(group(below, 'src/idtoken').passed).toBe(false);
     expect(below.passed).toBe(false);
     expect(format(below)).toMatch(/src\/idtoken .* 89\.90% +90% +FAIL/);
@@ -68,13 +83,26 @@ describe('mutation threshold check', () => {
       expect(evaluation.passed).toBe(false);
     }
     expect(evaluate(report({ 'src/vault/sqlite-store.ts': eightyFive })).passed).toBe(true);
-    expect(GROUPS.filter((g) => g.threshold === 90).map((g) => g.name)).toEqual(['src/idtoken', 'src/vault envelope, keyring, key-check']);
+    expect(GROUPS.filter((g) => g.threshold === 90).map((g) => g.name)).toEqual([
+      'src/idtoken',
+      'src/vault envelope, keyring, key-check',
+    ]);
   });
 
   it('fails a file that no group holds, a mutant without a result, and an ignore mark without a reason', () => {
-    expect(evaluate(report({ 'src/http/server.ts': mutants('Killed', 1) }))).toMatchObject({ passed: false, ungrouped: ['src/http/server.ts'] });
+    expect(evaluate(report({ 'src/http/server.ts': mutants('Killed', 1) }))).toMatchObject({
+      passed: false,
+      ungrouped: ['src/http/server.ts'],
+    });
     expect(evaluate(report({ 'src/calls/allow-list.ts': mutants('Pending', 1) })).passed).toBe(false);
-    const unexplained = evaluate(report({ 'src/calls/allow-list.ts': [...mutants('Killed', 1), ...mutants('Ignored', 1, { statusReason: 'Ignored using a comment' })] }));
+    const unexplained = evaluate(
+      report({
+        'src/calls/allow-list.ts': [
+          ...mutants('Killed', 1),
+          ...mutants('Ignored', 1, { statusReason: 'Ignored using a comment' }),
+        ],
+      }),
+    );
     expect(unexplained.passed).toBe(false);
     expect(unexplained.unexplained).toHaveLength(1);
   });
@@ -83,9 +111,17 @@ describe('mutation threshold check', () => {
     const evaluation = evaluate(
       report({
         'src/tokens/token-service.ts': [
-          ...mutants('Survived', 1, { location: { start: { line: 7, column: 9 } }, mutatorName: 'EqualityOperator', replacement: 'a <= b' }),
+          ...mutants('Survived', 1, {
+            location: { start: { line: 7, column: 9 } },
+            mutatorName: 'EqualityOperator',
+            replacement: 'a <= b',
+          }),
         ],
-        'src/signin/signin.ts': mutants('Ignored', 1, { location: { start: { line: 42, column: 5 } }, mutatorName: 'StringLiteral', statusReason: 'a log label' }),
+        'src/signin/signin.ts': mutants('Ignored', 1, {
+          location: { start: { line: 42, column: 5 } },
+          mutatorName: 'StringLiteral',
+          statusReason: 'a log label',
+        }),
       }),
     );
     const text = format(evaluation);
@@ -104,16 +140,39 @@ describe('mutation threshold check', () => {
     });
 
     const run = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'check-thresholds.ts'), ...args], { encoding: 'utf8' });
+      spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'check-thresholds.ts'), ...args],
+        { encoding: 'utf8' },
+      );
 
     it('exits 1 below a threshold and when the report is missing, 0 when every group meets its threshold', async () => {
       const failing = join(dir, 'failing.json');
       const passing = join(dir, 'passing.json');
-      await writeFile(failing, JSON.stringify(report({ 'src/calls/user-fetch.ts': [...mutants('Killed', 3), ...mutants('Survived', 1)] })));
-      await writeFile(passing, JSON.stringify(report({ 'src/calls/user-fetch.ts': [...mutants('Killed', 4), ...mutants('Survived', 1)] })));
-      expect(run(failing)).toMatchObject({ status: 1, stdout: expect.stringContaining('Mutation thresholds NOT met.') });
-      expect(run(passing)).toMatchObject({ status: 0, stdout: expect.stringContaining('Mutation thresholds met.') });
-      expect(run(join(dir, 'absent.json'))).toMatchObject({ status: 1, stderr: expect.stringContaining('run Stryker first') });
+      await writeFile(
+        failing,
+        JSON.stringify(
+          report({ 'src/calls/user-fetch.ts': [...mutants('Killed', 3), ...mutants('Survived', 1)] }),
+        ),
+      );
+      await writeFile(
+        passing,
+        JSON.stringify(
+          report({ 'src/calls/user-fetch.ts': [...mutants('Killed', 4), ...mutants('Survived', 1)] }),
+        ),
+      );
+      expect(run(failing)).toMatchObject({
+        status: 1,
+        stdout: expect.stringContaining('Mutation thresholds NOT met.'),
+      });
+      expect(run(passing)).toMatchObject({
+        status: 0,
+        stdout: expect.stringContaining('Mutation thresholds met.'),
+      });
+      expect(run(join(dir, 'absent.json'))).toMatchObject({
+        status: 1,
+        stderr: expect.stringContaining('run Stryker first'),
+      });
     });
   });
 });

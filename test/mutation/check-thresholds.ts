@@ -34,7 +34,11 @@ const CRYPTO_FILES = ['src/vault/envelope.ts', 'src/vault/keyring.ts', 'src/vaul
 /** The groups; a file belongs to the first that includes it. */
 export const GROUPS: readonly Group[] = [
   { name: 'src/idtoken', threshold: 90, includes: under('src/idtoken/') },
-  { name: 'src/vault envelope, keyring, key-check', threshold: 90, includes: (file) => CRYPTO_FILES.includes(file) },
+  {
+    name: 'src/vault envelope, keyring, key-check',
+    threshold: 90,
+    includes: (file) => CRYPTO_FILES.includes(file),
+  },
   { name: 'src/vault (stores, api keys, the rest)', threshold: 80, includes: under('src/vault/') },
   { name: 'src/tokens', threshold: 80, includes: under('src/tokens/') },
   { name: 'src/signin', threshold: 80, includes: under('src/signin/') },
@@ -149,7 +153,12 @@ export function evaluate(report: MutationReport, groups: readonly Group[] = GROU
   }
   const groupResults = results.map(({ group, counts }) => {
     const value = score(counts);
-    return { group, counts, score: value, passed: counts.unfinished === 0 && (value === null || value >= group.threshold) };
+    return {
+      group,
+      counts,
+      score: value,
+      passed: counts.unfinished === 0 && (value === null || value >= group.threshold),
+    };
   });
   const unexplained = ignored.filter(({ mutant }) => (mutant.statusReason ?? NO_REASON).trim() === NO_REASON);
   return {
@@ -158,13 +167,27 @@ export function evaluate(report: MutationReport, groups: readonly Group[] = GROU
     ignored,
     undecided,
     unexplained,
-    passed: groupResults.every((result) => result.passed) && ungrouped.length === 0 && unexplained.length === 0,
+    passed:
+      groupResults.every((result) => result.passed) && ungrouped.length === 0 && unexplained.length === 0,
   };
 }
 
 /** The printed report: the table, the ignored mutants with their reasons, the survivors. */
 export function format(evaluation: Evaluation, options: { allSurvivors?: boolean } = {}): string {
-  const header = ['group', 'files', 'mutants', 'killed', 'timeout', 'survived', 'no cov.', 'ignored', 'errors', 'score', 'needs', ''];
+  const header = [
+    'group',
+    'files',
+    'mutants',
+    'killed',
+    'timeout',
+    'survived',
+    'no cov.',
+    'ignored',
+    'errors',
+    'score',
+    'needs',
+    '',
+  ];
   const rows = evaluation.groups.map(({ group, counts, score: value, passed }) => [
     group.name,
     counts.files,
@@ -189,25 +212,52 @@ export function format(evaluation: Evaluation, options: { allSurvivors?: boolean
   );
   lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join('  '));
 
-  const at = ({ file, mutant }: Located) => `${file}:${mutant.location.start.line}:${mutant.location.start.column}`;
-  const out = ['Mutation score per group (score = (killed + timeout) / (killed + timeout + survived + no coverage))', '', ...lines];
+  const at = ({ file, mutant }: Located) =>
+    `${file}:${mutant.location.start.line}:${mutant.location.start.column}`;
+  const out = [
+    'Mutation score per group (score = (killed + timeout) / (killed + timeout + survived + no coverage))',
+    '',
+    ...lines,
+  ];
   if (evaluation.ungrouped.length > 0) {
-    out.push('', 'Mutated files in no group (add them to GROUPS in test/mutation/check-thresholds.ts):', ...evaluation.ungrouped.map((file) => `  ${file}`));
+    out.push(
+      '',
+      'Mutated files in no group (add them to GROUPS in test/mutation/check-thresholds.ts):',
+      ...evaluation.ungrouped.map((file) => `  ${file}`),
+    );
   }
-  out.push('', `Ignored mutants (equivalent, with the reason given where they are marked): ${evaluation.ignored.length}`);
+  out.push(
+    '',
+    `Ignored mutants (equivalent, with the reason given where they are marked): ${evaluation.ignored.length}`,
+  );
   for (const located of sortedByPlace(evaluation.ignored)) {
     out.push(`  ${at(located)}  ${located.mutant.mutatorName}: ${located.mutant.statusReason ?? NO_REASON}`);
   }
   if (evaluation.unexplained.length > 0) {
-    out.push('', 'Ignore marks without a reason (write `// Stryker disable next-line <mutator>: <why it is equivalent>`):');
-    out.push(...sortedByPlace(evaluation.unexplained).map((located) => `  ${at(located)}  ${located.mutant.mutatorName}`));
+    out.push(
+      '',
+      'Ignore marks without a reason (write `// Stryker disable next-line <mutator>: <why it is equivalent>`):',
+    );
+    out.push(
+      ...sortedByPlace(evaluation.unexplained).map(
+        (located) => `  ${at(located)}  ${located.mutant.mutatorName}`,
+      ),
+    );
   }
-  const failing = new Set(evaluation.groups.filter((result) => !result.passed).map((result) => result.group.name));
-  const shown = evaluation.undecided.filter(({ file }) => options.allSurvivors === true || failing.has(groupOf(evaluation, file)));
+  const failing = new Set(
+    evaluation.groups.filter((result) => !result.passed).map((result) => result.group.name),
+  );
+  const shown = evaluation.undecided.filter(
+    ({ file }) => options.allSurvivors === true || failing.has(groupOf(evaluation, file)),
+  );
   if (shown.length > 0) {
-    out.push('', `Survived or not covered${options.allSurvivors === true ? '' : ' (groups below their threshold)'}: ${shown.length}`);
+    out.push(
+      '',
+      `Survived or not covered${options.allSurvivors === true ? '' : ' (groups below their threshold)'}: ${shown.length}`,
+    );
     for (const located of sortedByPlace(shown)) {
-      const replacement = located.mutant.replacement === undefined ? '' : ` -> ${oneLine(located.mutant.replacement)}`;
+      const replacement =
+        located.mutant.replacement === undefined ? '' : ` -> ${oneLine(located.mutant.replacement)}`;
       out.push(`  ${at(located)}  ${located.mutant.status} ${located.mutant.mutatorName}${replacement}`);
     }
   }
@@ -220,7 +270,17 @@ function groupOf(evaluation: Evaluation, file: string): string {
 }
 
 function emptyCounts(): Counts {
-  return { files: 0, mutants: 0, killed: 0, timeout: 0, survived: 0, noCoverage: 0, ignored: 0, errors: 0, unfinished: 0 };
+  return {
+    files: 0,
+    mutants: 0,
+    killed: 0,
+    timeout: 0,
+    survived: 0,
+    noCoverage: 0,
+    ignored: 0,
+    errors: 0,
+    unfinished: 0,
+  };
 }
 
 function relativeName(name: string, root: string | undefined): string {
@@ -228,7 +288,11 @@ function relativeName(name: string, root: string | undefined): string {
 }
 
 function sortedByPlace(list: Located[]): Located[] {
-  const key = ({ file, mutant }: Located): [string, number, number] => [file, mutant.location.start.line, mutant.location.start.column];
+  const key = ({ file, mutant }: Located): [string, number, number] => [
+    file,
+    mutant.location.start.line,
+    mutant.location.start.column,
+  ];
   return [...list].sort((a, b) => {
     const [fa, la, ca] = key(a);
     const [fb, lb, cb] = key(b);
@@ -248,7 +312,9 @@ function main(argv: string[]): number {
   try {
     report = JSON.parse(readFileSync(path, 'utf8')) as MutationReport;
   } catch (error) {
-    console.error(`check-thresholds: cannot read the mutation report ${path} (${(error as Error).message}); run Stryker first.`);
+    console.error(
+      `check-thresholds: cannot read the mutation report ${path} (${(error as Error).message}); run Stryker first.`,
+    );
     return 1;
   }
   const evaluation = evaluate(report);

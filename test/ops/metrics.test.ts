@@ -12,7 +12,11 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (match === null || match[1] !== name) continue;
-    const have = (match[2] ?? '').split(/,(?=\w+=")/).filter((s) => s !== '').sort().join(',');
+    const have = (match[2] ?? '')
+      .split(/,(?=\w+=")/)
+      .filter((s) => s !== '')
+      .sort()
+      .join(',');
     if (have === wanted) return Number(match[3]);
   }
   return 0;
@@ -67,16 +71,38 @@ describe('metrics', () => {
     await h.control('POST', '/emulator/faults', { path: '/token', status: 503, retry_after: 0, count: 1 });
     await h.runtime.tokens.getAccessToken(sub, { forceRefresh: true });
     await h.control('POST', '/emulator/grants/revoke', { sub: revoked });
-    expect(((await (await h.service('GET', `/v1/users/${revoked}`)).json()) as { grant: { status: string } }).grant.status).toBe('active');
-    await expect(h.runtime.tokens.getAccessToken(revoked, { forceRefresh: true })).rejects.toMatchObject({ code: 'NEEDS_CONSENT' });
+    expect(
+      ((await (await h.service('GET', `/v1/users/${revoked}`)).json()) as { grant: { status: string } }).grant
+        .status,
+    ).toBe('active');
+    await expect(h.runtime.tokens.getAccessToken(revoked, { forceRefresh: true })).rejects.toMatchObject({
+      code: 'NEEDS_CONSENT',
+    });
 
     h.clock.advance(5); // past the reuse of the last grant counts
     const after = await scrape(h);
-    const delta = (name: string, labels: Record<string, string> = {}) => sample(after, name, labels) - sample(before, name, labels);
-    expect(delta('behalf_http_requests_total', { method: 'POST', route: '/v1/google/signin', status: '201' })).toBe(2);
-    expect(delta('behalf_http_requests_total', { method: 'POST', route: '/v1/users/:sub/access-token', status: '200' })).toBe(2);
-    expect(delta('behalf_http_requests_total', { method: 'GET', route: '/v1/users/:sub', status: '200' })).toBe(1);
-    expect(delta('behalf_http_request_duration_seconds_count', { method: 'POST', route: '/v1/google/signin', status: '201' })).toBe(2);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      sample(after, name, labels) - sample(before, name, labels);
+    expect(
+      delta('behalf_http_requests_total', { method: 'POST', route: '/v1/google/signin', status: '201' }),
+    ).toBe(2);
+    expect(
+      delta('behalf_http_requests_total', {
+        method: 'POST',
+        route: '/v1/users/:sub/access-token',
+        status: '200',
+      }),
+    ).toBe(2);
+    expect(
+      delta('behalf_http_requests_total', { method: 'GET', route: '/v1/users/:sub', status: '200' }),
+    ).toBe(1);
+    expect(
+      delta('behalf_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/v1/google/signin',
+        status: '201',
+      }),
+    ).toBe(2);
     expect(delta('behalf_refreshes_total', { outcome: 'ok' })).toBe(2);
     expect(delta('behalf_refreshes_total', { outcome: 'transient' })).toBe(1);
     expect(delta('behalf_refreshes_total', { outcome: 'invalid_grant' })).toBe(1);
@@ -90,29 +116,50 @@ describe('metrics', () => {
     // Nothing about a user in the exposition: no sub, no email, no token, no key.
     const issued = await h.control<{ tokens: Array<{ value: string }> }>('GET', '/emulator/tokens');
     const users = await h.control<{ users: Array<{ sub: string; email: string }> }>('GET', '/emulator/users');
-    for (const secret of [h.apiKey, ...issued.tokens.map((t) => t.value), ...users.users.flatMap((u) => [u.sub, u.email])]) {
+    for (const secret of [
+      h.apiKey,
+      ...issued.tokens.map((t) => t.value),
+      ...users.users.flatMap((u) => [u.sub, u.email]),
+    ]) {
       expect(after).not.toContain(secret);
     }
   });
 
   it('label a path by its route pattern, and an unknown path as (none)', async () => {
-    await fetch(`${h.url}/v1/users/110169484474386276334/google/drive/v3/files`, { headers: { authorization: `Bearer ${h.apiKey}` } });
+    await fetch(`${h.url}/v1/users/110169484474386276334/google/drive/v3/files`, {
+      headers: { authorization: `Bearer ${h.apiKey}` },
+    });
     await fetch(`${h.url}/no/such/path/110169484474386276334`);
     const text = await scrape(h);
-    expect(sample(text, 'behalf_http_requests_total', { method: 'GET', route: '/v1/users/:sub/google/*', status: '404' })).toBe(1);
-    expect(sample(text, 'behalf_http_requests_total', { method: 'GET', route: '(none)', status: '404' })).toBe(1);
+    expect(
+      sample(text, 'behalf_http_requests_total', {
+        method: 'GET',
+        route: '/v1/users/:sub/google/*',
+        status: '404',
+      }),
+    ).toBe(1);
+    expect(
+      sample(text, 'behalf_http_requests_total', { method: 'GET', route: '(none)', status: '404' }),
+    ).toBe(1);
     expect(text).not.toContain('110169484474386276334');
   });
 
   it('count security events by type, once per event id', async () => {
     const sub = await h.signedInUser();
     const push = (event: string, jti: string) =>
-      h.control('POST', '/emulator/risc/events', { receiver_url: `${h.url}/v1/google/risc`, event, sub, jti });
+      h.control('POST', '/emulator/risc/events', {
+        receiver_url: `${h.url}/v1/google/risc`,
+        event,
+        sub,
+        jti,
+      });
     await push('account-credential-change-required', 'jti-1');
     await push('account-credential-change-required', 'jti-1'); // a redelivery
     await push('verification', 'jti-2');
     const text = await scrape(h);
-    expect(sample(text, 'behalf_security_events_total', { type: 'account-credential-change-required' })).toBe(1);
+    expect(sample(text, 'behalf_security_events_total', { type: 'account-credential-change-required' })).toBe(
+      1,
+    );
     expect(sample(text, 'behalf_security_events_total', { type: 'verification' })).toBe(1);
   });
 
@@ -120,9 +167,13 @@ describe('metrics', () => {
     const sub = await h.signedInUser();
     const runner = h.runtime.behalf.createJobRunner({ pollIntervalMs: 20, backoff: { baseMs: 1, maxMs: 1 } });
     let attempts = 0;
-    runner.define({ name: 'flaky', maxAttempts: 3, run: async () => {
-      if (++attempts === 1) throw Object.assign(new Error('Google said 503'), { status: 503 });
-    } });
+    runner.define({
+      name: 'flaky',
+      maxAttempts: 3,
+      run: async () => {
+        if (++attempts === 1) throw Object.assign(new Error('Google said 503'), { status: 503 });
+      },
+    });
     runner.start();
     try {
       await runner.enqueue('flaky', sub);
@@ -137,9 +188,21 @@ describe('metrics', () => {
 
   it('belong to their runtime: another behalf in the same process counts its own', async () => {
     const text = await scrape(other);
-    expect(sample(text, 'behalf_http_requests_total', { method: 'POST', route: '/v1/google/signin', status: '201' })).toBe(0);
+    expect(
+      sample(text, 'behalf_http_requests_total', {
+        method: 'POST',
+        route: '/v1/google/signin',
+        status: '201',
+      }),
+    ).toBe(0);
     expect(sample(text, 'behalf_grants', { status: 'active' })).toBe(0);
-    expect(sample(await scrape(h), 'behalf_http_requests_total', { method: 'POST', route: '/v1/google/signin', status: '201' })).toBeGreaterThan(0);
+    expect(
+      sample(await scrape(h), 'behalf_http_requests_total', {
+        method: 'POST',
+        route: '/v1/google/signin',
+        status: '201',
+      }),
+    ).toBeGreaterThan(0);
   });
 });
 
@@ -154,7 +217,12 @@ describe('metrics behind BEHALF_METRICS_TOKEN', () => {
   });
 
   it('answer only the right Bearer token, and never say it', async () => {
-    const wrong: Array<Record<string, string>> = [{}, { authorization: `Bearer ${token}x` }, { authorization: token }, { authorization: `Bearer ${h.apiKey}` }];
+    const wrong: Array<Record<string, string>> = [
+      {},
+      { authorization: `Bearer ${token}x` },
+      { authorization: token },
+      { authorization: `Bearer ${h.apiKey}` },
+    ];
     for (const headers of wrong) {
       const response = await fetch(`${h.url}/metrics`, { headers });
       expect(response.status).toBe(401);

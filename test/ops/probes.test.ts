@@ -1,5 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, postgresForTests, startTcpProxy, type TcpProxy, type TestDatabase } from '../support/postgres.js';
+import {
+  createTestDatabase,
+  postgresForTests,
+  startTcpProxy,
+  type TcpProxy,
+  type TestDatabase,
+} from '../support/postgres.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { migratePostgres } from '../../src/vault/index.js';
 
@@ -12,7 +18,11 @@ interface Readyz {
 
 async function readyz(h: Harness): Promise<{ status: number; body: Readyz; cacheControl: string | null }> {
   const response = await fetch(`${h.url}/readyz`);
-  return { status: response.status, body: (await response.json()) as Readyz, cacheControl: response.headers.get('cache-control') };
+  return {
+    status: response.status,
+    body: (await response.json()) as Readyz,
+    cacheControl: response.headers.get('cache-control'),
+  };
 }
 
 const READY = { database: 'ok', schema: 'ok', google_discovery: 'ok', google_keys: 'ok' };
@@ -29,10 +39,14 @@ describe('probes', () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });
     const ready = await readyz(h);
-    expect(ready).toEqual({ status: 200, body: { status: 'ready', checks: READY }, cacheControl: 'no-store' });
+    expect(ready).toEqual({
+      status: 200,
+      body: { status: 'ready', checks: READY },
+      cacheControl: 'no-store',
+    });
   });
 
-  it('is unready while Google\'s signing keys cannot be loaded, and ready once they can', async () => {
+  it("is unready while Google's signing keys cannot be loaded, and ready once they can", async () => {
     h = await startHarness();
     // Nothing has needed the keys yet: the probe loads them, and Google fails.
     await h.control('POST', '/emulator/faults', { path: '/oauth2/v3/certs', status: 503, count: 10 });
@@ -45,7 +59,9 @@ describe('probes', () => {
     // A failed load is not retried by probes for 5 s (a public endpoint must not drive calls to Google).
     const statsBefore = await h.control<{ faults_served: number }>('GET', '/emulator/stats');
     expect((await readyz(h)).status).toBe(503);
-    expect((await h.control<{ faults_served: number }>('GET', '/emulator/stats')).faults_served).toBe(statsBefore.faults_served);
+    expect((await h.control<{ faults_served: number }>('GET', '/emulator/stats')).faults_served).toBe(
+      statsBefore.faults_served,
+    );
     await h.control('DELETE', '/emulator/faults');
     h.clock.advance(5);
     expect((await readyz(h)).body).toEqual({ status: 'ready', checks: READY });
@@ -56,13 +72,20 @@ describe('probes', () => {
     const { database } = h.runtime;
     const version = await database.schemaVersion();
     if (database.kind === 'sqlite') {
-      database.connection.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', 0)").run(version + 1);
+      database.connection
+        .prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', 0)")
+        .run(version + 1);
     } else {
-      await database.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')", [version + 1]);
+      await database.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')", [
+        version + 1,
+      ]);
     }
     const { status, body } = await readyz(h);
     expect(status).toBe(503);
-    expect(body.checks).toEqual({ ...READY, schema: `at version ${version + 1}; this behalf needs ${version}` });
+    expect(body.checks).toEqual({
+      ...READY,
+      schema: `at version ${version + 1}; this behalf needs ${version}`,
+    });
     expect(JSON.stringify(body)).not.toMatch(/sqlite:|postgres:|behalf\.db|127\.0\.0\.1/);
   });
 
@@ -72,7 +95,11 @@ describe('probes', () => {
     await h.runtime.database.close();
     const { status, body } = await readyz(h);
     expect(status).toBe(503);
-    expect(body.checks).toEqual({ ...READY, database: 'not answering', schema: 'unknown: the database is not answering' });
+    expect(body.checks).toEqual({
+      ...READY,
+      database: 'not answering',
+      schema: 'unknown: the database is not answering',
+    });
     // Liveness is about the process, not its dependencies.
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
   });

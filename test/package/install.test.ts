@@ -29,12 +29,27 @@ describe('the packed tarball', () => {
     // A copy of what the package is built from, so the build writes nothing into the working tree.
     const source = join(dir, 'source');
     await mkdir(source);
-    for (const entry of ['package.json', 'README.md', 'LICENSE', 'SECURITY.md', 'docs', 'src', 'tsconfig.json', 'tsconfig.build.json']) {
+    for (const entry of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'SECURITY.md',
+      'docs',
+      'src',
+      'tsconfig.json',
+      'tsconfig.build.json',
+    ]) {
       await cp(join(ROOT, entry), join(source, entry), { recursive: true });
     }
     await symlink(join(ROOT, 'node_modules'), join(source, 'node_modules'), 'dir');
-    await exec(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: source });
-    const { stdout } = await exec('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: source });
+    await exec(
+      process.execPath,
+      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+      { cwd: source },
+    );
+    const { stdout } = await exec('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
+      cwd: source,
+    });
     const [result] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     tarball = join(dir, result!.filename);
     packed = result!.files.map((f) => f.path);
@@ -44,21 +59,55 @@ describe('the packed tarball', () => {
   });
 
   it('carries the licence, the security policy, the docs and the build, not the sources or tests', () => {
-    expect(packed).toEqual(expect.arrayContaining(['LICENSE', 'SECURITY.md', 'README.md', 'package.json', 'docs/emulator.md', 'docs/webhooks.md']));
-    expect(packed).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/emulator/index.js', 'dist/cli/main.js']));
-    expect(packed.filter((path) => !/^(dist|docs)\//.test(path) && !['LICENSE', 'SECURITY.md', 'README.md', 'package.json'].includes(path))).toEqual([]);
+    expect(packed).toEqual(
+      expect.arrayContaining([
+        'LICENSE',
+        'SECURITY.md',
+        'README.md',
+        'package.json',
+        'docs/emulator.md',
+        'docs/webhooks.md',
+      ]),
+    );
+    expect(packed).toEqual(
+      expect.arrayContaining([
+        'dist/index.js',
+        'dist/index.d.ts',
+        'dist/emulator/index.js',
+        'dist/cli/main.js',
+      ]),
+    );
+    expect(
+      packed.filter(
+        (path) =>
+          !/^(dist|docs)\//.test(path) &&
+          !['LICENSE', 'SECURITY.md', 'README.md', 'package.json'].includes(path),
+      ),
+    ).toEqual([]);
   });
 
   it('installs into a fresh project on this Node without an engine warning, and createBehalf signs a user in there', async () => {
     const consumer = join(dir, 'consumer');
     await mkdir(consumer);
-    await writeFile(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+    await writeFile(
+      join(consumer, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }),
+    );
     // --engine-strict: a dependency that does not support this Node fails the install outright.
     // --ignore-scripts: better-sqlite3's install script would fetch a prebuilt binary from GitHub or
     // compile SQLite for minutes; the same version's binary, built for this Node, is copied below.
-    const installed = await exec('npm', ['install', tarball, '--engine-strict', '--ignore-scripts', ...NPM_QUIET], { cwd: consumer });
+    const installed = await exec(
+      'npm',
+      ['install', tarball, '--engine-strict', '--ignore-scripts', ...NPM_QUIET],
+      { cwd: consumer },
+    );
     expect(`${installed.stdout}\n${installed.stderr}`).not.toMatch(/EBADENGINE|engine/i);
-    const version = async (base: string) => (JSON.parse(await readFile(join(base, 'node_modules/better-sqlite3/package.json'), 'utf8')) as { version: string }).version;
+    const version = async (base: string) =>
+      (
+        JSON.parse(await readFile(join(base, 'node_modules/better-sqlite3/package.json'), 'utf8')) as {
+          version: string;
+        }
+      ).version;
     expect(await version(consumer)).toBe(await version(ROOT));
     const binary = 'node_modules/better-sqlite3/build/Release/better_sqlite3.node';
     await mkdir(join(consumer, 'node_modules/better-sqlite3/build/Release'), { recursive: true });
@@ -69,7 +118,13 @@ describe('the packed tarball', () => {
 
     await writeFile(join(consumer, 'run.mjs'), CONSUMER_SCRIPT);
     const { stdout } = await exec(process.execPath, ['run.mjs'], { cwd: consumer });
-    expect(JSON.parse(stdout)).toEqual({ email: 'packaged@example.com', created: true, offlineAccess: true, token: true, errorCode: 'USER_NOT_FOUND' });
+    expect(JSON.parse(stdout)).toEqual({
+      email: 'packaged@example.com',
+      created: true,
+      offlineAccess: true,
+      token: true,
+      errorCode: 'USER_NOT_FOUND',
+    });
   }, 900_000);
 });
 

@@ -30,8 +30,12 @@ async function postgresReachable(): Promise<boolean> {
 }
 
 const reachable = await postgresReachable();
-if (!reachable && process.env.CI === 'true') throw new Error(`Postgres is not reachable at ${ADMIN_URL.replace(/:[^:@/]*@/, ':***@')}; CI needs it.`);
-if (!reachable) console.warn('Postgres is not reachable: the multi-instance tests are skipped (set BEHALF_TEST_DATABASE_URL).');
+if (!reachable && process.env.CI === 'true')
+  throw new Error(`Postgres is not reachable at ${ADMIN_URL.replace(/:[^:@/]*@/, ':***@')}; CI needs it.`);
+if (!reachable)
+  console.warn(
+    'Postgres is not reachable: the multi-instance tests are skipped (set BEHALF_TEST_DATABASE_URL).',
+  );
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -59,9 +63,13 @@ interface EmulatorProcess {
  * of them (seconds, on a busy machine), which is not what these tests are about.
  */
 async function startEmulatorProcess(clientSecretFile: string): Promise<EmulatorProcess> {
-  const child = spawn(process.execPath, [...CLI, 'emulator', '--port', '0', '--host', '127.0.0.1', '--write-client-secret', clientSecretFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...CLI, 'emulator', '--port', '0', '--host', '127.0.0.1', '--write-client-secret', clientSecretFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (d: Buffer) => {
@@ -77,7 +85,9 @@ async function startEmulatorProcess(clientSecretFile: string): Promise<EmulatorP
     server_client: { client_id: string };
     app_clients: Array<{ client_id: string; platform: 'ios' | 'android' | 'web' }>;
   };
-  const apps = Object.fromEntries(listed.app_clients.map((c) => [c.platform, c.client_id])) as EmulatorProcess['clients']['apps'];
+  const apps = Object.fromEntries(
+    listed.app_clients.map((c) => [c.platform, c.client_id]),
+  ) as EmulatorProcess['clients']['apps'];
   return {
     url,
     clients: { server: { clientId: listed.server_client.client_id }, apps },
@@ -93,7 +103,13 @@ async function startEmulatorProcess(clientSecretFile: string): Promise<EmulatorP
 async function startInstance(env: Record<string, string>): Promise<Instance> {
   const port = await freePort();
   const child = spawn(process.execPath, [...CLI, 'serve'], {
-    env: { ...process.env, ...env, BEHALF_PORT: String(port), BEHALF_HOST: '127.0.0.1', BEHALF_LOG_LEVEL: 'error' },
+    env: {
+      ...process.env,
+      ...env,
+      BEHALF_PORT: String(port),
+      BEHALF_HOST: '127.0.0.1',
+      BEHALF_LOG_LEVEL: 'error',
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -132,12 +148,17 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
   const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${emulator.url}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
     return (await response.json()) as T;
   };
   const accessToken = (instance: Instance, sub: string) =>
-    fetch(`${instance.url}/v1/users/${sub}/access-token`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` } });
+    fetch(`${instance.url}/v1/users/${sub}/access-token`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
   const admin = async <T>(sql: string, values: unknown[] = [], url = databaseUrl): Promise<T[]> => {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
@@ -148,12 +169,20 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     }
   };
   const proxiedDrive = (instance: Instance, sub: string) =>
-    fetch(`${instance.url}/v1/users/${sub}/google/drive/v3/files/appDataFolder`, { headers: { authorization: `Bearer ${apiKey}` } });
+    fetch(`${instance.url}/v1/users/${sub}/google/drive/v3/files/appDataFolder`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
   async function signInUsers(n: number, scope = 'openid email profile'): Promise<string[]> {
     const subs: string[] = [];
     const signInOne = async (i: number) => {
-      const user = await control<{ sub: string }>('POST', '/emulator/users', { email: `mi-${i}-${randomBytes(3).toString('hex')}@example.com` });
-      const { code } = await control<{ code: string }>('POST', '/emulator/codes', { sub: user.sub, client_id: emulator.clients.apps.ios, scope });
+      const user = await control<{ sub: string }>('POST', '/emulator/users', {
+        email: `mi-${i}-${randomBytes(3).toString('hex')}@example.com`,
+      });
+      const { code } = await control<{ code: string }>('POST', '/emulator/codes', {
+        sub: user.sub,
+        client_id: emulator.clients.apps.ios,
+        scope,
+      });
       const response = await fetch(`${instances[i % instances.length]!.url}/v1/google/signin`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-requested-with': 'XMLHttpRequest' },
@@ -163,7 +192,8 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
       subs[i] = user.sub;
     };
     // A few at a time: setting up is not what these tests measure.
-    for (let i = 0; i < n; i += 8) await Promise.all(Array.from({ length: Math.min(8, n - i) }, (_, j) => signInOne(i + j)));
+    for (let i = 0; i < n; i += 8)
+      await Promise.all(Array.from({ length: Math.min(8, n - i) }, (_, j) => signInOne(i + j)));
     return subs;
   }
   interface Stats {
@@ -172,7 +202,10 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
   }
   /** The newest refresh token Google issued each user is the one their grant holds. */
   async function expectNewestRefreshTokens(subs: string[]): Promise<void> {
-    const issued = await control<{ tokens: Array<{ type: string; value: string; sub: string }> }>('GET', '/emulator/tokens');
+    const issued = await control<{ tokens: Array<{ type: string; value: string; sub: string }> }>(
+      'GET',
+      '/emulator/tokens',
+    );
     const store = await openStore(databaseUrl);
     try {
       const vault = new Vault(store, parseKeyring(keys));
@@ -186,7 +219,12 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
   }
   /** Every user's requests, spread over every instance. */
   const spread = (subs: string[]) =>
-    subs.flatMap((sub, u) => Array.from({ length: REQUESTS_PER_USER }, (_, i) => ({ sub, instance: instances[(i + u) % INSTANCES]! })));
+    subs.flatMap((sub, u) =>
+      Array.from({ length: REQUESTS_PER_USER }, (_, i) => ({
+        sub,
+        instance: instances[(i + u) % INSTANCES]!,
+      })),
+    );
 
   beforeAll(async () => {
     await admin(`CREATE DATABASE ${database}`, [], ADMIN_URL);
@@ -236,7 +274,9 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
         }),
       ),
     );
-    expect(answers.filter((a) => a.status !== 200).map((a) => ({ status: a.status, body: a.body }))).toEqual([]);
+    expect(answers.filter((a) => a.status !== 200).map((a) => ({ status: a.status, body: a.body }))).toEqual(
+      [],
+    );
     const stats = await control<Stats>('GET', '/emulator/stats');
     expect(Object.entries(stats.refreshes_by_sub).filter(([, n]) => n !== 1)).toEqual([]);
     for (const sub of subs) expect(stats.refreshes_by_sub[sub]).toBe(1);
@@ -257,9 +297,15 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     const subs = await signInUsers(USERS, `openid email profile ${DRIVE_APPDATA}`);
     // The stored tokens are far from due, but Google has stopped accepting them: every caller's
     // first Drive call answers 401, and behalf refreshes with the token reported as rejected.
-    const before = await admin<{ sub: string; access_token_expires_at: string }>('SELECT sub, access_token_expires_at FROM grants');
-    for (const row of before) expect(Number(row.access_token_expires_at)).toBeGreaterThan(Date.now() + 30 * 60_000);
-    for (const sub of subs) expect(await control<{ expired: number }>('POST', '/emulator/access-tokens/expire', { sub })).toEqual({ expired: 1 });
+    const before = await admin<{ sub: string; access_token_expires_at: string }>(
+      'SELECT sub, access_token_expires_at FROM grants',
+    );
+    for (const row of before)
+      expect(Number(row.access_token_expires_at)).toBeGreaterThan(Date.now() + 30 * 60_000);
+    for (const sub of subs)
+      expect(await control<{ expired: number }>('POST', '/emulator/access-tokens/expire', { sub })).toEqual({
+        expired: 1,
+      });
     await control('POST', '/emulator/stats/reset');
 
     const answers = await whileMachineIsBusy(() =>
@@ -270,7 +316,9 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
         }),
       ),
     );
-    expect(answers.filter((a) => a.status !== 200).map((a) => ({ status: a.status, body: a.body }))).toEqual([]);
+    expect(answers.filter((a) => a.status !== 200).map((a) => ({ status: a.status, body: a.body }))).toEqual(
+      [],
+    );
     for (const answer of answers) expect(answer.body.id).toBeTypeOf('string');
     const stats = await control<Stats & { api_calls: number }>('GET', '/emulator/stats');
     expect(Object.entries(stats.refreshes_by_sub).filter(([, n]) => n !== 1)).toEqual([]);
@@ -283,7 +331,10 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     const store = await openStore(databaseUrl);
     try {
       const vault = new Vault(store, parseKeyring(keys));
-      const issued = await control<{ tokens: Array<{ type: string; value: string; sub: string }> }>('GET', '/emulator/tokens');
+      const issued = await control<{ tokens: Array<{ type: string; value: string; sub: string }> }>(
+        'GET',
+        '/emulator/tokens',
+      );
       for (const sub of subs) {
         const newest = issued.tokens.filter((t) => t.sub === sub && t.type === 'access_token').at(-1)!.value;
         expect((await vault.getGrant(sub, emulator.clients.server.clientId))?.accessToken).toBe(newest);
@@ -306,7 +357,10 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     await control('POST', '/emulator/faults', { path: '/token', latency_ms: 60_000, drop: true, count: 1 });
     const victim = instances[0]!;
     void accessToken(victim, sub!).catch(() => undefined);
-    await waitUntil("the victim's refresh reached Google", async () => (await control<{ faults_served: number }>('GET', '/emulator/stats')).faults_served === 1);
+    await waitUntil(
+      "the victim's refresh reached Google",
+      async () => (await control<{ faults_served: number }>('GET', '/emulator/stats')).faults_served === 1,
+    );
     // The victim holds the lease while it waits on Google, and dies holding it.
     victim.child.kill('SIGKILL');
     const leases = await admin<{ holder: string; expires_ms: number }>(
@@ -318,12 +372,18 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     const response = await accessToken(instances[1]!, sub!);
     expect(response.status).toBe(200);
     const { access_token: token } = (await response.json()) as { access_token: string };
-    const stats = await control<{ token_requests: { refresh_token: number }; refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats');
+    const stats = await control<{
+      token_requests: { refresh_token: number };
+      refreshes_by_sub: Record<string, number>;
+    }>('GET', '/emulator/stats');
     expect(stats.token_requests.refresh_token).toBe(1);
     expect(stats.refreshes_by_sub).toEqual({ [sub!]: 1 });
     // The survivor's refresh was minted only once the dead holder's lease had run out (both times
     // are this machine's clock: Postgres's now() and the emulator's); without the lease it comes at once.
-    const issued = await control<{ tokens: Array<{ type: string; value: string; issued_at: string }> }>('GET', '/emulator/tokens');
+    const issued = await control<{ tokens: Array<{ type: string; value: string; issued_at: string }> }>(
+      'GET',
+      '/emulator/tokens',
+    );
     const minted = issued.tokens.find((t) => t.type === 'access_token' && t.value === token);
     expect(minted).toBeDefined();
     expect(Date.parse(minted!.issued_at)).toBeGreaterThanOrEqual(Math.floor(Number(leases[0]!.expires_ms)));
@@ -338,7 +398,11 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     await admin(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`, [], ADMIN_URL);
     try {
       // Cut every connection to this test's database, as a Postgres restart would; no new one is let in.
-      await admin('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database], ADMIN_URL);
+      await admin(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [database],
+        ADMIN_URL,
+      );
       const during = await accessToken(instances[2]!, sub!);
       expect(during.status).toBe(503);
       expect(during.headers.get('retry-after')).not.toBeNull();
@@ -346,6 +410,10 @@ describe.skipIf(!reachable)('many instances over one Postgres', () => {
     } finally {
       await admin(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`, [], ADMIN_URL);
     }
-    await waitUntil('instance 2 answers 200 again', async () => (await accessToken(instances[2]!, sub!)).status === 200, { timeoutMs: 20_000 });
+    await waitUntil(
+      'instance 2 answers 200 again',
+      async () => (await accessToken(instances[2]!, sub!)).status === 200,
+      { timeoutMs: 20_000 },
+    );
   }, 60_000);
 });

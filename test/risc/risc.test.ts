@@ -20,8 +20,14 @@ describe('security events (RISC)', () => {
   async function signedIn(): Promise<{ sub: string; refreshToken: string }> {
     const { sub, code } = await h.newUserWithCode();
     expect((await h.signIn(code)).status).toBe(201);
-    const issued = await h.control<{ tokens: Array<{ type: string; value: string; sub: string }> }>('GET', '/emulator/tokens');
-    return { sub, refreshToken: issued.tokens.filter((t) => t.sub === sub && t.type === 'refresh_token').at(-1)!.value };
+    const issued = await h.control<{ tokens: Array<{ type: string; value: string; sub: string }> }>(
+      'GET',
+      '/emulator/tokens',
+    );
+    return {
+      sub,
+      refreshToken: issued.tokens.filter((t) => t.sub === sub && t.type === 'refresh_token').at(-1)!.value,
+    };
   }
   const user = async (sub: string) => (await (await h.service('GET', `/v1/users/${sub}`)).json()) as any;
 
@@ -53,8 +59,13 @@ describe('security events (RISC)', () => {
   it('account-disabled stops all work for the user; account-enabled clears the mark', async () => {
     const { sub } = await signedIn();
     await push('account-disabled', { sub, reason: 'hijacking' });
-    expect(await user(sub)).toMatchObject({ grant: { status: 'revoked' }, security: { state: 'account_disabled_hijacking' } });
-    await expect(h.runtime.behalf.fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`)).rejects.toMatchObject({ code: 'NEEDS_CONSENT' });
+    expect(await user(sub)).toMatchObject({
+      grant: { status: 'revoked' },
+      security: { state: 'account_disabled_hijacking' },
+    });
+    await expect(
+      h.runtime.behalf.fetch(sub, `${h.emulator.url}/drive/v3/files?spaces=appDataFolder`),
+    ).rejects.toMatchObject({ code: 'NEEDS_CONSENT' });
     await push('account-enabled', { sub });
     expect((await user(sub)).security).toBeNull();
   });
@@ -62,7 +73,10 @@ describe('security events (RISC)', () => {
   it('account-credential-change-required marks the user and keeps the grant', async () => {
     const { sub } = await signedIn();
     await push('account-credential-change-required', { sub });
-    expect(await user(sub)).toMatchObject({ grant: { status: 'active' }, security: { state: 'credential_change_required' } });
+    expect(await user(sub)).toMatchObject({
+      grant: { status: 'active' },
+      security: { state: 'credential_change_required' },
+    });
   });
 
   it('verification events are answered 202', async () => {

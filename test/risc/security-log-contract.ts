@@ -342,21 +342,36 @@ export function runSecurityLogContract(name: string, makeWorld: () => Promise<Se
     it("announce keeps the user's history of events, newest first, once per event id, and a deletion erases it (issue 13: the admin console shows it)", async () => {
       await store.saveSignIn(signIn('h'));
       await store.saveSignIn(signIn('other'));
-      const announce = (sub: string, event: string, action: string) => ({ op: 'announce' as const, sub, event, action });
+      const announce = (sub: string, event: string, action: string) => ({
+        op: 'announce' as const,
+        sub,
+        event,
+        action,
+      });
       expect(await log.listEvents('h', 10)).toEqual([]);
-      await log.applyEvent('h-1', T0, [{ op: 'set_state', sub: 'h', state: 'credential_change_required' }, announce('h', 'account-credential-change-required', 'user_marked')]);
+      await log.applyEvent('h-1', T0, [
+        { op: 'set_state', sub: 'h', state: 'credential_change_required' },
+        announce('h', 'account-credential-change-required', 'user_marked'),
+      ]);
       await log.applyEvent('h-2', T0 + 1000, [revoke('h'), announce('h', 'tokens-revoked', 'grant_dropped')]);
       // A redelivery adds nothing.
-      expect(await log.applyEvent('h-2', T0 + 2000, [announce('h', 'tokens-revoked', 'grant_dropped')])).toBe(false);
+      expect(await log.applyEvent('h-2', T0 + 2000, [announce('h', 'tokens-revoked', 'grant_dropped')])).toBe(
+        false,
+      );
       await log.applyEvent('o-1', T0, [announce('other', 'sessions-revoked', 'grant_dropped')]);
       expect(await log.listEvents('h', 10)).toEqual([
         { type: 'tokens-revoked', action: 'grant_dropped', at: T0 + 1000 },
         { type: 'account-credential-change-required', action: 'user_marked', at: T0 },
       ]);
-      expect(await log.listEvents('h', 1)).toEqual([{ type: 'tokens-revoked', action: 'grant_dropped', at: T0 + 1000 }]);
+      expect(await log.listEvents('h', 1)).toEqual([
+        { type: 'tokens-revoked', action: 'grant_dropped', at: T0 + 1000 },
+      ]);
 
       // Purged by Google: deleted, and no history left behind.
-      await log.applyEvent('h-3', T0 + 3000, [{ op: 'delete_user', sub: 'h' }, announce('h', 'account-purged', 'user_deleted')]);
+      await log.applyEvent('h-3', T0 + 3000, [
+        { op: 'delete_user', sub: 'h' },
+        announce('h', 'account-purged', 'user_deleted'),
+      ]);
       expect(await log.listEvents('h', 10)).toEqual([]);
       // Deleted through the store (DELETE /v1/users/{sub}): the history goes with the user.
       expect(await store.deleteUser('other')).toBe(true);

@@ -2,14 +2,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.js';
 import { prng } from '../support/prng.js';
 
-const TYPES = ['application/json', 'application/x-www-form-urlencoded', 'application/secevent+jwt', 'text/plain', 'application/jwt', 'multipart/form-data; boundary=x', 'application/xml', ''];
+const TYPES = [
+  'application/json',
+  'application/x-www-form-urlencoded',
+  'application/secevent+jwt',
+  'text/plain',
+  'application/jwt',
+  'multipart/form-data; boundary=x',
+  'application/xml',
+  '',
+];
 
 function body(random: () => number, jwtLike: string): string | Uint8Array {
   const r = Math.floor(random() * 12);
-  const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(Math.floor(random() * 0xd7ff))).join('');
+  const text = (n: number) =>
+    Array.from({ length: n }, () => String.fromCharCode(Math.floor(random() * 0xd7ff))).join('');
   switch (r) {
     case 0:
-      return new Uint8Array(Array.from({ length: Math.floor(random() * 2048) }, () => Math.floor(random() * 256)));
+      return new Uint8Array(
+        Array.from({ length: Math.floor(random() * 2048) }, () => Math.floor(random() * 256)),
+      );
     case 1:
       return JSON.stringify({ code: text(30) });
     case 2:
@@ -19,7 +31,11 @@ function body(random: () => number, jwtLike: string): string | Uint8Array {
     case 4:
       return '['.repeat(5000);
     case 5:
-      return JSON.stringify({ __proto__: { admin: true }, constructor: { prototype: { isAdmin: true } }, code: '4/0A' + 'x'.repeat(600) });
+      return JSON.stringify({
+        __proto__: { admin: true },
+        constructor: { prototype: { isAdmin: true } },
+        code: '4/0A' + 'x'.repeat(600),
+      });
     case 6:
       return jwtLike;
     case 7:
@@ -83,7 +99,8 @@ describe('public endpoints under malformed input', () => {
           if (random() < 0.2) headers.origin = random() < 0.5 ? 'null' : 'https://evil.example.com';
           if (random() < 0.1) headers['x-forwarded-proto'] = 'http';
           if (random() < 0.1) headers['x-padding'] = 'p'.repeat(Math.floor(random() * 8000));
-          const method = random() < 0.9 ? 'POST' : ['GET', 'PUT', 'DELETE', 'PATCH'][Math.floor(random() * 4)]!;
+          const method =
+            random() < 0.9 ? 'POST' : ['GET', 'PUT', 'DELETE', 'PATCH'][Math.floor(random() * 4)]!;
           const response = await fetch(`${h.url}${path}${random() < 0.1 ? '?code=%zz&x[y]=1' : ''}`, {
             method,
             headers,
@@ -117,7 +134,9 @@ describe('public endpoints under malformed input', () => {
     const { code } = await h.newUserWithCode();
     expect((await h.signIn(code)).status).toBe(201);
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-    console.log(`retained growth: ${mib(halfway - baseline)} in the first half, ${mib(end - halfway)} in the second`);
+    console.log(
+      `retained growth: ${mib(halfway - baseline)} in the first half, ${mib(end - halfway)} in the second`,
+    );
     expect(end - baseline).toBeLessThan(32 * 1024 * 1024);
     expect(end - halfway).toBeLessThan(8 * 1024 * 1024);
   });

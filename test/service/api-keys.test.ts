@@ -19,22 +19,39 @@ describe('GET /v1/api-keys, DELETE /v1/api-keys/{id}', () => {
     expect(listed.status).toBe(200);
     const body = (await listed.json()) as { api_keys: Array<Record<string, unknown>> };
     expect(body.api_keys).toEqual([
-      { id: own, name: 'test', created_at: expect.any(String) as unknown, last_used_at: expect.any(String) as unknown },
-      { id: other.id, name: 'nightly jobs', created_at: new Date(other.createdAt).toISOString(), last_used_at: null },
+      {
+        id: own,
+        name: 'test',
+        created_at: expect.any(String) as unknown,
+        last_used_at: expect.any(String) as unknown,
+      },
+      {
+        id: other.id,
+        name: 'nightly jobs',
+        created_at: new Date(other.createdAt).toISOString(),
+        last_used_at: null,
+      },
     ]);
     expect(JSON.stringify(body)).not.toContain(other.key.slice(17));
     expect(JSON.stringify(body)).not.toContain(h.apiKey.slice(17));
 
     const revoked = await h.service('DELETE', `/v1/api-keys/${other.id}`);
     expect(revoked.status).toBe(204);
-    const withRevoked = await fetch(`${h.url}/v1/api-keys`, { headers: { authorization: `Bearer ${other.key}` } });
+    const withRevoked = await fetch(`${h.url}/v1/api-keys`, {
+      headers: { authorization: `Bearer ${other.key}` },
+    });
     expect(withRevoked.status).toBe(401);
-    expect(((await (await h.service('GET', '/v1/api-keys')).json()) as { api_keys: unknown[] }).api_keys).toHaveLength(1);
+    expect(
+      ((await (await h.service('GET', '/v1/api-keys')).json()) as { api_keys: unknown[] }).api_keys,
+    ).toHaveLength(1);
   });
 
   it('answers 404 for an unknown id, 400 for a malformed one, 401 without a key', async () => {
-    expect(await (await h.service('DELETE', '/v1/api-keys/0123456789ab')).json()).toMatchObject({ error: 'NOT_FOUND', reason: 'no_such_api_key' });
-    const malformed = await h.service('DELETE', `/v1/api-keys/${encodeURIComponent('x\' OR 1=1')}`);
+    expect(await (await h.service('DELETE', '/v1/api-keys/0123456789ab')).json()).toMatchObject({
+      error: 'NOT_FOUND',
+      reason: 'no_such_api_key',
+    });
+    const malformed = await h.service('DELETE', `/v1/api-keys/${encodeURIComponent("x' OR 1=1")}`);
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ error: 'INVALID_REQUEST', reason: 'bad_api_key_id' });
     expect((await fetch(`${h.url}/v1/api-keys`)).status).toBe(401);

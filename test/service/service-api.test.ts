@@ -18,7 +18,9 @@ describe('service API', () => {
     const none = await fetch(`${h.url}/v1/users/${sub}`);
     expect(none.status).toBe(401);
     expect(await none.json()).toMatchObject({ error: 'UNAUTHENTICATED' });
-    const wrong = await fetch(`${h.url}/v1/users/${sub}`, { headers: { authorization: `Bearer ${h.apiKey.slice(0, -2)}xx` } });
+    const wrong = await fetch(`${h.url}/v1/users/${sub}`, {
+      headers: { authorization: `Bearer ${h.apiKey.slice(0, -2)}xx` },
+    });
     expect(wrong.status).toBe(401);
   });
 
@@ -35,13 +37,19 @@ describe('service API', () => {
 
   it('POST /v1/users/{sub}/access-token refreshes after the clock advances', async () => {
     const sub = await signedIn();
-    const first = (await (await h.service('POST', `/v1/users/${sub}/access-token`)).json()) as Record<string, any>;
+    const first = (await (await h.service('POST', `/v1/users/${sub}/access-token`)).json()) as Record<
+      string,
+      any
+    >;
     expect(first.token_type).toBe('Bearer');
     const before = await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats');
     expect(before.refreshes_by_sub[sub] ?? 0).toBe(0);
 
     h.clock.advance(3600);
-    const second = (await (await h.service('POST', `/v1/users/${sub}/access-token`)).json()) as Record<string, any>;
+    const second = (await (await h.service('POST', `/v1/users/${sub}/access-token`)).json()) as Record<
+      string,
+      any
+    >;
     expect(second.access_token).not.toBe(first.access_token);
     expect(second.expires_in).toBeGreaterThan(3000);
     const after = await h.control<{ refreshes_by_sub: Record<string, number> }>('GET', '/emulator/stats');
@@ -73,13 +81,20 @@ describe('service API', () => {
     // Signing in again with consent brings the grant back.
     const code = await h.mintCode(sub, { prompt: 'consent' });
     const again = (await (await h.signIn(code)).json()) as Record<string, any>;
-    expect(again.grant).toMatchObject({ status: 'active', offline_access: true, refresh_token_received: true });
+    expect(again.grant).toMatchObject({
+      status: 'active',
+      offline_access: true,
+      refresh_token_received: true,
+    });
     expect((await h.service('POST', `/v1/users/${sub}/access-token`)).status).toBe(200);
   });
 
   it('DELETE /v1/users/{sub} revokes at Google and deletes what is stored', async () => {
     const sub = await signedIn();
-    const issued = await h.control<{ tokens: Array<{ type: string; value: string; sub?: string }> }>('GET', '/emulator/tokens');
+    const issued = await h.control<{ tokens: Array<{ type: string; value: string; sub?: string }> }>(
+      'GET',
+      '/emulator/tokens',
+    );
     const refreshToken = issued.tokens.find((t) => t.sub === sub && t.type === 'refresh_token')?.value;
     expect(refreshToken).toBeDefined();
 
@@ -93,7 +108,12 @@ describe('service API', () => {
     const refresh = await fetch(`${h.emulator.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken!, client_id: clientId, client_secret: clientSecret }),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken!,
+        client_id: clientId,
+        client_secret: clientSecret,
+      }),
     });
     expect(refresh.status).toBe(400);
     expect(await refresh.json()).toMatchObject({ error: 'invalid_grant' });
@@ -119,7 +139,11 @@ describe('service API', () => {
     const ok = await h.service('POST', '/v1/id-tokens/verify', { id_token: good });
     expect(ok.status).toBe(200);
     const body = (await ok.json()) as Record<string, any>;
-    expect(body.claims).toMatchObject({ sub, aud: h.emulator.clients.server.clientId, azp: h.emulator.clients.apps.ios });
+    expect(body.claims).toMatchObject({
+      sub,
+      aud: h.emulator.clients.server.clientId,
+      azp: h.emulator.clients.apps.ios,
+    });
     expect(body.grant).toMatchObject({ status: 'active' });
 
     const { id_token: otherAud } = await h.control<{ id_token: string }>('POST', '/emulator/id-tokens', {
@@ -140,9 +164,17 @@ describe('service API', () => {
   it('POST /v1/id-tokens/verify with a nonce: only an ID token carrying that nonce passes', async () => {
     const sub = await signedIn();
     const mint = async (nonce?: string) =>
-      (await h.control<{ id_token: string }>('POST', '/emulator/id-tokens', { sub, ...(nonce === undefined ? {} : { nonce }) })).id_token;
+      (
+        await h.control<{ id_token: string }>('POST', '/emulator/id-tokens', {
+          sub,
+          ...(nonce === undefined ? {} : { nonce }),
+        })
+      ).id_token;
     const verify = (idToken: string, nonce?: string) =>
-      h.service('POST', '/v1/id-tokens/verify', { id_token: idToken, ...(nonce === undefined ? {} : { nonce }) });
+      h.service('POST', '/v1/id-tokens/verify', {
+        id_token: idToken,
+        ...(nonce === undefined ? {} : { nonce }),
+      });
     const withNonce = await mint('n-0S6_WzA2Mj');
 
     const matching = await verify(withNonce, 'n-0S6_WzA2Mj');
@@ -170,7 +202,9 @@ describe('azp policy', () => {
 
   it('a code from an app client that is not allowed is refused (wrong azp)', async () => {
     await h.close();
-    h = await startHarness({ env: { BEHALF_APP_CLIENT_IDS: 'only-this-one-123.apps.googleusercontent.com' } });
+    h = await startHarness({
+      env: { BEHALF_APP_CLIENT_IDS: 'only-this-one-123.apps.googleusercontent.com' },
+    });
     const { sub, code } = await h.newUserWithCode({ platform: 'android' });
     const response = await h.signIn(code);
     expect(response.status).toBe(401);

@@ -40,7 +40,11 @@ describe('CORS: the sign-in route alone answers browsers on other origins', () =
 
   it('a web popup code POSTed from an allowed origin signs in, and the page may read the answer', async () => {
     const { sub, code } = await h.newUserWithCode({ platform: 'web' });
-    const response = await h.signIn(code, { redirect_uri: 'postmessage' }, { 'x-requested-with': 'XMLHttpRequest', origin: APP });
+    const response = await h.signIn(
+      code,
+      { redirect_uri: 'postmessage' },
+      { 'x-requested-with': 'XMLHttpRequest', origin: APP },
+    );
     expect(response.status).toBe(201);
     expect(response.headers.get('access-control-allow-origin')).toBe(APP);
     expect(response.headers.get('access-control-allow-credentials')).toBeNull();
@@ -49,7 +53,11 @@ describe('CORS: the sign-in route alone answers browsers on other origins', () =
   });
 
   it('a refusal to an allowed origin is readable by the page too (its stable error code)', async () => {
-    const response = await h.signIn('4/0Anot-a-real-code', { redirect_uri: 'postmessage' }, { 'x-requested-with': 'XMLHttpRequest', origin: APP });
+    const response = await h.signIn(
+      '4/0Anot-a-real-code',
+      { redirect_uri: 'postmessage' },
+      { 'x-requested-with': 'XMLHttpRequest', origin: APP },
+    );
     expect(response.status).toBe(400);
     expect(response.headers.get('access-control-allow-origin')).toBe(APP);
     expect(await response.json()).toMatchObject({ error: 'CODE_INVALID' });
@@ -63,7 +71,11 @@ describe('CORS: the sign-in route alone answers browsers on other origins', () =
       expect(await response.json()).toMatchObject({ error: 'ORIGIN_NOT_ALLOWED' });
     }
     const { sub, code } = await h.newUserWithCode({ platform: 'web' });
-    const refused = await h.signIn(code, { redirect_uri: 'postmessage' }, { 'x-requested-with': 'XMLHttpRequest', origin: EVIL });
+    const refused = await h.signIn(
+      code,
+      { redirect_uri: 'postmessage' },
+      { 'x-requested-with': 'XMLHttpRequest', origin: EVIL },
+    );
     expect(refused.status).toBe(403);
     expect(corsHeaders(refused)).toEqual({});
     expect(await refused.json()).toMatchObject({ error: 'ORIGIN_NOT_ALLOWED' });
@@ -77,7 +89,11 @@ describe('CORS: the sign-in route alone answers browsers on other origins', () =
     expect(corsHeaders(form)).toEqual({});
     expect(await form.json()).toMatchObject({ error: 'CSRF_HEADER_REQUIRED' });
     // The code was never exchanged: it still works from the allowed origin.
-    const allowed = await h.signIn(code, { redirect_uri: 'postmessage' }, { 'x-requested-with': 'XMLHttpRequest', origin: APP });
+    const allowed = await h.signIn(
+      code,
+      { redirect_uri: 'postmessage' },
+      { 'x-requested-with': 'XMLHttpRequest', origin: APP },
+    );
     expect(allowed.status).toBe(201);
     expect(await allowed.json()).toMatchObject({ user: { sub } });
   });
@@ -112,7 +128,12 @@ describe('CORS: the sign-in route alone answers browsers on other origins', () =
     for (const [method, path] of routes) {
       const plain = await fetch(`${h.url}${path}`, {
         method,
-        headers: { origin: APP, authorization: `Bearer ${h.apiKey}`, 'x-requested-with': 'XMLHttpRequest', ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          origin: APP,
+          authorization: `Bearer ${h.apiKey}`,
+          'x-requested-with': 'XMLHttpRequest',
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+        },
         ...(method === 'POST' ? { body: '{}' } : {}),
       });
       expect({ method, path, cors: corsHeaders(plain) }).toEqual({ method, path, cors: {} });
@@ -120,7 +141,11 @@ describe('CORS: the sign-in route alone answers browsers on other origins', () =
       if (path === '/v1/google/signin') continue; // its preflight is the sign-in route's, above
       // No preflight succeeds either (the proxy takes any method, so it answers 401 rather than 404).
       const options = await preflight(APP, path, 'authorization,content-type');
-      expect({ path, refused: options.status >= 400, cors: corsHeaders(options) }).toEqual({ path, refused: true, cors: {} });
+      expect({ path, refused: options.status >= 400, cors: corsHeaders(options) }).toEqual({
+        path,
+        refused: true,
+        cors: {},
+      });
       await options.body?.cancel();
     }
   });

@@ -68,7 +68,11 @@ describe('SignInService', () => {
     answer = {};
     const oauth = {
       clientId: CLIENT_ID,
-      exchangeCode: async (input: { code: string; redirectUri: string; codeVerifier?: string }): Promise<TokenSet> => {
+      exchangeCode: async (input: {
+        code: string;
+        redirectUri: string;
+        codeVerifier?: string;
+      }): Promise<TokenSet> => {
         exchanged.push(input);
         return {
           accessToken: `ya29.access-${exchanged.length}`,
@@ -113,7 +117,9 @@ describe('SignInService', () => {
   it('redeems the code, checks the ID token against the access token it came with, stores the user and tokens, then answers', async () => {
     const result = await service({ requiredScopes: [DRIVE] }).signIn({ code: '4/0Acode' });
     expect(exchanged).toEqual([{ code: '4/0Acode', redirectUri: '' }]);
-    expect(verified).toEqual([{ idToken: 'header.claims.signature', options: { accessToken: 'ya29.access-1' } }]);
+    expect(verified).toEqual([
+      { idToken: 'header.claims.signature', options: { accessToken: 'ya29.access-1' } },
+    ]);
     const sub = '110169484474386276334';
     expect(result).toEqual({
       user: {
@@ -153,13 +159,20 @@ describe('SignInService', () => {
     expect(again.created).toBe(false);
     expect(again.grant).toMatchObject({ status: 'active', offlineAccess: true, refreshTokenReceived: false });
     expect(again.action).toBe('none');
-    expect(await vault.getGrant('110169484474386276334', CLIENT_ID)).toMatchObject({ refreshToken: '1//0g-refresh-1', accessToken: 'ya29.access-2' });
+    expect(await vault.getGrant('110169484474386276334', CLIENT_ID)).toMatchObject({
+      refreshToken: '1//0g-refresh-1',
+      accessToken: 'ya29.access-2',
+    });
   });
 
   it('no refresh token, none stored: force_consent', async () => {
     answer = { refreshToken: undefined };
     const result = await service().signIn({ code: '4/0Acode' });
-    expect(result.grant).toMatchObject({ status: 'needs_consent', offlineAccess: false, refreshTokenReceived: false });
+    expect(result.grant).toMatchObject({
+      status: 'needs_consent',
+      offlineAccess: false,
+      refreshTokenReceived: false,
+    });
     expect(result.action).toBe('force_consent');
   });
 
@@ -182,7 +195,10 @@ describe('SignInService', () => {
 
   it('Google answering without an ID token (no openid scope) is refused, and nothing is stored', async () => {
     answer = { idToken: undefined };
-    expect(await refusal({ code: '4/0Acode' })).toMatchObject({ code: 'ID_TOKEN_INVALID', reason: 'missing_id_token' });
+    expect(await refusal({ code: '4/0Acode' })).toMatchObject({
+      code: 'ID_TOKEN_INVALID',
+      reason: 'missing_id_token',
+    });
     expect(verified).toEqual([]);
     expect(await vault.getUser('110169484474386276334')).toBeNull();
   });
@@ -210,10 +226,13 @@ describe('SignInService', () => {
       expect(exchanged.map((e) => e.code)).toEqual([code]);
     });
 
-    it.each([['4%2F0Acode'], ['4%2f0Acode']])('%s (its "/" still percent-encoded) is decoded before it is sent', async (code) => {
-      await service().signIn({ code });
-      expect(exchanged.map((e) => e.code)).toEqual(['4/0Acode']);
-    });
+    it.each([['4%2F0Acode'], ['4%2f0Acode']])(
+      '%s (its "/" still percent-encoded) is decoded before it is sent',
+      async (code) => {
+        await service().signIn({ code });
+        expect(exchanged.map((e) => e.code)).toEqual(['4/0Acode']);
+      },
+    );
 
     it('with a percent-encoding elsewhere is sent untouched', async () => {
       await service().signIn({ code: 'x4%2F0Acode' });
@@ -222,20 +241,32 @@ describe('SignInService', () => {
   });
 
   describe('the redirect URI', () => {
-    it.each([[''], ['postmessage'], ['https://app.example.com/callback']])('%j is sent to Google when allowed', async (redirectUri) => {
-      await service({ redirectUris: ['https://app.example.com/callback'] }).signIn({ code: '4/0Acode', redirectUri });
-      expect(exchanged).toEqual([{ code: '4/0Acode', redirectUri }]);
-    });
+    it.each([[''], ['postmessage'], ['https://app.example.com/callback']])(
+      '%j is sent to Google when allowed',
+      async (redirectUri) => {
+        await service({ redirectUris: ['https://app.example.com/callback'] }).signIn({
+          code: '4/0Acode',
+          redirectUri,
+        });
+        expect(exchanged).toEqual([{ code: '4/0Acode', redirectUri }]);
+      },
+    );
 
     it('one that is not configured is refused without asking Google', async () => {
-      const error = await refusal({ code: '4/0Acode', redirectUri: 'https://evil.example.com/cb' }, service({ redirectUris: ['https://app.example.com/callback'] }));
+      const error = await refusal(
+        { code: '4/0Acode', redirectUri: 'https://evil.example.com/cb' },
+        service({ redirectUris: ['https://app.example.com/callback'] }),
+      );
       expect(error).toMatchObject({ code: 'INVALID_REQUEST', reason: 'redirect_uri_not_allowed' });
       expect(exchanged).toEqual([]);
     });
   });
 
   describe('the PKCE code verifier (RFC 7636 §4.1: 43-128 of [A-Za-z0-9._~-])', () => {
-    it.each([['43 characters', VERIFIER], ['128 characters, every allowed kind', `${'aZ09._~-'.repeat(16)}`]])('%s is sent to Google', async (_what, codeVerifier) => {
+    it.each([
+      ['43 characters', VERIFIER],
+      ['128 characters, every allowed kind', `${'aZ09._~-'.repeat(16)}`],
+    ])('%s is sent to Google', async (_what, codeVerifier) => {
       await service().signIn({ code: '4/0Acode', codeVerifier });
       expect(exchanged).toEqual([{ code: '4/0Acode', redirectUri: '', codeVerifier }]);
     });

@@ -22,8 +22,20 @@ describe('sign-in with a server auth code', () => {
     expect(response.status).toBe(201);
     expect(response.headers.get('cache-control')).toBe('no-store');
     const body = (await response.json()) as Record<string, any>;
-    expect(body.user).toMatchObject({ sub, email, email_verified: true, name: 'Test User', given_name: 'Test', family_name: 'User' });
-    expect(body.grant).toMatchObject({ status: 'active', offline_access: true, refresh_token_received: true, missing_scopes: [] });
+    expect(body.user).toMatchObject({
+      sub,
+      email,
+      email_verified: true,
+      name: 'Test User',
+      given_name: 'Test',
+      family_name: 'User',
+    });
+    expect(body.grant).toMatchObject({
+      status: 'active',
+      offline_access: true,
+      refresh_token_received: true,
+      missing_scopes: [],
+    });
     expect(body.grant.scopes).toContain('https://www.googleapis.com/auth/drive.appdata');
     expect(body.action).toBe('none');
     expect(JSON.stringify(body)).not.toMatch(/ya29\.|1\/\/0|4\/0A/);
@@ -50,7 +62,11 @@ describe('sign-in with a server auth code', () => {
 
   it('accepts the web popup flow with redirect_uri=postmessage', async () => {
     const { code } = await h.newUserWithCode({ platform: 'web' });
-    const response = await h.signIn(code, { redirect_uri: 'postmessage' }, { 'x-requested-with': 'XMLHttpRequest', origin: 'https://app.example.com' });
+    const response = await h.signIn(
+      code,
+      { redirect_uri: 'postmessage' },
+      { 'x-requested-with': 'XMLHttpRequest', origin: 'https://app.example.com' },
+    );
     expect(response.status).toBe(201);
   });
 
@@ -60,7 +76,11 @@ describe('sign-in with a server auth code', () => {
     const again = await h.signIn(await h.mintCode(sub));
     expect(again.status).toBe(200);
     const body = (await again.json()) as Record<string, any>;
-    expect(body.grant).toMatchObject({ offline_access: true, refresh_token_received: false, status: 'active' });
+    expect(body.grant).toMatchObject({
+      offline_access: true,
+      refresh_token_received: false,
+      status: 'active',
+    });
     // The kept refresh token still works: force a refresh by moving past the access token's life.
     h.clock.advance(3700);
     const token = await h.service('POST', `/v1/users/${sub}/access-token`);
@@ -94,7 +114,10 @@ describe('sign-in with a server auth code', () => {
     const { code } = await h.newUserWithCode();
     const response = await h.signIn(code, { redirect_uri: 'https://evil.example.com/cb' });
     expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: 'INVALID_REQUEST', reason: 'redirect_uri_not_allowed' });
+    expect(await response.json()).toMatchObject({
+      error: 'INVALID_REQUEST',
+      reason: 'redirect_uri_not_allowed',
+    });
   });
 
   it('requires X-Requested-With', async () => {
@@ -106,14 +129,22 @@ describe('sign-in with a server auth code', () => {
 
   it('rejects an Origin that is not allowed', async () => {
     const { code } = await h.newUserWithCode();
-    const response = await h.signIn(code, {}, { 'x-requested-with': 'XMLHttpRequest', origin: 'https://evil.example.com' });
+    const response = await h.signIn(
+      code,
+      {},
+      { 'x-requested-with': 'XMLHttpRequest', origin: 'https://evil.example.com' },
+    );
     expect(response.status).toBe(403);
     expect(await response.json()).toMatchObject({ error: 'ORIGIN_NOT_ALLOWED' });
   });
 
   it('answers bad bodies with clear 4xx codes', async () => {
     const post = (body: string, type: string) =>
-      fetch(`${h.url}/v1/google/signin`, { method: 'POST', headers: { 'content-type': type, 'x-requested-with': 'x' }, body });
+      fetch(`${h.url}/v1/google/signin`, {
+        method: 'POST',
+        headers: { 'content-type': type, 'x-requested-with': 'x' },
+        body,
+      });
     expect((await post('{"code":', 'application/json')).status).toBe(400);
     expect((await post('{"code": 5}', 'application/json')).status).toBe(400);
     expect((await post('{}', 'application/json')).status).toBe(400);
@@ -143,7 +174,11 @@ describe('sign-in with a server auth code', () => {
     await h.control('POST', '/emulator/faults', { path: '/token', latency_ms: 3000, count: 1 });
     const response = await h.signIn(code);
     expect(response.status).toBe(503);
-    expect(await response.json()).toMatchObject({ error: 'GOOGLE_UNAVAILABLE', reason: 'timeout', retryable: true });
+    expect(await response.json()).toMatchObject({
+      error: 'GOOGLE_UNAVAILABLE',
+      reason: 'timeout',
+      retryable: true,
+    });
     expect((await h.service('GET', `/v1/users/${sub}`)).status).toBe(404);
   });
 
@@ -159,8 +194,15 @@ describe('sign-in with a server auth code', () => {
   // (OIDC Core §3.3.2.11); nothing else in a sign-in fails when that check is skipped.
   it('an ID token whose at_hash is not of the access token beside it is refused, and nothing is stored', async () => {
     const { sub, code } = await h.newUserWithCode();
-    const ofAnotherToken = createHash('sha256').update('ya29.another-access-token').digest().subarray(0, 16).toString('base64url');
-    await h.control('POST', '/emulator/faults', { path: '/token', id_token_claims: { at_hash: ofAnotherToken } });
+    const ofAnotherToken = createHash('sha256')
+      .update('ya29.another-access-token')
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
+    await h.control('POST', '/emulator/faults', {
+      path: '/token',
+      id_token_claims: { at_hash: ofAnotherToken },
+    });
     const response = await h.signIn(code);
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: 'ID_TOKEN_INVALID', reason: 'at_hash_mismatch' });

@@ -19,12 +19,32 @@ describe('transport security for sign-in', () => {
 
     it('accepts a code the proxy says came over https', async () => {
       const { code } = await h.newUserWithCode();
-      expect((await h.signIn(code, {}, { 'x-requested-with': 'XMLHttpRequest', 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.9' })).status).toBe(201);
+      expect(
+        (
+          await h.signIn(
+            code,
+            {},
+            {
+              'x-requested-with': 'XMLHttpRequest',
+              'x-forwarded-proto': 'https',
+              'x-forwarded-for': '203.0.113.9',
+            },
+          )
+        ).status,
+      ).toBe(201);
     });
 
     it('refuses a code the proxy says came over plain http', async () => {
       const { code } = await h.newUserWithCode();
-      const response = await h.signIn(code, {}, { 'x-requested-with': 'XMLHttpRequest', 'x-forwarded-proto': 'http', 'x-forwarded-for': '203.0.113.9' });
+      const response = await h.signIn(
+        code,
+        {},
+        {
+          'x-requested-with': 'XMLHttpRequest',
+          'x-forwarded-proto': 'http',
+          'x-forwarded-for': '203.0.113.9',
+        },
+      );
       expect(response.status).toBe(403);
       expect(await response.json()).toMatchObject({ error: 'INSECURE_TRANSPORT' });
     });
@@ -35,7 +55,14 @@ describe('transport security for sign-in', () => {
     let cert: string;
     beforeAll(async () => {
       const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-      cert = selfSignedCertificate({ privateKey, publicKey, commonName: '127.0.0.1', serial: randomBytes(8), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000) });
+      cert = selfSignedCertificate({
+        privateKey,
+        publicKey,
+        commonName: '127.0.0.1',
+        serial: randomBytes(8),
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 86_400_000),
+      });
       const dir = (await import('node:os')).tmpdir();
       const certFile = join(dir, `behalf-cert-${process.pid}.pem`);
       const keyFile = join(dir, `behalf-key-${process.pid}.pem`);
@@ -52,7 +79,15 @@ describe('transport security for sign-in', () => {
       const port = new URL(h.url).port;
       const status = await new Promise<number>((resolve, reject) => {
         const req = request(
-          { host: '127.0.0.1', port, path: '/v1/google/signin', method: 'POST', ca: cert, checkServerIdentity: () => undefined, headers: { 'content-type': 'application/json', 'x-requested-with': 'XMLHttpRequest' } },
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/v1/google/signin',
+            method: 'POST',
+            ca: cert,
+            checkServerIdentity: () => undefined,
+            headers: { 'content-type': 'application/json', 'x-requested-with': 'XMLHttpRequest' },
+          },
           (res) => {
             res.resume();
             resolve(res.statusCode ?? 0);

@@ -38,8 +38,16 @@ export interface Harness {
   /** Call the emulator's control API. */
   control<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   /** A test user and a fresh server auth code for them, as the iOS app would get it. */
-  newUserWithCode(options?: { email?: string; scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string }): Promise<{ sub: string; email: string; code: string }>;
-  mintCode(sub: string, options?: { scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string; redirectUri?: string }): Promise<string>;
+  newUserWithCode(options?: {
+    email?: string;
+    scope?: string;
+    platform?: 'ios' | 'android' | 'web';
+    prompt?: string;
+  }): Promise<{ sub: string; email: string; code: string }>;
+  mintCode(
+    sub: string,
+    options?: { scope?: string; platform?: 'ios' | 'android' | 'web'; prompt?: string; redirectUri?: string },
+  ): Promise<string>;
   /** A new test user who has signed in through behalf (first consent: offline access in place). */
   signedInUser(options?: { scope?: string }): Promise<string>;
   /** POST a code to behalf the way an app does. */
@@ -57,7 +65,9 @@ export interface HarnessOptions {
 export const TEST_BACKEND = process.env.BEHALF_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
 
 /** A fresh database for one harness: a SQLite file in its folder, or a new Postgres database. */
-async function freshDatabase(dir: string): Promise<{ url: string; dump: () => Promise<Buffer[]>; drop: () => Promise<void> }> {
+async function freshDatabase(
+  dir: string,
+): Promise<{ url: string; dump: () => Promise<Buffer[]>; drop: () => Promise<void> }> {
   if (TEST_BACKEND === 'sqlite') {
     const url = `sqlite:${join(dir, 'behalf.db')}`;
     return { url, dump: () => dumpDatabase(url), drop: async () => undefined };
@@ -119,7 +129,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const logs: string[] = [];
   // The logger `behalf serve` builds (createRuntime's default), writing here instead of stdout.
   const logger = createLogger(config.logLevel, { write: (line: string) => void logs.push(line) });
-  const runtime = await createRuntime(config, { clock, logger, fetch: loopbackFetch, request: loopbackRequest });
+  const runtime = await createRuntime(config, {
+    clock,
+    logger,
+    fetch: loopbackFetch,
+    request: loopbackRequest,
+  });
   const server = createServer(config, runtime);
   await server.listen({ port: 0, host: '127.0.0.1' });
   const address = server.server.address();
@@ -129,7 +144,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${emulator.url}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
     const text = await response.text();
     if (!response.ok) throw new Error(`emulator ${method} ${path} → ${response.status}: ${text}`);
@@ -149,7 +166,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let userCount = 0;
   const newUserWithCode: Harness['newUserWithCode'] = async (o = {}) => {
     const email = o.email ?? `user${++userCount}-${randomBytes(3).toString('hex')}@example.com`;
-    const user = await control<{ sub: string }>('POST', '/emulator/users', { email, name: 'Test User', given_name: 'Test', family_name: 'User' });
+    const user = await control<{ sub: string }>('POST', '/emulator/users', {
+      email,
+      name: 'Test User',
+      given_name: 'Test',
+      family_name: 'User',
+    });
     const code = await mintCode(user.sub, {
       ...(o.scope === undefined ? {} : { scope: o.scope }),
       ...(o.platform === undefined ? {} : { platform: o.platform }),
@@ -167,13 +189,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const signedInUser: Harness['signedInUser'] = async (o = {}) => {
     const { sub, code } = await newUserWithCode(o.scope === undefined ? {} : { scope: o.scope });
     const response = await signIn(code);
-    if (response.status !== 201) throw new Error(`sign-in failed: ${response.status} ${await response.text()}`);
+    if (response.status !== 201)
+      throw new Error(`sign-in failed: ${response.status} ${await response.text()}`);
     return sub;
   };
   const service: Harness['service'] = (method, path, body) =>
     fetch(`${url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
 

@@ -15,7 +15,8 @@ import pg from 'pg';
 import { it } from 'vitest';
 import { redactDatabaseUrl } from '../../src/vault/index.js';
 
-export const POSTGRES_TEST_URL = process.env.BEHALF_TEST_DATABASE_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/postgres';
+export const POSTGRES_TEST_URL =
+  process.env.BEHALF_TEST_DATABASE_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** The run opted out of every test that needs Postgres (BEHALF_TEST_SKIP_POSTGRES=1). */
 export const SKIP_POSTGRES = process.env.BEHALF_TEST_SKIP_POSTGRES === '1';
@@ -86,10 +87,14 @@ export interface TestDatabase {
  * forgets COLLATE "C" pages differently from SQLite and the contract suite says so.
  */
 export async function createTestDatabase(serverUrl: string, label: string): Promise<TestDatabase> {
-  const name = `behalf_test_${label.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 20)}_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await adminQuery(serverUrl, `CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`).catch(() =>
-    adminQuery(serverUrl, `CREATE DATABASE ${name}`),
-  );
+  const name = `behalf_test_${label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .slice(0, 20)}_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(
+    serverUrl,
+    `CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`,
+  ).catch(() => adminQuery(serverUrl, `CREATE DATABASE ${name}`));
   const url = databaseUrl(serverUrl, name);
   const admin = new pg.Pool({ connectionString: url, max: 2 });
   admin.on('error', () => undefined);

@@ -57,7 +57,10 @@ describe(`a refresh in flight when the grant goes (${TEST_BACKEND})`, () => {
     const before = await stats();
     await h.control('POST', '/emulator/faults', { path: '/token', latency_ms: GOOGLE_HOLD_MS, count: 1 });
     const pending = accessToken(sub);
-    await waitUntil('the refresh reached Google', async () => (await stats()).faults_served > before.faults_served);
+    await waitUntil(
+      'the refresh reached Google',
+      async () => (await stats()).faults_served > before.faults_served,
+    );
     await change();
     // Google has not answered the refresh yet: the change really landed while it was in flight.
     expect((await stats()).token_requests.refresh_token).toBe(before.token_requests.refresh_token);
@@ -93,7 +96,10 @@ describe(`a refresh in flight when the grant goes (${TEST_BACKEND})`, () => {
     // answering: wait for it).
     const minted = (await accessTokensOf(sub)).filter((t) => !tokensBefore.includes(t));
     for (const token of minted)
-      await waitUntil('Google no longer accepts the raced token', async () => !(await acceptedByGoogle(token)));
+      await waitUntil(
+        'Google no longer accepts the raced token',
+        async () => !(await acceptedByGoogle(token)),
+      );
     return minted;
   }
 

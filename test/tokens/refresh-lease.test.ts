@@ -179,7 +179,9 @@ describe('TokenService refresh lease', () => {
       const subs = Array.from({ length: 200 }, (_, i) => `user-${i}`);
       for (const sub of subs) store.otherHolds(sub);
       const pending = subs.map((sub) => tokens.getAccessToken(sub));
-      await waitUntil('every load tried the lease and waits', () => store.calls.takes === subs.length, { everyMs: 5 });
+      await waitUntil('every load tried the lease and waits', () => store.calls.takes === subs.length, {
+        everyMs: 5,
+      });
       for (const sub of subs) store.otherStores(sub);
       const answers = await Promise.all(pending);
       expect(answers.map((a) => a.token)).toEqual(subs.map((sub) => `ya29.from-the-other-process-${sub}`));

@@ -22,20 +22,31 @@ describe('refresh records', () => {
     expect(await last(sub)).toEqual({ at: expect.any(Number), outcome: 'ok', reason: null });
     expect((await last(sub))!.at).toBeGreaterThanOrEqual(before);
 
-    await h.control('POST', '/emulator/faults', { path: '/token', status: 400, error: 'invalid_client', count: 1 });
+    await h.control('POST', '/emulator/faults', {
+      path: '/token',
+      status: 400,
+      error: 'invalid_client',
+      count: 1,
+    });
     h.clock.advance(1);
-    await expect(h.runtime.tokens.getAccessToken(sub, { forceRefresh: true })).rejects.toMatchObject({ code: 'CLIENT_MISCONFIGURED' });
+    await expect(h.runtime.tokens.getAccessToken(sub, { forceRefresh: true })).rejects.toMatchObject({
+      code: 'CLIENT_MISCONFIGURED',
+    });
     expect(await last(sub)).toMatchObject({ outcome: 'CLIENT_MISCONFIGURED' });
 
     await h.control('POST', '/emulator/grants/revoke', { sub });
     h.clock.advance(1);
-    await expect(h.runtime.tokens.getAccessToken(sub, { forceRefresh: true })).rejects.toMatchObject({ code: 'NEEDS_CONSENT' });
+    await expect(h.runtime.tokens.getAccessToken(sub, { forceRefresh: true })).rejects.toMatchObject({
+      code: 'NEEDS_CONSENT',
+    });
     const dead = await last(sub);
     expect(dead).toMatchObject({ outcome: 'NEEDS_CONSENT' });
     expect(dead!.reason).toMatch(/invalid_grant/);
     // A grant that is not active is refused without a call to Google: nothing new is recorded.
     h.clock.advance(1);
-    await expect(h.runtime.tokens.getAccessToken(sub, { forceRefresh: true })).rejects.toMatchObject({ code: 'NEEDS_CONSENT' });
+    await expect(h.runtime.tokens.getAccessToken(sub, { forceRefresh: true })).rejects.toMatchObject({
+      code: 'NEEDS_CONSENT',
+    });
     expect(await last(sub)).toEqual(dead);
   });
 });

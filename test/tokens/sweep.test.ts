@@ -13,7 +13,13 @@ describe('token health sweep', () => {
   });
 
   const sweep = (force = false) =>
-    sweepGrants({ vault: h.runtime.vault, tokens: h.runtime.tokens, clock: h.clock, clientId: h.runtime.behalf.clientId, force });
+    sweepGrants({
+      vault: h.runtime.vault,
+      tokens: h.runtime.tokens,
+      clock: h.clock,
+      clientId: h.runtime.behalf.clientId,
+      force,
+    });
 
   it('refreshes grants that are due and reports who must sign in again', async () => {
     const subs: string[] = [];
@@ -41,7 +47,12 @@ describe('token health sweep', () => {
     const { sub, code } = await h.newUserWithCode();
     expect((await h.signIn(code)).status).toBe(201);
     h.clock.advance(3600);
-    await h.control('POST', '/emulator/faults', { path: '/token', status: 400, error: 'invalid_client', count: 20 });
+    await h.control('POST', '/emulator/faults', {
+      path: '/token',
+      status: 400,
+      error: 'invalid_client',
+      count: 20,
+    });
     const report = await sweep();
     expect(report.unavailable).toContain(sub);
     await h.control('DELETE', '/emulator/faults');
@@ -49,15 +60,28 @@ describe('token health sweep', () => {
 
   it('reports its counts as it goes, and a stopped sweep checks no more than it had started (issue 13: the console shows progress)', async () => {
     for (let i = 0; i < 3; i++) await h.signedInUser();
-    const base = { vault: h.runtime.vault, tokens: h.runtime.tokens, clock: h.clock, clientId: h.runtime.behalf.clientId, concurrency: 1 };
+    const base = {
+      vault: h.runtime.vault,
+      tokens: h.runtime.tokens,
+      clock: h.clock,
+      clientId: h.runtime.behalf.clientId,
+      concurrency: 1,
+    };
     const finished: number[] = [];
-    const full = await sweepGrants({ ...base, onProgress: (r) => finished.push(r.healthy + r.needsConsent.length + r.unavailable.length) });
+    const full = await sweepGrants({
+      ...base,
+      onProgress: (r) => finished.push(r.healthy + r.needsConsent.length + r.unavailable.length),
+    });
     expect(full.checked).toBeGreaterThanOrEqual(3);
     // One call per grant checked, each with one more finished than the last.
     expect(finished).toEqual(Array.from({ length: full.checked }, (_, i) => i + 1));
 
     const controller = new AbortController();
-    const stopped = await sweepGrants({ ...base, signal: controller.signal, onProgress: () => controller.abort() });
+    const stopped = await sweepGrants({
+      ...base,
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    });
     expect(stopped.checked).toBeGreaterThanOrEqual(1);
     expect(stopped.checked).toBeLessThan(full.checked);
     expect(stopped.checked).toBe(stopped.healthy + stopped.needsConsent.length + stopped.unavailable.length);

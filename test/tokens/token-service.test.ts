@@ -7,7 +7,14 @@ import { OffsetClock } from '../../src/clock.js';
 import { BehalfError } from '../../src/errors.js';
 import type { GoogleOAuthClient, TokenSet } from '../../src/google/oauth.js';
 import { TokenService, type TokenServiceOptions } from '../../src/tokens/index.js';
-import { openSqliteStore, parseKeyring, Vault, type Grant, type SqliteStore, type Store } from '../../src/vault/index.js';
+import {
+  openSqliteStore,
+  parseKeyring,
+  Vault,
+  type Grant,
+  type SqliteStore,
+  type Store,
+} from '../../src/vault/index.js';
 import { profile } from '../vault/store-contract.js';
 
 const CLIENT_ID = 'server.apps.googleusercontent.com';
@@ -17,7 +24,12 @@ function storedTokens(clock: OffsetClock) {
   const reads: string[] = [];
   const vault = {
     // One process, nothing else writing: memory is always current.
-    changes: { subscribe: () => () => undefined, isCurrent: () => true, publish: () => undefined, close: async () => undefined },
+    changes: {
+      subscribe: () => () => undefined,
+      isCurrent: () => true,
+      publish: () => undefined,
+      close: async () => undefined,
+    },
     getGrant: async (sub: string, clientId: string): Promise<Grant> => {
       reads.push(sub);
       const now = clock.now();
@@ -114,7 +126,14 @@ function scriptedGoogle() {
       const next = script.shift();
       if (next instanceof Error) throw next;
       if (next !== undefined) await next;
-      return { accessToken: `ya29.fresh-${n}`, expiresIn: 3599, refreshToken: undefined, scopes: ['openid'], idToken: undefined, refreshTokenExpiresIn: undefined };
+      return {
+        accessToken: `ya29.fresh-${n}`,
+        expiresIn: 3599,
+        refreshToken: undefined,
+        scopes: ['openid'],
+        idToken: undefined,
+        refreshTokenExpiresIn: undefined,
+      };
     },
     revokeToken: async () => 'revoked' as const,
   } as unknown as GoogleOAuthClient;
@@ -206,7 +225,8 @@ async function tokenWorld(options: Partial<TokenServiceOptions> & { alwaysGrant?
       return sub;
     },
     /** The lease rows of `sub`'s grant, read straight from the database. */
-    leaseRows: (sub: string) => sqlite.database.connection.prepare('SELECT holder FROM refresh_leases WHERE sub = ?').all(sub),
+    leaseRows: (sub: string) =>
+      sqlite.database.connection.prepare('SELECT holder FROM refresh_leases WHERE sub = ?').all(sub),
     grant: async (sub: string) => (await vault.getGrant(sub, CLIENT_ID))!,
     async close() {
       for (const s of services) s.close();
@@ -238,7 +258,11 @@ describe('TokenService retries at Google (injected clock and sleep)', () => {
     const token = await w.tokens.getAccessToken(sub);
     expect(w.sleeps).toEqual([100, 200, 300, 300]);
     expect(w.google.refreshed).toEqual(Array.from({ length: 5 }, () => '1//0g-refresh-backoff'));
-    expect(token).toEqual({ token: 'ya29.fresh-5', expiresAt: w.clock.now() + 3_599_000, scopes: ['openid'] });
+    expect(token).toEqual({
+      token: 'ya29.fresh-5',
+      expiresAt: w.clock.now() + 3_599_000,
+      scopes: ['openid'],
+    });
     expect((await w.grant(sub)).accessToken).toBe('ya29.fresh-5');
   });
 
@@ -292,8 +316,11 @@ describe('TokenService retries at Google (injected clock and sleep)', () => {
   });
 
   it.each([
-    ['Google refuses the OAuth client', new BehalfError('CLIENT_MISCONFIGURED', 'Google rejected the client.', { reason: 'invalid_client' })],
-    ['an error that is not behalf\'s', new TypeError('fetch failed')],
+    [
+      'Google refuses the OAuth client',
+      new BehalfError('CLIENT_MISCONFIGURED', 'Google rejected the client.', { reason: 'invalid_client' }),
+    ],
+    ["an error that is not behalf's", new TypeError('fetch failed')],
   ])('%s: not retried, the grant stays active, the lease is given back', async (_what, failure) => {
     w = await tokenWorld();
     const sub = await w.signedIn('not-transient');
@@ -327,8 +354,12 @@ describe('TokenService and the stored token', () => {
   it('a token reported rejected is replaced once; a caller reporting an older token gets the current one', async () => {
     w = await tokenWorld();
     const sub = await w.signedIn('rejected', 3_600_000);
-    expect((await w.tokens.getAccessToken(sub, { rejected: 'ya29.stored-rejected' })).token).toBe('ya29.fresh-1');
-    expect((await w.tokens.getAccessToken(sub, { rejected: 'ya29.stored-rejected' })).token).toBe('ya29.fresh-1');
+    expect((await w.tokens.getAccessToken(sub, { rejected: 'ya29.stored-rejected' })).token).toBe(
+      'ya29.fresh-1',
+    );
+    expect((await w.tokens.getAccessToken(sub, { rejected: 'ya29.stored-rejected' })).token).toBe(
+      'ya29.fresh-1',
+    );
     expect(w.google.refreshed).toHaveLength(1);
     expect((await w.tokens.getAccessToken(sub, { forceRefresh: true })).token).toBe('ya29.fresh-2');
   });
@@ -409,7 +440,12 @@ describe('TokenService refresh lease, on a SQLite store', () => {
       const waiter = w.tokens.getAccessToken(sub);
       await w.refusedTakes.reached(1);
       const { version } = (await other.getGrant(sub, CLIENT_ID))!;
-      const stored = { accessToken: 'ya29.from-the-other-process', accessTokenExpiresAt: w.clock.now() + 3_600_000, now: w.clock.now(), releaseLeaseOf: 'other process' };
+      const stored = {
+        accessToken: 'ya29.from-the-other-process',
+        accessTokenExpiresAt: w.clock.now() + 3_600_000,
+        now: w.clock.now(),
+        releaseLeaseOf: 'other process',
+      };
       expect(await other.saveAccessToken(sub, CLIENT_ID, stored, version)).toBe(true);
       expect((await waiter).token).toBe('ya29.from-the-other-process');
       expect(w.google.refreshed).toEqual([]);
@@ -425,7 +461,9 @@ describe('TokenService refresh lease, on a SQLite store', () => {
     const waiter = w.tokens.getAccessToken(sub);
     await w.refusedTakes.reached(1);
     // The crashed holder's lease runs out (lease time is the database's real time: set, not waited for).
-    w.sqlite.database.connection.prepare('UPDATE refresh_leases SET expires_at = ? WHERE sub = ?').run(Date.now() - 1, sub);
+    w.sqlite.database.connection
+      .prepare('UPDATE refresh_leases SET expires_at = ? WHERE sub = ?')
+      .run(Date.now() - 1, sub);
     expect((await waiter).token).toBe('ya29.fresh-1');
     expect(w.google.refreshed).toHaveLength(1);
     expect(w.leaseRows(sub)).toEqual([]);
@@ -442,7 +480,11 @@ describe('TokenService refresh lease, on a SQLite store', () => {
     const keptWaiting = w.refusedTakes.reached(w.refusedTakes.count + 2).then(() => 'kept waiting');
     expect(await Promise.race([keptWaiting, waiter.then(() => 'gave up')])).toBe('kept waiting');
     w.clock.advance(0.001);
-    expect(await waiter).toMatchObject({ code: 'GOOGLE_UNAVAILABLE', reason: 'refresh_in_progress', retryAfter: 1 });
+    expect(await waiter).toMatchObject({
+      code: 'GOOGLE_UNAVAILABLE',
+      reason: 'refresh_in_progress',
+      retryAfter: 1,
+    });
     expect(w.google.refreshed).toEqual([]);
   });
 

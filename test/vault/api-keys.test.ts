@@ -120,12 +120,21 @@ describe('service API keys', () => {
     await revokeApiKey(store, revoked.id);
     expect(await verifyApiKey(store, revoked.key)).toBe(false);
     expect(await verifyApiKey(store, kept.key)).toBe(true);
-    await expect(revokeApiKey(store, revoked.id)).rejects.toMatchObject({ code: 'NOT_FOUND', reason: 'no_such_api_key' });
+    await expect(revokeApiKey(store, revoked.id)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      reason: 'no_such_api_key',
+    });
   });
 
-  it.each([[''], ['ABCDEF123456'], ['abc'], [`bhf_${'a'.repeat(12)}`]])('revoking refuses the id %j as malformed', async (id) => {
-    await expect(revokeApiKey(store, id)).rejects.toMatchObject({ code: 'INVALID_REQUEST', reason: 'bad_api_key_id' });
-  });
+  it.each([[''], ['ABCDEF123456'], ['abc'], [`bhf_${'a'.repeat(12)}`]])(
+    'revoking refuses the id %j as malformed',
+    async (id) => {
+      await expect(revokeApiKey(store, id)).rejects.toMatchObject({
+        code: 'INVALID_REQUEST',
+        reason: 'bad_api_key_id',
+      });
+    },
+  );
 
   it.each([[''], ['   '], ['x'.repeat(101)], ['tab\there']])('refuses the name %j', async (name) => {
     await expect(createApiKey(store, name)).rejects.toBeInstanceOf(BehalfError);
@@ -142,7 +151,9 @@ describe('service API keys', () => {
     expect(await lastUsed()).toBe(10_000);
     expect(await verifyApiKey(store, key, { now: 70_000 })).toBe(true);
     expect(await lastUsed()).toBe(70_000);
-    expect(await verifyApiKey(store, `${key.slice(0, -1)}${key.at(-1) === 'A' ? 'B' : 'A'}`, { now: 500_000 })).toBe(false);
+    expect(
+      await verifyApiKey(store, `${key.slice(0, -1)}${key.at(-1) === 'A' ? 'B' : 'A'}`, { now: 500_000 }),
+    ).toBe(false);
     expect(await lastUsed()).toBe(70_000);
   });
 });

@@ -5,7 +5,9 @@ const UNREADABLE = '(unreadable database URL)';
 
 describe('redactDatabaseUrl', () => {
   it('keeps scheme, user, host, port and database of a postgres URL', () => {
-    expect(redactDatabaseUrl('postgres://behalf@db.internal:5432/behalf')).toBe('postgres://behalf@db.internal:5432/behalf');
+    expect(redactDatabaseUrl('postgres://behalf@db.internal:5432/behalf')).toBe(
+      'postgres://behalf@db.internal:5432/behalf',
+    );
     expect(redactDatabaseUrl('postgresql://db/behalf')).toBe('postgresql://db/behalf');
     expect(redactDatabaseUrl('POSTGRES://db:6543')).toBe('postgres://db:6543');
     expect(redactDatabaseUrl('  postgres://u@[::1]:5432/x  ')).toBe('postgres://u@[::1]:5432/x');
@@ -15,15 +17,21 @@ describe('redactDatabaseUrl', () => {
     const out = redactDatabaseUrl('postgres://behalf:hunter2@db:5432/behalf');
     expect(out).toBe('postgres://behalf@db:5432/behalf');
     expect(out).not.toContain('hunter2');
-    expect(redactDatabaseUrl('postgres://behalf:p%40ss%2Fw0rd@db/behalf')).toBe('postgres://behalf@db/behalf');
+    expect(redactDatabaseUrl('postgres://behalf:p%40ss%2Fw0rd@db/behalf')).toBe(
+      'postgres://behalf@db/behalf',
+    );
     expect(redactDatabaseUrl('postgres://:onlypass@db/behalf')).toBe('postgres://db/behalf');
   });
 
   it('drops the whole query string: password=, sslpassword= and everything else', () => {
-    const out = redactDatabaseUrl('postgres://behalf@db:5432/behalf?sslmode=verify-full&password=hunter3&sslpassword=hunter4&pool_max=5');
+    const out = redactDatabaseUrl(
+      'postgres://behalf@db:5432/behalf?sslmode=verify-full&password=hunter3&sslpassword=hunter4&pool_max=5',
+    );
     expect(out).toBe('postgres://behalf@db:5432/behalf');
     expect(redactDatabaseUrl('postgresql://db/behalf?password=hunter3')).toBe('postgresql://db/behalf');
-    expect(redactDatabaseUrl('postgres://u:hunter2@db/behalf?sslpassword=hunter4#frag')).toBe('postgres://u@db/behalf');
+    expect(redactDatabaseUrl('postgres://u:hunter2@db/behalf?sslpassword=hunter4#frag')).toBe(
+      'postgres://u@db/behalf',
+    );
   });
 
   it('says nothing when an unencoded /, ? or # in the password would put a piece of it into the host or port', () => {

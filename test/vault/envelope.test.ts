@@ -15,7 +15,11 @@ const k1 = randomBytes(32).toString('base64');
 const k2 = randomBytes(32).toString('base64');
 const keyring = parseKeyring(`k1:${k1}`);
 const TOKEN = `1//0g${randomBytes(48).toString('base64url')}`;
-const row: RowBinding = { column: 'refresh_token', sub: '110169484474386276334', clientId: 'server.apps.googleusercontent.com' };
+const row: RowBinding = {
+  column: 'refresh_token',
+  sub: '110169484474386276334',
+  clientId: 'server.apps.googleusercontent.com',
+};
 
 function failure(run: () => unknown): BehalfError {
   try {
@@ -24,7 +28,8 @@ function failure(run: () => unknown): BehalfError {
     expect(error).toBeInstanceOf(BehalfError);
     const e = error as BehalfError;
     // No token and no key material in any failure.
-    for (const secret of [TOKEN, k1, k2, TOKEN.slice(5, 25)]) expect(`${e.message} ${JSON.stringify(e.toJSON())}`).not.toContain(secret);
+    for (const secret of [TOKEN, k1, k2, TOKEN.slice(5, 25)])
+      expect(`${e.message} ${JSON.stringify(e.toJSON())}`).not.toContain(secret);
     return e;
   }
   throw new Error('expected a failure');
@@ -138,9 +143,17 @@ describe('token envelope', () => {
       'hex',
     );
     expect(envelopeKeyId(vector)).toBe('v1-key');
-    expect(decryptToken(v1, { column: 'refresh_token', sub: '110169484474386276334', clientId: 'server.apps.googleusercontent.com' }, vector)).toBe(
-      '1//0gKnownAnswer-token',
-    );
+    expect(
+      decryptToken(
+        v1,
+        {
+          column: 'refresh_token',
+          sub: '110169484474386276334',
+          clientId: 'server.apps.googleusercontent.com',
+        },
+        vector,
+      ),
+    ).toBe('1//0gKnownAnswer-token');
   });
 
   it('takes key ids of 1 to 32 characters', () => {
@@ -155,7 +168,8 @@ describe('token envelope', () => {
 
   it('an envelope whose key id is too long or not [A-Za-z0-9_-] is malformed, not an unknown key', () => {
     const body = encryptToken(keyring, row, TOKEN).subarray(4);
-    const withId = (id: string) => Buffer.concat([Buffer.from([ENVELOPE_VERSION, id.length]), Buffer.from(id, 'latin1'), body]);
+    const withId = (id: string) =>
+      Buffer.concat([Buffer.from([ENVELOPE_VERSION, id.length]), Buffer.from(id, 'latin1'), body]);
     expect(envelopeKeyId(withId('k'.repeat(32)))).toBe('k'.repeat(32));
     for (const id of ['k'.repeat(33), '.k1', 'k1.', 'k.1', 'k 1', 'k\u00e9']) {
       const error = failure(() => decryptToken(keyring, row, withId(id)));
@@ -168,12 +182,18 @@ describe('token envelope', () => {
     const empty = encryptToken(keyring, row, '');
     expect(empty.length).toBe(4 + 12 + 16);
     expect(decryptToken(keyring, row, empty)).toBe('');
-    expect(failure(() => decryptToken(keyring, row, empty.subarray(0, empty.length - 1))).reason).toBe('ciphertext_malformed');
+    expect(failure(() => decryptToken(keyring, row, empty.subarray(0, empty.length - 1))).reason).toBe(
+      'ciphertext_malformed',
+    );
   });
 
   it('says which column failed and how, naming the key id but never the token or a key', () => {
     const access: RowBinding = { ...row, column: 'access_token' };
-    const secret: RowBinding = { column: 'webhook_secret', sub: 'endpoint-1', clientId: 'https://hooks.example.com/behalf' };
+    const secret: RowBinding = {
+      column: 'webhook_secret',
+      sub: 'endpoint-1',
+      clientId: 'https://hooks.example.com/behalf',
+    };
     expect(failure(() => decryptToken(keyring, row, Buffer.from([1]))).message).toBe(
       'The stored refresh token is not a behalf ciphertext envelope (unknown version or truncated).',
     );
@@ -183,7 +203,9 @@ describe('token envelope', () => {
     expect(failure(() => decryptToken(keyring, secret, encryptToken(keyring, row, TOKEN))).message).toBe(
       'The stored webhook secret failed authentication: it was altered, or moved from another user, client or column.',
     );
-    expect(failure(() => decryptToken(keyring, row, encryptToken(parseKeyring(`k2:${k2}`), row, TOKEN))).message).toBe(
+    expect(
+      failure(() => decryptToken(keyring, row, encryptToken(parseKeyring(`k2:${k2}`), row, TOKEN))).message,
+    ).toBe(
       "BEHALF_ENCRYPTION_KEYS: The stored refresh token is encrypted with key id 'k2', which is not configured. " +
         'Put that key back (after the primary) and run `behalf keys rotate` before removing it.',
     );

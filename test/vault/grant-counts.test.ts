@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, openPostgresDatabase, type Database } from '../../src/database/index.js';
-import { countGrantsByStatus, migrateStore, PostgresStore, SqliteStore, type SignInWrite, type Store } from '../../src/vault/index.js';
+import {
+  countGrantsByStatus,
+  migrateStore,
+  PostgresStore,
+  SqliteStore,
+  type SignInWrite,
+  type Store,
+} from '../../src/vault/index.js';
 import { createTestDatabase, postgresForTests, type TestDatabase } from '../support/postgres.js';
 import { profile } from './store-contract.js';
 
@@ -59,7 +66,11 @@ function runGrantCounts(name: string, open: () => Promise<Database>): void {
       await store.revokeGrant('u2', CLIENT, T0);
       await store.revokeGrant('u3', CLIENT, T0);
       await store.saveSignIn(signIn('u3')); // a new refresh token restores it
-      await store.saveAccessToken('u4', CLIENT, { accessTokenCiphertext: randomBytes(40), accessTokenExpiresAt: T0 + 1, now: T0 });
+      await store.saveAccessToken('u4', CLIENT, {
+        accessTokenCiphertext: randomBytes(40),
+        accessTokenExpiresAt: T0 + 1,
+        now: T0,
+      });
       await store.deleteUser('u0'); // two grants
       await store.deleteUser('u2');
       await expectCounts({ active: 17, revoked: 0, needs_consent: 1 });
@@ -108,7 +119,8 @@ describe.runIf(server !== undefined)('grant counts on Postgres', () => {
     await store.saveSignIn(signIn('b'));
     await first.close(); // its connections end; their counting rows stay until folded
     const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-    const slots = async () => (await db.query(`SELECT slot FROM ${schema}.grant_counts WHERE slot <> 0`)).rows.length;
+    const slots = async () =>
+      (await db.query(`SELECT slot FROM ${schema}.grant_counts WHERE slot <> 0`)).rows.length;
     expect(await slots()).toBeGreaterThan(0);
     const second = await openDatabase(url);
     try {

@@ -103,7 +103,9 @@ describe('key check values', () => {
     const keyring = parseKeyring(`k1:${newKey()}`);
     const value = createKeyCheckValue(keyring, 'k1');
     expect(verifyKeyCheckValue(keyring, 'k1', value.subarray(0, 40))).toBe('unreadable');
-    expect(verifyKeyCheckValue(keyring, 'k1', Buffer.concat([Buffer.from([2]), value.subarray(1)]))).toBe('unreadable');
+    expect(verifyKeyCheckValue(keyring, 'k1', Buffer.concat([Buffer.from([2]), value.subarray(1)]))).toBe(
+      'unreadable',
+    );
     expect(verifyKeyCheckValue(keyring, 'k1', Buffer.concat([value, Buffer.from([0])]))).toBe('unreadable');
   });
 
@@ -111,7 +113,10 @@ describe('key check values', () => {
   // layout, the plaintext and the associated data can never change without a new version byte.
   it('verify a check value written by an earlier behalf (version 1 test vector)', () => {
     const v1 = parseKeyring('v1-key:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=');
-    const vector = Buffer.from('01fdde00ada6ddff8e25e5f87fd690245c3e9a8ec29894cd0f07039fad33400e2895be4786de8aca415999483a', 'hex');
+    const vector = Buffer.from(
+      '01fdde00ada6ddff8e25e5f87fd690245c3e9a8ec29894cd0f07039fad33400e2895be4786de8aca415999483a',
+      'hex',
+    );
     expect(verifyKeyCheckValue(v1, 'v1-key', vector)).toBe('match');
   });
 
@@ -122,15 +127,28 @@ describe('key check values', () => {
     const lp = (field: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, field.length]), field]);
     const nonce = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', material, nonce);
-    cipher.setAAD(Buffer.concat([lp(Buffer.from('behalf/key-check/v1')), lp(Buffer.from('k1')), lp(Buffer.from([1]))]));
-    const forged = Buffer.concat([Buffer.from([1]), nonce, cipher.update('behalf key checK'), cipher.final(), cipher.getAuthTag()]);
+    cipher.setAAD(
+      Buffer.concat([lp(Buffer.from('behalf/key-check/v1')), lp(Buffer.from('k1')), lp(Buffer.from([1]))]),
+    );
+    const forged = Buffer.concat([
+      Buffer.from([1]),
+      nonce,
+      cipher.update('behalf key checK'),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
     expect(verifyKeyCheckValue(keyring, 'k1', forged)).toBe('mismatch');
   });
 
   it('are only made and checked for a configured key id', () => {
     const keyring = parseKeyring(`k1:${newKey()}`);
-    for (const run of [() => createKeyCheckValue(keyring, 'k2'), () => verifyKeyCheckValue(keyring, 'k2', createKeyCheckValue(keyring, 'k1'))]) {
-      expect(run).toThrow(expect.objectContaining({ code: 'INTERNAL', message: "No key with id 'k2' is configured." }));
+    for (const run of [
+      () => createKeyCheckValue(keyring, 'k2'),
+      () => verifyKeyCheckValue(keyring, 'k2', createKeyCheckValue(keyring, 'k1')),
+    ]) {
+      expect(run).toThrow(
+        expect.objectContaining({ code: 'INTERNAL', message: "No key with id 'k2' is configured." }),
+      );
     }
   });
 });
@@ -155,14 +173,18 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
         ['k1', T0],
         ['k2', T0],
       ]);
-      for (const check of checks) expect(verifyKeyCheckValue(keyring, check.keyId, check.checkValue)).toBe('match');
+      for (const check of checks)
+        expect(verifyKeyCheckValue(keyring, check.keyId, check.checkValue)).toBe('match');
     });
 
     it('the same keys verify on the next start, and nothing is rewritten', async () => {
       const keys = `k1:${newKey()}`;
       await verifyKeyring(store, parseKeyring(keys), T0);
       const before = await store.listKeyChecks();
-      expect(await verifyKeyring(store, parseKeyring(keys), T0 + 1000)).toEqual({ verified: ['k1'], recorded: [] });
+      expect(await verifyKeyring(store, parseKeyring(keys), T0 + 1000)).toEqual({
+        verified: ['k1'],
+        recorded: [],
+      });
       expect(await store.listKeyChecks()).toEqual(before);
     });
 
@@ -180,7 +202,9 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       expect(error.exitCode).toBe(78);
       expect(error.reason).toBe('key_mismatch');
       expect(error.message).not.toContain('\n');
-      expect(error.message).toMatch(/^Encryption key id 'k1' has different bytes from the key this database was written with under that id; nothing was written\. Restore the original key under 'k1', or give a new key a new id/);
+      expect(error.message).toMatch(
+        /^Encryption key id 'k1' has different bytes from the key this database was written with under that id; nothing was written\. Restore the original key under 'k1', or give a new key a new id/,
+      );
       expect(error.message).not.toContain("'k2'");
       const shown = `${error.message} ${JSON.stringify(error)} ${inspect(error)}`;
       for (const secret of [right, wrong, extra].flatMap(spellings)) expect(shown).not.toContain(secret);
@@ -194,7 +218,9 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
     it('names every key id whose bytes differ', async () => {
       await verifyKeyring(store, parseKeyring(`k2:${newKey()},k1:${newKey()}`), T0);
       const error = await errorOf(verifyKeyring(store, parseKeyring(`k2:${newKey()},k1:${newKey()}`), T0));
-      expect(error.message).toMatch(/^Encryption key ids 'k2', 'k1' have different bytes from the keys this database was written with under those ids;/);
+      expect(error.message).toMatch(
+        /^Encryption key ids 'k2', 'k1' have different bytes from the keys this database was written with under those ids;/,
+      );
       expect(error.details).toEqual({ keyIds: ['k2', 'k1'] });
     });
 
@@ -202,9 +228,15 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       const k1 = newKey();
       const k2 = newKey();
       await verifyKeyring(store, parseKeyring(`k1:${k1}`), T0);
-      expect(await verifyKeyring(store, parseKeyring(`k2:${k2},k1:${k1}`), T0 + 1)).toEqual({ verified: ['k1'], recorded: ['k2'] });
+      expect(await verifyKeyring(store, parseKeyring(`k2:${k2},k1:${k1}`), T0 + 1)).toEqual({
+        verified: ['k1'],
+        recorded: ['k2'],
+      });
       // k1 retired after `behalf keys rotate`: its check stays, and k2 alone verifies.
-      expect(await verifyKeyring(store, parseKeyring(`k2:${k2}`), T0 + 2)).toEqual({ verified: ['k2'], recorded: [] });
+      expect(await verifyKeyring(store, parseKeyring(`k2:${k2}`), T0 + 2)).toEqual({
+        verified: ['k2'],
+        recorded: [],
+      });
       expect((await store.listKeyChecks()).map((c) => c.keyId)).toEqual(['k1', 'k2']);
     });
 
@@ -213,7 +245,11 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       const theirs = parseKeyring(`k1:${newKey()}`);
       // Another instance records its k1 between this one's read and its insert.
       const raced = withAddKeyCheck(store, async (record) => {
-        await store.addKeyCheck({ keyId: 'k1', checkValue: createKeyCheckValue(theirs, 'k1'), createdAt: T0 });
+        await store.addKeyCheck({
+          keyId: 'k1',
+          checkValue: createKeyCheckValue(theirs, 'k1'),
+          createdAt: T0,
+        });
         return store.addKeyCheck(record);
       });
       const error = await errorOf(verifyKeyring(raced, mine, T0));
@@ -227,7 +263,11 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
     it('a check recorded by a concurrent start with the same key is accepted', async () => {
       const keys = `k1:${newKey()}`;
       const raced = withAddKeyCheck(store, async (record) => {
-        await store.addKeyCheck({ keyId: 'k1', checkValue: createKeyCheckValue(parseKeyring(keys), 'k1'), createdAt: T0 });
+        await store.addKeyCheck({
+          keyId: 'k1',
+          checkValue: createKeyCheckValue(parseKeyring(keys), 'k1'),
+          createdAt: T0,
+        });
         return store.addKeyCheck(record);
       });
       expect(await verifyKeyring(raced, parseKeyring(keys), T0)).toEqual({ verified: [], recorded: ['k1'] });
@@ -249,11 +289,14 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       const error = await errorOf(verifyKeyring(store, parseKeyring(`k1:${newKey()}`), T0));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.reason).toBe('key_check_unreadable');
-      expect(error.message).toMatch(/^The key check stored for encryption key id 'k1' is not one this behalf can read/);
+      expect(error.message).toMatch(
+        /^The key check stored for encryption key id 'k1' is not one this behalf can read/,
+      );
     });
 
     it('names every key id whose stored check is unreadable', async () => {
-      for (const keyId of ['k1', 'k2']) await store.addKeyCheck({ keyId, checkValue: Buffer.from([9]), createdAt: T0 });
+      for (const keyId of ['k1', 'k2'])
+        await store.addKeyCheck({ keyId, checkValue: Buffer.from([9]), createdAt: T0 });
       const error = await errorOf(verifyKeyring(store, parseKeyring(`k2:${newKey()},k1:${newKey()}`), T0));
       expect(error.message).toBe(
         "The key check stored for encryption key ids 'k2', 'k1' is not one this behalf can read (truncated, or written by a newer behalf); nothing was written. Run the behalf version that wrote it.",
@@ -270,7 +313,9 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       });
       const error = await errorOf(verifyKeyring(vanishing, parseKeyring(`k1:${newKey()}`), T0));
       expect(error.code).toBe('INTERNAL');
-      expect(error.message).toBe("The key check for key id 'k1' could not be recorded: it kept being added and removed.");
+      expect(error.message).toBe(
+        "The key check for key id 'k1' could not be recorded: it kept being added and removed.",
+      );
       expect(tries).toBe(3);
     });
 
@@ -287,7 +332,10 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
       it('the right bytes are recorded, also beside a new key id that wrote nothing yet', async () => {
         const k1 = newKey();
         await signInUsers(store, parseKeyring(`k1:${k1}`), 4);
-        expect(await verifyKeyring(store, parseKeyring(`k2:${newKey()},k1:${k1}`), T0)).toEqual({ verified: [], recorded: ['k2', 'k1'] });
+        expect(await verifyKeyring(store, parseKeyring(`k2:${newKey()},k1:${k1}`), T0)).toEqual({
+          verified: [],
+          recorded: ['k2', 'k1'],
+        });
       });
 
       it('one damaged row does not make the right key look wrong', async () => {
@@ -296,7 +344,14 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
         const first = (await store.getGrant('user-0', CLIENT))!;
         const damaged = Buffer.from(first.refreshTokenCiphertext!);
         damaged[damaged.length - 1]! ^= 1;
-        expect(await store.replaceCiphertexts('user-0', CLIENT, { refreshToken: damaged, accessToken: null }, first.version)).toBe(true);
+        expect(
+          await store.replaceCiphertexts(
+            'user-0',
+            CLIENT,
+            { refreshToken: damaged, accessToken: null },
+            first.version,
+          ),
+        ).toBe(true);
         expect(await verifyKeyring(store, keyring, T0)).toEqual({ verified: [], recorded: ['k1'] });
       });
 
@@ -308,11 +363,24 @@ function runKeyCheckSuite(name: string, makeStore: () => Promise<Store>): void {
           const grant = (await store.getGrant(`user-${i}`, CLIENT))!;
           const damaged = Buffer.from(grant.refreshTokenCiphertext!);
           damaged[damaged.length - 1]! ^= 1;
-          expect(await store.replaceCiphertexts(`user-${i}`, CLIENT, { refreshToken: damaged, accessToken: null }, grant.version)).toBe(true);
+          expect(
+            await store.replaceCiphertexts(
+              `user-${i}`,
+              CLIENT,
+              { refreshToken: damaged, accessToken: null },
+              grant.version,
+            ),
+          ).toBe(true);
         };
         await damage(0);
         await damage(1);
-        expect(await verifyKeyring(withAddKeyCheck(store, async () => true), keyring, T0)).toEqual({ verified: [], recorded: ['k1'] });
+        expect(
+          await verifyKeyring(
+            withAddKeyCheck(store, async () => true),
+            keyring,
+            T0,
+          ),
+        ).toEqual({ verified: [], recorded: ['k1'] });
         await damage(2);
         const error = await errorOf(verifyKeyring(store, keyring, T0));
         expect(error.reason).toBe('key_mismatch');

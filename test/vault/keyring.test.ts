@@ -62,7 +62,11 @@ describe('parseKeyring (BEHALF_ENCRYPTION_KEYS)', () => {
 
   it('accepts standard and URL-safe base64, padded or not', () => {
     const raw = Buffer.from('fb'.repeat(16) + 'ff'.repeat(16), 'hex');
-    for (const encoded of [raw.toString('base64'), raw.toString('base64url'), raw.toString('base64').replace(/=+$/, '')]) {
+    for (const encoded of [
+      raw.toString('base64'),
+      raw.toString('base64url'),
+      raw.toString('base64').replace(/=+$/, ''),
+    ]) {
       expect(formatKeyring(parseKeyring(`k:${encoded}`))).toBe(`k:${raw.toString('base64')}`);
     }
   });
@@ -73,7 +77,9 @@ describe('parseKeyring (BEHALF_ENCRYPTION_KEYS)', () => {
       "BEHALF_ENCRYPTION_KEYS: key 'k2' is 16 bytes; AES-256 needs 32.",
     );
     const hex = randomBytes(32).toString('hex');
-    expect(configError(() => parseKeyring(`k1:${hex}`), hex).message).toMatch(/key 'k1' is 48 bytes; AES-256 needs 32 \(it looks like hex/);
+    expect(configError(() => parseKeyring(`k1:${hex}`), hex).message).toMatch(
+      /key 'k1' is 48 bytes; AES-256 needs 32 \(it looks like hex/,
+    );
   });
 
   it('refuses a duplicate id', () => {
@@ -89,7 +95,9 @@ describe('parseKeyring (BEHALF_ENCRYPTION_KEYS)', () => {
     ['bad padding', `k1:${key().replace(/=+$/, '')}===`],
   ])('refuses bad base64 (%s) without echoing it', (_what, value) => {
     const encoded = value.slice(3);
-    expect(configError(() => parseKeyring(value), encoded).message).toMatch(/^BEHALF_ENCRYPTION_KEYS: key 'k1' is not valid base64\.$|is \d+ bytes/);
+    expect(configError(() => parseKeyring(value), encoded).message).toMatch(
+      /^BEHALF_ENCRYPTION_KEYS: key 'k1' is not valid base64\.$|is \d+ bytes/,
+    );
   });
 
   it.each([
@@ -109,14 +117,20 @@ describe('parseKeyring (BEHALF_ENCRYPTION_KEYS)', () => {
   });
 
   it('names another setting when told to', () => {
-    expect(configError(() => parseKeyring('', 'BEHALF_KEY_FILE (/x)')).message).toMatch(/^BEHALF_KEY_FILE \(\/x\): /);
+    expect(configError(() => parseKeyring('', 'BEHALF_KEY_FILE (/x)')).message).toMatch(
+      /^BEHALF_KEY_FILE \(\/x\): /,
+    );
   });
 
   it('never shows key material when logged or serialised', () => {
     const material = key();
     const keyring = parseKeyring(`k1:${material}`);
     const raw = Buffer.from(material, 'base64');
-    for (const shown of [inspect(keyring, { showHidden: true, depth: 10 }), JSON.stringify(keyring), String(keyring)]) {
+    for (const shown of [
+      inspect(keyring, { showHidden: true, depth: 10 }),
+      JSON.stringify(keyring),
+      String(keyring),
+    ]) {
       expect(shown).not.toContain(material);
       expect(shown).not.toContain(raw.toString('hex'));
     }
@@ -153,19 +167,22 @@ describe('local-mode key file', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it.skipIf(process.platform === 'win32')('is created on first use, 0600 in a 0700 folder, and says so; later uses read it', async () => {
-    const path = join(dir, 'first', '.behalf', 'encryption-keys');
-    const first = await loadOrCreateLocalKeyFile(path);
-    expect(first.created).toBe(true);
-    expect((await stat(path)).mode & 0o777).toBe(0o600);
-    expect((await stat(join(dir, 'first', '.behalf'))).mode & 0o777).toBe(0o700);
-    const second = await loadOrCreateLocalKeyFile(path);
-    expect(second.created).toBe(false);
-    expect(formatKeyring(second.keyring)).toBe(formatKeyring(first.keyring));
-    const text = await readFile(path, 'utf8');
-    expect(text).toContain('# behalf local-mode encryption keys');
-    expect(text).toContain(formatKeyring(first.keyring));
-  });
+  it.skipIf(process.platform === 'win32')(
+    'is created on first use, 0600 in a 0700 folder, and says so; later uses read it',
+    async () => {
+      const path = join(dir, 'first', '.behalf', 'encryption-keys');
+      const first = await loadOrCreateLocalKeyFile(path);
+      expect(first.created).toBe(true);
+      expect((await stat(path)).mode & 0o777).toBe(0o600);
+      expect((await stat(join(dir, 'first', '.behalf'))).mode & 0o777).toBe(0o700);
+      const second = await loadOrCreateLocalKeyFile(path);
+      expect(second.created).toBe(false);
+      expect(formatKeyring(second.keyring)).toBe(formatKeyring(first.keyring));
+      const text = await readFile(path, 'utf8');
+      expect(text).toContain('# behalf local-mode encryption keys');
+      expect(text).toContain(formatKeyring(first.keyring));
+    },
+  );
 
   it('two processes creating it at once end with one key', async () => {
     const path = join(dir, 'race', 'encryption-keys');
@@ -176,18 +193,23 @@ describe('local-mode key file', () => {
     expect(await readdir(join(dir, 'race'))).toEqual(['encryption-keys']);
   });
 
-  it.skipIf(process.platform === 'win32').each([0o644, 0o640, 0o604, 0o660])('is refused when its mode is %o', async (mode) => {
-    const path = join(dir, `open-${mode.toString(8)}`);
-    const material = key();
-    await writeFile(path, `k1:${material}\n`);
-    await chmod(path, mode);
-    const error = await loadOrCreateLocalKeyFile(path).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(BehalfError);
-    expect((error as BehalfError).code).toBe('CONFIG_INVALID');
-    expect((error as BehalfError).message).toContain(`BEHALF_KEY_FILE: ${path} has mode 0${mode.toString(8)}`);
-    expect((error as BehalfError).message).toContain('chmod 600');
-    expect((error as BehalfError).message).not.toContain(material);
-  });
+  it.skipIf(process.platform === 'win32').each([0o644, 0o640, 0o604, 0o660])(
+    'is refused when its mode is %o',
+    async (mode) => {
+      const path = join(dir, `open-${mode.toString(8)}`);
+      const material = key();
+      await writeFile(path, `k1:${material}\n`);
+      await chmod(path, mode);
+      const error = await loadOrCreateLocalKeyFile(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BehalfError);
+      expect((error as BehalfError).code).toBe('CONFIG_INVALID');
+      expect((error as BehalfError).message).toContain(
+        `BEHALF_KEY_FILE: ${path} has mode 0${mode.toString(8)}`,
+      );
+      expect((error as BehalfError).message).toContain('chmod 600');
+      expect((error as BehalfError).message).not.toContain(material);
+    },
+  );
 
   it('reads several keys and comment lines, and reports a bad one under BEHALF_KEY_FILE', async () => {
     const path = join(dir, 'hand-written');
@@ -213,14 +235,22 @@ describe('loadKeyring', () => {
   it('uses BEHALF_ENCRYPTION_KEYS when given, in either mode', async () => {
     const entry = newKeyEntry('env');
     for (const mode of ['local', 'production'] as const) {
-      const { keyring, createdKeyFile } = await loadKeyring({ mode, encryptionKeys: entry, keyFile: '/nonexistent/never-created' });
+      const { keyring, createdKeyFile } = await loadKeyring({
+        mode,
+        encryptionKeys: entry,
+        keyFile: '/nonexistent/never-created',
+      });
       expect(keyring.primaryId).toBe('env');
       expect(createdKeyFile).toBe(false);
     }
   });
 
   it('refuses to start production without keys', async () => {
-    const error = (await loadKeyring({ mode: 'production', encryptionKeys: undefined, keyFile: '/nonexistent/x' }).catch((e: unknown) => e)) as BehalfError;
+    const error = (await loadKeyring({
+      mode: 'production',
+      encryptionKeys: undefined,
+      keyFile: '/nonexistent/x',
+    }).catch((e: unknown) => e)) as BehalfError;
     expect(error.code).toBe('CONFIG_INVALID');
     expect(error.message).toMatch(/^BEHALF_ENCRYPTION_KEYS: is required in production/);
   });
@@ -229,8 +259,12 @@ describe('loadKeyring', () => {
     const dir = await mkdtemp(join(tmpdir(), 'behalf-local-'));
     try {
       const keyFile = join(dir, '.behalf', 'encryption-keys');
-      expect((await loadKeyring({ mode: 'local', encryptionKeys: undefined, keyFile })).createdKeyFile).toBe(true);
-      expect((await loadKeyring({ mode: 'local', encryptionKeys: undefined, keyFile })).createdKeyFile).toBe(false);
+      expect((await loadKeyring({ mode: 'local', encryptionKeys: undefined, keyFile })).createdKeyFile).toBe(
+        true,
+      );
+      expect((await loadKeyring({ mode: 'local', encryptionKeys: undefined, keyFile })).createdKeyFile).toBe(
+        false,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -244,9 +278,23 @@ describe('Keyring', () => {
     const invalid = 'BEHALF_ENCRYPTION_KEYS: invalid key entry.';
     expect(configError(() => new Keyring([{ id: 'k.1', key: secret() }])).message).toBe(invalid);
     expect(configError(() => new Keyring([{ id: 'k'.repeat(33), key: secret() }])).message).toBe(invalid);
-    expect(configError(() => new Keyring([{ id: 'k1', key: secret() }, { id: 'k1', key: secret() }])).message).toBe(invalid);
-    expect(configError(() => new Keyring([{ id: 'k1', key: createSecretKey(randomBytes(16)) }])).message).toBe(invalid);
-    expect(configError(() => new Keyring([{ id: 'k1', key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }])).message).toBe(invalid);
+    expect(
+      configError(
+        () =>
+          new Keyring([
+            { id: 'k1', key: secret() },
+            { id: 'k1', key: secret() },
+          ]),
+      ).message,
+    ).toBe(invalid);
+    expect(
+      configError(() => new Keyring([{ id: 'k1', key: createSecretKey(randomBytes(16)) }])).message,
+    ).toBe(invalid);
+    expect(
+      configError(
+        () => new Keyring([{ id: 'k1', key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }]),
+      ).message,
+    ).toBe(invalid);
     expect(configError(() => new Keyring([])).message).toBe('BEHALF_ENCRYPTION_KEYS: no keys given.');
     const keyring = new Keyring([
       { id: 'k', key: secret() },
@@ -264,7 +312,9 @@ describe('Keyring', () => {
   });
 
   it('shows its ids, primary first, when inspected', () => {
-    expect(inspect(parseKeyring(`k2:${key()},k1:${key()}`))).toBe("Keyring { primary: 'k2', ids: ['k2', 'k1'] }");
+    expect(inspect(parseKeyring(`k2:${key()},k1:${key()}`))).toBe(
+      "Keyring { primary: 'k2', ids: ['k2', 'k1'] }",
+    );
   });
 });
 
@@ -284,10 +334,16 @@ describe('parseKeyring, exactly', () => {
     expect(configError(() => parseKeyring('')).message).toBe(
       'BEHALF_ENCRYPTION_KEYS: no keys given; expected comma-separated ID:BASE64 entries of 32-byte keys, the first one primary (`behalf keys generate` prints one).',
     );
-    expect(configError(() => parseKeyring(`k1:${key()},${key()}`)).message).toBe("BEHALF_ENCRYPTION_KEYS: entry 2 is not ID:BASE64 (no ':' found).");
-    expect(configError(() => parseKeyring(`k1:${key()},k 2:${key()}`)).message).toBe('BEHALF_ENCRYPTION_KEYS: entry 2: a key id is 1-32 characters of [A-Za-z0-9_-].');
+    expect(configError(() => parseKeyring(`k1:${key()},${key()}`)).message).toBe(
+      "BEHALF_ENCRYPTION_KEYS: entry 2 is not ID:BASE64 (no ':' found).",
+    );
+    expect(configError(() => parseKeyring(`k1:${key()},k 2:${key()}`)).message).toBe(
+      'BEHALF_ENCRYPTION_KEYS: entry 2: a key id is 1-32 characters of [A-Za-z0-9_-].',
+    );
     expect(configError(() => parseKeyring('k1:')).message).toBe("BEHALF_ENCRYPTION_KEYS: key 'k1' is empty.");
-    expect(configError(() => parseKeyring(`k1:${Buffer.alloc(32).toString('base64')}`)).message).toBe("BEHALF_ENCRYPTION_KEYS: key 'k1' is all zero bytes; use a random key.");
+    expect(configError(() => parseKeyring(`k1:${Buffer.alloc(32).toString('base64')}`)).message).toBe(
+      "BEHALF_ENCRYPTION_KEYS: key 'k1' is all zero bytes; use a random key.",
+    );
     const hex = randomBytes(32).toString('hex').toUpperCase();
     expect(configError(() => parseKeyring(`k1:${hex}`), hex).message).toBe(
       "BEHALF_ENCRYPTION_KEYS: key 'k1' is 48 bytes; AES-256 needs 32 (it looks like hex; give base64, e.g. from `openssl rand -base64 32`).",
@@ -299,9 +355,13 @@ describe('parseKeyring, exactly', () => {
     // 43 characters carry 258 bits: the last character's 2 lowest must be zero.
     const stray = `${unpadded.slice(0, -1)}${unpadded.at(-1) === 'B' ? 'C' : 'B'}`;
     for (const bad of [stray, `${unpadded}==`, `${unpadded.slice(0, -2)}=`]) {
-      expect(configError(() => parseKeyring(`k1:${bad}`), bad).message).toMatch(/^BEHALF_ENCRYPTION_KEYS: key 'k1' is (not valid base64\.|\d+ bytes)/);
+      expect(configError(() => parseKeyring(`k1:${bad}`), bad).message).toMatch(
+        /^BEHALF_ENCRYPTION_KEYS: key 'k1' is (not valid base64\.|\d+ bytes)/,
+      );
     }
-    expect(configError(() => parseKeyring(`k1:${stray}`)).message).toBe("BEHALF_ENCRYPTION_KEYS: key 'k1' is not valid base64.");
+    expect(configError(() => parseKeyring(`k1:${stray}`)).message).toBe(
+      "BEHALF_ENCRYPTION_KEYS: key 'k1' is not valid base64.",
+    );
   });
 
   it('wipes the decoded key bytes once the key is made, and the bytes of a key it refuses', () => {
@@ -312,7 +372,8 @@ describe('parseKeyring, exactly', () => {
       const unpadded = key().replace(/=+$/, '');
       const stray = `${unpadded.slice(0, -1)}${unpadded.at(-1) === 'B' ? 'C' : 'B'}`;
       configError(() => parseKeyring(`k2:${stray}`));
-      const decoded = (body: string) => from.mock.results.filter((_, i) => from.mock.calls[i]![0] === body).map((r) => r.value as Buffer);
+      const decoded = (body: string) =>
+        from.mock.results.filter((_, i) => from.mock.calls[i]![0] === body).map((r) => r.value as Buffer);
       expect(decoded(material.replace(/=+$/, ''))).toHaveLength(1);
       expect(decoded(material.replace(/=+$/, ''))[0]!.every((byte) => byte === 0)).toBe(true);
       expect(decoded(stray)).toHaveLength(1);
@@ -327,10 +388,18 @@ describe('parseKeyring, exactly', () => {
   it('generateKeyring wipes the random bytes it made the key from', () => {
     vi.mocked(randomBytes).mockClear();
     const keyring = generateKeyring('gen');
-    const made = vi.mocked(randomBytes).mock.results.map((r) => r.value as Buffer).filter((b) => b.length === 32);
+    const made = vi
+      .mocked(randomBytes)
+      .mock.results.map((r) => r.value as Buffer)
+      .filter((b) => b.length === 32);
     expect(made).toHaveLength(1);
     expect(made[0]!.every((byte) => byte === 0)).toBe(true);
-    expect(keyring.keyFor('gen')!.export().every((byte) => byte === 0)).toBe(false);
+    expect(
+      keyring
+        .keyFor('gen')!
+        .export()
+        .every((byte) => byte === 0),
+    ).toBe(false);
   });
 });
 
@@ -373,14 +442,20 @@ describe('local-mode key file, exactly', () => {
   it('names the file, the step and the system error when it cannot be read, its folder made, or it written', async () => {
     const file = join(dir, 'a-file');
     await writeFile(file, 'not a folder');
-    expect((await fileError(join(file, 'keys'))).message).toBe(`BEHALF_KEY_FILE: ${join(file, 'keys')} cannot be read (ENOTDIR).`);
+    expect((await fileError(join(file, 'keys'))).message).toBe(
+      `BEHALF_KEY_FILE: ${join(file, 'keys')} cannot be read (ENOTDIR).`,
+    );
 
     vi.mocked(mkdir).mockRejectedValueOnce(errno('EACCES'));
     const unmade = join(dir, 'no-folder', 'keys');
-    expect((await fileError(unmade)).message).toBe(`BEHALF_KEY_FILE: ${unmade} cannot create its folder (EACCES).`);
+    expect((await fileError(unmade)).message).toBe(
+      `BEHALF_KEY_FILE: ${unmade} cannot create its folder (EACCES).`,
+    );
 
     const actual = await vi.importActual<typeof fs>('node:fs/promises');
-    vi.mocked(open).mockImplementation(async (path, flags, mode) => (flags === 'wx' ? Promise.reject(errno('ENOSPC')) : actual.open(path, flags, mode)));
+    vi.mocked(open).mockImplementation(async (path, flags, mode) =>
+      flags === 'wx' ? Promise.reject(errno('ENOSPC')) : actual.open(path, flags, mode),
+    );
     const full = join(dir, 'disk-full', 'keys');
     expect((await fileError(full)).message).toBe(`BEHALF_KEY_FILE: ${full} cannot be created (ENOSPC).`);
     expect(await readdir(join(dir, 'disk-full'))).toEqual([]);

@@ -25,10 +25,19 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function behalf(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function behalf(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('BEHALF_')));
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: dir, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(([name]) => !name.startsWith('BEHALF_')),
+    );
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+      cwd: dir,
+      env: { ...clean, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -55,7 +64,9 @@ describe('behalf migrate on SQLite', () => {
     );
     const again = await behalf(['migrate'], { BEHALF_DATABASE_URL: `sqlite:${path}` });
     expect(again.code).toBe(0);
-    expect(again.stdout).toBe(`${path} is at schema version ${SQLITE_SCHEMA_VERSION}, the newest this behalf knows: nothing to apply.\n`);
+    expect(again.stdout).toBe(
+      `${path} is at schema version ${SQLITE_SCHEMA_VERSION}, the newest this behalf knows: nothing to apply.\n`,
+    );
   });
 });
 
@@ -75,7 +86,14 @@ describe.runIf(server !== undefined)('behalf migrate on Postgres', () => {
     const secretFile = join(dir, 'client_secret.json');
     await writeFile(
       secretFile,
-      JSON.stringify({ web: { client_id: '1-server.apps.googleusercontent.com', client_secret: 'GOCSPX-test-only', redirect_uris: [], javascript_origins: [] } }),
+      JSON.stringify({
+        web: {
+          client_id: '1-server.apps.googleusercontent.com',
+          client_secret: 'GOCSPX-test-only',
+          redirect_uris: [],
+          javascript_origins: [],
+        },
+      }),
     );
     return {
       BEHALF_DATABASE_URL: databaseUrl,
@@ -98,15 +116,23 @@ describe.runIf(server !== undefined)('behalf migrate on Postgres', () => {
     );
     const again = await behalf(['migrate'], { BEHALF_DATABASE_URL: url });
     expect(again.code).toBe(0);
-    expect(again.stdout).toBe(`${target} is at schema version ${POSTGRES_SCHEMA_VERSION}, the newest this behalf knows: nothing to apply.\n`);
+    expect(again.stdout).toBe(
+      `${target} is at schema version ${POSTGRES_SCHEMA_VERSION}, the newest this behalf knows: nothing to apply.\n`,
+    );
     expect(first.stdout + again.stdout).not.toContain('pw-Cli-secret');
   });
 
   it('an unreachable server: one line naming BEHALF_DATABASE_URL, exit 75, no password', async () => {
-    const result = await behalf(['migrate', '--database-url', `postgres://behalf:pw-Cli-secret@127.0.0.1:${await closedPort()}/behalf`]);
+    const result = await behalf([
+      'migrate',
+      '--database-url',
+      `postgres://behalf:pw-Cli-secret@127.0.0.1:${await closedPort()}/behalf`,
+    ]);
     expect(result.code).toBe(75);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/^behalf: BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached \(ECONNREFUSED\)[^\n]*\n$/);
+    expect(result.stderr).toMatch(
+      /^behalf: BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached \(ECONNREFUSED\)[^\n]*\n$/,
+    );
     expect(result.stderr).not.toContain('pw-Cli-secret');
   });
 
@@ -114,7 +140,9 @@ describe.runIf(server !== undefined)('behalf migrate on Postgres', () => {
     const url = withPassword(await db.freshSchema());
     const refused = await behalf(['serve'], await serveEnv(url));
     expect(refused.code).toBe(78);
-    expect(refused.stderr).toMatch(/^behalf: BEHALF_DATABASE_URL: .*has no behalf schema yet \(version 0\).*run `behalf migrate`[^\n]*\n$/);
+    expect(refused.stderr).toMatch(
+      /^behalf: BEHALF_DATABASE_URL: .*has no behalf schema yet \(version 0\).*run `behalf migrate`[^\n]*\n$/,
+    );
     expect(refused.stderr).not.toContain('pw-Cli-secret');
     expect((await behalf(['migrate', '--database-url', url])).code).toBe(0);
   });
@@ -126,11 +154,13 @@ describe.runIf(server !== undefined)('behalf migrate on Postgres', () => {
     await db.query(`DELETE FROM ${schema}.schema_migrations WHERE version = $1`, [POSTGRES_SCHEMA_VERSION]);
     const older = await behalf(['serve'], await serveEnv(url));
     expect(older.code).toBe(78);
-    expect(older.stderr).toMatch(/^behalf: BEHALF_DATABASE_URL: .*older than this behalf needs.*run `behalf migrate`/);
-    await db.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, 'back'), ($2, 'from the future')`, [
-      POSTGRES_SCHEMA_VERSION,
-      POSTGRES_SCHEMA_VERSION + 1,
-    ]);
+    expect(older.stderr).toMatch(
+      /^behalf: BEHALF_DATABASE_URL: .*older than this behalf needs.*run `behalf migrate`/,
+    );
+    await db.query(
+      `INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, 'back'), ($2, 'from the future')`,
+      [POSTGRES_SCHEMA_VERSION, POSTGRES_SCHEMA_VERSION + 1],
+    );
     const newer = await behalf(['serve'], await serveEnv(url));
     expect(newer.code).toBe(78);
     expect(newer.stderr).toMatch(/^behalf: BEHALF_DATABASE_URL: .*newer than this behalf knows/);

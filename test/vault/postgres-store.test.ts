@@ -20,7 +20,14 @@ import {
   type SignInWrite,
   type Store,
 } from '../../src/vault/index.js';
-import { closedPort, createTestDatabase, postgresForTests, startTcpProxy, withSearchPath, type TestDatabase } from '../support/postgres.js';
+import {
+  closedPort,
+  createTestDatabase,
+  postgresForTests,
+  startTcpProxy,
+  withSearchPath,
+  type TestDatabase,
+} from '../support/postgres.js';
 import { profile, runStoreContract } from './store-contract.js';
 
 const server = await postgresForTests('Postgres store');
@@ -92,14 +99,23 @@ describe.runIf(server !== undefined)('Postgres', () => {
           { version: 4, name: 'grant change notifications' },
           { version: 5, name: 'encryption key checks' },
           { version: 6, name: 'webhooks' },
-          { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
+          {
+            version: 7,
+            name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
+          },
           { version: 8, name: 'grant counts' },
         ],
       });
       const second = await migrateStore(url);
-      expect(second).toMatchObject({ from: POSTGRES_SCHEMA_VERSION, to: POSTGRES_SCHEMA_VERSION, applied: [] });
+      expect(second).toMatchObject({
+        from: POSTGRES_SCHEMA_VERSION,
+        to: POSTGRES_SCHEMA_VERSION,
+        applied: [],
+      });
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-      const { rows } = await db.query(`SELECT version, name FROM ${schema}.schema_migrations ORDER BY version`);
+      const { rows } = await db.query(
+        `SELECT version, name FROM ${schema}.schema_migrations ORDER BY version`,
+      );
       expect(rows).toEqual([
         { version: 1, name: 'users, grants, api_keys' },
         { version: 2, name: 'refresh leases' },
@@ -107,7 +123,10 @@ describe.runIf(server !== undefined)('Postgres', () => {
         { version: 4, name: 'grant change notifications' },
         { version: 5, name: 'encryption key checks' },
         { version: 6, name: 'webhooks' },
-        { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
+        {
+          version: 7,
+          name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
+        },
         { version: 8, name: 'grant counts' },
       ]);
     });
@@ -130,7 +149,10 @@ describe.runIf(server !== undefined)('Postgres', () => {
       expect(error.message).toContain('run `behalf migrate`');
       expect(error.message).toContain(`needs version ${POSTGRES_SCHEMA_VERSION}`);
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-      const { rows } = await db.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1', [schema]);
+      const { rows } = await db.query(
+        'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1',
+        [schema],
+      );
       expect(rows[0].n).toBe(0);
     });
 
@@ -145,7 +167,9 @@ describe.runIf(server !== undefined)('Postgres', () => {
       const error = await errorOf(openStore(url));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.reason).toBe('schema_too_old');
-      expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*is at schema version 7, older than this behalf needs.*run `behalf migrate`/);
+      expect(error.message).toMatch(
+        /^BEHALF_DATABASE_URL: .*is at schema version 7, older than this behalf needs.*run `behalf migrate`/,
+      );
       expect((await migrateStore(url)).applied).toEqual([{ version: 8, name: 'grant counts' }]);
       const store = await openStore(url);
       await store.close();
@@ -154,13 +178,18 @@ describe.runIf(server !== undefined)('Postgres', () => {
     it('refuses a schema newer than it knows, at start-up and in migrate', async () => {
       const url = await migratedSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-      await db.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, 'from the future')`, [POSTGRES_SCHEMA_VERSION + 1]);
+      await db.query(
+        `INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, 'from the future')`,
+        [POSTGRES_SCHEMA_VERSION + 1],
+      );
       for (const attempt of [openStore, migrateStore]) {
         const error = await errorOf(attempt(url));
         expect(error.code).toBe('CONFIG_INVALID');
         expect(error.reason).toBe('schema_too_new');
         expect(error.message).toMatch(/^BEHALF_DATABASE_URL: /);
-        expect(error.message).toContain(`version ${POSTGRES_SCHEMA_VERSION + 1}, newer than this behalf knows (${POSTGRES_SCHEMA_VERSION})`);
+        expect(error.message).toContain(
+          `version ${POSTGRES_SCHEMA_VERSION + 1}, newer than this behalf knows (${POSTGRES_SCHEMA_VERSION})`,
+        );
         expect(error.message).toContain('behalf migrate');
       }
     });
@@ -168,7 +197,9 @@ describe.runIf(server !== undefined)('Postgres', () => {
     it("refuses another tool's schema_migrations table rather than guessing", async () => {
       const url = await db.freshSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
-      await db.query(`CREATE TABLE ${schema}.schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)`);
+      await db.query(
+        `CREATE TABLE ${schema}.schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)`,
+      );
       for (const attempt of [openStore, migrateStore]) {
         const error = await errorOf(attempt(url));
         expect(error.code).toBe('CONFIG_INVALID');
@@ -189,7 +220,8 @@ describe.runIf(server !== undefined)('Postgres', () => {
         'postgres://behalf:pw-1@db.internal:6432/behalf?sslmode=require&pool_max=25&connect_timeout=2.5&statement_timeout=4000&pool_idle_timeout_ms=0&application_name=api',
       );
       expect(settings).toEqual({
-        connectionString: 'postgres://behalf:pw-1@db.internal:6432/behalf?sslmode=require&application_name=api',
+        connectionString:
+          'postgres://behalf:pw-1@db.internal:6432/behalf?sslmode=require&application_name=api',
         target: 'postgres://behalf@db.internal:6432/behalf',
         poolMax: 25,
         connectTimeoutMs: 2500,
@@ -199,9 +231,19 @@ describe.runIf(server !== undefined)('Postgres', () => {
     });
 
     it('has defaults, takes options from code, and lets the URL win over them', () => {
-      expect(parsePostgresSettings('postgres://h/db')).toMatchObject({ poolMax: 10, connectTimeoutMs: 10_000, statementTimeoutMs: 10_000, poolIdleTimeoutMs: 30_000 });
-      expect(parsePostgresSettings('postgres://h/db', { poolMax: 3, statementTimeoutMs: 0 })).toMatchObject({ poolMax: 3, statementTimeoutMs: 0 });
-      expect(parsePostgresSettings('postgres://h/db?pool_max=7', { poolMax: 3 })).toMatchObject({ poolMax: 7 });
+      expect(parsePostgresSettings('postgres://h/db')).toMatchObject({
+        poolMax: 10,
+        connectTimeoutMs: 10_000,
+        statementTimeoutMs: 10_000,
+        poolIdleTimeoutMs: 30_000,
+      });
+      expect(parsePostgresSettings('postgres://h/db', { poolMax: 3, statementTimeoutMs: 0 })).toMatchObject({
+        poolMax: 3,
+        statementTimeoutMs: 0,
+      });
+      expect(parsePostgresSettings('postgres://h/db?pool_max=7', { poolMax: 3 })).toMatchObject({
+        poolMax: 7,
+      });
     });
 
     it.each([
@@ -225,7 +267,9 @@ describe.runIf(server !== undefined)('Postgres', () => {
     });
 
     it('redacts the password and the whole query string from URLs it prints', () => {
-      expect(redactPostgresUrl('postgres://behalf:hunter2@db:5432/behalf?password=hunter3&sslpassword=x')).toBe('postgres://behalf@db:5432/behalf');
+      expect(
+        redactPostgresUrl('postgres://behalf:hunter2@db:5432/behalf?password=hunter3&sslpassword=x'),
+      ).toBe('postgres://behalf@db:5432/behalf');
       expect(redactPostgresUrl('postgresql://db/behalf')).toBe('postgresql://db/behalf');
     });
 
@@ -238,17 +282,26 @@ describe.runIf(server !== undefined)('Postgres', () => {
       const store = await openStore(named.href);
       try {
         await Promise.all(Array.from({ length: 30 }, (_, i) => store.getUser(String(i))));
-        const { rows } = await db.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [name]);
+        const { rows } = await db.query(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
+          [name],
+        );
         expect(rows[0].n).toBeGreaterThan(0);
         expect(rows[0].n).toBeLessThanOrEqual(2);
-        expect((store as PostgresStore).settings()).toMatchObject({ poolMax: 2, schemaVersion: POSTGRES_SCHEMA_VERSION });
+        expect((store as PostgresStore).settings()).toMatchObject({
+          poolMax: 2,
+          schemaVersion: POSTGRES_SCHEMA_VERSION,
+        });
       } finally {
         await store.close();
       }
       const plain = await openStore(url);
       try {
         await plain.getUser('x');
-        const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'behalf' AND datname = $1", [db.name]);
+        const { rows } = await db.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'behalf' AND datname = $1",
+          [db.name],
+        );
         expect(rows[0].n).toBeGreaterThan(0);
       } finally {
         await plain.close();
@@ -291,7 +344,9 @@ describe.runIf(server !== undefined)('Postgres', () => {
         const error = await errorOf(attempt(url));
         expect(error.code).toBe('STORE_UNAVAILABLE');
         expect(error.retryable).toBe(true);
-        expect(error.message).toMatch(/^BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached \(ECONNREFUSED\)/);
+        expect(error.message).toMatch(
+          /^BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached \(ECONNREFUSED\)/,
+        );
         expect(error.message).not.toContain('pw-Xy7-secret');
         expect(error.message).not.toContain('pw-q-secret');
         expect(JSON.stringify(error.toJSON())).not.toContain('secret');
@@ -299,7 +354,10 @@ describe.runIf(server !== undefined)('Postgres', () => {
     });
 
     it('a database that does not exist is a CONFIG_INVALID saying to create it, without the password', async () => {
-      const url = withPassword(`${server!.replace(/\/[^/?]*(\?.*)?$/, '')}/behalf_no_such_db_${randomBytes(3).toString('hex')}`, 'pw-Db-secret');
+      const url = withPassword(
+        `${server!.replace(/\/[^/?]*(\?.*)?$/, '')}/behalf_no_such_db_${randomBytes(3).toString('hex')}`,
+        'pw-Db-secret',
+      );
       const error = await errorOf(openStore(url));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.message).toMatch(/^BEHALF_DATABASE_URL: .*the database does not exist \(3D000\)/);
@@ -315,7 +373,9 @@ describe.runIf(server !== undefined)('Postgres', () => {
         // Connections cut under the pool (a restart): the next calls fail cleanly or reconnect.
         proxy.cut();
         await proxy.down();
-        const failures = await Promise.all(Array.from({ length: 5 }, () => errorOf(store.getGrant('lost', CLIENT))));
+        const failures = await Promise.all(
+          Array.from({ length: 5 }, () => errorOf(store.getGrant('lost', CLIENT))),
+        );
         for (const error of failures) {
           expect(error.code).toBe('STORE_UNAVAILABLE');
           expect(error.retryable).toBe(true);
@@ -327,7 +387,12 @@ describe.runIf(server !== undefined)('Postgres', () => {
         await proxy.up();
         expect(await store.getGrant('lost', CLIENT)).toMatchObject({ sub: 'lost', version: 1 });
         // A cut in the middle of use, with the server still there: callers see STORE_UNAVAILABLE at worst.
-        const calls = Array.from({ length: 20 }, (_, i) => store.saveSignIn(signIn('lost', T0 + 10 + i)).then(() => 'ok', (e: unknown) => e));
+        const calls = Array.from({ length: 20 }, (_, i) =>
+          store.saveSignIn(signIn('lost', T0 + 10 + i)).then(
+            () => 'ok',
+            (e: unknown) => e,
+          ),
+        );
         proxy.cut();
         for (const outcome of await Promise.all(calls)) {
           if (outcome !== 'ok') expect(outcome).toMatchObject({ code: 'STORE_UNAVAILABLE' });
@@ -372,7 +437,9 @@ describe.runIf(server !== undefined)('Postgres', () => {
     it('refresh leases are exclusive across instances, whatever their clocks', async () => {
       await a.saveSignIn(signIn('lease', T0));
       const results = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? a : b).acquireRefreshLease('lease', CLIENT, `holder-${i}`, 10_000)),
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 === 0 ? a : b).acquireRefreshLease('lease', CLIENT, `holder-${i}`, 10_000),
+        ),
       );
       expect(results.filter(Boolean)).toHaveLength(1);
     });

@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
-import { openSqliteStore, openStore, parseDatabaseUrl, SQLITE_SCHEMA_VERSION } from '../../src/vault/index.js';
+import {
+  openSqliteStore,
+  openStore,
+  parseDatabaseUrl,
+  SQLITE_SCHEMA_VERSION,
+} from '../../src/vault/index.js';
 import { profile, runStoreContract } from './store-contract.js';
 
 let dir: string;
@@ -49,25 +54,34 @@ const signIn = (sub: string, now: number) => ({
 });
 
 describe('SqliteStore on disk', () => {
-  it.skipIf(process.platform === 'win32')('creates its folder 0700 and the file 0600 on first run, and the WAL files follow', async () => {
-    const path = join(dir, 'fresh', 'nested', 'behalf.db');
-    const store = await openSqliteStore(path);
-    try {
-      await store.saveSignIn(signIn('1', 1));
-      expect(modeOf(await stat(path))).toBe(0o600);
-      expect(modeOf(await stat(join(dir, 'fresh', 'nested')))).toBe(0o700);
-      expect(modeOf(await stat(join(dir, 'fresh')))).toBe(0o700);
-      expect(modeOf(await stat(`${path}-wal`))).toBe(0o600);
-      expect(modeOf(await stat(`${path}-shm`))).toBe(0o600);
-    } finally {
-      await store.close();
-    }
-  });
+  it.skipIf(process.platform === 'win32')(
+    'creates its folder 0700 and the file 0600 on first run, and the WAL files follow',
+    async () => {
+      const path = join(dir, 'fresh', 'nested', 'behalf.db');
+      const store = await openSqliteStore(path);
+      try {
+        await store.saveSignIn(signIn('1', 1));
+        expect(modeOf(await stat(path))).toBe(0o600);
+        expect(modeOf(await stat(join(dir, 'fresh', 'nested')))).toBe(0o700);
+        expect(modeOf(await stat(join(dir, 'fresh')))).toBe(0o700);
+        expect(modeOf(await stat(`${path}-wal`))).toBe(0o600);
+        expect(modeOf(await stat(`${path}-shm`))).toBe(0o600);
+      } finally {
+        await store.close();
+      }
+    },
+  );
 
   it('runs in WAL mode with synchronous=FULL, a busy timeout and foreign keys', async () => {
     const store = await openSqliteStore(nextPath());
     try {
-      expect(store.settings()).toEqual({ journalMode: 'wal', synchronous: 2, busyTimeoutMs: 5000, foreignKeys: true, schemaVersion: SQLITE_SCHEMA_VERSION });
+      expect(store.settings()).toEqual({
+        journalMode: 'wal',
+        synchronous: 2,
+        busyTimeoutMs: 5000,
+        foreignKeys: true,
+        schemaVersion: SQLITE_SCHEMA_VERSION,
+      });
     } finally {
       await store.close();
     }
@@ -108,7 +122,10 @@ describe('SqliteStore on disk', () => {
         { version: 4, name: 'grant change log' },
         { version: 5, name: 'encryption key checks' },
         { version: 6, name: 'webhooks' },
-        { version: 7, name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email' },
+        {
+          version: 7,
+          name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
+        },
         { version: 8, name: 'grant counts' },
       ]);
     } finally {
@@ -132,12 +149,18 @@ describe('SqliteStore on disk', () => {
     const path = nextPath();
     await (await openSqliteStore(path)).close();
     const db = new Database(path);
-    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(SQLITE_SCHEMA_VERSION + 1, 'from the future', 0);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+      SQLITE_SCHEMA_VERSION + 1,
+      'from the future',
+      0,
+    );
     db.close();
     const error = await errorOf(openSqliteStore(path));
     expect(error.code).toBe('CONFIG_INVALID');
     expect(error.message).toContain('BEHALF_DATABASE_URL');
-    expect(error.message).toContain(`version ${SQLITE_SCHEMA_VERSION + 1}, newer than this behalf knows (${SQLITE_SCHEMA_VERSION})`);
+    expect(error.message).toContain(
+      `version ${SQLITE_SCHEMA_VERSION + 1}, newer than this behalf knows (${SQLITE_SCHEMA_VERSION})`,
+    );
   });
 
   it('two stores opening one new file at once both come up on one schema', async () => {
@@ -159,7 +182,10 @@ describe('SqliteStore on disk', () => {
 
   it('a file that is not a SQLite database is a configuration error', async () => {
     const path = join(dir, 'not-a-db.db');
-    await writeFile(path, 'this is not a database, it is a text file that is long enough to have a header'.repeat(20));
+    await writeFile(
+      path,
+      'this is not a database, it is a text file that is long enough to have a header'.repeat(20),
+    );
     const error = await errorOf(openSqliteStore(path));
     expect(error.code).toBe('CONFIG_INVALID');
     expect(error.message).toContain('BEHALF_DATABASE_URL');
@@ -194,11 +220,26 @@ describe('SqliteStore on disk', () => {
 
 describe('parseDatabaseUrl', () => {
   it('reads sqlite:PATH relative to the working directory, or absolute', () => {
-    expect(parseDatabaseUrl('sqlite:.behalf/behalf.db', '/srv/app')).toEqual({ kind: 'sqlite', path: '/srv/app/.behalf/behalf.db' });
-    expect(parseDatabaseUrl('sqlite:data.db', '/srv/app')).toEqual({ kind: 'sqlite', path: '/srv/app/data.db' });
-    expect(parseDatabaseUrl('sqlite:/var/lib/behalf/behalf.db', '/srv/app')).toEqual({ kind: 'sqlite', path: '/var/lib/behalf/behalf.db' });
-    expect(parseDatabaseUrl('sqlite:///var/lib/behalf/behalf.db', '/srv/app')).toEqual({ kind: 'sqlite', path: '/var/lib/behalf/behalf.db' });
-    expect(parseDatabaseUrl('  sqlite:data.db  ', '/srv/app')).toEqual({ kind: 'sqlite', path: '/srv/app/data.db' });
+    expect(parseDatabaseUrl('sqlite:.behalf/behalf.db', '/srv/app')).toEqual({
+      kind: 'sqlite',
+      path: '/srv/app/.behalf/behalf.db',
+    });
+    expect(parseDatabaseUrl('sqlite:data.db', '/srv/app')).toEqual({
+      kind: 'sqlite',
+      path: '/srv/app/data.db',
+    });
+    expect(parseDatabaseUrl('sqlite:/var/lib/behalf/behalf.db', '/srv/app')).toEqual({
+      kind: 'sqlite',
+      path: '/var/lib/behalf/behalf.db',
+    });
+    expect(parseDatabaseUrl('sqlite:///var/lib/behalf/behalf.db', '/srv/app')).toEqual({
+      kind: 'sqlite',
+      path: '/var/lib/behalf/behalf.db',
+    });
+    expect(parseDatabaseUrl('  sqlite:data.db  ', '/srv/app')).toEqual({
+      kind: 'sqlite',
+      path: '/srv/app/data.db',
+    });
   });
 
   it('reads sqlite::memory: for tests', () => {
@@ -206,8 +247,14 @@ describe('parseDatabaseUrl', () => {
   });
 
   it('recognises postgres:// and postgresql://', () => {
-    expect(parseDatabaseUrl('postgres://behalf@127.0.0.1:5432/behalf')).toEqual({ kind: 'postgres', url: 'postgres://behalf@127.0.0.1:5432/behalf' });
-    expect(parseDatabaseUrl('postgresql://db.internal/behalf')).toEqual({ kind: 'postgres', url: 'postgresql://db.internal/behalf' });
+    expect(parseDatabaseUrl('postgres://behalf@127.0.0.1:5432/behalf')).toEqual({
+      kind: 'postgres',
+      url: 'postgres://behalf@127.0.0.1:5432/behalf',
+    });
+    expect(parseDatabaseUrl('postgresql://db.internal/behalf')).toEqual({
+      kind: 'postgres',
+      url: 'postgresql://db.internal/behalf',
+    });
   });
 
   it.each([
@@ -262,7 +309,9 @@ describe('openStore', () => {
     });
     const error = await errorOf(openStore(`postgres://behalf:pw-9f8e7d@127.0.0.1:${port}/behalf`));
     expect(error.code).toBe('STORE_UNAVAILABLE');
-    expect(error.message).toMatch(/^BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached/);
+    expect(error.message).toMatch(
+      /^BEHALF_DATABASE_URL: Postgres at postgres:\/\/behalf@127\.0\.0\.1:\d+\/behalf cannot be reached/,
+    );
     expect(error.message).not.toContain('pw-9f8e7d');
   });
 });

@@ -13,7 +13,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
-import type { GrantStatus, SignInWrite, Store, StoredGrant, UserProfile, UserSearch } from '../../src/vault/index.js';
+import type {
+  GrantStatus,
+  SignInWrite,
+  Store,
+  StoredGrant,
+  UserProfile,
+  UserSearch,
+} from '../../src/vault/index.js';
 
 const CLIENT = 'server-client.apps.googleusercontent.com';
 const OTHER_CLIENT = 'other-client.apps.googleusercontent.com';
@@ -104,7 +111,16 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
 
       it('keeps null profile fields, non-ASCII text and an empty scope list as given', async () => {
-        const user = profile('101', { email: null, emailVerified: false, name: 'Zoë Ñúñez 山田', givenName: null, familyName: null, picture: null, locale: null, hd: 'example.com' });
+        const user = profile('101', {
+          email: null,
+          emailVerified: false,
+          name: 'Zoë Ñúñez 山田',
+          givenName: null,
+          familyName: null,
+          picture: null,
+          locale: null,
+          hd: 'example.com',
+        });
         const saved = await store.saveSignIn(signIn('101', { user, scopes: [] }));
         expect(saved.user).toMatchObject(user);
         expect(saved.grant.scopes).toEqual([]);
@@ -139,7 +155,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(saved.grant.version).toBe(2);
         expect(saved.grant.createdAt).toBe(T0);
         expect(saved.grant.updatedAt).toBe(T0 + 2 * HOUR);
-        expect(saved.user).toMatchObject({ name: 'Ada King', email: 'ada@example.org', createdAt: T0, updatedAt: T0 + 2 * HOUR, lastSignInAt: T0 + 2 * HOUR });
+        expect(saved.user).toMatchObject({
+          name: 'Ada King',
+          email: 'ada@example.org',
+          createdAt: T0,
+          updatedAt: T0 + 2 * HOUR,
+          lastSignInAt: T0 + 2 * HOUR,
+        });
         expect(await store.getGrant('103', CLIENT)).toEqual(saved.grant);
       });
 
@@ -166,7 +188,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           const sub = `106-${status}`;
           await store.saveSignIn(signIn(sub));
           await store.setGrantStatus(sub, CLIENT, status, T0 + 1);
-          const saved = await store.saveSignIn(signIn(sub, { refreshTokenCiphertext: undefined, now: T0 + HOUR }));
+          const saved = await store.saveSignIn(
+            signIn(sub, { refreshTokenCiphertext: undefined, now: T0 + HOUR }),
+          );
           expect(saved.grant.status).toBe(status);
           expect(saved.grant.refreshTokenCiphertext).not.toBeNull();
         }
@@ -203,7 +227,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
 
       it('concurrent sign-ins of one user all land, each bumping the version once', async () => {
-        await Promise.all(Array.from({ length: 20 }, (_, i) => store.saveSignIn(signIn('109', { now: T0 + i }))));
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.saveSignIn(signIn('109', { now: T0 + i }))),
+        );
         const row = await grant('109');
         expect(row.version).toBe(20);
         expect(row.status).toBe('active');
@@ -214,7 +240,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       it('caches a new access token and bumps the version', async () => {
         await store.saveSignIn(signIn('200'));
         const token = ciphertext();
-        expect(await store.saveAccessToken('200', CLIENT, { accessTokenCiphertext: token, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + HOUR })).toBe(true);
+        expect(
+          await store.saveAccessToken('200', CLIENT, {
+            accessTokenCiphertext: token,
+            accessTokenExpiresAt: T0 + 2 * HOUR,
+            now: T0 + HOUR,
+          }),
+        ).toBe(true);
         const row = await grant('200');
         expect(row.accessTokenCiphertext).toEqual(token);
         expect(row.accessTokenExpiresAt).toBe(T0 + 2 * HOUR);
@@ -225,7 +257,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
       it('replaces the scopes only when given', async () => {
         await store.saveSignIn(signIn('201'));
-        await store.saveAccessToken('201', CLIENT, { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + HOUR, scopes: ['openid'], now: T0 + 1 });
+        await store.saveAccessToken('201', CLIENT, {
+          accessTokenCiphertext: ciphertext(),
+          accessTokenExpiresAt: T0 + HOUR,
+          scopes: ['openid'],
+          now: T0 + 1,
+        });
         expect((await grant('201')).scopes).toEqual(['openid']);
       });
 
@@ -233,9 +270,23 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await store.saveSignIn(signIn('202'));
         const before = await grant('202');
         const first = ciphertext();
-        expect(await store.saveAccessToken('202', CLIENT, { accessTokenCiphertext: first, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 }, before.version)).toBe(true);
+        expect(
+          await store.saveAccessToken(
+            '202',
+            CLIENT,
+            { accessTokenCiphertext: first, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 },
+            before.version,
+          ),
+        ).toBe(true);
         const stale = ciphertext();
-        expect(await store.saveAccessToken('202', CLIENT, { accessTokenCiphertext: stale, accessTokenExpiresAt: T0 + 9 * HOUR, now: T0 + 2 }, before.version)).toBe(false);
+        expect(
+          await store.saveAccessToken(
+            '202',
+            CLIENT,
+            { accessTokenCiphertext: stale, accessTokenExpiresAt: T0 + 9 * HOUR, now: T0 + 2 },
+            before.version,
+          ),
+        ).toBe(false);
         const after = await grant('202');
         expect(after.accessTokenCiphertext).toEqual(first);
         expect(after.accessTokenExpiresAt).toBe(T0 + 2 * HOUR);
@@ -260,7 +311,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           await store.saveSignIn(write);
           await store.setGrantStatus(sub, CLIENT, status, T0 + 5);
           const row = await grant(sub);
-          expect(row).toMatchObject({ status, accessTokenCiphertext: null, accessTokenExpiresAt: null, version: 2, updatedAt: T0 + 5 });
+          expect(row).toMatchObject({
+            status,
+            accessTokenCiphertext: null,
+            accessTokenExpiresAt: null,
+            version: 2,
+            updatedAt: T0 + 5,
+          });
           expect(row.refreshTokenCiphertext).toEqual(write.refreshTokenCiphertext);
         }
       });
@@ -282,7 +339,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
       it('rejects an unknown status', async () => {
         await store.saveSignIn(signIn('303'));
-        await expect(store.setGrantStatus('303', CLIENT, 'paused' as never, T0)).rejects.toBeInstanceOf(BehalfError);
+        await expect(store.setGrantStatus('303', CLIENT, 'paused' as never, T0)).rejects.toBeInstanceOf(
+          BehalfError,
+        );
         expect((await grant('303')).status).toBe('active');
       });
     });
@@ -294,14 +353,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         const accessToken = ciphertext();
         expect(await store.replaceCiphertexts('400', CLIENT, { refreshToken, accessToken }, 1)).toBe(true);
         const row = await grant('400');
-        expect(row).toMatchObject({ refreshTokenCiphertext: refreshToken, accessTokenCiphertext: accessToken, accessTokenExpiresAt: T0 + HOUR, version: 2, status: 'active' });
+        expect(row).toMatchObject({
+          refreshTokenCiphertext: refreshToken,
+          accessTokenCiphertext: accessToken,
+          accessTokenExpiresAt: T0 + HOUR,
+          version: 2,
+          status: 'active',
+        });
       });
 
       it('refuses a stale version and leaves the row alone', async () => {
         const write = signIn('401');
         await store.saveSignIn(write);
-        await store.saveAccessToken('401', CLIENT, { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + HOUR, now: T0 + 1 });
-        expect(await store.replaceCiphertexts('401', CLIENT, { refreshToken: ciphertext(), accessToken: null }, 1)).toBe(false);
+        await store.saveAccessToken('401', CLIENT, {
+          accessTokenCiphertext: ciphertext(),
+          accessTokenExpiresAt: T0 + HOUR,
+          now: T0 + 1,
+        });
+        expect(
+          await store.replaceCiphertexts('401', CLIENT, { refreshToken: ciphertext(), accessToken: null }, 1),
+        ).toBe(false);
         const row = await grant('401');
         expect(row.refreshTokenCiphertext).toEqual(write.refreshTokenCiphertext);
         expect(row.version).toBe(2);
@@ -309,9 +380,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
       it('a null access token also clears its expiry; a missing grant answers false', async () => {
         await store.saveSignIn(signIn('402'));
-        expect(await store.replaceCiphertexts('402', CLIENT, { refreshToken: ciphertext(), accessToken: null }, 1)).toBe(true);
+        expect(
+          await store.replaceCiphertexts('402', CLIENT, { refreshToken: ciphertext(), accessToken: null }, 1),
+        ).toBe(true);
         expect(await grant('402')).toMatchObject({ accessTokenCiphertext: null, accessTokenExpiresAt: null });
-        expect(await store.replaceCiphertexts('nobody', CLIENT, { refreshToken: null, accessToken: null }, 1)).toBe(false);
+        expect(
+          await store.replaceCiphertexts('nobody', CLIENT, { refreshToken: null, accessToken: null }, 1),
+        ).toBe(false);
       });
     });
 
@@ -371,7 +446,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           if (page.next === null) break;
           after = page.next;
         }
-        const expected = [...keys].map(([sub, clientId]) => `${sub} ${clientId}`).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        const expected = [...keys]
+          .map(([sub, clientId]) => `${sub} ${clientId}`)
+          .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
         expect(seen).toEqual(expected);
         expect(sizes).toEqual([3, 3, 1]);
       });
@@ -391,9 +468,19 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         const active = await store.listGrants({ limit: 2, status: 'active' });
         expect(active.grants.every((g) => g.status === 'active')).toBe(true);
         const rest = await store.listGrants({ limit: 10, status: 'active', after: active.next! });
-        expect([...active.grants, ...rest.grants].map((g) => g.sub)).toEqual(['1001', '1001', '1003', '1004', '1006']);
-        expect((await store.listGrants({ limit: 10, status: 'revoked' })).grants.map((g) => g.sub)).toEqual(['1005']);
-        expect((await store.listGrants({ limit: 10, status: 'needs_consent' })).grants.map((g) => g.sub)).toEqual(['1002']);
+        expect([...active.grants, ...rest.grants].map((g) => g.sub)).toEqual([
+          '1001',
+          '1001',
+          '1003',
+          '1004',
+          '1006',
+        ]);
+        expect((await store.listGrants({ limit: 10, status: 'revoked' })).grants.map((g) => g.sub)).toEqual([
+          '1005',
+        ]);
+        expect(
+          (await store.listGrants({ limit: 10, status: 'needs_consent' })).grants.map((g) => g.sub),
+        ).toEqual(['1002']);
       });
 
       it('returns the rows as stored, ciphertexts included', async () => {
@@ -402,7 +489,10 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
 
       it('an `after` past the end gives an empty last page', async () => {
-        expect(await store.listGrants({ limit: 5, after: { sub: '9999', clientId: CLIENT } })).toEqual({ grants: [], next: null });
+        expect(await store.listGrants({ limit: 5, after: { sub: '9999', clientId: CLIENT } })).toEqual({
+          grants: [],
+          next: null,
+        });
       });
 
       it('rejects a limit below 1', async () => {
@@ -437,16 +527,28 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       it('refuses a second key with the same id, keeping the first', async () => {
         const record = { id: 'abc123def457', hash: randomBytes(32), name: 'one', createdAt: T0 };
         await store.createApiKey(record);
-        const error = await store.createApiKey({ ...record, hash: randomBytes(32), name: 'two' }).catch((e: unknown) => e);
+        const error = await store
+          .createApiKey({ ...record, hash: randomBytes(32), name: 'two' })
+          .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(BehalfError);
         expect((error as BehalfError).reason).toBe('duplicate_id');
         expect(await store.findApiKey(record.id)).toEqual(record);
       });
 
       it('lists keys oldest first without their hashes, and deletes one by id', async () => {
-        await store.createApiKey({ id: 'bbbbbbbbbbbb', hash: randomBytes(32), name: 'second', createdAt: T0 + 1 });
+        await store.createApiKey({
+          id: 'bbbbbbbbbbbb',
+          hash: randomBytes(32),
+          name: 'second',
+          createdAt: T0 + 1,
+        });
         await store.createApiKey({ id: 'aaaaaaaaaaaa', hash: randomBytes(32), name: 'first', createdAt: T0 });
-        await store.createApiKey({ id: 'cccccccccccc', hash: randomBytes(32), name: 'third', createdAt: T0 + 1 });
+        await store.createApiKey({
+          id: 'cccccccccccc',
+          hash: randomBytes(32),
+          name: 'third',
+          createdAt: T0 + 1,
+        });
         expect(await store.listApiKeys()).toEqual([
           { id: 'aaaaaaaaaaaa', name: 'first', createdAt: T0, lastUsedAt: null },
           { id: 'bbbbbbbbbbbb', name: 'second', createdAt: T0 + 1, lastUsedAt: null },
@@ -463,7 +565,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await store.recordApiKeyUse('aaaaaaaaaaaa', T0 + 5_000);
         await store.recordApiKeyUse('aaaaaaaaaaaa', T0 + 1_000);
         await store.recordApiKeyUse('000000000000', T0 + 9_000);
-        expect(await store.listApiKeys()).toEqual([{ id: 'aaaaaaaaaaaa', name: 'used', createdAt: T0, lastUsedAt: T0 + 5_000 }]);
+        expect(await store.listApiKeys()).toEqual([
+          { id: 'aaaaaaaaaaaa', name: 'used', createdAt: T0, lastUsedAt: T0 + 5_000 },
+        ]);
       });
     });
 
@@ -481,20 +585,31 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       ];
 
       async function seed(): Promise<void> {
-        for (const [sub, email] of emails) await store.saveSignIn(signIn(sub, { user: profile(sub, { email }) }));
+        for (const [sub, email] of emails)
+          await store.saveSignIn(signIn(sub, { user: profile(sub, { email }) }));
         await store.setGrantStatus('u02', CLIENT, 'needs_consent', T0 + 1);
         await store.revokeGrant('u04', CLIENT, T0 + 1);
         await store.setGrantStatus('u09', CLIENT, 'needs_consent', T0 + 1);
         // A grant for another client neither shows nor filters.
-        await store.saveSignIn(signIn('u07', { clientId: OTHER_CLIENT, user: profile('u07', { email: 'zoe@example.com' }) }));
+        await store.saveSignIn(
+          signIn('u07', { clientId: OTHER_CLIENT, user: profile('u07', { email: 'zoe@example.com' }) }),
+        );
         await store.setGrantStatus('u07', OTHER_CLIENT, 'revoked', T0 + 1);
       }
 
-      async function walk(search: Omit<UserSearch, 'after' | 'limit' | 'clientId'>, limit: number): Promise<string[]> {
+      async function walk(
+        search: Omit<UserSearch, 'after' | 'limit' | 'clientId'>,
+        limit: number,
+      ): Promise<string[]> {
         const subs: string[] = [];
         let after: string | undefined;
         for (let pages = 0; pages < 50; pages++) {
-          const page = await store.searchUsers({ clientId: CLIENT, limit, ...search, ...(after === undefined ? {} : { after }) });
+          const page = await store.searchUsers({
+            clientId: CLIENT,
+            limit,
+            ...search,
+            ...(after === undefined ? {} : { after }),
+          });
           expect(page.users.length).toBeLessThanOrEqual(limit);
           subs.push(...page.users.map((u) => u.user.sub));
           if (page.next === null) return subs;
@@ -527,18 +642,31 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await seed();
         expect(await walk({ status: 'needs_consent' }, 1)).toEqual(['u02', 'u09']);
         expect(await walk({ status: 'revoked' }, 1)).toEqual(['u04']);
-        expect((await walk({ status: 'active' }, 3)).sort()).toEqual(['u01', 'u03', 'u05', 'u06', 'u07', 'u08']);
+        expect((await walk({ status: 'active' }, 3)).sort()).toEqual([
+          'u01',
+          'u03',
+          'u05',
+          'u06',
+          'u07',
+          'u08',
+        ]);
         expect(await walk({ emailPrefix: 'alice', status: 'needs_consent' }, 1)).toEqual(['u02', 'u09']);
         expect(await walk({ emailPrefix: 'alice', status: 'revoked' }, 1)).toEqual([]);
       });
 
       it("answers each user's profile and grant status and scopes, and null for a user without a grant for the client", async () => {
         await seed();
-        await store.saveSignIn(signIn('u10', { clientId: OTHER_CLIENT, user: profile('u10', { email: 'other@example.com' }) }));
+        await store.saveSignIn(
+          signIn('u10', { clientId: OTHER_CLIENT, user: profile('u10', { email: 'other@example.com' }) }),
+        );
         const page = await store.searchUsers({ clientId: CLIENT, limit: 10, emailPrefix: 'other@' });
         expect(page).toEqual({ users: [{ user: await store.getUser('u10'), grant: null }], next: null });
-        const [entry] = (await store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'alice.smith' })).users;
-        expect(entry).toEqual({ user: await store.getUser('u02'), grant: { status: 'needs_consent', scopes: ['openid', 'email', 'profile'] } });
+        const [entry] = (await store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'alice.smith' }))
+          .users;
+        expect(entry).toEqual({
+          user: await store.getUser('u02'),
+          grant: { status: 'needs_consent', scopes: ['openid', 'email', 'profile'] },
+        });
       });
 
       it('refuses a malformed cursor, or one from another search, and bad options', async () => {
@@ -547,7 +675,11 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         const byStatus = await store.searchUsers({ clientId: CLIENT, limit: 1, status: 'needs_consent' });
         const refusals = [
           store.searchUsers({ clientId: CLIENT, limit: 1, after: 'not a cursor' }),
-          store.searchUsers({ clientId: CLIENT, limit: 1, after: Buffer.from('["e",1,2]').toString('base64url') }),
+          store.searchUsers({
+            clientId: CLIENT,
+            limit: 1,
+            after: Buffer.from('["e",1,2]').toString('base64url'),
+          }),
           store.searchUsers({ clientId: CLIENT, limit: 1, after: Buffer.from('{').toString('base64url') }),
           store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'bob', after: first.next! }),
           store.searchUsers({ clientId: CLIENT, limit: 1, after: byStatus.next! }),
@@ -555,7 +687,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           store.searchUsers({ clientId: CLIENT, limit: 1, status: 'gone' as GrantStatus }),
           store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'a'.repeat(321) }),
         ];
-        for (const refused of refusals) await expect(refused).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+        for (const refused of refusals)
+          await expect(refused).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
       });
     });
 
@@ -564,9 +697,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await store.saveSignIn(signIn('r1'));
         expect(await store.getLastRefresh('r1', CLIENT)).toBeNull();
         await store.recordRefresh('r1', CLIENT, { at: T0 + 10, outcome: 'ok', reason: null });
-        await store.recordRefresh('r1', CLIENT, { at: T0 + 20, outcome: 'NEEDS_CONSENT', reason: 'invalid_grant' });
+        await store.recordRefresh('r1', CLIENT, {
+          at: T0 + 20,
+          outcome: 'NEEDS_CONSENT',
+          reason: 'invalid_grant',
+        });
         await store.recordRefresh('r1', CLIENT, { at: T0 + 15, outcome: 'ok', reason: null });
-        expect(await store.getLastRefresh('r1', CLIENT)).toEqual({ at: T0 + 20, outcome: 'NEEDS_CONSENT', reason: 'invalid_grant' });
+        expect(await store.getLastRefresh('r1', CLIENT)).toEqual({
+          at: T0 + 20,
+          outcome: 'NEEDS_CONSENT',
+          reason: 'invalid_grant',
+        });
         expect(await store.getLastRefresh('r1', OTHER_CLIENT)).toBeNull();
       });
 
@@ -584,14 +725,22 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await store.saveSignIn(signIn('r3'));
         await store.recordRefresh('r3', CLIENT, { at: T0 + 10, outcome: 'ok', reason: null });
         await store.revokeGrant('r3', CLIENT, T0 + 20);
-        expect(await store.getLastRefresh('r3', CLIENT)).toEqual({ at: T0 + 10, outcome: 'ok', reason: null });
+        expect(await store.getLastRefresh('r3', CLIENT)).toEqual({
+          at: T0 + 10,
+          outcome: 'ok',
+          reason: null,
+        });
       });
     });
 
     describe('refresh leases (cross-process single-flight)', () => {
       it('are exclusive: of many concurrent takers exactly one wins', async () => {
         await store.saveSignIn(signIn('300'));
-        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.acquireRefreshLease('300', CLIENT, `holder-${i}`, 10_000)));
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.acquireRefreshLease('300', CLIENT, `holder-${i}`, 10_000),
+          ),
+        );
         expect(results.filter(Boolean)).toHaveLength(1);
       });
 
@@ -620,22 +769,36 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         await store.saveSignIn(signIn('304'));
         expect(await store.acquireRefreshLease('304', CLIENT, 'crashed', 50)).toBe(true);
         await new Promise((resolve) => setTimeout(resolve, 120));
-        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.acquireRefreshLease('304', CLIENT, `waiter-${i}`, 10_000)));
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.acquireRefreshLease('304', CLIENT, `waiter-${i}`, 10_000),
+          ),
+        );
         expect(results.filter(Boolean)).toHaveLength(1);
       });
 
       it('are given back by the access-token write of their holder, even when its version check fails', async () => {
         await store.saveSignIn(signIn('309'));
         const version = (await store.getGrant('309', CLIENT))!.version;
-        const write = { accessTokenCiphertext: ciphertext(), accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 };
+        const write = {
+          accessTokenCiphertext: ciphertext(),
+          accessTokenExpiresAt: T0 + 2 * HOUR,
+          now: T0 + 1,
+        };
         expect(await store.acquireRefreshLease('309', CLIENT, 'a', 10_000)).toBe(true);
         // Another holder's write leaves a's lease alone.
-        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'b' }, version)).toBe(true);
+        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'b' }, version)).toBe(
+          true,
+        );
         expect(await store.acquireRefreshLease('309', CLIENT, 'b', 10_000)).toBe(false);
         // a's write, stale by now, is refused but still gives the lease back.
-        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'a' }, version)).toBe(false);
+        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'a' }, version)).toBe(
+          false,
+        );
         expect(await store.acquireRefreshLease('309', CLIENT, 'b', 10_000)).toBe(true);
-        expect(await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'b' }, version + 1)).toBe(true);
+        expect(
+          await store.saveAccessToken('309', CLIENT, { ...write, releaseLeaseOf: 'b' }, version + 1),
+        ).toBe(true);
         expect(await store.getGrant('309', CLIENT)).toMatchObject({ version: version + 2 });
         expect(await store.acquireRefreshLease('309', CLIENT, 'c', 10_000)).toBe(true);
       });
@@ -669,7 +832,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       it('need a whole, positive number of milliseconds', async () => {
         await store.saveSignIn(signIn('309'));
         for (const ttl of [0, -5, 1.5, Number.NaN]) {
-          await expect(store.acquireRefreshLease('309', CLIENT, 'a', ttl)).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+          await expect(store.acquireRefreshLease('309', CLIENT, 'a', ttl)).rejects.toMatchObject({
+            code: 'INVALID_REQUEST',
+          });
         }
         expect(await store.acquireRefreshLease('309', CLIENT, 'a', 10_000)).toBe(true);
       });

@@ -21,7 +21,8 @@ describe('prefixUpperBound', () => {
     const bytes = (s: string) => Buffer.from(s, 'utf8');
     for (const prefix of ['ali', 'é', 'z', 'a\u{1f600}']) {
       const bound = bytes(prefixUpperBound(prefix)!);
-      for (const tail of ['', 'a', '\u{10ffff}', '\uffff', 'zzzz']) expect(Buffer.compare(bytes(prefix + tail), bound)).toBe(-1);
+      for (const tail of ['', 'a', '\u{10ffff}', '\uffff', 'zzzz'])
+        expect(Buffer.compare(bytes(prefix + tail), bound)).toBe(-1);
       expect(Buffer.compare(bound, bytes(prefix))).toBe(1);
     }
   });
@@ -36,13 +37,26 @@ describe('user search plans', () => {
     const database = new SqliteDatabase(':memory:');
     try {
       const plan = (sql: string) =>
-        (database.connection.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ client_id: 'c', status: null, after_key: '', after_sub: '', below: 'b', limit: 51 }) as Array<{ detail: string }>)
+        (
+          database.connection.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({
+            client_id: 'c',
+            status: null,
+            after_key: '',
+            after_sub: '',
+            below: 'b',
+            limit: 51,
+          }) as Array<{ detail: string }>
+        )
           .map((row) => row.detail)
           .join('\n');
       const { sqlite } = USER_SEARCH_SQL;
       expect(plan(sqlite.byEmail)).toContain('SEARCH u USING INDEX users_by_email (<expr>>?)');
-      expect(plan(sqlite.byEmailPrefix)).toContain('SEARCH u USING INDEX users_by_email (<expr>>? AND <expr><?)');
-      expect(plan(sqlite.byStatus)).toMatch(/SEARCH g USING (COVERING )?INDEX grants_by_status \(status=\? AND sub>\?\)/);
+      expect(plan(sqlite.byEmailPrefix)).toContain(
+        'SEARCH u USING INDEX users_by_email (<expr>>? AND <expr><?)',
+      );
+      expect(plan(sqlite.byStatus)).toMatch(
+        /SEARCH g USING (COVERING )?INDEX grants_by_status \(status=\? AND sub>\?\)/,
+      );
       for (const sql of Object.values(sqlite)) expect(plan(sql)).not.toMatch(/SCAN|TEMP B-TREE/);
     } finally {
       await database.close();
@@ -67,14 +81,18 @@ describe('user search plans', () => {
         // prohibitive cost), so the plan shows what the indexes allow, as with a million rows.
         await client.query('SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off');
         const plan = async (sql: string, values: unknown[]) =>
-          (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n');
+          (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, values)).rows
+            .map((r) => r['QUERY PLAN'])
+            .join('\n');
         const { postgres } = USER_SEARCH_SQL;
         const byEmail = await plan(postgres.byEmail, ['c', '', '', null, 51]);
         const byPrefix = await plan(postgres.byEmailPrefix, ['c', 'ali', '', null, 51, 'alj']);
         const byStatus = await plan(postgres.byStatus, ['c', 'revoked', '', 51]);
         expect(byEmail).toMatch(/Index Scan using users_by_email/);
         // Both ends of the prefix's range are index conditions.
-        expect(byPrefix).toMatch(/Index Scan using users_by_email on users u[^\n]*\n\s*Index Cond: \(\(ROW\(lower[^\n]*< 'alj'/);
+        expect(byPrefix).toMatch(
+          /Index Scan using users_by_email on users u[^\n]*\n\s*Index Cond: \(\(ROW\(lower[^\n]*< 'alj'/,
+        );
         expect(byStatus).toMatch(/Index (Only )?Scan using grants_by_status/);
         for (const text of [byEmail, byPrefix, byStatus]) expect(text).not.toMatch(/Sort|Seq Scan/);
       } finally {

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
-import { envelopeKeyId, openSqliteStore, parseKeyring, Vault, type SignInSave, type SqliteStore, type Store } from '../../src/vault/index.js';
+import {
+  envelopeKeyId,
+  openSqliteStore,
+  parseKeyring,
+  Vault,
+  type SignInSave,
+  type SqliteStore,
+  type Store,
+} from '../../src/vault/index.js';
 import { profile } from './store-contract.js';
 
 const CLIENT = 'server.apps.googleusercontent.com';
@@ -72,7 +80,12 @@ describe('Vault over SqliteStore', () => {
   it('stores a sign-in and gives the tokens back decrypted', async () => {
     const write = signIn('1');
     const saved = await vault.saveSignIn(write);
-    expect(saved.grant).toMatchObject({ refreshToken: write.refreshToken, accessToken: write.accessToken, status: 'active', version: 1 });
+    expect(saved.grant).toMatchObject({
+      refreshToken: write.refreshToken,
+      accessToken: write.accessToken,
+      status: 'active',
+      version: 1,
+    });
     expect(await vault.getGrant('1', CLIENT)).toEqual(saved.grant);
     expect(await vault.getUser('1')).toEqual(saved.user);
     expect(vault.storeKind).toBe('sqlite');
@@ -90,7 +103,11 @@ describe('Vault over SqliteStore', () => {
   it('a repeat sign-in without a refresh token keeps the old one', async () => {
     const first = signIn('3');
     await vault.saveSignIn(first);
-    const second = signIn('3', { refreshToken: undefined, now: T0 + HOUR, accessTokenExpiresAt: T0 + 2 * HOUR });
+    const second = signIn('3', {
+      refreshToken: undefined,
+      now: T0 + HOUR,
+      accessTokenExpiresAt: T0 + 2 * HOUR,
+    });
     const saved = await vault.saveSignIn(second);
     expect(saved.grant.refreshToken).toBe(first.refreshToken);
     expect(saved.grant.accessToken).toBe(second.accessToken);
@@ -113,9 +130,23 @@ describe('Vault over SqliteStore', () => {
     await vault.saveSignIn(signIn('6'));
     const read = (await vault.getGrant('6', CLIENT))!;
     const winner = accessToken();
-    expect(await vault.saveAccessToken('6', CLIENT, { accessToken: winner, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 }, read.version)).toBe(true);
+    expect(
+      await vault.saveAccessToken(
+        '6',
+        CLIENT,
+        { accessToken: winner, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 },
+        read.version,
+      ),
+    ).toBe(true);
     const loser = accessToken();
-    expect(await vault.saveAccessToken('6', CLIENT, { accessToken: loser, accessTokenExpiresAt: T0 + 3 * HOUR, now: T0 + 2 }, read.version)).toBe(false);
+    expect(
+      await vault.saveAccessToken(
+        '6',
+        CLIENT,
+        { accessToken: loser, accessTokenExpiresAt: T0 + 3 * HOUR, now: T0 + 2 },
+        read.version,
+      ),
+    ).toBe(false);
     const grant = (await vault.getGrant('6', CLIENT))!;
     expect(grant.accessToken).toBe(winner);
     expect(grant.accessTokenExpiresAt).toBe(T0 + 2 * HOUR);
@@ -126,7 +157,10 @@ describe('Vault over SqliteStore', () => {
     await vault.saveSignIn(signIn('7'));
     await vault.saveSignIn(signIn('8'));
     await vault.setGrantStatus('7', CLIENT, 'needs_consent', T0 + 1);
-    expect((await vault.getGrant('7', CLIENT))!).toMatchObject({ status: 'needs_consent', accessToken: null });
+    expect((await vault.getGrant('7', CLIENT))!).toMatchObject({
+      status: 'needs_consent',
+      accessToken: null,
+    });
     expect((await vault.listGrants({ limit: 10, status: 'active' })).grants.map((g) => g.sub)).toEqual(['8']);
     expect(await vault.deleteUser('7')).toBe(true);
     expect(await vault.getUser('7')).toBeNull();
@@ -140,9 +174,13 @@ describe('Vault over SqliteStore', () => {
     const db = new Database(path);
     try {
       // An attacker with write access to the file copies user 10's refresh token over user 11's.
-      db.prepare("UPDATE grants SET refresh_token = (SELECT refresh_token FROM grants WHERE sub = '10') WHERE sub = '11'").run();
+      db.prepare(
+        "UPDATE grants SET refresh_token = (SELECT refresh_token FROM grants WHERE sub = '10') WHERE sub = '11'",
+      ).run();
       // …and swaps user 10's columns.
-      db.prepare("UPDATE grants SET refresh_token = access_token, access_token = refresh_token WHERE sub = '10'").run();
+      db.prepare(
+        "UPDATE grants SET refresh_token = access_token, access_token = refresh_token WHERE sub = '10'",
+      ).run();
     } finally {
       db.close();
     }
@@ -171,11 +209,20 @@ describe('Vault over SqliteStore', () => {
       const written = await seed(23);
       const rotating = new Vault(store, parseKeyring(`${K2},${K1}`));
       // Before rotation, both keys are needed: the new keyring reads old rows.
-      expect((await rotating.getGrant('100001', CLIENT))!.refreshToken).toBe(written.get('100001')!.refreshToken);
+      expect((await rotating.getGrant('100001', CLIENT))!.refreshToken).toBe(
+        written.get('100001')!.refreshToken,
+      );
 
       const report = await rotating.rotateKeys({ pageSize: 4 });
       // User 100000 has no tokens at all (no refresh token, revoked): nothing to re-encrypt.
-      expect(report).toEqual({ primaryKey: 'k2', rows: 23, reencrypted: 22, alreadyCurrent: 1, retried: 0, vanished: 0 });
+      expect(report).toEqual({
+        primaryKey: 'k2',
+        rows: 23,
+        reencrypted: 22,
+        alreadyCurrent: 1,
+        retried: 0,
+        vanished: 0,
+      });
 
       const onlyNew = new Vault(store, parseKeyring(K2));
       for (const [sub, write] of written) {
@@ -203,7 +250,11 @@ describe('Vault over SqliteStore', () => {
         if (!interfered && args[0] === '100001') {
           interfered = true;
           // Another instance refreshes this user's access token between our read and write.
-          await vault.saveAccessToken('100001', CLIENT, { accessToken: concurrent, accessTokenExpiresAt: T0 + 5 * HOUR, now: T0 + 2 });
+          await vault.saveAccessToken('100001', CLIENT, {
+            accessToken: concurrent,
+            accessTokenExpiresAt: T0 + 5 * HOUR,
+            now: T0 + 2,
+          });
         }
         return store.replaceCiphertexts(...args);
       });
@@ -218,12 +269,18 @@ describe('Vault over SqliteStore', () => {
       await seed(4);
       const K0 = `k0:${randomBytes(32).toString('base64')}`;
       await new Vault(store, parseKeyring(K0)).saveSignIn(signIn('099999'));
-      const error = (await new Vault(store, parseKeyring(`${K2},${K1}`)).rotateKeys().catch((e: unknown) => e)) as BehalfError;
+      const error = (await new Vault(store, parseKeyring(`${K2},${K1}`))
+        .rotateKeys()
+        .catch((e: unknown) => e)) as BehalfError;
       expect(error).toBeInstanceOf(BehalfError);
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.message).toMatch(/could not re-encrypt 1 of 5 grant\(s\): 099999 \(unknown_key_id\)/);
-      expect(error.details).toMatchObject({ report: { rows: 5, reencrypted: 3, alreadyCurrent: 1 }, failed: [{ sub: '099999', reason: 'unknown_key_id' }] });
-      for (const secret of [K0, K1, K2]) expect(JSON.stringify(error.toJSON())).not.toContain(secret.slice(3));
+      expect(error.details).toMatchObject({
+        report: { rows: 5, reencrypted: 3, alreadyCurrent: 1 },
+        failed: [{ sub: '099999', reason: 'unknown_key_id' }],
+      });
+      for (const secret of [K0, K1, K2])
+        expect(JSON.stringify(error.toJSON())).not.toContain(secret.slice(3));
     });
 
     it('a row deleted while it rotates is counted, not failed', async () => {
@@ -232,7 +289,11 @@ describe('Vault over SqliteStore', () => {
         await store.deleteUser(args[0]);
         return store.replaceCiphertexts(...args);
       });
-      expect(await new Vault(vanishing, parseKeyring(`${K2},${K1}`)).rotateKeys()).toMatchObject({ rows: 2, vanished: 1, reencrypted: 0 });
+      expect(await new Vault(vanishing, parseKeyring(`${K2},${K1}`)).rotateKeys()).toMatchObject({
+        rows: 2,
+        vanished: 1,
+        reencrypted: 0,
+      });
     });
   });
 
@@ -246,7 +307,11 @@ describe('Vault over SqliteStore', () => {
       await vault.saveSignIn(write);
       const refreshed = accessToken();
       secrets.push(refreshed);
-      await vault.saveAccessToken(write.user.sub, CLIENT, { accessToken: refreshed, accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 });
+      await vault.saveAccessToken(write.user.sub, CLIENT, {
+        accessToken: refreshed,
+        accessTokenExpiresAt: T0 + 2 * HOUR,
+        now: T0 + 1,
+      });
     }
     const rotated = new Vault(store, parseKeyring(`${K2},${K1}`));
     await rotated.rotateKeys();
@@ -255,7 +320,8 @@ describe('Vault over SqliteStore', () => {
 
     const scan = async (expectWal: boolean) => {
       const files = (await readdir(join(path, '..'))).filter((name) => name.startsWith('behalf.db'));
-      if (expectWal) expect(files).toEqual(expect.arrayContaining(['behalf.db', 'behalf.db-wal', 'behalf.db-shm']));
+      if (expectWal)
+        expect(files).toEqual(expect.arrayContaining(['behalf.db', 'behalf.db-wal', 'behalf.db-shm']));
       const bytes = Buffer.concat(await Promise.all(files.map((name) => readFile(join(path, '..', name)))));
       // The scan does see plaintext that is stored as such: the profile's email.
       expect(emails.some((email) => bytes.includes(Buffer.from(email)))).toBe(true);

@@ -22,10 +22,18 @@ const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts
 const SLOW = 240_000;
 
 /** Run the CLI with exactly these BEHALF_* settings (none inherited from the test's environment). */
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('BEHALF_')));
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('BEHALF_')),
+  );
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI, ...args], {
+      env: { ...inherited, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,7 +42,11 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
   });
 }
 
-function runCliContract(name: string, freshDatabaseUrl: () => Promise<string>, options: { refusals: boolean }): void {
+function runCliContract(
+  name: string,
+  freshDatabaseUrl: () => Promise<string>,
+  options: { refusals: boolean },
+): void {
   describe(`behalf webhooks on ${name}`, () => {
     const key = randomBytes(32).toString('base64');
     let env: Record<string, string>;
@@ -49,77 +61,131 @@ function runCliContract(name: string, freshDatabaseUrl: () => Promise<string>, o
       await receiver.close();
     });
 
-    it('add prints the id and, on the last line, the secret deliveries are signed with; list never shows it; remove removes', async () => {
-      const added = await run(['webhooks', 'add', receiver.url, '--events', 'grant.revoked,user.deleted'], { ...env, BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' });
-      expect(added).toMatchObject({ code: 0, stderr: '' });
-      const [line, secret, ...rest] = added.stdout.split('\n');
-      expect(rest).toEqual(['']);
-      const id = /^Created webhook (wh_[0-9a-f]{24}) for /.exec(line!)?.[1];
-      expect(line).toBe(`Created webhook ${id} for ${receiver.url} (events: grant.revoked,user.deleted). Its signing secret is shown once; store it as a secret.`);
-      expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    it(
+      'add prints the id and, on the last line, the secret deliveries are signed with; list never shows it; remove removes',
+      async () => {
+        const added = await run(['webhooks', 'add', receiver.url, '--events', 'grant.revoked,user.deleted'], {
+          ...env,
+          BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true',
+        });
+        expect(added).toMatchObject({ code: 0, stderr: '' });
+        const [line, secret, ...rest] = added.stdout.split('\n');
+        expect(rest).toEqual(['']);
+        const id = /^Created webhook (wh_[0-9a-f]{24}) for /.exec(line!)?.[1];
+        expect(line).toBe(
+          `Created webhook ${id} for ${receiver.url} (events: grant.revoked,user.deleted). Its signing secret is shown once; store it as a secret.`,
+        );
+        expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
 
-      const listed = await run(['webhooks', 'list'], env);
-      expect(listed).toEqual({
-        code: 0,
-        stdout: `${id}  enabled  ${receiver.url}  events: grant.revoked,user.deleted  deliveries: 0 pending, 0 delivered, 0 failed\n`,
-        stderr: '',
-      });
+        const listed = await run(['webhooks', 'list'], env);
+        expect(listed).toEqual({
+          code: 0,
+          stdout: `${id}  enabled  ${receiver.url}  events: grant.revoked,user.deleted  deliveries: 0 pending, 0 delivered, 0 failed\n`,
+          stderr: '',
+        });
 
-      // The printed secret is the one a server signs this endpoint's deliveries with.
-      const database = await openDatabase(env.BEHALF_DATABASE_URL!);
-      try {
-        const event = { type: 'grant.revoked' as const, sub: '1234', fields: { previous_status: 'active', reason: 'signed_out' } };
-        const now = systemClock.now();
-        if (database.kind === 'sqlite') await database.transaction(() => recordSqliteEvents(database, [event], now));
-        else await database.transaction((db) => recordPostgresEvents(db, [event], now));
-        const webhooks = new Webhooks({ store: webhookStoreFor(database), keyring: parseKeyring(`k1:${key}`), clock: systemClock, logger: pino({ level: 'silent' }), allowPrivate: true });
-        expect(await webhooks.deliverDue()).toBe(1);
-        await webhooks.stop();
-      } finally {
-        await database.close();
-      }
-      expect(verifyAt(systemClock, secret!, receiver.received[0]!)).toEqual({ type: 'grant.revoked', timestamp: expect.any(String), data: { sub: '1234', previous_status: 'active', reason: 'signed_out' } });
+        // The printed secret is the one a server signs this endpoint's deliveries with.
+        const database = await openDatabase(env.BEHALF_DATABASE_URL!);
+        try {
+          const event = {
+            type: 'grant.revoked' as const,
+            sub: '1234',
+            fields: { previous_status: 'active', reason: 'signed_out' },
+          };
+          const now = systemClock.now();
+          if (database.kind === 'sqlite')
+            await database.transaction(() => recordSqliteEvents(database, [event], now));
+          else await database.transaction((db) => recordPostgresEvents(db, [event], now));
+          const webhooks = new Webhooks({
+            store: webhookStoreFor(database),
+            keyring: parseKeyring(`k1:${key}`),
+            clock: systemClock,
+            logger: pino({ level: 'silent' }),
+            allowPrivate: true,
+          });
+          expect(await webhooks.deliverDue()).toBe(1);
+          await webhooks.stop();
+        } finally {
+          await database.close();
+        }
+        expect(verifyAt(systemClock, secret!, receiver.received[0]!)).toEqual({
+          type: 'grant.revoked',
+          timestamp: expect.any(String),
+          data: { sub: '1234', previous_status: 'active', reason: 'signed_out' },
+        });
 
-      expect(await run(['webhooks', 'remove', id!], env)).toEqual({ code: 0, stdout: `Removed webhook ${id}.\n`, stderr: '' });
-      expect(await run(['webhooks', 'remove', id!], env)).toEqual({ code: 66, stdout: '', stderr: `behalf: No webhook endpoint ${id}.\n` });
-      expect(await run(['webhooks', 'list'], env)).toEqual({ code: 0, stdout: 'No webhook endpoints.\n', stderr: '' });
-    }, SLOW);
+        expect(await run(['webhooks', 'remove', id!], env)).toEqual({
+          code: 0,
+          stdout: `Removed webhook ${id}.\n`,
+          stderr: '',
+        });
+        expect(await run(['webhooks', 'remove', id!], env)).toEqual({
+          code: 66,
+          stdout: '',
+          stderr: `behalf: No webhook endpoint ${id}.\n`,
+        });
+        expect(await run(['webhooks', 'list'], env)).toEqual({
+          code: 0,
+          stdout: 'No webhook endpoints.\n',
+          stderr: '',
+        });
+      },
+      SLOW,
+    );
 
     if (!options.refusals) return;
 
-    it('refuses http and private hosts without BEHALF_WEBHOOK_ALLOW_PRIVATE, storing nothing', async () => {
-      const refusals = [
-        [receiver.url, 'A webhook URL must be https (http only with BEHALF_WEBHOOK_ALLOW_PRIVATE=true).'],
-        ['https://10.0.0.1/hook', "The webhook URL's host 10.0.0.1 is on a loopback, private or otherwise non-public network"],
-      ] as const;
-      for (const [url, message] of refusals) {
-        const refused = await run(['webhooks', 'add', url], env);
-        expect(refused.code).toBe(64);
-        expect(refused.stdout).toBe('');
-        expect(refused.stderr).toContain(`behalf: ${message}`);
-      }
-      const database = await openDatabase(env.BEHALF_DATABASE_URL!);
-      try {
-        expect(await webhookStoreFor(database).listEndpoints()).toEqual([]);
-      } finally {
-        await database.close();
-      }
-      expect(receiver.connections).toBe(0);
-    }, SLOW);
+    it(
+      'refuses http and private hosts without BEHALF_WEBHOOK_ALLOW_PRIVATE, storing nothing',
+      async () => {
+        const refusals = [
+          [receiver.url, 'A webhook URL must be https (http only with BEHALF_WEBHOOK_ALLOW_PRIVATE=true).'],
+          [
+            'https://10.0.0.1/hook',
+            "The webhook URL's host 10.0.0.1 is on a loopback, private or otherwise non-public network",
+          ],
+        ] as const;
+        for (const [url, message] of refusals) {
+          const refused = await run(['webhooks', 'add', url], env);
+          expect(refused.code).toBe(64);
+          expect(refused.stdout).toBe('');
+          expect(refused.stderr).toContain(`behalf: ${message}`);
+        }
+        const database = await openDatabase(env.BEHALF_DATABASE_URL!);
+        try {
+          expect(await webhookStoreFor(database).listEndpoints()).toEqual([]);
+        } finally {
+          await database.close();
+        }
+        expect(receiver.connections).toBe(0);
+      },
+      SLOW,
+    );
 
-    it('stops at a key whose bytes differ from the ones this database was written with', async () => {
-      // The database is first written with the right key (as any command records its key check).
-      const database = await openDatabase(env.BEHALF_DATABASE_URL!);
-      try {
-        await verifyKeyring(database.kind === 'sqlite' ? new SqliteStore(database) : new PostgresStore(database), parseKeyring(`k1:${key}`), systemClock.now());
-      } finally {
-        await database.close();
-      }
-      const wrong = await run(['webhooks', 'list'], { ...env, BEHALF_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}` });
-      expect(wrong.code).toBe(78);
-      expect(wrong.stdout).toBe('');
-      expect(wrong.stderr).toMatch(/^behalf: Encryption key id 'k1' has different bytes/);
-    }, SLOW);
+    it(
+      'stops at a key whose bytes differ from the ones this database was written with',
+      async () => {
+        // The database is first written with the right key (as any command records its key check).
+        const database = await openDatabase(env.BEHALF_DATABASE_URL!);
+        try {
+          await verifyKeyring(
+            database.kind === 'sqlite' ? new SqliteStore(database) : new PostgresStore(database),
+            parseKeyring(`k1:${key}`),
+            systemClock.now(),
+          );
+        } finally {
+          await database.close();
+        }
+        const wrong = await run(['webhooks', 'list'], {
+          ...env,
+          BEHALF_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+        });
+        expect(wrong.code).toBe(78);
+        expect(wrong.stdout).toBe('');
+        expect(wrong.stderr).toMatch(/^behalf: Encryption key id 'k1' has different bytes/);
+      },
+      SLOW,
+    );
   });
 }
 

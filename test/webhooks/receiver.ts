@@ -80,7 +80,8 @@ export class Receiver {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(request.headers)) if (typeof value === 'string') headers[name] = value;
+    for (const [name, value] of Object.entries(request.headers))
+      if (typeof value === 'string') headers[name] = value;
     const received = { path: request.url ?? '', headers, body: Buffer.concat(chunks).toString('utf8') };
     const index = this.received.push(received) - 1;
     for (const waiter of this.#waiters.filter((w) => this.received.length >= w.count)) {

@@ -8,12 +8,20 @@ import { describe, expect, it } from 'vitest';
 import { parseKeyring } from '../../src/vault/index.js';
 import { generateSecret, openSecret, sealSecret, signDelivery } from '../../src/webhooks/secrets.js';
 
-const body = JSON.stringify({ type: 'grant.revoked', timestamp: '2025-01-01T00:00:00.000Z', data: { sub: '1234', previous_status: 'active', reason: 'signed_out' } });
+const body = JSON.stringify({
+  type: 'grant.revoked',
+  timestamp: '2025-01-01T00:00:00.000Z',
+  data: { sub: '1234', previous_status: 'active', reason: 'signed_out' },
+});
 const id = 'msg_0123456789abcdef0123456789abcdef';
 
 function headers(secret: string, at: number, msgId = id, payload = body): Record<string, string> {
   const timestamp = Math.floor(at / 1000);
-  return { 'webhook-id': msgId, 'webhook-timestamp': String(timestamp), 'webhook-signature': signDelivery(secret, msgId, timestamp, payload) };
+  return {
+    'webhook-id': msgId,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signDelivery(secret, msgId, timestamp, payload),
+  };
 }
 
 describe('webhook secrets and signatures', () => {
@@ -31,13 +39,16 @@ describe('webhook secrets and signatures', () => {
     expect(new Webhook(secret).verify(body, headers(secret, Date.now()))).toEqual(JSON.parse(body));
     // Byte for byte what the library signs.
     const at = Date.now();
-    expect(headers(secret, at)['webhook-signature']).toBe(new Webhook(secret).sign(id, new Date(Math.floor(at / 1000) * 1000), body));
+    expect(headers(secret, at)['webhook-signature']).toBe(
+      new Webhook(secret).sign(id, new Date(Math.floor(at / 1000) * 1000), body),
+    );
   });
 
   it('another body, id, timestamp or secret does not verify', () => {
     const secret = generateSecret();
     const good = headers(secret, Date.now());
-    const refuse = (payload: string, h: Record<string, string>, key = secret) => expect(() => new Webhook(key).verify(payload, h)).toThrow(WebhookVerificationError);
+    const refuse = (payload: string, h: Record<string, string>, key = secret) =>
+      expect(() => new Webhook(key).verify(payload, h)).toThrow(WebhookVerificationError);
     refuse(body.replace('1234', '1235'), good);
     refuse(body, { ...good, 'webhook-id': `${id}0` });
     refuse(body, { ...good, 'webhook-timestamp': String(Number(good['webhook-timestamp']) - 1) });
@@ -58,7 +69,9 @@ describe('webhook secrets and signatures', () => {
       { ...endpoint, id: 'wh_0123456789abcdef01234568' },
       { ...endpoint, url: 'https://evil.example.com/behalf' },
     ]) {
-      expect(() => openSecret(keyring, other, sealed)).toThrow(expect.objectContaining({ code: 'INTERNAL', reason: 'ciphertext_invalid' }));
+      expect(() => openSecret(keyring, other, sealed)).toThrow(
+        expect.objectContaining({ code: 'INTERNAL', reason: 'ciphertext_invalid' }),
+      );
     }
     // Never the secret in the refusal.
     const refusal = (() => {
@@ -69,6 +82,8 @@ describe('webhook secrets and signatures', () => {
       }
       throw new Error('the secret opened under another id');
     })();
-    expect(refusal).toBe('The stored webhook secret failed authentication: it was altered, or moved from another user, client or column.');
+    expect(refusal).toBe(
+      'The stored webhook secret failed authentication: it was altered, or moved from another user, client or column.',
+    );
   });
 });

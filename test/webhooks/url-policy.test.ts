@@ -4,7 +4,12 @@
  */
 import type { LookupAddress } from 'node:dns';
 import { describe, expect, it } from 'vitest';
-import { checkWebhookUrl, guardedLookup, isNonGlobalAddress, type ResolveHost } from '../../src/webhooks/url-policy.js';
+import {
+  checkWebhookUrl,
+  guardedLookup,
+  isNonGlobalAddress,
+  type ResolveHost,
+} from '../../src/webhooks/url-policy.js';
 
 const PUBLIC_V4 = '93.184.215.14';
 const PUBLIC_V6 = '2606:2800:21f:cb07:6820:80da:af6b:8b2c';
@@ -13,7 +18,8 @@ const PUBLIC_V6 = '2606:2800:21f:cb07:6820:80da:af6b:8b2c';
 function dns(table: Record<string, string[]>): ResolveHost {
   return async (hostname) => {
     const addresses = table[hostname];
-    if (addresses === undefined) throw Object.assign(new Error(`${hostname} not found`), { code: 'ENOTFOUND' });
+    if (addresses === undefined)
+      throw Object.assign(new Error(`${hostname} not found`), { code: 'ENOTFOUND' });
     return addresses.map((address): LookupAddress => ({ address, family: address.includes(':') ? 6 : 4 }));
   };
 }
@@ -61,8 +67,15 @@ describe('webhook URL policy', () => {
 
   it('accepts https on a public host, normalized', async () => {
     const resolveHost = dns({ 'hooks.example.com': [PUBLIC_V4, PUBLIC_V6] });
-    expect(await checkWebhookUrl('HTTPS://Hooks.Example.com:8443/behalf?x=1', { allowPrivate: false, resolveHost })).toBe('https://hooks.example.com:8443/behalf?x=1');
-    expect(await checkWebhookUrl(`https://${PUBLIC_V4}/hook`, { allowPrivate: false, resolveHost })).toBe(`https://${PUBLIC_V4}/hook`);
+    expect(
+      await checkWebhookUrl('HTTPS://Hooks.Example.com:8443/behalf?x=1', {
+        allowPrivate: false,
+        resolveHost,
+      }),
+    ).toBe('https://hooks.example.com:8443/behalf?x=1');
+    expect(await checkWebhookUrl(`https://${PUBLIC_V4}/hook`, { allowPrivate: false, resolveHost })).toBe(
+      `https://${PUBLIC_V4}/hook`,
+    );
   });
 
   it.each([
@@ -86,28 +99,54 @@ describe('webhook URL policy', () => {
   });
 
   it('refuses a name that resolves to a private address, even beside a public one', async () => {
-    expect(await refusal('https://internal.example.com/', dns({ 'internal.example.com': ['10.0.0.5'] }))).toBe('private_address');
-    expect(await refusal('https://mixed.example.com/', dns({ 'mixed.example.com': [PUBLIC_V4, '127.0.0.1'] }))).toBe('private_address');
-    expect(await refusal('https://v6.example.com/', dns({ 'v6.example.com': [PUBLIC_V6, 'fd00::1'] }))).toBe('private_address');
+    expect(
+      await refusal('https://internal.example.com/', dns({ 'internal.example.com': ['10.0.0.5'] })),
+    ).toBe('private_address');
+    expect(
+      await refusal('https://mixed.example.com/', dns({ 'mixed.example.com': [PUBLIC_V4, '127.0.0.1'] })),
+    ).toBe('private_address');
+    expect(await refusal('https://v6.example.com/', dns({ 'v6.example.com': [PUBLIC_V6, 'fd00::1'] }))).toBe(
+      'private_address',
+    );
   });
 
   it('with private networks allowed (local development), http and loopback pass, without looking names up', async () => {
     const policy = { allowPrivate: true, resolveHost: dns({}) };
     expect(await checkWebhookUrl('http://127.0.0.1:9999/hook', policy)).toBe('http://127.0.0.1:9999/hook');
     expect(await checkWebhookUrl('http://localhost:9999/hook', policy)).toBe('http://localhost:9999/hook');
-    await expect(checkWebhookUrl('ftp://127.0.0.1/', policy)).rejects.toMatchObject({ code: 'INVALID_REQUEST', reason: 'bad_url' });
+    await expect(checkWebhookUrl('ftp://127.0.0.1/', policy)).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      reason: 'bad_url',
+    });
   });
 
   describe("the connection's lookup (DNS rebinding)", () => {
-    const lookup = (policy: Parameters<typeof guardedLookup>[0], hostname: string, options: { all?: boolean; family?: number } = {}) =>
+    const lookup = (
+      policy: Parameters<typeof guardedLookup>[0],
+      hostname: string,
+      options: { all?: boolean; family?: number } = {},
+    ) =>
       new Promise<{ error: NodeJS.ErrnoException | null; address: unknown; family?: number }>((resolve) => {
-        guardedLookup(policy)(hostname, options as never, (error, address, family) => resolve({ error, address, family }));
+        guardedLookup(policy)(hostname, options as never, (error, address, family) =>
+          resolve({ error, address, family }),
+        );
       });
 
     it('hands the connection a checked public address', async () => {
-      const policy = { allowPrivate: false, resolveHost: dns({ 'hooks.example.com': [PUBLIC_V4, PUBLIC_V6] }) };
-      expect(await lookup(policy, 'hooks.example.com')).toEqual({ error: null, address: PUBLIC_V4, family: 4 });
-      expect(await lookup(policy, 'hooks.example.com', { family: 6 })).toEqual({ error: null, address: PUBLIC_V6, family: 6 });
+      const policy = {
+        allowPrivate: false,
+        resolveHost: dns({ 'hooks.example.com': [PUBLIC_V4, PUBLIC_V6] }),
+      };
+      expect(await lookup(policy, 'hooks.example.com')).toEqual({
+        error: null,
+        address: PUBLIC_V4,
+        family: 4,
+      });
+      expect(await lookup(policy, 'hooks.example.com', { family: 6 })).toEqual({
+        error: null,
+        address: PUBLIC_V6,
+        family: 6,
+      });
       expect(await lookup(policy, 'hooks.example.com', { all: true })).toEqual({
         error: null,
         address: [

@@ -32,12 +32,15 @@ beforeEach(async () => {
 afterEach(async () => {
   for (const runtime of runtimes.splice(0)) await runtime.behalf.close();
   // Each test sees only its own endpoints' deliveries.
-  for (const endpoint of await h.runtime.behalf.webhooks.listEndpoints()) await h.runtime.behalf.webhooks.removeEndpoint(endpoint.id);
+  for (const endpoint of await h.runtime.behalf.webhooks.listEndpoints())
+    await h.runtime.behalf.webhooks.removeEndpoint(endpoint.id);
   await receiver.close();
 });
 
 /** Another behalf on the harness's database and clock (another instance, or the same after a restart). */
-async function openRuntime(overrides: { allowPrivate?: boolean; config?: Partial<BehalfConfig>; deps?: Dependencies } = {}): Promise<BehalfRuntime> {
+async function openRuntime(
+  overrides: { allowPrivate?: boolean; config?: Partial<BehalfConfig>; deps?: Dependencies } = {},
+): Promise<BehalfRuntime> {
   const config: BehalfConfig = {
     ...h.config,
     ...overrides.config,
@@ -54,7 +57,9 @@ async function openRuntime(overrides: { allowPrivate?: boolean; config?: Partial
   return runtime;
 }
 
-async function addEndpoint(body: Record<string, unknown> = { url: receiver.url }): Promise<{ id: string; secret: string }> {
+async function addEndpoint(
+  body: Record<string, unknown> = { url: receiver.url },
+): Promise<{ id: string; secret: string }> {
   const response = await h.service('POST', '/v1/webhooks', body);
   expect(response.status).toBe(201);
   return (await response.json()) as { id: string; secret: string };
@@ -67,7 +72,8 @@ async function closeRuntime(runtime: BehalfRuntime): Promise<void> {
 
 const webhooks = () => h.runtime.behalf.webhooks;
 const deliverDue = () => webhooks().deliverDue();
-const json = (r: Received) => JSON.parse(r.body) as { type: string; timestamp: string; data: Record<string, string> };
+const json = (r: Received) =>
+  JSON.parse(r.body) as { type: string; timestamp: string; data: Record<string, string> };
 
 /** Move the clock past the longest (jittered) pause after failed attempt `attempt`. */
 function pastRetry(attempt: number): void {
@@ -84,7 +90,12 @@ describe('the service API', () => {
     expect(created).toMatchObject({ url: receiver.url, events: null });
     expect(created.id).toMatch(/^wh_[0-9a-f]{24}$/);
     expect(created.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
-    const some = (await (await h.service('POST', '/v1/webhooks', { url: `${receiver.url}?b`, events: ['user.deleted', 'grant.revoked', 'user.deleted'] })).json()) as Record<string, unknown>;
+    const some = (await (
+      await h.service('POST', '/v1/webhooks', {
+        url: `${receiver.url}?b`,
+        events: ['user.deleted', 'grant.revoked', 'user.deleted'],
+      })
+    ).json()) as Record<string, unknown>;
     expect(some.events).toEqual(['user.deleted', 'grant.revoked']);
 
     const listed = await h.service('GET', '/v1/webhooks');
@@ -110,7 +121,9 @@ describe('the service API', () => {
     expect(again.status).toBe(404);
     expect(await again.json()).toMatchObject({ error: 'WEBHOOK_NOT_FOUND' });
     expect((await h.service('DELETE', '/v1/webhooks/not-an-id')).status).toBe(404);
-    expect(((await (await h.service('GET', '/v1/webhooks')).json()) as { webhooks: unknown[] }).webhooks).toHaveLength(1);
+    expect(
+      ((await (await h.service('GET', '/v1/webhooks')).json()) as { webhooks: unknown[] }).webhooks,
+    ).toHaveLength(1);
   });
 
   it.each([
@@ -134,7 +147,11 @@ describe('the service API', () => {
       ['POST', '/v1/webhooks'],
       ['DELETE', '/v1/webhooks/wh_0123456789abcdef01234567'],
     ] as const) {
-      const response = await fetch(`${h.url}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(method === 'POST' ? { body: JSON.stringify({ url: receiver.url }) } : {}) });
+      const response = await fetch(`${h.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        ...(method === 'POST' ? { body: JSON.stringify({ url: receiver.url }) } : {}),
+      });
       expect(response.status).toBe(401);
     }
     expect(await webhooks().listEndpoints()).toEqual([]);
@@ -198,15 +215,22 @@ describe('events from the flows that cause them', () => {
     for (const request of receiver.received) {
       expect(request.headers['content-type']).toBe('application/json');
       expect(request.headers['webhook-timestamp']).toMatch(/^\d{10}$/);
-      expect(Math.abs(Number(request.headers['webhook-timestamp']) * 1000 - h.clock.now())).toBeLessThan(60_000);
+      expect(Math.abs(Number(request.headers['webhook-timestamp']) * 1000 - h.clock.now())).toBeLessThan(
+        60_000,
+      );
       expect(request.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
     }
     // No token of any kind in any payload.
     const { tokens } = await h.control<{ tokens: Array<{ value: string }> }>('GET', '/emulator/tokens');
-    for (const request of receiver.received) for (const token of tokens) expect(request.body).not.toContain(token.value);
+    for (const request of receiver.received)
+      for (const token of tokens) expect(request.body).not.toContain(token.value);
     // All delivered, once each.
     expect(await deliverDue()).toBe(0);
-    expect((await webhooks().listEndpoints())[0]!.deliveries).toEqual({ pending: 0, delivered: 8, failed: 0 });
+    expect((await webhooks().listEndpoints())[0]!.deliveries).toEqual({
+      pending: 0,
+      delivered: 8,
+      failed: 0,
+    });
   });
 
   it('an endpoint gets only the event types it subscribed to', async () => {
@@ -215,7 +239,9 @@ describe('events from the flows that cause them', () => {
     await h.service('POST', `/v1/users/${sub}/sign-out`);
     await h.service('DELETE', `/v1/users/${sub}`);
     expect(await deliverDue()).toBe(1);
-    expect(receiver.received.map(json)).toEqual([expect.objectContaining({ type: 'user.deleted', data: { sub, reason: 'deleted' } })]);
+    expect(receiver.received.map(json)).toEqual([
+      expect.objectContaining({ type: 'user.deleted', data: { sub, reason: 'deleted' } }),
+    ]);
     verifyAt(h.clock, deletions.secret, receiver.received[0]!);
   });
 });
@@ -240,7 +266,11 @@ describe('at least once, under one id', () => {
     expect(receiver.received).toHaveLength(15);
     const pending = await webhooks().listDeliveries({ status: 'pending' });
     expect(pending).toHaveLength(3);
-    for (const delivery of pending) expect(delivery).toMatchObject({ attempts: 5, lastError: expect.stringMatching(/^(HTTP 503|connection failed \((UND_ERR_SOCKET|ECONNRESET)\))$/) });
+    for (const delivery of pending)
+      expect(delivery).toMatchObject({
+        attempts: 5,
+        lastError: expect.stringMatching(/^(HTTP 503|connection failed \((UND_ERR_SOCKET|ECONNRESET)\))$/),
+      });
 
     up = true;
     pastRetry(5);
@@ -248,7 +278,9 @@ describe('at least once, under one id', () => {
     expect(receiver.received).toHaveLength(18);
 
     const delivered = await webhooks().listDeliveries();
-    expect(delivered.map((d) => [d.status, d.attempts, d.lastStatus, d.lastError])).toEqual(Array(3).fill(['delivered', 6, 204, null]));
+    expect(delivered.map((d) => [d.status, d.attempts, d.lastStatus, d.lastError])).toEqual(
+      Array(3).fill(['delivered', 6, 204, null]),
+    );
     for (const delivery of delivered) {
       const attempts = receiver.attemptsOf(delivery.id);
       expect(attempts).toHaveLength(6);
@@ -279,7 +311,13 @@ describe('at least once, under one id', () => {
     expect(await deliverDue()).toBe(0);
     expect(receiver.received).toHaveLength(MAX_ATTEMPTS);
     expect(await webhooks().listDeliveries()).toEqual([
-      expect.objectContaining({ status: 'failed', attempts: MAX_ATTEMPTS, lastStatus: 500, lastError: 'HTTP 500', nextAttemptAt: null }),
+      expect.objectContaining({
+        status: 'failed',
+        attempts: MAX_ATTEMPTS,
+        lastStatus: 500,
+        lastError: 'HTTP 500',
+        nextAttemptAt: null,
+      }),
     ]);
   });
 
@@ -288,7 +326,8 @@ describe('at least once, under one id', () => {
     const fine = await addEndpoint({ url: `${receiver.url}?fine` });
     // The gone endpoint first fails once (its delivery then waits for a retry), then answers 410.
     let goneAnswers = 0;
-    receiver.behaviour = (request) => (request.path.endsWith('?gone') ? (goneAnswers++ === 0 ? 503 : 410) : 204);
+    receiver.behaviour = (request) =>
+      request.path.endsWith('?gone') ? (goneAnswers++ === 0 ? 503 : 410) : 204;
     const [a, b] = [await h.signedInUser(), await h.signedInUser()];
     await h.service('POST', `/v1/users/${a}/sign-out`);
     expect(await deliverDue()).toBe(2);
@@ -296,9 +335,18 @@ describe('at least once, under one id', () => {
     expect(await deliverDue()).toBe(2);
     expect(goneAnswers).toBe(2);
 
-    const listed = ((await (await h.service('GET', '/v1/webhooks')).json()) as { webhooks: Array<Record<string, unknown>> }).webhooks;
-    expect(listed.find((e) => e.id === gone.id)).toMatchObject({ status: 'disabled', disabled_reason: 'it answered 410 Gone', deliveries: { pending: 0, delivered: 0, failed: 2 } });
-    expect(listed.find((e) => e.id === fine.id)).toMatchObject({ status: 'enabled', deliveries: { pending: 0, delivered: 2, failed: 0 } });
+    const listed = (
+      (await (await h.service('GET', '/v1/webhooks')).json()) as { webhooks: Array<Record<string, unknown>> }
+    ).webhooks;
+    expect(listed.find((e) => e.id === gone.id)).toMatchObject({
+      status: 'disabled',
+      disabled_reason: 'it answered 410 Gone',
+      deliveries: { pending: 0, delivered: 0, failed: 2 },
+    });
+    expect(listed.find((e) => e.id === fine.id)).toMatchObject({
+      status: 'enabled',
+      deliveries: { pending: 0, delivered: 2, failed: 0 },
+    });
 
     const goneDeliveries = await webhooks().listDeliveries({ endpointId: gone.id });
     expect(goneDeliveries.map((d) => [d.sub, d.attempts, d.lastStatus, d.lastError])).toEqual([
@@ -326,7 +374,11 @@ describe('at least once, under one id', () => {
 
     // Another sender claims b's delivery and dies before it records anything (its lease runs on).
     await h.service('POST', `/v1/users/${b}/sign-out`);
-    const claimed = await webhookStoreFor(h.runtime.database).claimDue(h.clock.now(), h.clock.now() + 60_000, 10);
+    const claimed = await webhookStoreFor(h.runtime.database).claimDue(
+      h.clock.now(),
+      h.clock.now() + 60_000,
+      10,
+    );
     expect(claimed).toHaveLength(1);
     const orphan = claimed[0]!;
 
@@ -354,7 +406,10 @@ describe('at least once, under one id', () => {
     const sub = await h.signedInUser();
     await h.service('POST', `/v1/users/${sub}/sign-out`);
     await receiver.waitFor(1);
-    expect(verifyAt(h.clock, secret, receiver.received[0]!)).toMatchObject({ type: 'grant.revoked', data: { sub } });
+    expect(verifyAt(h.clock, secret, receiver.received[0]!)).toMatchObject({
+      type: 'grant.revoked',
+      data: { sub },
+    });
   });
 
   it('an attempt that gets no answer ends at the timeout and is retried', async () => {
@@ -365,7 +420,12 @@ describe('at least once, under one id', () => {
     await h.service('POST', `/v1/users/${sub}/sign-out`);
     expect(await runtime.behalf.webhooks.deliverDue()).toBe(1);
     expect(await runtime.behalf.webhooks.listDeliveries()).toEqual([
-      expect.objectContaining({ status: 'pending', attempts: 1, lastStatus: null, lastError: 'no answer within 300 ms' }),
+      expect.objectContaining({
+        status: 'pending',
+        attempts: 1,
+        lastStatus: null,
+        lastError: 'no answer within 300 ms',
+      }),
     ]);
   });
 
@@ -376,7 +436,13 @@ describe('at least once, under one id', () => {
     await h.service('POST', `/v1/users/${sub}/sign-out`);
     expect(await deliverDue()).toBe(1);
     expect(receiver.received).toHaveLength(1);
-    expect(await webhooks().listDeliveries()).toEqual([expect.objectContaining({ status: 'pending', lastStatus: 307, lastError: 'HTTP 307: redirects are not followed' })]);
+    expect(await webhooks().listDeliveries()).toEqual([
+      expect.objectContaining({
+        status: 'pending',
+        lastStatus: 307,
+        lastError: 'HTTP 307: redirects are not followed',
+      }),
+    ]);
   });
 });
 
@@ -386,9 +452,18 @@ describe('private networks (server-side request forgery)', () => {
   it('without the opt-in, http and loopback or private hosts are refused when added, by the API and the library', async () => {
     const runtime = await openRuntime({
       allowPrivate: false,
-      deps: { webhooks: { resolveHost: async (host) => (host === 'localhost' ? [{ address: '127.0.0.1', family: 4 }] : [{ address: PUBLIC, family: 4 }]) } },
+      deps: {
+        webhooks: {
+          resolveHost: async (host) =>
+            host === 'localhost' ? [{ address: '127.0.0.1', family: 4 }] : [{ address: PUBLIC, family: 4 }],
+        },
+      },
     });
-    const refused = async (url: string) => runtime.behalf.webhooks.addEndpoint({ url }).then(() => 'accepted', (e: { reason?: string }) => e.reason);
+    const refused = async (url: string) =>
+      runtime.behalf.webhooks.addEndpoint({ url }).then(
+        () => 'accepted',
+        (e: { reason?: string }) => e.reason,
+      );
     expect(await refused(receiver.url)).toBe('insecure_url');
     expect(await refused(`https://127.0.0.1:${receiver.port}/`)).toBe('private_address');
     expect(await refused('https://localhost/')).toBe('private_address');
@@ -402,7 +477,9 @@ describe('private networks (server-side request forgery)', () => {
     let rebound = false;
     const runtime = await openRuntime({
       allowPrivate: false,
-      deps: { webhooks: { resolveHost: async () => [{ address: rebound ? '127.0.0.1' : PUBLIC, family: 4 }] } },
+      deps: {
+        webhooks: { resolveHost: async () => [{ address: rebound ? '127.0.0.1' : PUBLIC, family: 4 }] },
+      },
     });
     await runtime.behalf.webhooks.addEndpoint({ url: `https://hooks.rebind.example:${receiver.port}/` });
     rebound = true;
@@ -411,7 +488,11 @@ describe('private networks (server-side request forgery)', () => {
     expect(await runtime.behalf.webhooks.deliverDue()).toBe(1);
     expect(receiver.connections).toBe(0);
     expect(await runtime.behalf.webhooks.listDeliveries()).toEqual([
-      expect.objectContaining({ status: 'pending', attempts: 1, lastError: 'refused: the host resolves to a non-public address' }),
+      expect.objectContaining({
+        status: 'pending',
+        attempts: 1,
+        lastError: 'refused: the host resolves to a non-public address',
+      }),
     ]);
   });
 
@@ -422,7 +503,9 @@ describe('private networks (server-side request forgery)', () => {
     await h.service('POST', `/v1/users/${sub}/sign-out`);
     expect(await runtime.behalf.webhooks.deliverDue()).toBe(1);
     expect(receiver.connections).toBe(0);
-    expect(await webhooks().listDeliveries()).toEqual([expect.objectContaining({ status: 'pending', lastError: 'not sent: insecure_url' })]);
+    expect(await webhooks().listDeliveries()).toEqual([
+      expect.objectContaining({ status: 'pending', lastError: 'not sent: insecure_url' }),
+    ]);
   });
 });
 
@@ -430,9 +513,19 @@ describe('key rotation', () => {
   it('rotateSecrets re-encrypts each signing secret under the new primary key; the old key can then go', async () => {
     const { secret } = await addEndpoint();
     const newKey = `k2:${Buffer.alloc(32, 7).toString('base64')}`;
-    const rotating = await openRuntime({ config: { encryptionKeys: `${newKey},${h.config.encryptionKeys!}` } });
-    expect(await rotating.behalf.webhooks.rotateSecrets()).toEqual({ endpoints: 1, reencrypted: 1, alreadyCurrent: 0 });
-    expect(await rotating.behalf.webhooks.rotateSecrets()).toEqual({ endpoints: 1, reencrypted: 0, alreadyCurrent: 1 });
+    const rotating = await openRuntime({
+      config: { encryptionKeys: `${newKey},${h.config.encryptionKeys!}` },
+    });
+    expect(await rotating.behalf.webhooks.rotateSecrets()).toEqual({
+      endpoints: 1,
+      reencrypted: 1,
+      alreadyCurrent: 0,
+    });
+    expect(await rotating.behalf.webhooks.rotateSecrets()).toEqual({
+      endpoints: 1,
+      reencrypted: 0,
+      alreadyCurrent: 1,
+    });
     await closeRuntime(rotating);
 
     // Only the new key: the secret still signs, and it is the same secret.
@@ -440,7 +533,10 @@ describe('key rotation', () => {
     const sub = await h.signedInUser();
     await h.service('POST', `/v1/users/${sub}/sign-out`);
     expect(await rotated.behalf.webhooks.deliverDue()).toBe(1);
-    expect(verifyAt(h.clock, secret, receiver.received[0]!)).toMatchObject({ type: 'grant.revoked', data: { sub } });
+    expect(verifyAt(h.clock, secret, receiver.received[0]!)).toMatchObject({
+      type: 'grant.revoked',
+      data: { sub },
+    });
   });
 });
 
@@ -457,13 +553,19 @@ describe('the secret stays secret', () => {
 
     const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
     const forms = [secret, secret.slice('whsec_'.length), key.toString('hex'), key.toString('base64url')];
-    const listings = [await (await h.service('GET', '/v1/webhooks')).text(), JSON.stringify(await webhooks().listEndpoints()), JSON.stringify(await webhooks().listDeliveries())];
-    for (const text of [...listings, h.logs.join('\n')]) for (const form of forms) expect(text).not.toContain(form);
+    const listings = [
+      await (await h.service('GET', '/v1/webhooks')).text(),
+      JSON.stringify(await webhooks().listEndpoints()),
+      JSON.stringify(await webhooks().listDeliveries()),
+    ];
+    for (const text of [...listings, h.logs.join('\n')])
+      for (const form of forms) expect(text).not.toContain(form);
     for (const bytes of await h.databaseDump()) {
       for (const form of forms) expect(bytes.includes(Buffer.from(form))).toBe(false);
       expect(bytes.includes(key)).toBe(false);
     }
     // Nor does a request to the receiver carry it.
-    for (const request of receiver.received) for (const form of forms) expect(JSON.stringify(request)).not.toContain(form);
+    for (const request of receiver.received)
+      for (const form of forms) expect(JSON.stringify(request)).not.toContain(form);
   });
 });

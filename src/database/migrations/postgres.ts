@@ -324,12 +324,17 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
  * that a serving role without DDL rights can create a queue the first time a job is defined.
  */
 async function installJobQueue(db: MigrationClient, { jobSchema }: MigrationContext): Promise<void> {
-  const { rows } = await db.query(`SELECT to_regclass($1) IS NOT NULL AS installed`, [`${jobSchema}.version`]);
+  const { rows } = await db.query(`SELECT to_regclass($1) IS NOT NULL AS installed`, [
+    `${jobSchema}.version`,
+  ]);
   const installed = (rows[0] as { installed: boolean }).installed;
   if (!installed) {
     await db.query(unwrap(PgBoss.getConstructionPlans(jobSchema)));
   } else {
-    const current = Number(((await db.query(`SELECT version FROM ${jobSchema}.version`)).rows[0] as { version: number | string }).version);
+    const current = Number(
+      ((await db.query(`SELECT version FROM ${jobSchema}.version`)).rows[0] as { version: number | string })
+        .version,
+    );
     // One plan from the installed version up to pg-boss's newest; none when it is the newest.
     let plan: string | undefined;
     try {
@@ -339,15 +344,20 @@ async function installJobQueue(db: MigrationClient, { jobSchema }: MigrationCont
     }
     if (plan !== undefined) await db.query(unwrap(plan));
   }
-  await db.query(`ALTER FUNCTION ${jobSchema}.create_queue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp`);
-  await db.query(`ALTER FUNCTION ${jobSchema}.delete_queue(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp`);
+  await db.query(
+    `ALTER FUNCTION ${jobSchema}.create_queue(text, json) SECURITY DEFINER SET search_path = pg_catalog, pg_temp`,
+  );
+  await db.query(
+    `ALTER FUNCTION ${jobSchema}.delete_queue(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp`,
+  );
   await db.query(`GRANT USAGE ON SCHEMA ${jobSchema} TO PUBLIC`);
 }
 
 /** pg-boss's plans are `BEGIN; … COMMIT;`: the statements in between. */
 function unwrap(plan: string): string {
   const match = /^\s*BEGIN;([\s\S]*)COMMIT;\s*$/.exec(plan);
-  if (match === null) throw new Error('pg-boss plan is not wrapped in BEGIN … COMMIT as expected: check the pg-boss version.');
+  if (match === null)
+    throw new Error('pg-boss plan is not wrapped in BEGIN … COMMIT as expected: check the pg-boss version.');
   return match[1]!;
 }
 
