@@ -56,12 +56,12 @@ export interface GoogleErrorFields {
 export interface BehalfErrorOptions {
   cause?: unknown;
   /** A finer, stable reason within the code (e.g. `expired` for ID_TOKEN_INVALID). */
-  reason?: string;
-  google?: GoogleErrorFields;
+  reason?: string | undefined;
+  google?: GoogleErrorFields | undefined;
   /** Seconds after which a retry makes sense (sent as Retry-After). */
-  retryAfter?: number;
+  retryAfter?: number | undefined;
   /** Extra, non-secret fields for the JSON body. */
-  details?: Record<string, unknown>;
+  details?: Record<string, unknown> | undefined;
 }
 
 export class BehalfError extends Error {

@@ -85,7 +85,9 @@ export class DriveStore {
 
   update(
     file: DriveFile,
-    patch: Partial<Pick<DriveFile, 'name' | 'mimeType' | 'description' | 'appProperties' | 'content'>>,
+    patch: {
+      [K in 'name' | 'mimeType' | 'description' | 'appProperties' | 'content']?: DriveFile[K] | undefined;
+    },
   ): DriveFile {
     Object.assign(file, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
     file.modifiedTime = new Date(Math.max(this.now(), Date.parse(file.modifiedTime) + 1)).toISOString();

@@ -121,7 +121,9 @@ export class EmulatorState {
     return Math.floor(this.clock.now() / 1000);
   }
 
-  addUser(input: Omit<EmulatorUser, 'sub' | 'email_verified'> & { sub?: string; email_verified?: boolean }): {
+  addUser(
+    input: { email: string } & { [K in Exclude<keyof EmulatorUser, 'email'>]?: EmulatorUser[K] | undefined },
+  ): {
     user: EmulatorUser;
     created: boolean;
   } {
@@ -344,6 +346,8 @@ export function stableId(label: string): string {
   return createHash('sha256').update(label).digest('hex');
 }
 
-function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+function stripUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { BehalfError, type ErrorCode } from '../errors.js';
+import { BehalfError, type ErrorCode, type GoogleErrorFields } from '../errors.js';
 import type { GoogleDiscovery } from './discovery.js';
 import {
   parseOAuthErrorBody,
@@ -204,8 +204,9 @@ function refreshOutcome(error: unknown): RefreshOutcome {
   return error.code === 'GOOGLE_UNAVAILABLE' ? 'transient' : 'error';
 }
 
-function toFields(google: { error: string; errorDescription: string | undefined }) {
-  return { error: google.error, errorDescription: google.errorDescription };
+function toFields(google: { error: string; errorDescription: string | undefined }): GoogleErrorFields {
+  const { error, errorDescription } = google;
+  return errorDescription === undefined ? { error } : { error, errorDescription };
 }
 
 function classify(operation: TokenOperation, error: string | undefined): ErrorCode {

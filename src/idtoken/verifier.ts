@@ -94,7 +94,12 @@ export class IdTokenVerifier {
   readonly #ring: Array<string | undefined>;
   #ringNext = 0;
 
-  constructor(options: { keys: GoogleKeySet; clock: Clock; policy: IdTokenPolicy; cacheSize?: number }) {
+  constructor(options: {
+    keys: GoogleKeySet;
+    clock: Clock;
+    policy: IdTokenPolicy;
+    cacheSize?: number | undefined;
+  }) {
     this.#keys = options.keys;
     this.#clock = options.clock;
     const p = options.policy;

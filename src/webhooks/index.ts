@@ -109,7 +109,7 @@ export class Webhooks {
    */
   async addEndpoint(input: {
     url: string;
-    events?: readonly string[] | null;
+    events?: readonly string[] | null | undefined;
   }): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     const events = checkEvents(input.events ?? null);
     const url = await checkWebhookUrl(input.url, this.#policy());

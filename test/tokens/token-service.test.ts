@@ -141,7 +141,7 @@ function scriptedGoogle() {
 }
 
 /** The store, with its lease calls counted (and taking optionally always granted: no lease at all). */
-function countingStore(store: SqliteStore, options: { alwaysGrant?: boolean } = {}) {
+function countingStore(store: SqliteStore, options: { alwaysGrant?: boolean | undefined } = {}) {
   const takes = counter();
   const refusedTakes = counter();
   const renewals = counter();

@@ -126,11 +126,13 @@ describe('webhook URL policy', () => {
       hostname: string,
       options: { all?: boolean; family?: number } = {},
     ) =>
-      new Promise<{ error: NodeJS.ErrnoException | null; address: unknown; family?: number }>((resolve) => {
-        guardedLookup(policy)(hostname, options as never, (error, address, family) =>
-          resolve({ error, address, family }),
-        );
-      });
+      new Promise<{ error: NodeJS.ErrnoException | null; address: unknown; family?: number | undefined }>(
+        (resolve) => {
+          guardedLookup(policy)(hostname, options as never, (error, address, family) =>
+            resolve({ error, address, family }),
+          );
+        },
+      );
 
     it('hands the connection a checked public address', async () => {
       const policy = {
