@@ -40,10 +40,12 @@ export default {
   ],
   incremental: true,
   incrementalFile: 'test/mutation/stryker-incremental.json',
-  // Mutants that only run while modules load (constants, regexes, SQL text) need every test file
-  // reloaded: they are run, not ignored, since a constant (the forbidden headers, the API key
-  // format) can be the bug. The test order in vitest.mutation.config.ts keeps them cheap.
-  ignoreStatic: false,
+  // Static mutants (code that runs only while a module loads: constants, regexes, SQL text) need
+  // every test file reloaded for each one. Measured on the 2-core machine: 528 of 3,573 mutants,
+  // 77% of a full run's time (about 2 h instead of about 35 min). They are ignored, so they count
+  // neither as killed nor as survived; the constants that carry a security rule (forbidden
+  // headers, the API key format, allowed hosts, envelope layout) have direct unit tests instead.
+  ignoreStatic: true,
   // The machines have 2 cores shared by several people: never more than 2 test processes.
   concurrency: 2,
   // Tests wait on real servers and databases: a busy machine must not turn a slow run into a kill.
