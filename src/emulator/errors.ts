@@ -1,17 +1,27 @@
 import type { FastifyReply } from 'fastify';
 
-/** OAuth endpoints' error shape (spec §5), with the headers Google sends on them (spec §4.4). */
+/**
+ * OAuth endpoints' error shape, `{error, error_description}` (RFC 6749 §5.2), with Google's
+ * `error_subtype` when there is one (`invalid_rapt`:
+ * https://developers.google.com/identity/protocols/oauth2#expiration) and the no-store headers
+ * Google sends on them.
+ */
 export function sendOAuthError(
   reply: FastifyReply,
   status: number,
   error: string,
   description?: string,
+  subtype?: string,
 ): FastifyReply {
   return reply
     .code(status)
     .headers(NO_STORE)
     .type('application/json; charset=utf-8')
-    .send(description === undefined ? { error } : { error, error_description: description });
+    .send({
+      error,
+      ...(description === undefined ? {} : { error_description: description }),
+      ...(subtype === undefined ? {} : { error_subtype: subtype }),
+    });
 }
 
 export const NO_STORE = {
@@ -42,12 +52,16 @@ const STATUS_NAMES: Record<number, string> = {
   503: 'UNAVAILABLE',
 };
 
-/** Google APIs' JSON error envelope (spec §11.5). */
+/**
+ * Google APIs' JSON error envelope (https://cloud.google.com/apis/design/errors#http_mapping), with
+ * its `details` array when given (e.g. a `google.rpc.ErrorInfo`).
+ */
 export function sendApiError(
   reply: FastifyReply,
   status: number,
   message: string,
   detail: ApiErrorDetail,
+  details?: readonly Record<string, unknown>[],
 ): FastifyReply {
   return reply
     .code(status)
@@ -60,6 +74,7 @@ export function sendApiError(
         message,
         errors: [{ domain: 'global', ...detail }],
         status: STATUS_NAMES[status] ?? 'UNKNOWN',
+        ...(details === undefined ? {} : { details }),
       },
     });
 }
@@ -94,7 +109,8 @@ export const API_ERRORS = {
       'Request had insufficient authentication scopes.',
       { message: 'Insufficient Permission', reason: 'insufficientPermissions' },
     ),
-  // The exact 429 body is UNCONFIRMED (spec §11.5); this is the usageLimits shape Drive uses for 403s.
+  // Google does not publish the exact 429 body; this is the usageLimits shape Drive documents for its
+  // rate-limit errors (https://developers.google.com/workspace/drive/api/guides/handle-errors).
   rateLimited: (reply: FastifyReply, retryAfterSeconds: number) =>
     sendApiError(reply.header('retry-after', String(retryAfterSeconds)), 429, 'Rate Limit Exceeded', {
       message: 'Rate Limit Exceeded',

@@ -1,26 +1,44 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { sendApiError, sendOAuthError } from './errors.js';
+import { NO_STORE, sendApiError, sendOAuthError } from './errors.js';
 import type { EmulatorState } from './state.js';
 
-export const FaultInput = z.object({
-  path: z.string().min(1).max(512),
-  status: z.number().int().min(400).max(599).optional(),
-  error: z.string().max(100).optional(),
-  error_description: z.string().max(500).optional(),
-  latency_ms: z.number().int().min(0).max(120_000).optional(),
-  drop: z.boolean().optional(),
-  count: z.number().int().min(1).max(1_000_000).optional(),
-  rate: z.number().min(0).max(1).optional(),
-  /** Seconds for the Retry-After header; 429 and 503 send 1 unless given, and null sends none. */
-  retry_after: z.number().int().min(0).max(3600).nullable().optional(),
-  /**
-   * The token endpoint answers normally, but the ID token it issues has these claims replaced
-   * (a null value removes the claim): an ID token that is validly signed yet not what Google
-   * would issue with this response, e.g. an `at_hash` of another access token.
-   */
-  id_token_claims: z.record(z.string(), z.unknown()).optional(),
-});
+export const FaultInput = z
+  .object({
+    path: z.string().min(1).max(512),
+    status: z.number().int().min(400).max(599).optional(),
+    error: z.string().max(100).optional(),
+    error_description: z.string().max(500).optional(),
+    /**
+     * On the OAuth paths, Google's `error_subtype` beside `error` (e.g. `invalid_grant` with
+     * `invalid_rapt`: https://developers.google.com/identity/protocols/oauth2#expiration).
+     */
+    error_subtype: z.string().max(100).optional(),
+    /** On API paths, the `error.errors[0].domain` (default `global`; `usageLimits` for quota errors). */
+    domain: z.string().max(100).optional(),
+    /** On API paths, the envelope's `error.details` array (https://cloud.google.com/apis/design/errors). */
+    details: z.array(z.record(z.string(), z.unknown())).max(20).optional(),
+    /** Any JSON object, sent as the whole error body with `status` (wins over the fields above). */
+    body: z.record(z.string(), z.unknown()).optional(),
+    latency_ms: z.number().int().min(0).max(120_000).optional(),
+    drop: z.boolean().optional(),
+    count: z.number().int().min(1).max(1_000_000).optional(),
+    rate: z.number().min(0).max(1).optional(),
+    /** Seconds for the Retry-After header; 429 and 503 send 1 unless given, and null sends none. */
+    retry_after: z.number().int().min(0).max(3600).nullable().optional(),
+    /**
+     * The token endpoint answers normally, but the ID token it issues has these claims replaced
+     * (a null value removes the claim): an ID token that is validly signed yet not what Google
+     * would issue with this response, e.g. an `at_hash` of another access token.
+     */
+    id_token_claims: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine(
+    (f) =>
+      f.status !== undefined ||
+      (f.body === undefined && f.details === undefined && f.error_subtype === undefined),
+    'body, details and error_subtype need a status',
+  );
 export type Fault = z.infer<typeof FaultInput> & { remaining: number | undefined };
 
 const OAUTH_PATHS = [
@@ -123,12 +141,17 @@ export class Faults {
           : null
         : fault.retry_after;
     if (retryAfter !== null) reply.header('retry-after', String(retryAfter));
-    if (OAUTH_PATHS.includes(path)) {
+    const oauth = OAUTH_PATHS.includes(path);
+    if (fault.body !== undefined) {
+      if (oauth) reply.headers(NO_STORE);
+      reply.code(fault.status).type('application/json; charset=utf-8').send(fault.body);
+    } else if (oauth) {
       sendOAuthError(
         reply,
         fault.status,
         fault.error ?? defaultOAuthError(fault.status),
         fault.error_description,
+        fault.error_subtype,
       );
     } else {
       const message = fault.error_description ?? defaultMessage(fault.status);
@@ -137,10 +160,23 @@ export class Faults {
           'www-authenticate',
           'Bearer realm="https://accounts.google.com/", error="invalid_token"',
         );
-      sendApiError(reply, fault.status, message, {
+      sendApiError(
+        reply,
+        fault.status,
         message,
-        reason: fault.error ?? defaultReason(fault.status),
-      });
+        {
+          message,
+          reason: fault.error ?? defaultReason(fault.status),
+          // Quota errors carry the usageLimits domain
+          // (https://developers.google.com/workspace/drive/api/guides/handle-errors).
+          ...(fault.domain !== undefined
+            ? { domain: fault.domain }
+            : fault.status === 429
+              ? { domain: 'usageLimits' }
+              : {}),
+        },
+        fault.details,
+      );
     }
     return true;
   }

@@ -183,8 +183,11 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
       clientSecret = safeDecode(decoded.slice(colon + 1));
     }
   }
+  // Google's answers to a request without a client id or secret, as publicly reported (e.g.
+  // github.com/openid/AppAuth-iOS/issues/226, github.com/googleapis/google-api-nodejs-client/issues/1582);
+  // an empty secret counts as missing.
   if (clientId === undefined || clientId === '')
-    return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: client_id');
+    return sendOAuthError(reply, 400, 'invalid_request', 'Could not determine client ID from request.');
   const server = ctx.clients.server;
   const appIds: string[] = Object.values(ctx.clients.apps);
   if (clientId !== server.clientId) {
@@ -199,7 +202,9 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
     }
     return sendOAuthError(reply, 401, 'invalid_client', 'The OAuth client was not found.');
   }
-  if (clientSecret === undefined || !constantTimeEqual(clientSecret, server.clientSecret)) {
+  if (clientSecret === undefined || clientSecret === '')
+    return sendOAuthError(reply, 400, 'invalid_request', 'client_secret is missing.');
+  if (!constantTimeEqual(clientSecret, server.clientSecret)) {
     return sendOAuthError(reply, 401, 'invalid_client', 'Unauthorized');
   }
   const overrides = ctx.idTokenClaims(request);

@@ -24,6 +24,10 @@ export interface EmulatorFixture {
       code_challenge?: string;
       code_challenge_method?: string;
       nonce?: string;
+      access_type?: 'online' | 'offline';
+      include_granted_scopes?: boolean;
+      granted_scopes?: string;
+      refresh_token_lifetime_seconds?: number;
     },
   ): Promise<string>;
   /** Redeem a code as the server client, with '' as redirect URI unless given. */
