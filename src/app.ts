@@ -43,10 +43,13 @@ import { Webhooks, webhookStoreFor, type WebhooksOptions } from './webhooks/inde
 
 /** What the composition root may be handed instead of the real thing (tests, embedding apps). */
 export interface Dependencies {
+  /** Where behalf reads the time (token expiry, leases, ID token checks). Default: the system clock. */
   clock?: Clock;
+  /** The HTTP client for Google's OAuth endpoints and for `behalf.fetch`. Default: the global `fetch`. */
   fetch?: FetchLike;
-  /** The proxy's HTTP client (Node streams both ways). Default: undici's `request`. */
+  /** The HTTP client of `behalf.request` and the proxy (Node streams both ways). Default: undici's `request`. */
   request?: HttpRequestLike;
+  /** A pino logger for behalf's own lines (no token, code, secret or key is ever logged). Default: a new one at `logLevel`. */
   logger?: Logger;
   /** Webhook delivery: DNS for the URL checks, timeout, poll interval, jitter. */
   webhooks?: Pick<WebhooksOptions, 'resolveHost' | 'delivery'>;

@@ -1,40 +1,57 @@
 /**
- * behalf as a library. `createBehalf` takes the same settings as `behalf serve` (camelCase names of
- * the BEHALF_* variables) and returns the same capabilities the HTTP server offers.
+ * behalf as a library. `createBehalf` takes typed settings (the camelCase names of `behalf serve`'s
+ * BEHALF_* variables, with numbers, booleans and lists as such) and returns the same capabilities
+ * the HTTP server offers. Settings only a server has (port, TLS, CORS…) are not options.
  */
 import { createRuntime, type Dependencies } from './app.js';
 import type { Behalf } from './behalf.js';
-import { loadConfig, type FlagName, type Mode } from './config/index.js';
+import {
+  checkOptionsObject,
+  loadLibraryConfig,
+  type BehalfSettings,
+  type RefusedSettings,
+} from './config/index.js';
 
-export type BehalfOptions = Partial<
-  Record<Exclude<FlagName, 'appClientIds' | 'requiredScopes' | 'allowedOrigins' | 'redirectUris'>, string>
-> & {
-  appClientIds?: string | readonly string[];
-  requiredScopes?: string | readonly string[];
-  allowedOrigins?: string | readonly string[];
-  redirectUris?: string | readonly string[];
-  /** `production` (default) requires encryption keys; `local` may generate a key file. */
-  mode?: Mode;
-} & Dependencies;
+/**
+ * `createBehalf`'s options: the settings ({@link BehalfSettings}, each documented there) and what
+ * behalf may be handed instead of its own ({@link Dependencies}: clock, fetch, logger…).
+ * `discoveryUrl`, `apiUrl` and server-only settings such as `port` do not compile ({@link RefusedSettings}).
+ */
+export type BehalfOptions = BehalfSettings & RefusedSettings & Dependencies;
 
-/** Build behalf from settings (environment variables are not read: pass what you need). */
+const DEPENDENCIES = ['clock', 'fetch', 'request', 'logger', 'webhooks'] as const satisfies ReadonlyArray<
+  keyof Dependencies
+>;
+
+/**
+ * Build behalf from settings (environment variables are not read: pass what you need). Bad options
+ * throw one `BehalfError` with code `CONFIG_INVALID` whose message lists every problem, one line
+ * each, naming the option.
+ *
+ * @example
+ * const behalf = await createBehalf({
+ *   clientSecretFile: './client_secret.json',
+ *   appClientIds: ['1234-ios.apps.googleusercontent.com'],
+ *   encryptionKeys: process.env.BEHALF_ENCRYPTION_KEYS,
+ *   googleTimeoutMs: 5000,
+ * });
+ */
 export async function createBehalf(options: BehalfOptions): Promise<Behalf> {
-  const { mode = 'production', clock, fetch, request, logger, ...settings } = options;
-  const flags: Partial<Record<FlagName, string>> = {};
-  for (const [name, value] of Object.entries(settings)) {
-    if (value === undefined) continue;
-    flags[name as FlagName] = Array.isArray(value) ? value.join(',') : String(value);
-  }
-  const config = await loadConfig({ mode, env: {}, flags });
+  checkOptionsObject(options);
+  const { clock, fetch, request, logger, webhooks } = options;
+  const config = await loadLibraryConfig(options, DEPENDENCIES);
   const runtime = await createRuntime(config, {
     ...(clock === undefined ? {} : { clock }),
     ...(fetch === undefined ? {} : { fetch }),
     ...(request === undefined ? {} : { request }),
     ...(logger === undefined ? {} : { logger }),
+    ...(webhooks === undefined ? {} : { webhooks }),
   });
   return runtime.behalf;
 }
 
+export type { BehalfSettings, RefusedSettings } from './config/index.js';
+export type { Dependencies } from './app.js';
 export { Behalf, type GrantSummary } from './behalf.js';
 export { BehalfError, ERROR_CODES, isBehalfError, type ErrorCode } from './errors.js';
 export { systemClock, OffsetClock, type Clock } from './clock.js';

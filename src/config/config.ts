@@ -64,12 +64,28 @@ export interface WebhookConfig {
   allowPrivate: boolean;
 }
 
-/** Raw settings: environment variables, with command-line flags (same names in camelCase) on top. */
+/**
+ * A setting's value as given: a string as the environment and the command line give it, or typed
+ * (a number, a boolean, a list) as `createBehalf`'s options give it. Both go through the same checks.
+ */
+export type FlagValue = string | number | boolean | readonly string[];
+
+/**
+ * Raw settings: environment variables, with flags (the variables' names in camelCase, e.g.
+ * `googleTimeoutMs` for BEHALF_GOOGLE_TIMEOUT_MS) on top: the command line's, or the library's options.
+ */
 export interface ConfigInput {
   mode: Mode;
   env: Record<string, string | undefined>;
-  flags?: Partial<Record<FlagName, string | boolean | undefined>>;
+  flags?: Partial<Record<FlagName, FlagValue | undefined>>;
   cwd?: string;
+  /**
+   * How problems name a setting: `env` (default) by its variable, `BEHALF_GOOGLE_TIMEOUT_MS`;
+   * `options` by its camelCase name, `googleTimeoutMs`, as `createBehalf`'s caller wrote it.
+   */
+  names?: 'env' | 'options';
+  /** Problems found before these checks (e.g. an unknown library option), reported with the rest. */
+  problems?: readonly string[];
 }
 
 const SETTINGS = {
@@ -81,8 +97,8 @@ const SETTINGS = {
   clientSecret: 'BEHALF_CLIENT_SECRET',
   appClientIds: 'BEHALF_APP_CLIENT_IDS',
   redirectUris: 'BEHALF_REDIRECT_URIS',
-  discoveryUrl: 'BEHALF_GOOGLE_DISCOVERY_URL',
-  apiUrl: 'BEHALF_GOOGLE_API_URL',
+  googleDiscoveryUrl: 'BEHALF_GOOGLE_DISCOVERY_URL',
+  googleApiUrl: 'BEHALF_GOOGLE_API_URL',
   hostedDomain: 'BEHALF_HOSTED_DOMAIN',
   requiredScopes: 'BEHALF_REQUIRED_SCOPES',
   allowedOrigins: 'BEHALF_ALLOWED_ORIGINS',
@@ -101,6 +117,34 @@ const SETTINGS = {
 
 export type FlagName = keyof typeof SETTINGS;
 
+/** What a setting holds, for values given typed (a string is always accepted, as env and CLI give). */
+const KINDS: Record<FlagName, 'string' | 'number' | 'boolean' | 'list'> = {
+  port: 'number',
+  host: 'string',
+  databaseUrl: 'string',
+  clientSecretFile: 'string',
+  clientId: 'string',
+  clientSecret: 'string',
+  appClientIds: 'list',
+  redirectUris: 'list',
+  googleDiscoveryUrl: 'string',
+  googleApiUrl: 'string',
+  hostedDomain: 'string',
+  requiredScopes: 'list',
+  allowedOrigins: 'list',
+  encryptionKeys: 'list',
+  keyFile: 'string',
+  tlsCert: 'string',
+  tlsKey: 'string',
+  trustProxy: 'boolean',
+  logLevel: 'string',
+  googleTimeoutMs: 'number',
+  signInRateLimit: 'number',
+  refreshLeaseMs: 'number',
+  metricsToken: 'string',
+  webhookAllowPrivate: 'boolean',
+};
+
 export const DEFAULT_DATA_DIR = '.behalf';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -112,21 +156,25 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  */
 export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   const cwd = input.cwd ?? process.cwd();
-  const problems = new Problems();
-  const { get, problem } = reader(input, problems);
+  const problems = new Problems(input);
+  for (const line of input.problems ?? []) problems.add(line);
+  const { get, getList, problem } = reader(input, problems);
   const storage = storageSettings(input, problems);
 
   const port = parsePort(get('port') ?? '8080');
   if (port === undefined) problem('port', 'must be a whole number from 0 to 65535.');
   const host = get('host') ?? (input.mode === 'local' ? '127.0.0.1' : '0.0.0.0');
 
-  const discoveryUrl = get('discoveryUrl');
+  const discoveryUrl = get('googleDiscoveryUrl');
   if (discoveryUrl !== undefined && !isAcceptableEndpoint(discoveryUrl)) {
-    problem('discoveryUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
+    problem(
+      'googleDiscoveryUrl',
+      'must be an https URL (http is allowed only on loopback, for the emulator).',
+    );
   }
-  const apiUrl = (get('apiUrl') ?? GOOGLE_API_URL).replace(/\/+$/, '');
+  const apiUrl = (get('googleApiUrl') ?? GOOGLE_API_URL).replace(/\/+$/, '');
   if (!isAcceptableEndpoint(apiUrl))
-    problem('apiUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
+    problem('googleApiUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
 
   const client = await oauthClient(get, problem, cwd, problems);
   // A client secret file the emulator wrote, with Google's endpoints left at their default, would
@@ -134,31 +182,25 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
   // would try every grant there): say which discovery URL belongs with it instead.
   if (client.tokenUri !== undefined && discoveryUrl === undefined && isLoopbackUrl(client.tokenUri)) {
     problem(
-      'discoveryUrl',
+      'googleDiscoveryUrl',
       `is not set, but the client secret file is a local Google emulator's (its token_uri is ${client.tokenUri}): set it to ${new URL(client.tokenUri).origin}/.well-known/openid-configuration, or use --local.`,
     );
   }
 
-  const appClientIds = list(get('appClientIds'));
+  const appClientIds = getList('appClientIds');
   for (const id of appClientIds) {
     if (!CLIENT_ID.test(id)) problem('appClientIds', `"${id}" is not a Google OAuth client id.`);
   }
 
-  const redirectUris = [...new Set([...client.redirectUris, ...list(get('redirectUris'))])];
+  const redirectUris = [...new Set([...client.redirectUris, ...getList('redirectUris')])];
   for (const uri of redirectUris) {
     if (!isAbsoluteUrl(uri)) problem('redirectUris', `"${uri}" is not an absolute URL.`);
   }
 
   // BEHALF_ALLOWED_ORIGINS replaces the client's JavaScript origins rather than adding to them, so a
   // production server can leave out the localhost origins a client is often registered with.
-  const configuredOrigins = get('allowedOrigins');
-  const allowedOrigins = [
-    ...new Set(
-      (configuredOrigins === undefined ? client.javascriptOrigins : list(configuredOrigins)).map(
-        normalizeOrigin,
-      ),
-    ),
-  ];
+  const configuredOrigins = get('allowedOrigins') === undefined ? undefined : getList('allowedOrigins');
+  const allowedOrigins = [...new Set((configuredOrigins ?? client.javascriptOrigins).map(normalizeOrigin))];
   if (allowedOrigins.includes(null))
     problem('allowedOrigins', 'every entry must be an origin such as https://app.example.com.');
 
@@ -213,6 +255,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
       'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).',
     );
   }
+  const requiredScopes = normalizeScopes(getList('requiredScopes', /[\s,]+/));
   const webhooks = webhookSettings(input, problems);
 
   problems.throwIfAny();
@@ -230,7 +273,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
       discoveryUrl: discoveryUrl ?? GOOGLE_DISCOVERY_URL,
       apiUrl,
       hostedDomain,
-      requiredScopes: normalizeScopes(get('requiredScopes') ?? ''),
+      requiredScopes,
       timeoutMs,
     },
     allowedOrigins: allowedOrigins.filter((o): o is string => o !== null),
@@ -244,7 +287,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
 
 /** The storage settings alone (what `behalf keys rotate` and `behalf webhooks` need). */
 export function loadStorageConfig(input: ConfigInput): StorageConfig {
-  const problems = new Problems();
+  const problems = new Problems(input);
   const storage = storageSettings(input, problems);
   problems.throwIfAny();
   return storage;
@@ -252,7 +295,7 @@ export function loadStorageConfig(input: ConfigInput): StorageConfig {
 
 /** The database URL alone (what `behalf migrate` and the API key commands need): no encryption keys. */
 export function loadDatabaseUrl(input: ConfigInput): string {
-  const problems = new Problems();
+  const problems = new Problems(input);
   const url = databaseUrlSetting(input, problems);
   problems.throwIfAny();
   return url;
@@ -260,7 +303,7 @@ export function loadDatabaseUrl(input: ConfigInput): string {
 
 /** The webhook settings alone (what `behalf webhooks` needs besides storage). Local mode allows private networks. */
 export function loadWebhookConfig(input: ConfigInput): WebhookConfig {
-  const problems = new Problems();
+  const problems = new Problems(input);
   const webhooks = webhookSettings(input, problems);
   problems.throwIfAny();
   return webhooks;
@@ -358,6 +401,8 @@ async function oauthClient(
 class Problems {
   readonly #lines: string[] = [];
 
+  constructor(private readonly input: Pick<ConfigInput, 'names'>) {}
+
   add(line: string): void {
     if (!this.#lines.includes(line)) this.#lines.push(line);
   }
@@ -382,7 +427,9 @@ class Problems {
   }
 
   throwIfAny(): void {
-    if (this.#lines.length > 0) throw new BehalfError('CONFIG_INVALID', this.#lines.join('\n'));
+    if (this.#lines.length === 0) return;
+    const lines = this.input.names === 'options' ? this.#lines.map(optionNames) : this.#lines;
+    throw new BehalfError('CONFIG_INVALID', lines.join('\n'));
   }
 
   #record(error: unknown): void {
@@ -391,25 +438,48 @@ class Problems {
   }
 }
 
-function reader(input: ConfigInput, problems: Problems) {
-  const get = (name: FlagName): string | undefined => {
-    const flag = input.flags?.[name];
-    if (typeof flag === 'boolean') return flag ? 'true' : 'false';
-    const value = flag ?? input.env[SETTINGS[name]];
-    return value === undefined || value.trim() === '' ? undefined : value.trim();
-  };
-  const problem = (name: FlagName, text: string): void => problems.add(`${SETTINGS[name]}: ${text}`);
-  return { get, problem };
+const OPTION_NAMES = new Map<string, string>(Object.entries(SETTINGS).map(([name, env]) => [env, name]));
+
+/** `BEHALF_GOOGLE_TIMEOUT_MS: …` → `googleTimeoutMs: …`: a problem named as the library's caller wrote it. */
+function optionNames(line: string): string {
+  return line.replace(/\bBEHALF_[A-Z_]+\b/g, (env) => OPTION_NAMES.get(env) ?? env);
 }
 
-function list(value: string | undefined): string[] {
-  return value === undefined
-    ? []
-    : value
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
+function reader(input: ConfigInput, problems: Problems) {
+  const problem = (name: FlagName, text: string): void => problems.add(`${SETTINGS[name]}: ${text}`);
+  /** The flag, else the variable; a typed flag of the wrong kind is a problem (and counts as not given). */
+  const given = (name: FlagName): string | readonly string[] | undefined => {
+    const flag = input.flags?.[name];
+    if (flag === undefined) return input.env[SETTINGS[name]];
+    if (typeof flag === 'string') return flag;
+    const kind = KINDS[name];
+    if (kind === 'number' && typeof flag === 'number') return String(flag);
+    if (kind === 'boolean' && typeof flag === 'boolean') return flag ? 'true' : 'false';
+    if (kind === 'list' && Array.isArray(flag) && flag.every((entry) => typeof entry === 'string'))
+      return flag as readonly string[];
+    problem(name, KIND_PROBLEMS[kind]);
+    return undefined;
+  };
+  const get = (name: FlagName): string | undefined => {
+    const value = given(name);
+    const text = typeof value === 'string' ? value : value?.join(',');
+    return text === undefined || text.trim() === '' ? undefined : text.trim();
+  };
+  /** A list setting: given as a list, or as one string split at `separator` (commas). */
+  const getList = (name: FlagName, separator: RegExp = /,/): string[] => {
+    const value = given(name);
+    const entries = typeof value === 'string' ? value.split(separator) : (value ?? []);
+    return entries.map((s) => s.trim()).filter((s) => s.length > 0);
+  };
+  return { get, getList, problem };
 }
+
+const KIND_PROBLEMS = {
+  string: 'must be a string.',
+  number: 'must be a number.',
+  boolean: 'must be true or false.',
+  list: 'must be a list of strings.',
+} as const;
 
 function parsePort(value: string): number | undefined {
   if (!/^\d{1,5}$/.test(value)) return undefined;

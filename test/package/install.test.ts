@@ -141,8 +141,8 @@ const behalf = await createBehalf({
   appClientIds: [emulator.clients.apps.ios],
   databaseUrl: 'sqlite:behalf.db',
   encryptionKeys: 'k1:' + randomBytes(32).toString('base64'),
-  discoveryUrl: emulator.url + '/.well-known/openid-configuration',
-  apiUrl: emulator.url,
+  googleDiscoveryUrl: emulator.url + '/.well-known/openid-configuration',
+  googleApiUrl: emulator.url,
   logLevel: 'silent',
 });
 const control = async (path, body) =>

@@ -33,10 +33,10 @@ export interface GoogleWorld {
   library: {
     clientSecretFile: string;
     appClientIds: string[];
-    discoveryUrl: string;
-    apiUrl: string;
+    googleDiscoveryUrl: string;
+    googleApiUrl: string;
     encryptionKeys: string;
-    requiredScopes: string;
+    requiredScopes: string[];
   };
   /** Call the emulator's control API; a non-2xx answer throws. */
   control<T = any>(method: string, path: string, body?: unknown): Promise<T>;
@@ -70,18 +70,18 @@ export async function startGoogleWorld(): Promise<GoogleWorld> {
   const library = {
     clientSecretFile,
     appClientIds: [apps.ios, apps.android, apps.web],
-    discoveryUrl: `${emulator.url}/.well-known/openid-configuration`,
-    apiUrl: emulator.url,
+    googleDiscoveryUrl: `${emulator.url}/.well-known/openid-configuration`,
+    googleApiUrl: emulator.url,
     encryptionKeys: `k1:${randomBytes(32).toString('base64')}`,
-    requiredScopes: SIGNIN_SCOPES,
+    requiredScopes: SIGNIN_SCOPES.split(' '),
   };
   const env = {
     BEHALF_CLIENT_SECRET_FILE: library.clientSecretFile,
     BEHALF_APP_CLIENT_IDS: library.appClientIds.join(','),
-    BEHALF_GOOGLE_DISCOVERY_URL: library.discoveryUrl,
-    BEHALF_GOOGLE_API_URL: library.apiUrl,
+    BEHALF_GOOGLE_DISCOVERY_URL: library.googleDiscoveryUrl,
+    BEHALF_GOOGLE_API_URL: library.googleApiUrl,
     BEHALF_ENCRYPTION_KEYS: library.encryptionKeys,
-    BEHALF_REQUIRED_SCOPES: library.requiredScopes,
+    BEHALF_REQUIRED_SCOPES: library.requiredScopes.join(' '),
     BEHALF_SIGNIN_RATE_LIMIT: '100000',
   };
 
