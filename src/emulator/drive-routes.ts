@@ -3,7 +3,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_ERRORS, sendApiError } from './errors.js';
 import { applyFields, parseFields, type FieldTree } from './fields.js';
 import { FOLDER_MIME, type DriveFile, type DriveStore } from './drive-store.js';
+import { parseDriveQuery, parseOrderBy, parseRfc3339 } from './drive-query.js';
 import { parseMultipartRelated } from './multipart.js';
+import { ResumableUploads, type UploadSession } from './drive-resumable.js';
 import type { AccessRecord, EmulatorState } from './state.js';
 
 const APPDATA_SCOPE = 'https://www.googleapis.com/auth/drive.appdata';
@@ -19,8 +21,13 @@ interface DriveRequestContext {
   fullDrive: boolean;
 }
 
-/** Drive v3, the appDataFolder subset (spec §11). */
+/**
+ * Drive v3, the parts apps use on the application data folder
+ * (https://developers.google.com/drive/api/guides/appdata): files.get/list/create/update/delete, media,
+ * multipart and resumable uploads (https://developers.google.com/drive/api/guides/manage-uploads).
+ */
 export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, drive: DriveStore): void {
+  const uploads = new ResumableUploads(() => state.clock.now());
   const authorize = (request: FastifyRequest, reply: FastifyReply): DriveRequestContext | undefined => {
     state.stats.api_calls++;
     const header = request.headers.authorization;
@@ -78,7 +85,8 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       if ([...spaces].some((s) => s !== 'drive' && s !== 'appDataFolder')) {
         return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'spaces');
       }
-      // With only drive.appdata, listing the default "drive" space is refused (spec §11.3).
+      // With only drive.appdata, listing the default "drive" space is refused, as Google answers apps
+      // that forget spaces=appDataFolder (https://developers.google.com/drive/api/guides/appdata).
       if (spaces.has('drive') && !ctx.fullDrive) {
         return sendApiError(
           reply,
@@ -92,8 +100,19 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
           },
         );
       }
-      const filter = parseQuery(typeof query.q === 'string' ? query.q : '', drive.folderId(ctx.token.sub));
+      const folderId = drive.folderId(ctx.token.sub);
+      const filter =
+        query.q === undefined || typeof query.q === 'string'
+          ? parseDriveQuery(query.q ?? '', (id) => FOLDER_ALIASES.has(id) || id === folderId)
+          : null;
       if (filter === null) return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'q');
+      const order =
+        query.orderBy === undefined
+          ? undefined
+          : typeof query.orderBy === 'string'
+            ? parseOrderBy(query.orderBy)
+            : null;
+      if (order === null) return API_ERRORS.badRequest(reply, 'Invalid Value', 'invalid', 'orderBy');
       const pageSize = query.pageSize === undefined ? 100 : Number(query.pageSize);
       if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
         return API_ERRORS.badRequest(
@@ -108,6 +127,8 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       const selected = fields(request, reply, DEFAULT_LIST_FIELDS);
       if (selected === undefined) return reply;
       const all = drive.list(ctx.token.sub, spaces).filter((f) => filter(f));
+      // Array.prototype.sort is stable: ties keep the store's creation order.
+      if (order !== undefined) all.sort(order);
       const page = all.slice(offset, offset + pageSize);
       const next =
         offset + pageSize < all.length
@@ -165,7 +186,7 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       return reply.code(204).send();
     });
 
-    // appDataFolder files cannot be shared or copied out (spec §11.1).
+    // appDataFolder files cannot be shared (https://developers.google.com/drive/api/guides/appdata).
     scoped.post('/drive/v3/files/:fileId/permissions', async (request, reply) => {
       const ctx = authorize(request, reply);
       if (ctx === undefined) return reply;
@@ -191,6 +212,7 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
       const query = request.query as Record<string, unknown>;
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const contentType = request.headers['content-type'] ?? 'application/octet-stream';
+      if (query.uploadType === 'resumable') return startResumable(ctx, file, body, request, reply);
       let metadata: unknown = {};
       let media = body;
       let mediaType: string | undefined = contentType;
@@ -199,7 +221,6 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
         if (parsed === null) return API_ERRORS.badRequest(reply, 'Malformed multipart body.', 'badContent');
         ({ metadata, media, mediaType } = parsed);
       } else if (query.uploadType !== 'media') {
-        // Resumable uploads are outside the emulated subset.
         return API_ERRORS.badRequest(
           reply,
           `Invalid upload type: ${String(query.uploadType ?? '')}`,
@@ -215,7 +236,163 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     scoped.patch('/upload/drive/v3/files/:fileId', (request, reply) =>
       upload(request, reply, (request.params as { fileId: string }).fileId),
     );
+    // Resumable uploads send their bytes to the session URI with PUT.
+    scoped.put('/upload/drive/v3/files', (request, reply) => putChunk(request, reply));
+    scoped.put('/upload/drive/v3/files/:fileId', (request, reply) => putChunk(request, reply));
   });
+
+  /**
+   * Starts a resumable upload session: the metadata is checked now, the session URI comes back in
+   * `Location` (https://developers.google.com/drive/api/guides/manage-uploads#resumable).
+   */
+  function startResumable(
+    ctx: DriveRequestContext,
+    file: DriveFile | undefined,
+    body: Buffer,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): FastifyReply {
+    let metadata: unknown = {};
+    if (body.length > 0) {
+      try {
+        metadata = JSON.parse(body.toString('utf8'));
+      } catch {
+        return API_ERRORS.badRequest(reply, 'Invalid JSON metadata.', 'parseError');
+      }
+    }
+    const meta = readMetadata(metadata);
+    if (meta === null) return API_ERRORS.badRequest(reply, 'Invalid JSON metadata.', 'parseError');
+    const declared = request.headers['x-upload-content-length'];
+    const declaredLength = declared === undefined ? undefined : Number(declared);
+    if (
+      declaredLength !== undefined &&
+      (!Number.isSafeInteger(declaredLength) || declaredLength < 0 || String(declaredLength) !== declared)
+    ) {
+      return API_ERRORS.badRequest(reply, 'Invalid X-Upload-Content-Length header.', 'badRequest');
+    }
+    if (declaredLength !== undefined && declaredLength > MAX_UPLOAD_BYTES) {
+      return sendApiError(reply, 413, 'Request Entity Too Large', {
+        message: 'Request Entity Too Large',
+        reason: 'uploadTooLarge',
+      });
+    }
+    const mediaTypeHeader = request.headers['x-upload-content-type'];
+    const mediaType = typeof mediaTypeHeader === 'string' ? mediaTypeHeader : undefined;
+    const query = request.query as Record<string, unknown>;
+    let target: UploadSession['target'];
+    if (file === undefined) {
+      const checked = checkCreate(ctx, meta, mediaType, reply);
+      if (checked === undefined) return reply;
+      target = { kind: 'create', space: checked.space, mimeType: checked.mimeType };
+    } else {
+      if (!checkUpdate(meta, query, reply)) return reply;
+      target = { kind: 'update', fileId: file.id };
+    }
+    const selected = fields(request, reply, DEFAULT_FILE_FIELDS);
+    if (selected === undefined) return reply;
+    const session = uploads.start({
+      owner: ctx.token.sub,
+      fullDrive: ctx.fullDrive,
+      target,
+      meta,
+      mediaType,
+      declaredLength,
+      fields: selected,
+    });
+    const path = file === undefined ? '/upload/drive/v3/files' : `/upload/drive/v3/files/${file.id}`;
+    const location = `${request.protocol}://${request.host}${path}?uploadType=resumable&upload_id=${session.id}`;
+    return reply.code(200).header('location', location).header('x-guploader-uploadid', session.id).send();
+  }
+
+  /**
+   * One chunk, or a status query (`Content-Range: bytes *\/N`), sent to a session URI. Unfinished:
+   * `308` with `Range: bytes=0-N` (no `Range` before the first byte); finished: `200` with the file.
+   */
+  function putChunk(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    state.stats.api_calls++;
+    const query = request.query as Record<string, unknown>;
+    const session = typeof query.upload_id === 'string' ? uploads.get(query.upload_id) : undefined;
+    if (session === undefined) {
+      // An unknown or expired session: the upload must start again (manage-uploads, "Resume an interrupted upload").
+      return sendApiError(reply, 404, 'Not Found', { message: 'Not Found', reason: 'notFound' });
+    }
+    if (session.result !== undefined)
+      return reply.code(200).send(applyFields(session.result, session.fields));
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const step = uploads.accept(session, request.headers['content-range'], body);
+    if (step.kind === 'error') {
+      return step.status === 413
+        ? sendApiError(reply, 413, 'Request Entity Too Large', {
+            message: 'Request Entity Too Large',
+            reason: 'uploadTooLarge',
+          })
+        : API_ERRORS.badRequest(reply, step.message, 'badRequest');
+    }
+    if (step.kind === 'incomplete') {
+      reply.code(308).header('content-length', '0').header('x-guploader-uploadid', session.id);
+      if (step.received > 0) reply.header('range', `bytes=0-${step.received - 1}`);
+      return reply.send();
+    }
+    const media = step.content;
+    let file: DriveFile;
+    if (session.target.kind === 'create') {
+      file = drive.create({
+        owner: session.owner,
+        space: session.target.space,
+        name: session.meta.name ?? 'Untitled',
+        mimeType: session.target.mimeType,
+        description: session.meta.description,
+        appProperties: definedValues(session.meta.appProperties),
+        properties: definedValues(session.meta.properties),
+        modifiedTime: normalizedTime(session.meta.modifiedTime),
+        content: media,
+      });
+    } else {
+      const existing = drive.get(session.owner, session.target.fileId);
+      if (existing === undefined) {
+        uploads.delete(session.id);
+        return API_ERRORS.notFound(reply, session.target.fileId);
+      }
+      file = drive.update(existing, patchOf(existing, session.meta, media));
+    }
+    session.result = drive.resource(file);
+    return reply.code(200).send(applyFields(session.result, session.fields));
+  }
+
+  /** Where a new file goes and its type, or undefined once the refusal is sent. */
+  function checkCreate(
+    ctx: DriveRequestContext,
+    meta: Metadata,
+    mediaType: string | undefined,
+    reply: FastifyReply,
+  ): { space: DriveFile['space']; mimeType: string } | undefined {
+    const folder = drive.folderId(ctx.token.sub);
+    const parents = meta.parents ?? [];
+    const inAppData = parents.length === 1 && (FOLDER_ALIASES.has(parents[0]!) || parents[0] === folder);
+    if (!inAppData && !(parents.length === 0 && ctx.fullDrive)) {
+      if (parents.length === 0) API_ERRORS.insufficientScope(reply);
+      else API_ERRORS.notFound(reply, parents[0]!);
+      return undefined;
+    }
+    const mimeType = meta.mimeType ?? mediaType ?? 'application/octet-stream';
+    // Google-native types cannot live in appDataFolder (an observed 403 notSupportedForAppDataFolderFiles).
+    if (inAppData && mimeType.startsWith('application/vnd.google-apps.') && mimeType !== FOLDER_MIME) {
+      API_ERRORS.notSupportedForAppData(reply);
+      return undefined;
+    }
+    return { space: inAppData ? 'appDataFolder' : 'drive', mimeType: mimeType.split(';')[0]!.trim() };
+  }
+
+  /** Whether an update may go ahead; false once the refusal is sent. */
+  function checkUpdate(meta: Metadata, query: Record<string, unknown>, reply: FastifyReply): boolean {
+    // Moving between spaces and trashing are not supported for appDataFolder files
+    // (https://developers.google.com/drive/api/guides/appdata).
+    if (meta.trashed === true || query.addParents !== undefined || query.removeParents !== undefined) {
+      API_ERRORS.notSupportedForAppData(reply);
+      return false;
+    }
+    return true;
+  }
 
   function createFile(
     ctx: DriveRequestContext,
@@ -227,28 +404,19 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
   ): FastifyReply | unknown {
     const meta = readMetadata(metadata);
     if (meta === null) return API_ERRORS.badRequest(reply, 'Invalid JSON metadata.', 'parseError');
-    const folder = drive.folderId(ctx.token.sub);
-    const parents = meta.parents ?? [];
-    const inAppData = parents.length === 1 && (FOLDER_ALIASES.has(parents[0]!) || parents[0] === folder);
-    if (!inAppData && !(parents.length === 0 && ctx.fullDrive)) {
-      return parents.length === 0
-        ? API_ERRORS.insufficientScope(reply)
-        : API_ERRORS.notFound(reply, parents[0]!);
-    }
-    const mimeType = meta.mimeType ?? mediaType ?? 'application/octet-stream';
-    // Google-native types and folders cannot live in appDataFolder (spec §11.4).
-    if (inAppData && mimeType.startsWith('application/vnd.google-apps.') && mimeType !== FOLDER_MIME) {
-      return API_ERRORS.notSupportedForAppData(reply);
-    }
+    const checked = checkCreate(ctx, meta, mediaType, reply);
+    if (checked === undefined) return reply;
     const selected = fields(request, reply, DEFAULT_FILE_FIELDS);
     if (selected === undefined) return reply;
     const file = drive.create({
       owner: ctx.token.sub,
-      space: inAppData ? 'appDataFolder' : 'drive',
+      space: checked.space,
       name: meta.name ?? 'Untitled',
-      mimeType: mimeType.split(';')[0]!.trim(),
+      mimeType: checked.mimeType,
       description: meta.description,
-      appProperties: meta.appProperties,
+      appProperties: definedValues(meta.appProperties),
+      properties: definedValues(meta.properties),
+      modifiedTime: normalizedTime(meta.modifiedTime),
       content: media,
     });
     return reply.send(applyFields(drive.resource(file), selected));
@@ -263,23 +431,52 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
   ): FastifyReply | unknown {
     const meta = readMetadata(metadata);
     if (meta === null) return API_ERRORS.badRequest(reply, 'Invalid JSON metadata.', 'parseError');
-    const query = request.query as Record<string, unknown>;
-    // Moving between spaces and trashing are not supported for appDataFolder files (spec §11.1).
-    if (meta.trashed === true || query.addParents !== undefined || query.removeParents !== undefined) {
-      return API_ERRORS.notSupportedForAppData(reply);
-    }
+    if (!checkUpdate(meta, request.query as Record<string, unknown>, reply)) return reply;
     const selected = fields(request, reply, DEFAULT_FILE_FIELDS);
     if (selected === undefined) return reply;
-    drive.update(file, {
-      name: meta.name,
-      mimeType: meta.mimeType,
-      description: meta.description,
-      appProperties:
-        meta.appProperties === undefined ? undefined : { ...file.appProperties, ...meta.appProperties },
-      content: content?.media,
-    });
+    drive.update(file, patchOf(file, meta, content?.media));
     return reply.send(applyFields(drive.resource(file), selected));
   }
+}
+
+/**
+ * An update's changes. `appProperties` / `properties` merge key by key, and a key set to null is
+ * removed (https://developers.google.com/drive/api/guides/properties).
+ */
+function patchOf(
+  file: DriveFile,
+  meta: Metadata,
+  media: Buffer | undefined,
+): Parameters<DriveStore['update']>[1] {
+  const merge = (current: Record<string, string>, change: Record<string, string | null> | undefined) => {
+    if (change === undefined) return undefined;
+    const next = { ...current };
+    for (const [key, value] of Object.entries(change)) {
+      if (value === null) delete next[key];
+      else next[key] = value;
+    }
+    return next;
+  };
+  return {
+    name: meta.name,
+    mimeType: meta.mimeType,
+    description: meta.description,
+    appProperties: merge(file.appProperties, meta.appProperties),
+    properties: merge(file.properties, meta.properties),
+    modifiedTime: normalizedTime(meta.modifiedTime),
+    content: media,
+  };
+}
+
+function definedValues(
+  values: Record<string, string | null> | undefined,
+): Record<string, string> | undefined {
+  if (values === undefined) return undefined;
+  return Object.fromEntries(Object.entries(values).filter((e): e is [string, string] => e[1] !== null));
+}
+
+function normalizedTime(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : new Date(parseRfc3339(value)!).toISOString();
 }
 
 /** File content, streamed in slices of the stored buffer (no copy), with its length. */
@@ -302,7 +499,10 @@ interface Metadata {
   mimeType?: string;
   description?: string;
   parents?: string[];
-  appProperties?: Record<string, string>;
+  appProperties?: Record<string, string | null>;
+  properties?: Record<string, string | null>;
+  /** Writable: an app may keep a file's own modification time (RFC 3339). */
+  modifiedTime?: string;
   trashed?: boolean;
 }
 
@@ -318,49 +518,22 @@ function readMetadata(value: unknown): Metadata | null {
     return null;
   if (v.trashed !== undefined && typeof v.trashed !== 'boolean') return null;
   if (
-    v.appProperties !== undefined &&
-    (typeof v.appProperties !== 'object' ||
-      v.appProperties === null ||
-      !Object.values(v.appProperties).every((x) => typeof x === 'string'))
-  ) {
+    v.modifiedTime !== undefined &&
+    (typeof v.modifiedTime !== 'string' || parseRfc3339(v.modifiedTime) === null)
+  )
     return null;
-  }
+  // Values are strings, or null to remove the key (https://developers.google.com/drive/api/guides/properties).
+  const propertyMap = (x: unknown) =>
+    x === undefined ||
+    (typeof x === 'object' &&
+      x !== null &&
+      !Array.isArray(x) &&
+      Object.values(x).every((item) => item === null || typeof item === 'string'));
+  if (!propertyMap(v.appProperties) || !propertyMap(v.properties)) return null;
   return v as Metadata;
 }
 
 function decodePageToken(token: string): number | null {
   const n = Number(Buffer.from(token, 'base64url').toString('utf8'));
   return Number.isInteger(n) && n >= 0 ? n : null;
-}
-
-/**
- * The subset of Drive's query language apps use on appDataFolder: clauses joined by `and`:
- * `'appDataFolder' in parents`, `name = '…'`, `name contains '…'` (prefix match, spec §11.3),
- * `mimeType = '…'`, `mimeType contains '…'`, `trashed = false`. Anything else is refused.
- */
-function parseQuery(q: string, folderId: string): ((file: DriveFile) => boolean) | null {
-  if (q.trim() === '') return () => true;
-  const clauses = q.split(/\s+and\s+/i);
-  const tests: Array<(file: DriveFile) => boolean> = [];
-  for (const clause of clauses) {
-    const text = clause.trim();
-    let m: RegExpExecArray | null;
-    if ((m = /^'([^']+)'\s+in\s+parents$/i.exec(text)) !== null) {
-      const parent = m[1]!;
-      if (!FOLDER_ALIASES.has(parent) && parent !== folderId) return null;
-      tests.push((f) => f.space === 'appDataFolder');
-    } else if ((m = /^(name|mimeType)\s*(=|!=|contains)\s*'((?:[^'\\]|\\.)*)'$/.exec(text)) !== null) {
-      const field = m[1] as 'name' | 'mimeType';
-      const op = m[2]!;
-      const value = m[3]!.replace(/\\(.)/g, '$1');
-      tests.push((f) =>
-        op === '=' ? f[field] === value : op === '!=' ? f[field] !== value : f[field].startsWith(value),
-      );
-    } else if (/^trashed\s*=\s*false$/i.test(text)) {
-      continue;
-    } else {
-      return null;
-    }
-  }
-  return (file) => tests.every((t) => t(file));
 }

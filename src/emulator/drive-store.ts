@@ -9,7 +9,10 @@ export interface DriveFile {
   name: string;
   mimeType: string;
   description: string | undefined;
+  /** Private to the app that set them (https://developers.google.com/drive/api/guides/properties). */
   appProperties: Record<string, string>;
+  /** Visible to every app. */
+  properties: Record<string, string>;
   content: Buffer;
   createdTime: string;
   modifiedTime: string;
@@ -23,7 +26,10 @@ export class DriveStore {
 
   constructor(private readonly now: () => number) {}
 
-  /** The user's appDataFolder id: opaque, stable for the user (spec §11.2). */
+  /**
+   * The user's appDataFolder id: opaque, stable for the user, reachable through the `appDataFolder`
+   * alias (https://developers.google.com/drive/api/guides/appdata).
+   */
   folderId(sub: string): string {
     let id = this.#folders.get(sub);
     if (id === undefined) {
@@ -34,7 +40,7 @@ export class DriveStore {
   }
 
   folderMetadata(sub: string): Record<string, unknown> {
-    // What Google answers for the folder itself is UNCONFIRMED (spec §13.19).
+    // Google does not document what files.get answers for the folder itself: chosen here, see docs/emulator.md.
     return {
       kind: 'drive#file',
       id: this.folderId(sub),
@@ -52,6 +58,9 @@ export class DriveStore {
     mimeType: string;
     description?: string | undefined;
     appProperties?: Record<string, string> | undefined;
+    properties?: Record<string, string> | undefined;
+    /** A `modifiedTime` the app sets (a writable field of the file resource). */
+    modifiedTime?: string | undefined;
     content: Buffer;
   }): DriveFile {
     const time = new Date(this.now()).toISOString();
@@ -63,9 +72,10 @@ export class DriveStore {
       mimeType: input.mimeType,
       description: input.description,
       appProperties: input.appProperties ?? {},
+      properties: input.properties ?? {},
       content: input.content,
       createdTime: time,
-      modifiedTime: time,
+      modifiedTime: input.modifiedTime ?? time,
       version: 1,
     };
     this.#files.set(file.id, file);
@@ -86,11 +96,15 @@ export class DriveStore {
   update(
     file: DriveFile,
     patch: {
-      [K in 'name' | 'mimeType' | 'description' | 'appProperties' | 'content']?: DriveFile[K] | undefined;
+      [
+        K in 'name' | 'mimeType' | 'description' | 'appProperties' | 'properties' | 'content' | 'modifiedTime'
+      ]?: DriveFile[K] | undefined;
     },
   ): DriveFile {
-    Object.assign(file, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
-    file.modifiedTime = new Date(Math.max(this.now(), Date.parse(file.modifiedTime) + 1)).toISOString();
+    const { modifiedTime, ...rest } = patch;
+    Object.assign(file, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)));
+    file.modifiedTime =
+      modifiedTime ?? new Date(Math.max(this.now(), Date.parse(file.modifiedTime) + 1)).toISOString();
     file.version++;
     return file;
   }
@@ -111,6 +125,7 @@ export class DriveStore {
       parents: file.space === 'appDataFolder' ? [this.folderId(file.owner)] : [],
       spaces: [file.space],
       appProperties: Object.keys(file.appProperties).length === 0 ? undefined : file.appProperties,
+      properties: Object.keys(file.properties).length === 0 ? undefined : file.properties,
       createdTime: file.createdTime,
       modifiedTime: file.modifiedTime,
       size: String(file.content.length),

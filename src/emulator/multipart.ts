@@ -1,5 +1,6 @@
 /**
- * Parses a `multipart/related` body (Drive's multipart upload, spec §11.4): the first part is JSON
+ * Parses a `multipart/related` body (RFC 2387; Drive's multipart upload,
+ * https://developers.google.com/drive/api/guides/manage-uploads#multipart): the first part is JSON
  * metadata, the second the media. Written here because common multipart libraries handle
  * multipart/form-data only. Returns null when the body is not well-formed.
  */
