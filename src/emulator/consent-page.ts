@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { EmulatorState } from './state.js';
+import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
+import { isBasicScope, isKnownScope, normalizeScopes, type EmulatorState } from './state.js';
 import type { EmulatorClients } from './types.js';
 
 /**
- * The authorization endpoint (spec §2) as a small consent screen: pick or add a test user, then
+ * The authorization endpoint (https://developers.google.com/identity/protocols/oauth2/web-server#creatingclient)
+ * as a small consent screen: pick or add a test user, then
  * Allow or Deny. Codes go back in the query string of a registered redirect URI, or, for
  * `redirect_uri=postmessage` (Google Identity Services' popup code flow, see gsi-client.ts), to
  * `window.opener` by postMessage, targeted at the page's `origin`, which must be one of the
@@ -21,6 +23,7 @@ export function registerConsentPage(
       const p = stringParams(request.query);
       const problem = validate(p, clients);
       if (problem !== undefined) return errorPage(reply, problem.status, problem.error, problem.description);
+      if (prompts(p).includes('none')) return silent(reply, p, state, clients, request.headers.cookie);
       return page(reply, p, state);
     });
   }
@@ -56,34 +59,112 @@ export function registerConsentPage(
         'account_disabled',
         "Couldn't sign you in: this account has been disabled.",
       );
-    const scopes = (p.scope ?? '').split(' ').filter((s) => s.length > 0);
-    const code = state.issueCode({
-      sub,
-      clientId: clients.server.clientId,
-      azp: p.client_id!,
-      scopes,
-      redirectUri,
-      nonce: p.nonce,
-      prompt: p.prompt,
-      includeGrantedScopes: p.include_granted_scopes !== 'false',
-      codeChallenge: p.code_challenge,
-      codeChallengeMethod:
-        p.code_challenge_method === 'S256' ? 'S256' : p.code_challenge === undefined ? undefined : 'plain',
-    });
-    const granted = state.codes.get(code)!.scopes.join(' ');
-    return finish(
-      reply,
-      redirectUri,
-      {
-        ...(p.state === undefined ? {} : { state: p.state }),
-        code,
-        scope: granted,
-        authuser: '0',
-        prompt: 'consent',
-      },
-      p,
+    // The page's checkboxes (granular consent): only the ticked non-basic scopes are granted.
+    const ticked = p.granular === '1' ? tickedScopes(request.body) : undefined;
+    const code = issue(state, clients, p, sub, ticked);
+    // The browser is now signed in to this account: prompt=none finds it in this cookie.
+    const accounts = [...new Set([...sessionAccounts(request.headers.cookie), sub])].slice(-10);
+    reply.header(
+      'set-cookie',
+      serializeCookie(SESSION_COOKIE, accounts.join(' '), { path: '/', httpOnly: true, sameSite: 'lax' }),
     );
+    return finish(reply, redirectUri, success(p, state, code, 'consent'), p);
   });
+}
+
+/** The emulator's stand-in for Google's sign-in cookies: the accounts signed in in this browser. */
+const SESSION_COOKIE = 'emulator_accounts';
+
+function sessionAccounts(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  return (parseCookie(header)[SESSION_COOKIE] ?? '').split(' ').filter((s) => s.length > 0);
+}
+
+function prompts(p: Record<string, string>): string[] {
+  return (p.prompt ?? '').split(' ').filter((s) => s.length > 0);
+}
+
+function issue(
+  state: EmulatorState,
+  clients: EmulatorClients,
+  p: Record<string, string>,
+  sub: string,
+  grantedScopes: string[] | undefined,
+): string {
+  return state.issueCode({
+    sub,
+    clientId: clients.server.clientId,
+    azp: p.client_id!,
+    scopes: (p.scope ?? '').split(' ').filter((s) => s.length > 0),
+    grantedScopes,
+    redirectUri: p.redirect_uri!,
+    nonce: p.nonce,
+    prompt: p.prompt,
+    // Both default as Google's authorization endpoint does: online, and no earlier grants
+    // (https://developers.google.com/identity/protocols/oauth2/web-server#creatingclient).
+    accessType: p.access_type === 'offline' ? 'offline' : 'online',
+    includeGrantedScopes: p.include_granted_scopes === 'true',
+    codeChallenge: p.code_challenge,
+    codeChallengeMethod:
+      p.code_challenge_method === 'S256' ? 'S256' : p.code_challenge === undefined ? undefined : 'plain',
+  });
+}
+
+function success(
+  p: Record<string, string>,
+  state: EmulatorState,
+  code: string,
+  prompt: 'consent' | 'none',
+): Record<string, string> {
+  return {
+    ...(p.state === undefined ? {} : { state: p.state }),
+    code,
+    scope: state.codes.get(code)!.scopes.join(' '),
+    authuser: '0',
+    prompt,
+  };
+}
+
+/**
+ * `prompt=none`: no page at all. The account is the one `login_hint` names among those signed in
+ * in this browser, else the first signed in; none is `login_required`, and an account that would
+ * have to see the consent screen is `consent_required`, both sent to the redirect URI
+ * (https://developers.google.com/identity/protocols/oauth2/web-server#creatingclient, `prompt`;
+ * https://openid.net/specs/openid-connect-core-1_0.html#AuthError).
+ */
+function silent(
+  reply: FastifyReply,
+  p: Record<string, string>,
+  state: EmulatorState,
+  clients: EmulatorClients,
+  cookie: string | undefined,
+): FastifyReply {
+  const signedIn = sessionAccounts(cookie).filter((sub) => state.users.has(sub) && !state.isDisabled(sub));
+  const hint = p.login_hint?.toLowerCase();
+  const sub =
+    hint === undefined
+      ? signedIn[0]
+      : signedIn.find((s) => s.toLowerCase() === hint || state.users.get(s)?.email === hint);
+  const error = (name: string) =>
+    finish(reply, p.redirect_uri!, { error: name, ...(p.state === undefined ? {} : { state: p.state }) }, p);
+  if (sub === undefined) return error('login_required');
+  const scopes = (p.scope ?? '').split(' ').filter((s) => s.length > 0);
+  if (state.needsConsent(sub, scopes, p.access_type === 'offline' ? 'offline' : 'online'))
+    return error('consent_required');
+  return finish(
+    reply,
+    p.redirect_uri!,
+    success(p, state, issue(state, clients, p, sub, undefined), 'none'),
+    p,
+  );
+}
+
+/** The scopes ticked on the consent page (`granted_scope`, once per box). */
+function tickedScopes(body: unknown): string[] {
+  const value =
+    typeof body === 'object' && body !== null ? (body as Record<string, unknown>).granted_scope : undefined;
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return values.filter((v): v is string => typeof v === 'string' && v.length <= 512).slice(0, 100);
 }
 
 function validate(
@@ -123,6 +204,26 @@ function validate(
     };
   if (p.scope === undefined || p.scope.trim() === '')
     return { status: 400, error: 'invalid_request', description: 'Missing required parameter: scope' };
+  const scopes = p.scope.split(' ').filter((s) => s.length > 0);
+  const invalid = scopes.filter((s) => !isKnownScope(s));
+  if (invalid.length > 0) {
+    const valid = scopes.filter((s) => isKnownScope(s));
+    return {
+      status: 400,
+      error: 'invalid_scope',
+      description: `Some requested scopes were invalid. {valid=[${valid.join(', ')}], invalid=[${invalid.join(', ')}]}`,
+    };
+  }
+  if (p.access_type !== undefined && p.access_type !== 'online' && p.access_type !== 'offline')
+    return { status: 400, error: 'invalid_request', description: `Invalid access_type: ${p.access_type}` };
+  // prompt: space-delimited none / consent / select_account, and none only on its own
+  // (https://developers.google.com/identity/protocols/oauth2/web-server#creatingclient).
+  const asked = prompts(p);
+  if (
+    asked.some((v) => !['none', 'consent', 'select_account'].includes(v)) ||
+    (asked.includes('none') && asked.length > 1)
+  )
+    return { status: 400, error: 'invalid_request', description: `Invalid prompt: ${p.prompt ?? ''}` };
   return undefined;
 }
 
@@ -153,7 +254,7 @@ function finish(
 
 function page(reply: FastifyReply, p: Record<string, string>, state: EmulatorState): FastifyReply {
   const hidden = Object.entries(p)
-    .filter(([k]) => !['decision', 'sub', 'new_email'].includes(k))
+    .filter(([k]) => !['decision', 'sub', 'new_email', 'granted_scope', 'granular'].includes(k))
     .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
     .join('');
   const hint = p.login_hint?.toLowerCase();
@@ -165,10 +266,13 @@ function page(reply: FastifyReply, p: Record<string, string>, state: EmulatorSta
         `<label class="account"><input type="radio" name="sub" value="${esc(u.sub)}"${i === (chosen === -1 ? 0 : chosen) ? ' checked' : ''}><span><strong>${esc(u.name ?? u.email)}</strong><small>${esc(u.email)}</small></span></label>`,
     )
     .join('');
-  const scopes = (p.scope ?? '')
-    .split(' ')
-    .filter((s) => s.length > 0)
-    .map((s) => `<li>${esc(s)}</li>`)
+  // Granular consent: each scope beyond sign-in has its own box, ticked to start with.
+  const scopes = normalizeScopes((p.scope ?? '').split(' ').filter((s) => s.length > 0))
+    .map((s) =>
+      isBasicScope(s)
+        ? `<li>${esc(s)}</li>`
+        : `<li><label><input type="checkbox" name="granted_scope" value="${esc(s)}" checked> ${esc(s)}</label></li>`,
+    )
     .join('');
   // With no test user yet, the new-account field is the choice (filled in from login_hint). Allow
   // comes first, so Enter in that field allows.
@@ -182,7 +286,7 @@ function page(reply: FastifyReply, p: Record<string, string>, state: EmulatorSta
 <form method="post" action="/o/oauth2/v2/auth/decision">${hidden}
 <fieldset><legend>Test users</legend>${accounts || '<p>No test users yet.</p>'}
 <label class="new">or a new one <input type="email" name="new_email" autocomplete="email" placeholder="someone@example.com"${newValue}></label></fieldset>
-<p>The app will be able to:</p><ul class="scopes">${scopes}</ul>
+<input type="hidden" name="granular" value="1"><p>The app will be able to:</p><ul class="scopes">${scopes}</ul>
 <div class="actions"><button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny" class="secondary">Deny</button></div>
 </form>`,
   );

@@ -6,7 +6,14 @@ import { idTokenClaims } from './oauth-routes.js';
 import { applySecurityEvent, pushSecurityEvent, RiscEventInput } from './risc.js';
 import type { SigningKeys } from './keys.js';
 import { patternBytes, type DriveStore } from './drive-store.js';
-import { ACCESS_TOKEN_LIFETIME_RANGE_S, emptyStats, type EmulatorState, type EmulatorUser } from './state.js';
+import {
+  ACCESS_TOKEN_LIFETIME_RANGE_S,
+  emptyStats,
+  isKnownScope,
+  normalizeScopes,
+  type EmulatorState,
+  type EmulatorUser,
+} from './state.js';
 import type { EmulatorClients } from './types.js';
 
 const MAX_SEED_BYTES = 256 * 1024 * 1024;
@@ -35,6 +42,12 @@ const NewCode = z.object({
   redirect_uri: z.string().max(2048).optional(),
   nonce: z.string().max(1024).optional(),
   prompt: z.string().max(100).optional(),
+  /** The Sign-In SDKs ask for offline access (a server auth code is for that): default `offline`. */
+  access_type: z.enum(['online', 'offline']).default('offline'),
+  /** GIDSignIn and the GIS code client send `true`: earlier grants come along. */
+  include_granted_scopes: z.boolean().default(true),
+  /** The scopes the user left ticked on the consent screen (a subset of `scope`); default all. */
+  granted_scopes: z.string().max(4096).optional(),
   code_challenge: z
     .string()
     .regex(/^[A-Za-z0-9._~-]{43,128}$/)
@@ -163,11 +176,22 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
         "redirect_uri must be '' (mobile), 'postmessage' (web popup) or a registered redirect URI",
       );
     }
+    const scopes = splitScopes(input.scope);
+    const invalid = scopes.filter((s) => !isKnownScope(s));
+    if (invalid.length > 0)
+      return bad(reply, `scope: Some requested scopes were invalid. {invalid=[${invalid.join(', ')}]}`);
+    const granted = input.granted_scopes === undefined ? undefined : splitScopes(input.granted_scopes);
+    const requested = normalizeScopes(scopes);
+    if (granted !== undefined && normalizeScopes(granted).some((s) => !requested.includes(s)))
+      return bad(reply, 'granted_scopes: must be a subset of scope');
     const code = state.issueCode({
       sub: found.sub,
       clientId: clients.server.clientId,
       azp: input.client_id,
-      scopes: input.scope.split(' ').filter((s) => s.length > 0),
+      scopes,
+      grantedScopes: granted,
+      accessType: input.access_type,
+      includeGrantedScopes: input.include_granted_scopes,
       redirectUri,
       nonce: input.nonce,
       prompt: input.prompt,
@@ -265,7 +289,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
   });
   app.get('/emulator/tokens', async () => ({ tokens: state.issued }));
 
-  // Google's RISC service pushing a security event token to a receiver (spec §10).
+  // Google's RISC service pushing a security event token to a receiver
+  // (https://developers.google.com/identity/protocols/risc).
   app.post('/emulator/risc/events', async (request, reply) => {
     const input = parse(RiscEventInput, request.body, reply);
     if (input === undefined) return reply;
@@ -310,4 +335,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
       return reply.code(201).send(ctx.drive.resource(file));
     },
   );
+}
+
+function splitScopes(value: string): string[] {
+  return value.split(' ').filter((s) => s.length > 0);
 }

@@ -72,6 +72,9 @@ export function gsiClientScript(fallbackBase: string): string {
       response_type: 'code',
       origin: window.location.origin,
       include_granted_scopes: config.include_granted_scopes === false ? 'false' : 'true',
+      // The code model's code is for the backend's access and refresh tokens
+      // (https://developers.google.com/identity/oauth2/web/guides/use-code-model): offline access.
+      access_type: 'offline',
     });
     if (typeof config.state === 'string') params.set('state', config.state);
     if (typeof config.login_hint === 'string') params.set('login_hint', config.login_hint);

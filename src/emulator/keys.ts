@@ -12,12 +12,12 @@ interface SigningKey {
 
 /** How long key-set responses may be cached: the time left to a shared boundary, as Google does. */
 const CACHE_WINDOW_SECONDS = 6 * 3600;
-/** Published keys: normally two (spec §1.4: "the old one plus the new one"), three just after a rotation. */
+/** Published keys: normally two ("the old one plus the new one", as observed), three just after a rotation. */
 const MAX_PUBLISHED = 3;
 
 /**
  * The emulator's ID token signing keys. The newest key signs (which of Google's published keys
- * signs is UNCONFIRMED, spec §13.11; the newest is the likely choice); the previous ones stay
+ * signs is not documented; the newest is the likely choice); the previous ones stay
  * published so tokens they signed keep verifying until they drop out of the set.
  */
 export class SigningKeys {
@@ -46,7 +46,7 @@ export class SigningKeys {
     return Object.fromEntries(this.#keys.map((k) => [k.kid, k.certificate]));
   }
 
-  /** Seconds until the next shared cache boundary (Google's max-age is "time left", spec §1.4). */
+  /** Seconds until the next shared cache boundary (Google's max-age is "time left", as observed; https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken). */
   maxAgeSeconds(): number {
     const now = Math.floor(this.clock.now() / 1000);
     return CACHE_WINDOW_SECONDS - (now % CACHE_WINDOW_SECONDS);
@@ -63,7 +63,7 @@ export class SigningKeys {
   #generate(): SigningKey {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const jwk = publicKey.export({ format: 'jwk' }) as { n: string; e: string };
-    // Google's kids are 40 hex characters (spec §1.4).
+    // Google's kids are 40 hex characters (as served at https://www.googleapis.com/oauth2/v3/certs).
     const kid = createHash('sha1').update(jwk.n).digest('hex');
     const now = this.clock.now();
     return {

@@ -24,12 +24,12 @@ export interface OAuthContext {
 
 const TOKEN_PATHS = ['/token', '/oauth2/v4/token', '/oauth2/v3/token', '/o/oauth2/token'];
 
-/** Google's OAuth 2.0 / OpenID Connect endpoints (spec §1-§7). */
+/** Google's OAuth 2.0 / OpenID Connect endpoints (https://developers.google.com/identity/protocols/oauth2/web-server, https://developers.google.com/identity/openid-connect/openid-connect). */
 export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): void {
   app.get('/.well-known/openid-configuration', async (_request, reply) => {
     const base = ctx.baseUrl();
     reply.header('cache-control', 'public, max-age=3600').header('access-control-allow-origin', '*');
-    // Key order and values as served by Google (spec §1.3); endpoints point here.
+    // Key order and values as Google serves them (https://developers.google.com/identity/openid-connect/openid-connect#discovery); endpoints point here.
     return {
       issuer: ctx.issuer,
       authorization_endpoint: `${base}/o/oauth2/v2/auth`,
@@ -75,7 +75,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
     };
   });
 
-  // RISC discovery (spec §10.1, observed content); the management endpoints point here.
+  // RISC discovery (https://developers.google.com/identity/protocols/risc, content as served); the
+  // management endpoints point here.
   app.get('/.well-known/risc-configuration', async (_request, reply) => {
     const base = ctx.baseUrl();
     reply.header('cache-control', 'public, max-age=3600');
@@ -108,7 +109,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
 
   for (const path of TOKEN_PATHS) {
     app.post(path, (request, reply) => token(ctx, request, reply));
-    // GET on the token endpoint: UNCONFIRMED (spec §13.5); a 405 with an OAuth error is the likely answer.
+    // GET on the token endpoint: not documented; a 405 with an OAuth error is the likely answer (docs/emulator.md).
     app.get(path, async (_request, reply) =>
       sendOAuthError(reply.header('allow', 'POST'), 405, 'invalid_request', 'Method Not Allowed'),
     );
@@ -116,7 +117,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
 
   app.post('/revoke', (request, reply) => revoke(ctx, request, reply));
   app.post('/o/oauth2/revoke', (request, reply) => revoke(ctx, request, reply));
-  // Old samples GET the legacy URL (spec §1.2); a GET to the new endpoint is a 404 HTML page.
+  // Old samples GET the legacy URL (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke); a GET to the new endpoint is a 404 HTML page.
   app.get('/o/oauth2/revoke', (request, reply) => revoke(ctx, request, reply));
   app.get('/revoke', async (_request, reply) =>
     reply
@@ -142,7 +143,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
   }
 }
 
-/** Form parameters, also accepted in the query string (spec §3.1); a repeated parameter is an error. */
+/** Form parameters, also accepted in the query string (as publicly observed); a repeated parameter is an error (RFC 6749 §3.1). */
 function params(request: FastifyRequest): Record<string, string> | 'duplicate' {
   const out: Record<string, string> = {};
   const sources = [
@@ -171,7 +172,7 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
   }
   ctx.state.stats.token_requests[grantType]++;
 
-  // Client authentication: HTTP Basic or the body (spec §3.1).
+  // Client authentication: HTTP Basic or the body (RFC 6749 §2.3.1; both listed in https://developers.google.com/identity/openid-connect/openid-connect#discovery).
   let clientId = p.client_id;
   let clientSecret = p.client_secret;
   const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(request.headers.authorization ?? '');
@@ -192,7 +193,7 @@ async function token(ctx: OAuthContext, request: FastifyRequest, reply: FastifyR
   const appIds: string[] = Object.values(ctx.clients.apps);
   if (clientId !== server.clientId) {
     if (appIds.includes(clientId)) {
-      // Installed-app clients have no secret and cannot redeem server auth codes (spec §8).
+      // Installed-app clients have no secret and cannot redeem server auth codes (publicly observed, docs/emulator.md).
       return sendOAuthError(
         reply,
         401,
@@ -227,16 +228,17 @@ function redeemCode(
   if (codeValue === undefined || codeValue === '')
     return sendOAuthError(reply, 400, 'invalid_request', 'Missing required parameter: code');
   const code = state.codes.get(codeValue);
-  // Unknown, truncated, or still percent-encoded codes (spec §5).
+  // Unknown, truncated, or still percent-encoded codes (publicly observed texts, docs/emulator.md).
   if (code === undefined) return sendOAuthError(reply, 400, 'invalid_grant', 'Malformed auth code.');
-  // Current text for a redeemed code is UNCONFIRMED (spec §13.2): the generic "Bad Request".
+  // The current text for a redeemed code is not documented: the generic "Bad Request" (docs/emulator.md).
   if (code.used || code.expiresAt <= state.nowSeconds() || code.clientId !== clientId) {
     return sendOAuthError(reply, 400, 'invalid_grant', 'Bad Request');
   }
-  // An absent redirect_uri counts as '' (what mobile codes use, spec §3.4; google-auth-library omits an empty one).
+  // An absent redirect_uri counts as '' (what mobile codes use,
+  // https://developers.google.com/identity/sign-in/android/offline-access; google-auth-library omits an empty one).
   if ((p.redirect_uri ?? '') !== code.redirectUri)
     return sendOAuthError(reply, 400, 'redirect_uri_mismatch', 'Bad Request');
-  // An empty code_verifier is treated as absent (UNCONFIRMED, spec §13.6).
+  // An empty code_verifier is treated as absent (not documented; docs/emulator.md).
   const verifier = p.code_verifier === '' ? undefined : p.code_verifier;
   if (code.codeChallenge !== undefined) {
     if (verifier === undefined) return sendOAuthError(reply, 400, 'invalid_grant', 'Missing code verifier.');
@@ -249,7 +251,7 @@ function redeemCode(
   } else if (verifier !== undefined) {
     return sendOAuthError(reply, 400, 'invalid_grant', 'code_verifier or verifier is not needed');
   }
-  // Only a successful redemption uses the code (whether a failed one does is UNCONFIRMED, spec §13.3).
+  // Only a successful redemption uses the code (whether a failed one does is not documented).
   code.used = true;
   const grant = state.grantOf(code.sub);
   // A disabled account's grants were revoked when it was disabled; the explicit check keeps that true
@@ -268,7 +270,7 @@ function redeemCode(
   const idToken = code.scopes.includes('openid')
     ? issueIdToken(ctx, base, accessToken, code.nonce, overrides)
     : undefined;
-  // Field order as in real responses (spec §4.1).
+  // Field order as in real responses (https://developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
   return reply
     .headers(NO_STORE)
     .type('application/json; charset=utf-8')
@@ -308,11 +310,11 @@ function refresh(
     generation: record.generation,
   };
   const { token: accessToken, expiresIn } = state.issueAccessToken(base);
-  // Whether Google sends an ID token on refresh is UNCONFIRMED (spec §4.2); with openid granted it does here.
+  // https://developers.google.com/identity/openid-connect/openid-connect allows an ID token on refresh; with openid granted it comes here.
   const idToken = record.scopes.includes('openid')
     ? issueIdToken(ctx, base, accessToken, undefined, overrides)
     : undefined;
-  // No refresh_token: Google does not rotate it (spec §4.2).
+  // No refresh_token: Google does not rotate it (https://developers.google.com/identity/protocols/oauth2/web-server#offline).
   return reply
     .headers(NO_STORE)
     .type('application/json; charset=utf-8')
@@ -325,7 +327,7 @@ function refresh(
     });
 }
 
-/** An ID token as Google issues it for a server-side exchange (spec §7). */
+/** An ID token as Google issues it for a server-side exchange (https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload). */
 export function idTokenClaims(
   ctx: Pick<OAuthContext, 'issuer' | 'state'>,
   user: EmulatorUser,
@@ -380,7 +382,7 @@ function issueIdToken(
   return token;
 }
 
-/** OIDC at_hash: left half of SHA-256 of the access token, base64url (spec §7.2, UNCONFIRMED §13.13). */
+/** OIDC at_hash: left half of SHA-256 of the access token, base64url (OpenID Connect Core §3.1.3.6). */
 export function atHash(accessToken: string): string {
   return createHash('sha256').update(accessToken).digest().subarray(0, 16).toString('base64url');
 }
@@ -399,10 +401,10 @@ async function revoke(
   const alive =
     (state.refreshTokens.has(value) && state.isLive(state.refreshTokens.get(value)!)) ||
     state.validAccessToken(value) !== undefined;
-  // A made-up or dead token: 400 invalid_token (spec §1.7; bodies for real expired tokens UNCONFIRMED).
+  // A made-up or dead token: 400 invalid_token (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke).
   if (sub === undefined || !alive)
     return sendOAuthError(reply, 400, 'invalid_token', 'Token expired or revoked');
-  // Revoking either token of a grant revokes the grant (spec §1.7, §9).
+  // Revoking either token of a grant revokes the grant (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke).
   state.revokeGrant(sub);
   return reply.headers(NO_STORE).type('application/json; charset=utf-8').send({});
 }
@@ -419,12 +421,12 @@ async function tokenInfo(
 ): Promise<FastifyReply> {
   const p = params(request);
   const query = p === 'duplicate' ? {} : p;
-  // Invalid tokens: v1's shape (spec §1.5; the exact body on oauth2.googleapis.com is UNCONFIRMED).
+  // Invalid tokens: v1's shape, as publicly observed (docs/emulator.md).
   const invalid = () => sendOAuthError(reply, 400, 'invalid_token', 'Invalid Value');
   if (query.id_token !== undefined) {
     const claims = verifyOwnIdToken(ctx, query.id_token);
     if (claims === undefined) return invalid();
-    // tokeninfo answers every value as a string (spec §1.5), plus the header's alg and kid.
+    // tokeninfo answers every value as a string (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken), plus the header's alg and kid.
     return reply.send(Object.fromEntries(Object.entries(claims).map(([k, v]) => [k, String(v)])));
   }
   const value = query.access_token ?? bearer(request);
@@ -456,7 +458,7 @@ async function userInfo(
   const record: AccessRecord | undefined =
     value === undefined ? undefined : ctx.state.validAccessToken(value);
   if (record === undefined) {
-    // Observed on /oauth2/v3/userinfo (spec §1.6); the same is assumed for /v1/userinfo (UNCONFIRMED).
+    // Observed on /oauth2/v3/userinfo; the same is assumed for /v1/userinfo (docs/emulator.md).
     return sendOAuthError(
       reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"'),
       401,

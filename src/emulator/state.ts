@@ -1,16 +1,16 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { OffsetClock } from '../clock.js';
 
-/** Lifetimes (spec §6): codes are UNCONFIRMED (RFC 6749 suggests ≤10 min; 10 min chosen). */
+/** Code lifetime: Google publishes none (RFC 6749 §4.1.2 suggests ≤10 min; 10 min chosen). */
 export const CODE_LIFETIME_S = 600;
 /** The default `expires_in`; `POST /emulator/config` changes it for tokens issued afterwards. */
 export const ACCESS_TOKEN_LIFETIME_S = 3599;
 /** Bounds of `access_token_lifetime_seconds` (a day at most: longer would hide refresh bugs, not find them). */
 export const ACCESS_TOKEN_LIFETIME_RANGE_S = { min: 1, max: 86_400 } as const;
 export const ID_TOKEN_LIFETIME_S = 3600;
-/** Unused for six months, a refresh token stops working (spec §6). */
+/** Unused for six months, a refresh token stops working (https://developers.google.com/identity/protocols/oauth2#expiration). */
 export const REFRESH_IDLE_LIMIT_S = 183 * 86_400;
-/** 100 live refresh tokens per Google Account per client; the oldest is invalidated (spec §6). */
+/** 100 live refresh tokens per Google Account per client; the oldest is invalidated (https://developers.google.com/identity/protocols/oauth2#expiration). */
 export const MAX_REFRESH_TOKENS = 100;
 
 export const SCOPE_EMAIL = 'https://www.googleapis.com/auth/userinfo.email';
@@ -28,9 +28,11 @@ export interface EmulatorUser {
   hd?: string;
 }
 
-/** A user's authorization of this project: all of its clients share it (spec §9). */
+/** A user's authorization of this project: all of its clients share it (https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth). */
 interface Grant {
   scopes: Set<string>;
+  /** A refresh token was issued under this generation (the user consented to offline access). */
+  offline: boolean;
   /** Bumped on revocation: every token of an older generation is dead. */
   generation: number;
   revoked: boolean;
@@ -132,7 +134,7 @@ export class EmulatorState {
       (u) => u.email === email || (input.sub !== undefined && u.sub === input.sub),
     );
     if (existing !== undefined) return { user: existing, created: false };
-    // Real subs are 21-digit strings (spec §7.2).
+    // Real subs are 21-digit strings (as in https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload).
     const sub = input.sub ?? `1${Array.from({ length: 20 }, () => randomInt(10)).join('')}`;
     const user: EmulatorUser = {
       ...stripUndefined(input),
@@ -155,20 +157,41 @@ export class EmulatorState {
   }
 
   /**
+   * Whether signing `sub` in for these scopes needs the consent screen: a first consent (or one
+   * after revocation), scopes not granted yet, or offline access asked for the first time. With
+   * `prompt=none` this is Google's `consent_required`
+   * (https://developers.google.com/identity/openid-connect/openid-connect#prompt).
+   */
+  needsConsent(sub: string, scopes: string[], accessType: AccessType): boolean {
+    const grant = this.#grants.get(sub);
+    if (grant === undefined || grant.revoked) return true;
+    if (normalizeScopes(scopes).some((s) => !grant.scopes.has(s))) return true;
+    return accessType === 'offline' && !grant.offline;
+  }
+
+  /**
    * The user consents on the consent screen or in the Sign-In SDK: a one-time code. A refresh
-   * token will come with it only on first consent, forced consent, or consent to new scopes
-   * (spec §4.3).
+   * token comes with it only for `access_type=offline`, and then only on first consent, forced
+   * consent (`prompt=consent`), consent to new scopes, or the first offline consent
+   * (https://developers.google.com/identity/protocols/oauth2/web-server#offline).
    */
   issueCode(input: {
     sub: string;
     clientId: string;
     azp: string;
     scopes: string[];
+    /**
+     * The scopes the user left ticked (granular consent): a subset of `scopes`. Basic scopes
+     * (openid, email, profile) and scopes granted earlier are always kept. Default: all of them.
+     */
+    grantedScopes?: string[] | undefined;
     redirectUri: string;
     nonce?: string | undefined;
     prompt?: string | undefined;
-    /** false: the code covers the requested scopes only, not earlier grants (`include_granted_scopes=false`). */
-    includeGrantedScopes?: boolean;
+    /** `online` (the authorization endpoint's default): no refresh token. */
+    accessType: AccessType;
+    /** false: the code covers this consent's scopes only, not earlier grants (`include_granted_scopes=false`). */
+    includeGrantedScopes: boolean;
     codeChallenge?: string | undefined;
     codeChallengeMethod?: 'S256' | 'plain' | undefined;
   }): string {
@@ -176,20 +199,29 @@ export class EmulatorState {
     const requested = normalizeScopes(input.scopes);
     const firstConsent = grant === undefined || grant.revoked;
     const newScopes = grant !== undefined && requested.some((s) => !grant!.scopes.has(s));
+    const firstOffline = grant === undefined || !grant.offline;
     const forced = (input.prompt ?? '').split(' ').includes('consent');
     if (grant === undefined) {
-      grant = { scopes: new Set(), generation: 1, revoked: false };
+      grant = { scopes: new Set(), offline: false, generation: 1, revoked: false };
       this.#grants.set(input.sub, grant);
     } else if (grant.revoked) {
       grant.revoked = false;
+      grant.offline = false;
       grant.generation++;
       grant.scopes.clear();
     }
-    for (const s of requested) grant.scopes.add(s);
-    // Sign-In SDKs and the web code client include previously granted scopes (incremental auth)
-    // unless asked not to (https://developers.google.com/identity/oauth2/web/reference/js-reference,
-    // CodeClientConfig.include_granted_scopes).
-    const scopes = input.includeGrantedScopes === false ? requested : orderScopes([...grant.scopes]);
+    const ticked = new Set(normalizeScopes(input.grantedScopes ?? input.scopes));
+    const live = grant;
+    // Granular consent lists only scopes not granted before; basic scopes cannot be unticked
+    // (https://developers.google.com/identity/protocols/oauth2/resources/granular-permissions).
+    const granted = requested.filter((s) => ticked.has(s) || isBasicScope(s) || live.scopes.has(s));
+    for (const s of granted) grant.scopes.add(s);
+    // Earlier grants come along only with include_granted_scopes=true (incremental authorization,
+    // https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth).
+    const scopes = input.includeGrantedScopes ? orderScopes([...grant.scopes]) : granted;
+    const issueRefreshToken =
+      input.accessType === 'offline' && (firstConsent || newScopes || forced || firstOffline);
+    if (issueRefreshToken) grant.offline = true;
     const code = `4/0A${randomToken(70)}`;
     this.codes.set(code, {
       sub: input.sub,
@@ -203,7 +235,7 @@ export class EmulatorState {
         input.codeChallenge === undefined ? undefined : (input.codeChallengeMethod ?? 'plain'),
       expiresAt: this.nowSeconds() + CODE_LIFETIME_S,
       used: false,
-      issueRefreshToken: firstConsent || newScopes || forced,
+      issueRefreshToken,
       generation: grant.generation,
     });
     this.stats.codes_issued++;
@@ -273,7 +305,7 @@ export class EmulatorState {
     return record;
   }
 
-  /** The user removes the app's access: every token of the grant dies (spec §9). */
+  /** The user removes the app's access: every token of the grant dies (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke). */
   revokeGrant(sub: string): boolean {
     const grant = this.#grants.get(sub);
     if (grant === undefined || grant.revoked) return false;
@@ -326,7 +358,26 @@ export class EmulatorState {
   }
 }
 
-/** `email`/`profile` come back as their full URLs, `openid` last (spec §4.1). */
+export type AccessType = 'online' | 'offline';
+
+/** Scopes a user cannot untick on the consent screen: sign-in itself. */
+export function isBasicScope(scope: string): boolean {
+  return scope === 'openid' || scope === SCOPE_EMAIL || scope === SCOPE_PROFILE;
+}
+
+/**
+ * Scopes Google knows: openid, email, profile, and `https://www.googleapis.com/auth/…` or
+ * `https://mail.google.com/` ones; anything else is Google's `invalid_scope`
+ * (https://developers.google.com/identity/protocols/oauth2/scopes).
+ */
+export function isKnownScope(scope: string): boolean {
+  return (
+    ['openid', 'email', 'profile', 'https://mail.google.com/'].includes(scope) ||
+    /^https:\/\/www\.googleapis\.com\/auth\/[a-z][a-z0-9._-]{0,100}$/.test(scope)
+  );
+}
+
+/** `email`/`profile` come back as their full URLs, `openid` last (as Google reports them in `scope`). */
 export function normalizeScopes(scopes: string[]): string[] {
   const mapped = scopes.map((s) => (s === 'email' ? SCOPE_EMAIL : s === 'profile' ? SCOPE_PROFILE : s));
   return orderScopes([...new Set(mapped)]);

@@ -19,12 +19,15 @@ describe('emulator: the web popup code flow (redirect_uri=postmessage)', () => {
     await f.close();
   });
 
+  /** What the script's requestCode() sends (access_type=offline and include_granted_scopes=true: issue 15). */
   const params = (extra: Record<string, string> = {}) => ({
     client_id: f.emulator.clients.server.clientId,
     scope: `openid email ${DRIVE_APPDATA}`,
     redirect_uri: 'postmessage',
     response_type: 'code',
     origin: 'http://localhost:3000',
+    include_granted_scopes: 'true',
+    access_type: 'offline',
     state: 'st-1',
     ...extra,
   });
