@@ -16,6 +16,27 @@ export const MAX_UPLOAD_BYTES = 256 * 1024 * 1024;
 const DEFAULT_FILE_FIELDS = parseFields('kind,id,name,mimeType')!;
 const DEFAULT_LIST_FIELDS = parseFields('kind,incompleteSearch,nextPageToken,files(kind,id,name,mimeType)')!;
 
+type DriveMethod =
+  | 'DriveFiles.List'
+  | 'DriveFiles.Get'
+  | 'DriveFiles.Create'
+  | 'DriveFiles.Update'
+  | 'DriveFiles.Delete'
+  | 'DrivePermissions.Create';
+
+/**
+ * The `google.rpc.ErrorInfo` current Drive adds to authentication and scope refusals, beside the
+ * legacy `errors[]` (https://cloud.google.com/apis/design/errors#error_info).
+ */
+function errorInfo(reason: string, method: DriveMethod): Record<string, unknown> {
+  return {
+    '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+    reason,
+    domain: 'googleapis.com',
+    metadata: { service: 'drive.googleapis.com', method: `google.apps.drive.v3.${method}` },
+  };
+}
+
 interface DriveRequestContext {
   token: AccessRecord;
   fullDrive: boolean;
@@ -28,22 +49,35 @@ interface DriveRequestContext {
  */
 export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, drive: DriveStore): void {
   const uploads = new ResumableUploads(() => state.clock.now());
-  const authorize = (request: FastifyRequest, reply: FastifyReply): DriveRequestContext | undefined => {
+  /**
+   * The access token from `Authorization: Bearer`, or from the `access_token` query parameter, a
+   * system parameter every Google API takes (https://cloud.google.com/apis/docs/system-parameters).
+   * Refusals carry the `google.rpc.ErrorInfo` detail current Drive sends, naming the method.
+   */
+  const authorize = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    method: DriveMethod,
+  ): DriveRequestContext | undefined => {
     state.stats.api_calls++;
     const header = request.headers.authorization;
-    if (header === undefined) {
-      API_ERRORS.missingCredentials(reply);
+    const queryToken = (request.query as Record<string, unknown>).access_token;
+    if (header === undefined && typeof queryToken !== 'string') {
+      API_ERRORS.missingCredentials(reply, [errorInfo('CREDENTIALS_MISSING', method)]);
       return undefined;
     }
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    const token = match?.[1] === undefined ? undefined : state.validAccessToken(match[1]);
+    const value = header === undefined ? (queryToken as string) : /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    const token = value === undefined ? undefined : state.validAccessToken(value);
     if (token === undefined) {
-      API_ERRORS.invalidCredentials(reply);
+      // A token Google issued that has run out says so; anything else is only "Invalid Credentials".
+      const expired =
+        value !== undefined && (state.accessTokens.get(value)?.expiresAt ?? Infinity) <= state.nowSeconds();
+      API_ERRORS.invalidCredentials(reply, expired ? [errorInfo('ACCESS_TOKEN_EXPIRED', method)] : undefined);
       return undefined;
     }
     const fullDrive = token.scopes.includes(DRIVE_SCOPE);
     if (!fullDrive && !token.scopes.includes(APPDATA_SCOPE)) {
-      API_ERRORS.insufficientScope(reply);
+      API_ERRORS.insufficientScope(reply, [errorInfo('ACCESS_TOKEN_SCOPE_INSUFFICIENT', method)]);
       return undefined;
     }
     return { token, fullDrive };
@@ -74,7 +108,7 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
   // Metadata routes take JSON.
   void app.register(async (scoped) => {
     scoped.get('/drive/v3/files', async (request, reply) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(request, reply, 'DriveFiles.List');
       if (ctx === undefined) return reply;
       const query = request.query as Record<string, unknown>;
       const spaces = new Set(
@@ -146,7 +180,7 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     });
 
     scoped.get('/drive/v3/files/:fileId', async (request, reply) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(request, reply, 'DriveFiles.Get');
       if (ctx === undefined) return reply;
       const { fileId } = request.params as { fileId: string };
       const query = request.query as Record<string, unknown>;
@@ -164,13 +198,13 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     });
 
     scoped.post('/drive/v3/files', async (request, reply) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(request, reply, 'DriveFiles.Create');
       if (ctx === undefined) return reply;
       return createFile(ctx, request.body ?? {}, Buffer.alloc(0), undefined, request, reply);
     });
 
     scoped.patch('/drive/v3/files/:fileId', async (request, reply) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(request, reply, 'DriveFiles.Update');
       if (ctx === undefined) return reply;
       const file = findFile(ctx, (request.params as { fileId: string }).fileId, reply);
       if (file === undefined) return reply;
@@ -178,7 +212,7 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     });
 
     scoped.delete('/drive/v3/files/:fileId', async (request, reply) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(request, reply, 'DriveFiles.Delete');
       if (ctx === undefined) return reply;
       const { fileId } = request.params as { fileId: string };
       if (findFile(ctx, fileId, reply) === undefined) return reply;
@@ -188,7 +222,7 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
 
     // appDataFolder files cannot be shared (https://developers.google.com/drive/api/guides/appdata).
     scoped.post('/drive/v3/files/:fileId/permissions', async (request, reply) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(request, reply, 'DrivePermissions.Create');
       if (ctx === undefined) return reply;
       const file = findFile(ctx, (request.params as { fileId: string }).fileId, reply);
       return file === undefined ? reply : API_ERRORS.notSupportedForAppData(reply);
@@ -205,7 +239,11 @@ export function registerDriveRoutes(app: FastifyInstance, state: EmulatorState, 
     );
 
     const upload = async (request: FastifyRequest, reply: FastifyReply, existing: string | undefined) => {
-      const ctx = authorize(request, reply);
+      const ctx = authorize(
+        request,
+        reply,
+        existing === undefined ? 'DriveFiles.Create' : 'DriveFiles.Update',
+      );
       if (ctx === undefined) return reply;
       const file = existing === undefined ? undefined : findFile(ctx, existing, reply);
       if (existing !== undefined && file === undefined) return reply;

@@ -80,14 +80,15 @@ export function sendApiError(
 }
 
 export const API_ERRORS = {
-  missingCredentials: (reply: FastifyReply) =>
+  missingCredentials: (reply: FastifyReply, details?: readonly Record<string, unknown>[]) =>
     sendApiError(
       reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/"'),
       401,
       'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
       { message: 'Login Required.', reason: 'required', location: 'Authorization', locationType: 'header' },
+      details,
     ),
-  invalidCredentials: (reply: FastifyReply) =>
+  invalidCredentials: (reply: FastifyReply, details?: readonly Record<string, unknown>[]) =>
     sendApiError(
       reply.header('www-authenticate', 'Bearer realm="https://accounts.google.com/", error="invalid_token"'),
       401,
@@ -98,8 +99,9 @@ export const API_ERRORS = {
         location: 'Authorization',
         locationType: 'header',
       },
+      details,
     ),
-  insufficientScope: (reply: FastifyReply) =>
+  insufficientScope: (reply: FastifyReply, details?: readonly Record<string, unknown>[]) =>
     sendApiError(
       reply.header(
         'www-authenticate',
@@ -108,6 +110,7 @@ export const API_ERRORS = {
       403,
       'Request had insufficient authentication scopes.',
       { message: 'Insufficient Permission', reason: 'insufficientPermissions' },
+      details,
     ),
   // Google does not publish the exact 429 body; this is the usageLimits shape Drive documents for its
   // rate-limit errors (https://developers.google.com/workspace/drive/api/guides/handle-errors).

@@ -139,7 +139,7 @@ describe('Drive: resumable uploads, queries and ordering', () => {
     // A non-final chunk under 256 KiB is refused.
     response = await put(session, content.subarray(0, 1000), `bytes 0-999/${total}`);
     expect(response.status).toBe(400);
-    expect((await response.json()).error.message).toMatch(/262144/);
+    expect(((await response.json()) as any).error.message).toMatch(/262144/);
 
     // A chunk that is not a multiple of 256 KiB: only whole units are kept.
     response = await put(session, content.subarray(0, CHUNK + 5000), `bytes 0-${CHUNK + 4999}/*`);
@@ -173,7 +173,7 @@ describe('Drive: resumable uploads, queries and ordering', () => {
     // The last chunk may be any size; the answer is the file with the fields asked at the start.
     response = await put(session, content.subarray(3 * CHUNK), `bytes ${3 * CHUNK}-${total - 1}/${total}`);
     expect(response.status).toBe(200);
-    const file = await response.json();
+    const file = (await response.json()) as any;
     expect(file).toEqual({
       id: expect.any(String),
       name: 'raw.bin',
@@ -185,7 +185,7 @@ describe('Drive: resumable uploads, queries and ordering', () => {
     // Asking again after completion answers the file again.
     response = await put(session, Buffer.alloc(0), `bytes */${total}`);
     expect(response.status).toBe(200);
-    expect((await response.json()).id).toBe(file.id);
+    expect(((await response.json()) as any).id).toBe(file.id);
   });
 
   it('uploads in one request, updates an existing file with PATCH, and expires sessions after a week', async () => {
@@ -196,7 +196,7 @@ describe('Drive: resumable uploads, queries and ordering', () => {
     });
     let response = await put(one, Buffer.from('{"v":1}'));
     expect(response.status).toBe(200);
-    const { id } = await response.json();
+    const { id } = (await response.json()) as { id: string };
 
     const update = await startSession({ name: 'small-v2.json' }, {}, `/upload/drive/v3/files/${id}`, 'PATCH');
     expect(update).toContain(`/upload/drive/v3/files/${id}?`);
