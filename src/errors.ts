@@ -49,6 +49,8 @@ export interface GoogleErrorFields {
   error: string;
   /** Google's `error_description`, e.g. `Bad Request`. */
   errorDescription?: string;
+  /** Google's `error_subtype`, e.g. `invalid_rapt` (a Workspace session-control reauthentication). */
+  errorSubtype?: string;
   /** HTTP status Google answered with. */
   status?: number;
 }
@@ -107,6 +109,9 @@ export class BehalfError extends Error {
             ...(this.google.errorDescription === undefined
               ? {}
               : { google_error_description: this.google.errorDescription }),
+            ...(this.google.errorSubtype === undefined
+              ? {}
+              : { google_error_subtype: this.google.errorSubtype }),
           }),
       ...this.details,
     };

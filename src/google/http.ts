@@ -22,11 +22,13 @@ export type RefreshOutcome = 'ok' | 'invalid_grant' | 'transient' | 'error';
 export interface GoogleErrorBody {
   error: string;
   errorDescription: string | undefined;
+  /** Google's finer reason beside some errors, e.g. `invalid_rapt` with `invalid_grant`. */
+  errorSubtype?: string;
 }
 
 /**
  * Google's OAuth endpoints answer errors as `{"error": "...", "error_description": "..."}`
- * (spec §5); very old or rate-limited answers may be HTML. Returns undefined when the body is not
+ * (RFC 6749 §5.2); very old or rate-limited answers may be HTML. Returns undefined when the body is not
  * that shape. Only Google's short error strings are kept, never the raw body.
  */
 export function parseOAuthErrorBody(text: string): GoogleErrorBody | undefined {
@@ -37,11 +39,15 @@ export function parseOAuthErrorBody(text: string): GoogleErrorBody | undefined {
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { error, error_description: description } = parsed as Record<string, unknown>;
+  const { error, error_description: description, error_subtype: subtype } = parsed as Record<string, unknown>;
   if (typeof error !== 'string' || error.length === 0 || error.length > 100) return undefined;
   return {
     error,
     errorDescription: typeof description === 'string' ? description.slice(0, 300) : undefined,
+    // https://developers.google.com/identity/protocols/oauth2#expiration (session control: invalid_rapt)
+    ...(typeof subtype === 'string' && subtype.length > 0 && subtype.length <= 100
+      ? { errorSubtype: subtype }
+      : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   parseRetryAfter,
   sendToGoogle,
   type FetchLike,
+  type GoogleErrorBody,
   type GoogleObserver,
   type RefreshOutcome,
 } from './http.js';
@@ -192,8 +193,8 @@ export class GoogleOAuthClient {
         },
       );
     }
-    const code = classify(operation, google?.error);
-    return new BehalfError(code, messageFor(code, operation), { google: fields, reason: google?.error });
+    const { code, reason, message } = classify(operation, google);
+    return new BehalfError(code, message, { google: fields, reason });
   }
 }
 
@@ -204,12 +205,59 @@ function refreshOutcome(error: unknown): RefreshOutcome {
   return error.code === 'GOOGLE_UNAVAILABLE' ? 'transient' : 'error';
 }
 
-function toFields(google: { error: string; errorDescription: string | undefined }): GoogleErrorFields {
-  const { error, errorDescription } = google;
-  return errorDescription === undefined ? { error } : { error, errorDescription };
+function toFields(google: GoogleErrorBody): GoogleErrorFields {
+  const { error, errorDescription, errorSubtype } = google;
+  return {
+    error,
+    ...(errorDescription === undefined ? {} : { errorDescription }),
+    ...(errorSubtype === undefined ? {} : { errorSubtype }),
+  };
 }
 
-function classify(operation: TokenOperation, error: string | undefined): ErrorCode {
+/**
+ * Google's token endpoint errors as behalf's codes. Three get their own reason and message, because
+ * what fixes them is not what fixes their neighbours
+ * (https://developers.google.com/identity/protocols/oauth2/web-server#authorization-errors,
+ * https://developers.google.com/identity/protocols/oauth2#expiration):
+ * - `invalid_grant` with `error_subtype: invalid_rapt`: a Workspace session-control policy wants the
+ *   user to reauthenticate; the grant is dead until they sign in again (`reauth_required`).
+ * - `deleted_client`: this server's OAuth client was deleted in the Cloud console.
+ * - `admin_policy_enforced`: the user's Workspace administrator restricted the app's scopes.
+ */
+function classify(
+  operation: TokenOperation,
+  google: GoogleErrorBody | undefined,
+): { code: ErrorCode; reason: string | undefined; message: string } {
+  const error = google?.error;
+  if (operation === 'refresh' && error === 'invalid_grant' && google?.errorSubtype === 'invalid_rapt') {
+    return {
+      code: 'NEEDS_CONSENT',
+      reason: 'reauth_required',
+      message:
+        "The user's Google Workspace session-control policy requires them to sign in again (reauthentication, invalid_rapt): ask them to sign in with Google again.",
+    };
+  }
+  if (error === 'deleted_client') {
+    return {
+      code: 'CLIENT_MISCONFIGURED',
+      reason: 'deleted_client',
+      message:
+        "Google says this server's OAuth client was deleted in the Google Cloud console (Credentials): restore it (possible for 30 days after deletion) or configure a new client.",
+    };
+  }
+  if (error === 'admin_policy_enforced') {
+    return {
+      code: 'NEEDS_CONSENT',
+      reason: 'admin_policy_enforced',
+      message:
+        "The user's Google Workspace administrator restricted the scopes this app asks for (admin_policy_enforced): the administrator must allow the app (Admin console, API controls); then the user signs in again.",
+    };
+  }
+  const code = codeFor(operation, error);
+  return { code, reason: error, message: messageFor(code, operation) };
+}
+
+function codeFor(operation: TokenOperation, error: string | undefined): ErrorCode {
   switch (error) {
     case 'invalid_grant':
       return operation === 'exchange' ? 'CODE_INVALID' : 'NEEDS_CONSENT';
@@ -217,8 +265,6 @@ function classify(operation: TokenOperation, error: string | undefined): ErrorCo
       return 'REDIRECT_URI_MISMATCH';
     case 'invalid_client':
     case 'unauthorized_client':
-    case 'deleted_client':
-    case 'admin_policy_enforced':
     case 'org_internal':
       return 'CLIENT_MISCONFIGURED';
     case 'invalid_request':
