@@ -128,16 +128,12 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
       ),
   );
 
-  for (const path of ['/tokeninfo', '/oauth2/v1/tokeninfo', '/oauth2/v2/tokeninfo', '/oauth2/v3/tokeninfo']) {
+  // The legacy v1/v2 paths answer their own shapes (legacy-routes.ts).
+  for (const path of ['/tokeninfo', '/oauth2/v3/tokeninfo']) {
     app.get(path, (request, reply) => tokenInfo(ctx, request, reply));
     app.post(path, (request, reply) => tokenInfo(ctx, request, reply));
   }
-  for (const path of [
-    '/v1/userinfo',
-    '/oauth2/v3/userinfo',
-    '/oauth2/v2/userinfo',
-    '/openidconnect/v1/userinfo',
-  ]) {
+  for (const path of ['/v1/userinfo', '/oauth2/v3/userinfo', '/openidconnect/v1/userinfo']) {
     app.get(path, (request, reply) => userInfo(ctx, request, reply));
     app.post(path, (request, reply) => userInfo(ctx, request, reply));
   }
@@ -454,7 +450,9 @@ async function userInfo(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const value = bearer(request);
+  // Or the access_token system parameter (https://cloud.google.com/apis/docs/system-parameters).
+  const query = request.query as Record<string, unknown>;
+  const value = bearer(request) ?? (typeof query.access_token === 'string' ? query.access_token : undefined);
   const record: AccessRecord | undefined =
     value === undefined ? undefined : ctx.state.validAccessToken(value);
   if (record === undefined) {
@@ -485,7 +483,7 @@ async function userInfo(
 }
 
 /** Checks a JWT the emulator signed (for tokeninfo?id_token=). */
-function verifyOwnIdToken(ctx: OAuthContext, token: string): Record<string, unknown> | undefined {
+export function verifyOwnIdToken(ctx: OAuthContext, token: string): Record<string, unknown> | undefined {
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
   try {

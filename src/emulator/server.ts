@@ -1,6 +1,6 @@
 import { writeFile, chmod } from 'node:fs/promises';
 import formbody from '@fastify/formbody';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { OffsetClock } from '../clock.js';
 import { registerConsentPage } from './consent-page.js';
 import { registerControlRoutes } from './control-routes.js';
@@ -10,6 +10,7 @@ import { sendApiError, sendOAuthError } from './errors.js';
 import { Faults } from './faults.js';
 import { registerGsiClient } from './gsi-client.js';
 import { SigningKeys } from './keys.js';
+import { registerLegacyRoutes } from './legacy-routes.js';
 import { registerOAuthRoutes } from './oauth-routes.js';
 import { EmulatorState, randomToken, stableId } from './state.js';
 import type { EmulatorClients, EmulatorOptions, RunningEmulator } from './types.js';
@@ -117,14 +118,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   app.addHook('preClose', async () => {
     faults.dropHeld();
   });
-  registerOAuthRoutes(app, {
+  const oauth = {
     state,
     keys,
     clients,
     issuer,
     baseUrl: () => url,
-    idTokenClaims: (request) => faults.idTokenClaims(request),
-  });
+    idTokenClaims: (request: FastifyRequest) => faults.idTokenClaims(request),
+  };
+  registerOAuthRoutes(app, oauth);
+  registerLegacyRoutes(app, oauth);
   registerConsentPage(app, state, clients);
   registerGsiClient(app, () => url);
   registerDriveRoutes(app, state, drive);
