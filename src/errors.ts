@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   USER_NOT_FOUND: { status: 404, exit: 66 },
   WEBHOOK_NOT_FOUND: { status: 404, exit: 66 },
   NEEDS_CONSENT: { status: 409, exit: 65 },
+  /** Google refused a call as the user with 403 insufficient_scope: they withheld a scope it needs. */
+  SCOPE_NOT_GRANTED: { status: 403, exit: 77 },
   // The deployment, Google or the store.
   CLIENT_MISCONFIGURED: { status: 502, exit: 78 },
   GOOGLE_UNAVAILABLE: { status: 503, exit: 75 },

@@ -84,6 +84,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 interface Attempt {
   status: number;
   retryAfter: string | null;
+  wwwAuthenticate: string | null;
   /** Throw the body away before trying again. */
   discard(): Promise<void>;
 }
@@ -150,6 +151,13 @@ function createCaller(deps: Omit<UserFetchDeps, 'fetch'>): <R>(call: Call<R>) =>
         token = await deps.tokens.getAccessToken(sub, { rejected: token.token });
         continue;
       }
+      if (response.status === 403 && /\berror="insufficient_scope"/.test(response.wwwAuthenticate ?? '')) {
+        // The user withheld a scope this call needs (granular consent): no token will do; only
+        // asking the user for it will (RFC 6750 §3.1,
+        // https://developers.google.com/identity/protocols/oauth2/resources/granular-permissions).
+        await response.discard();
+        throw scopeNotGranted(url, token.scopes, response.wwwAuthenticate ?? '');
+      }
       if ((response.status === 429 || response.status === 503) && replayable && canRetry) {
         const retryAfter = parseRetryAfter(response.retryAfter, deps.clock.now());
         const mayRetry = response.status === 429 || retryAfter !== undefined || IDEMPOTENT.has(method);
@@ -194,6 +202,7 @@ export function createUserFetch(deps: UserFetchDeps): UserFetch {
       view: (response) => ({
         status: response.status,
         retryAfter: response.headers.get('retry-after'),
+        wwwAuthenticate: response.headers.get('www-authenticate'),
         discard: async () => {
           await response.body?.cancel();
         },
@@ -230,11 +239,37 @@ export function createUserRequest(
       view: (response) => ({
         status: response.statusCode,
         retryAfter: headerValue(response.headers['retry-after']),
+        wwwAuthenticate: headerValue(response.headers['www-authenticate']),
         discard: () => discardBody(response.body),
       }),
     });
     return { status: answer.statusCode, headers: answer.headers, body: answer.body };
   };
+}
+
+/**
+ * SCOPE_NOT_GRANTED for a 403 `insufficient_scope`: the scopes the user granted, and the ones the
+ * API named as enough (the header's `scope`, when Google sends one) that the user has not granted.
+ */
+function scopeNotGranted(url: URL, granted: string[], header: string): BehalfError {
+  const named =
+    /\bscope="([^"]*)"/
+      .exec(header)?.[1]
+      ?.split(' ')
+      .filter((s) => s.length > 0) ?? [];
+  const missing = named.filter((s) => !granted.includes(s));
+  return new BehalfError(
+    'SCOPE_NOT_GRANTED',
+    `${url.host} refused the call: it needs a scope the user did not grant. Ask the user for it (sign in again requesting that scope), then retry.`,
+    {
+      reason: 'insufficient_scope',
+      details: {
+        action: 'request_scopes',
+        granted_scopes: granted,
+        ...(missing.length === 0 ? {} : { missing_scopes: missing }),
+      },
+    },
+  );
 }
 
 /** Read a small answer to its end, so its connection can serve the next call; give up on a large one. */
