@@ -27,6 +27,7 @@ import {
   PostgresStore,
   revokeApiKey,
   SqliteStore,
+  userStates,
   Vault,
   verifyApiKey,
   verifyKeyring,
@@ -263,6 +264,10 @@ export function createServer(config: BehalfConfig, runtime: BehalfRuntime): Fast
     readiness: runtime.readiness,
     authenticate: (key) => verifyApiKey(runtime.store, key, { now: runtime.clock.now() }),
     apiKeys: { list: () => listApiKeys(runtime.store), revoke: (id) => revokeApiKey(runtime.store, id) },
+    users: {
+      search: (search) => runtime.store.searchUsers({ ...search, clientId: runtime.behalf.clientId }),
+      states: (subs) => userStates(runtime.database, runtime.behalf.clientId, subs),
+    },
     admin: createAdminConsole(runtime),
   });
 }

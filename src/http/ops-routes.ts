@@ -1,7 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { BehalfError } from '../errors.js';
 import type { Metrics, Readiness } from '../observability/index.js';
+import { errorAnswers, Health, jsonAnswer, Ready, Unready } from './schemas.js';
 
 export interface OpsRouteOptions {
   metrics: Metrics;
@@ -18,7 +21,8 @@ const NO_ROUTE = '(none)';
  * /readyz (it can do its work: database, schema, Google's keys) and /metrics (Prometheus). Every
  * answered request is counted by its route pattern, never by its path (which holds a user's sub).
  */
-export function registerOpsRoutes(app: FastifyInstance, options: OpsRouteOptions): void {
+export function registerOpsRoutes(plain: FastifyInstance, options: OpsRouteOptions): void {
+  const app = plain.withTypeProvider<ZodTypeProvider>();
   const { metrics, readiness } = options;
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequest(
@@ -29,21 +33,47 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRouteOptions
     );
   });
 
-  app.get('/healthz', async (_request, reply) => {
-    reply.header('cache-control', 'no-store');
-    return { status: 'ok' };
-  });
+  const probe = { tags: ['operations'] };
+  app.get(
+    '/healthz',
+    { schema: { ...probe, summary: 'The process serves', response: { 200: Health } } },
+    async (_request, reply) => {
+      reply.header('cache-control', 'no-store');
+      return { status: 'ok' as const };
+    },
+  );
 
-  app.get('/readyz', async (_request, reply) => {
+  const readySchema = {
+    ...probe,
+    summary: "behalf can do its work: database, schema, Google's keys and discovery document",
+    response: {
+      200: jsonAnswer('Every check passed.', Ready),
+      503: jsonAnswer('A check failed: each one says "ok" or why.', Unready),
+    },
+  };
+  app.get('/readyz', { schema: readySchema }, async (_request, reply) => {
     const { ready, checks } = await readiness.check();
-    return reply
-      .code(ready ? 200 : 503)
-      .header('cache-control', 'no-store')
-      .send({ status: ready ? 'ready' : 'unready', checks });
+    reply.header('cache-control', 'no-store');
+    return ready
+      ? reply.code(200).send({ status: 'ready', checks })
+      : reply.code(503).send({ status: 'unready', checks });
   });
 
   const expected = options.metricsToken === undefined ? undefined : digest(options.metricsToken);
-  app.get('/metrics', async (request, reply) => {
+  const metricsSchema = {
+    ...probe,
+    summary: 'Prometheus metrics (text exposition format)',
+    description: 'Protected by BEHALF_METRICS_TOKEN (Bearer) when it is set.',
+    security: [{}, { metricsToken: [] }],
+    response: {
+      200: {
+        description: 'The metrics, in the Prometheus text format.',
+        content: { 'text/plain': { schema: z.string() } },
+      },
+      ...errorAnswers({ 401: 'UNAUTHENTICATED: BEHALF_METRICS_TOKEN is set and was not sent.' }),
+    },
+  };
+  app.get('/metrics', { schema: metricsSchema }, async (request, reply) => {
     if (expected !== undefined) {
       const presented = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(request.headers.authorization ?? '')?.[1];
       // Digests of equal length: the comparison takes the same time whatever was presented.

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Behalf } from '../behalf.js';
 import { BehalfError } from '../errors.js';
+import { ProxyParams, SERVICE_SECURITY } from './schemas.js';
 
 // Request headers passed on to Google; everything else (the service API key, cookies, hop-by-hop
 // headers) stays here.
@@ -31,15 +33,6 @@ const HOP_BY_HOP = new Set([
   'set-cookie',
 ]);
 
-const Params = z.object({
-  sub: z
-    .string()
-    .min(1)
-    .max(255)
-    .regex(/^[\x21-\x7e]+$/),
-  '*': z.string().max(4096),
-});
-
 /**
  * `/v1/users/{sub}/google/{path}` forwards to `BEHALF_GOOGLE_API_URL/{path}` with the user's token;
  * `/v1/users/{sub}/google/{host}.googleapis.com/{path}` reaches another Google API host. Nothing
@@ -50,42 +43,60 @@ const Params = z.object({
  * are behalf's own (see calls/user-fetch.ts).
  */
 export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void {
-  void app.register(async (scoped) => {
+  void app.register(async (plain) => {
+    const scoped = plain.withTypeProvider<ZodTypeProvider>();
     // Bodies are passed through untouched, whatever their type.
     scoped.removeAllContentTypeParsers();
     scoped.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-    scoped.all('/v1/users/:sub/google/*', async (request, reply) => {
-      const parsed = Params.safeParse(request.params);
-      if (!parsed.success)
-        throw new BehalfError('INVALID_REQUEST', 'The proxied path is malformed.', { reason: 'bad_path' });
-      const target = targetUrl(behalf.googleApiUrl, parsed.data['*'], request.url);
+    const schema = {
+      summary: 'Call a Google API as the user',
+      description:
+        "Forwarded to BEHALF_GOOGLE_API_URL/{path} (or https://{host}.googleapis.com/{path}) with the user's access token, refreshed when Google answers 401. Any method, body and content type; Google's answer is passed back as is (status, headers, body). behalf's own refusals (no key, malformed path, unknown user, host not allowed, needs consent, Google unreachable) carry the Error body.",
+      tags: ['proxy'],
+      security: SERVICE_SECURITY,
+      params: ProxyParams,
+      response: {
+        default: {
+          description: "Google's answer, passed through; or behalf's own refusal as an Error body.",
+          content: { '*/*': { schema: z.unknown() } },
+        },
+      },
+    };
+    const badPath = () =>
+      new BehalfError('INVALID_REQUEST', 'The proxied path is malformed.', { reason: 'bad_path' });
+    scoped.all(
+      '/v1/users/:sub/google/*',
+      { schema, schemaErrorFormatter: badPath },
+      async (request, reply) => {
+        const target = targetUrl(behalf.googleApiUrl, request.params['*'], request.url);
 
-      const headers: Record<string, string> = {};
-      for (const name of FORWARDED_REQUEST_HEADERS) {
-        const value = request.headers[name];
-        if (typeof value === 'string') headers[name] = value;
-      }
-      // The client went away before the answer was sent: stop talking to Google too.
-      const abort = new AbortController();
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      });
-      const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== undefined;
-      const upstream = await behalf.request(parsed.data.sub, target, {
-        method: request.method,
-        headers,
-        signal: abort.signal,
-        body: hasBody ? (request.body as Readable) : null,
-      });
+        const headers: Record<string, string> = {};
+        for (const name of FORWARDED_REQUEST_HEADERS) {
+          const value = request.headers[name];
+          if (typeof value === 'string') headers[name] = value;
+        }
+        // The client went away before the answer was sent: stop talking to Google too.
+        const abort = new AbortController();
+        reply.raw.once('close', () => {
+          if (!reply.raw.writableFinished) abort.abort();
+        });
+        const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== undefined;
+        const upstream = await behalf.request(request.params.sub, target, {
+          method: request.method,
+          headers,
+          signal: abort.signal,
+          body: hasBody ? (request.body as Readable) : null,
+        });
 
-      reply.code(upstream.status);
-      for (const [name, value] of Object.entries(upstream.headers)) {
-        if (value !== undefined && !HOP_BY_HOP.has(name)) reply.header(name, value);
-      }
-      reply.header('cache-control', upstream.headers['cache-control'] ?? 'private, no-store');
-      return reply.send(upstream.body);
-    });
+        reply.code(upstream.status);
+        for (const [name, value] of Object.entries(upstream.headers)) {
+          if (value !== undefined && !HOP_BY_HOP.has(name)) reply.header(name, value);
+        }
+        reply.header('cache-control', upstream.headers['cache-control'] ?? 'private, no-store');
+        return reply.send(upstream.body);
+      },
+    );
   });
 }
 

@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { Behalf } from '../behalf.js';
 import { BehalfError } from '../errors.js';
+import { errorAnswers, SecurityEventAccepted } from './schemas.js';
 
 /** A security event token is a few KiB at most. */
 const RISC_BODY_LIMIT = 16 * 1024;
@@ -15,18 +18,38 @@ export function registerRiscRoutes(
   app: FastifyInstance,
   options: { behalf: Pick<Behalf, 'receiveSecurityEvent'>; rateLimit: number },
 ): void {
-  void app.register(async (scoped) => {
+  void app.register(async (plain) => {
+    const scoped = plain.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser(
       ['application/secevent+jwt', 'application/jwt'],
       { parseAs: 'string', bodyLimit: RISC_BODY_LIMIT },
       (_request, body, done) => done(null, body),
     );
     const config = { rateLimit: { max: options.rateLimit, timeWindow: 60_000 } };
-    scoped.post('/v1/google/risc', { bodyLimit: RISC_BODY_LIMIT, config }, async (request, reply) => {
+    const schema = {
+      summary: 'Receive a security event token from Google (Cross-Account Protection)',
+      description:
+        "Google's RISC push endpoint (https://developers.google.com/identity/protocols/risc): one signed security event token per request, RFC 8935. No service API key: the token's signature is the authentication.",
+      tags: ['risc'],
+      consumes: ['application/secevent+jwt', 'application/jwt', 'text/plain'],
+      body: z.string().describe('The security event token (a JWT signed by Google).'),
+      response: {
+        202: SecurityEventAccepted,
+        ...errorAnswers({
+          400: 'SECURITY_EVENT_INVALID: the token failed verification (reason says which check).',
+          415: 'UNSUPPORTED_MEDIA_TYPE: not a security event token.',
+          429: 'RATE_LIMITED.',
+          503: "GOOGLE_UNAVAILABLE: Google's signing keys could not be fetched (Google retries).",
+        }),
+      },
+    };
+    // The body's type is checked in the handler (415), before the body itself.
+    const route = { bodyLimit: RISC_BODY_LIMIT, config, schema, attachValidation: true };
+    scoped.post('/v1/google/risc', route, async (request, reply) => {
       const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (
         !['application/secevent+jwt', 'application/jwt', 'text/plain'].includes(type) ||
-        typeof request.body !== 'string'
+        request.validationError !== undefined
       ) {
         throw new BehalfError(
           'UNSUPPORTED_MEDIA_TYPE',

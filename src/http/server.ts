@@ -9,10 +9,11 @@ import { BehalfError } from '../errors.js';
 import type { Metrics, Readiness } from '../observability/index.js';
 import { sendError } from './errors.js';
 import type { ApiKeyAdmin } from './api-key-routes.js';
+import { registerOpenApi } from './openapi.js';
 import { registerOpsRoutes } from './ops-routes.js';
 import { childLoggerFactory, PathOnlyLogController, requestPath } from './request-log.js';
 import { registerRiscRoutes } from './risc-routes.js';
-import { registerServiceRoutes } from './service-routes.js';
+import { registerServiceRoutes, type UserDirectory } from './service-routes.js';
 import { registerSignInRoutes } from './signin-routes.js';
 
 export interface ServerOptions {
@@ -24,6 +25,8 @@ export interface ServerOptions {
   authenticate: (apiKey: string) => Promise<boolean>;
   /** Listing and revoking service API keys (GET/DELETE /v1/api-keys). */
   apiKeys: ApiKeyAdmin;
+  /** The user list behind GET /v1/users. */
+  users: UserDirectory;
   /** The admin console under /admin; none when absent. */
   admin?: AdminConsole;
 }
@@ -68,11 +71,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     ),
   );
 
-  registerOpsRoutes(app, {
-    metrics: options.metrics,
-    readiness: options.readiness,
-    metricsToken: options.config.metricsToken,
-  });
+  // First: the API description is made of the routes added after it (ops routes included).
+  registerOpenApi(app);
+  app.after(() =>
+    registerOpsRoutes(app, {
+      metrics: options.metrics,
+      readiness: options.readiness,
+      metricsToken: options.config.metricsToken,
+    }),
+  );
   // Routes load after the plugins above (rate limiting attaches to routes as they are added).
   void app.register(async (routes) => {
     registerSignInRoutes(routes, {
@@ -89,6 +96,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       behalf: options.behalf,
       authenticate: options.authenticate,
       apiKeys: options.apiKeys,
+      users: options.users,
     });
     if (options.admin !== undefined) {
       registerAdminRoutes(routes, {

@@ -1,11 +1,19 @@
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { BehalfError } from '../errors.js';
 import type { Behalf } from '../behalf.js';
 import type { SignInResult } from '../signin/index.js';
 import { isLoopbackAddress } from './net.js';
 import { requestPath } from './request-log.js';
+import type { UserProfile } from './schemas.js';
+import {
+  errorAnswers,
+  jsonAnswer,
+  SignInBody,
+  SignInHeaders,
+  SignInResult as SignInAnswer,
+} from './schemas.js';
 
 export interface SignInRouteOptions {
   behalf: Pick<Behalf, 'signIn'>;
@@ -14,12 +22,6 @@ export interface SignInRouteOptions {
   /** Sign-in attempts per client address per minute. */
   rateLimit: number;
 }
-
-const SignInBody = z.object({
-  code: z.string({ error: 'code is required and must be a string.' }),
-  redirect_uri: z.string().max(2048).optional(),
-  code_verifier: z.string().max(256).optional(),
-});
 
 /** Sign-in request bodies are tiny; a code is at most 256 bytes (spec §4.1). */
 export const SIGNIN_BODY_LIMIT = 8 * 1024;
@@ -80,48 +82,80 @@ function originNotAllowed(): BehalfError {
   );
 }
 
-function registerSignInRoute(scope: FastifyInstance, options: SignInRouteOptions): void {
+function registerSignInRoute(plain: FastifyInstance, options: SignInRouteOptions): void {
+  const scope = plain.withTypeProvider<ZodTypeProvider>();
   const config = { rateLimit: { max: options.rateLimit, timeWindow: 60_000 } };
-  scope.post('', { bodyLimit: SIGNIN_BODY_LIMIT, config }, async (request, reply) => {
-    checkTransport(request, options.trustProxy);
-    // Google's own sample: the app sets X-Requested-With and the backend refuses requests without
-    // it, because a cross-site form post cannot set custom headers (spec §3.4).
-    const requestedWith = request.headers['x-requested-with'];
-    if (typeof requestedWith !== 'string' || requestedWith.trim() === '') {
-      throw new BehalfError(
-        'CSRF_HEADER_REQUIRED',
-        'Send the X-Requested-With header (e.g. X-Requested-With: XMLHttpRequest).',
-      );
-    }
-    const origin = request.headers.origin;
-    if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw originNotAllowed();
-    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json' && type !== 'application/x-www-form-urlencoded') {
-      throw new BehalfError(
-        'UNSUPPORTED_MEDIA_TYPE',
-        'Send the code as application/json or application/x-www-form-urlencoded.',
-      );
-    }
-    const parsed = SignInBody.safeParse(request.body);
-    if (!parsed.success) {
-      throw new BehalfError(
-        'INVALID_REQUEST',
-        parsed.error.issues[0]?.message ?? 'Invalid sign-in request.',
-        {
-          reason: 'bad_body',
+  scope.post(
+    '',
+    {
+      bodyLimit: SIGNIN_BODY_LIMIT,
+      config,
+      // The body and header are checked in the handler's order (transport, header, origin, type,
+      // body), not before it: a request failing several checks gets the same refusal as before.
+      attachValidation: true,
+      schema: {
+        summary: "Sign a user in with the app's one-time server auth code",
+        description:
+          'Called by the app (iOS, Android or web), not by its backend: no service API key. Answers CORS for the origins in BEHALF_ALLOWED_ORIGINS.',
+        tags: ['sign-in'],
+        consumes: ['application/json', 'application/x-www-form-urlencoded'],
+        headers: SignInHeaders,
+        body: SignInBody,
+        response: {
+          200: jsonAnswer('A returning user signed in.', SignInAnswer),
+          201: jsonAnswer("The user's first sign-in.", SignInAnswer),
+          ...errorAnswers({
+            400: 'INVALID_REQUEST (no code), CODE_INVALID (Google refused the code: used, expired, or for another client) or REDIRECT_URI_MISMATCH.',
+            401: "ID_TOKEN_INVALID: Google's ID token for the code failed a check.",
+            403: 'CSRF_HEADER_REQUIRED, ORIGIN_NOT_ALLOWED, INSECURE_TRANSPORT (plain HTTP from another host) or HD_NOT_ALLOWED.',
+            415: 'UNSUPPORTED_MEDIA_TYPE: send JSON or a form.',
+            429: 'RATE_LIMITED: too many sign-ins from this address (Retry-After says when to retry).',
+            502: 'GOOGLE_ERROR or CLIENT_MISCONFIGURED.',
+            503: 'GOOGLE_UNAVAILABLE: Google could not be reached (retryable).',
+          }),
         },
-      );
-    }
-    const result = await options.behalf.signIn({
-      code: parsed.data.code,
-      ...(parsed.data.redirect_uri === undefined ? {} : { redirectUri: parsed.data.redirect_uri }),
-      ...(parsed.data.code_verifier === undefined ? {} : { codeVerifier: parsed.data.code_verifier }),
-    });
-    return reply
-      .code(result.created ? 201 : 200)
-      .header('cache-control', 'no-store')
-      .send(signInJson(result));
-  });
+      },
+    },
+    async (request, reply) => {
+      checkTransport(request, options.trustProxy);
+      // Google's own sample: the app sets X-Requested-With and the backend refuses requests without
+      // it, because a cross-site form post cannot set custom headers
+      // (https://developers.google.com/identity/sign-in/web/server-side-flow#step_6_send_the_authorization_code_to_the_server).
+      const requestedWith = request.headers['x-requested-with'];
+      if (typeof requestedWith !== 'string' || requestedWith.trim() === '') {
+        throw new BehalfError(
+          'CSRF_HEADER_REQUIRED',
+          'Send the X-Requested-With header (e.g. X-Requested-With: XMLHttpRequest).',
+        );
+      }
+      const origin = request.headers.origin;
+      if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw originNotAllowed();
+      const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/json' && type !== 'application/x-www-form-urlencoded') {
+        throw new BehalfError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          'Send the code as application/json or application/x-www-form-urlencoded.',
+        );
+      }
+      if (request.validationError !== undefined) {
+        throw new BehalfError(
+          'INVALID_REQUEST',
+          request.validationError.validation?.[0]?.message ?? 'Invalid sign-in request.',
+          { reason: 'bad_body' },
+        );
+      }
+      const body = request.body;
+      const result = await options.behalf.signIn({
+        code: body.code,
+        ...(body.redirect_uri === undefined ? {} : { redirectUri: body.redirect_uri }),
+        ...(body.code_verifier === undefined ? {} : { codeVerifier: body.code_verifier }),
+      });
+      return reply
+        .code(result.created ? 201 : 200)
+        .header('cache-control', 'no-store')
+        .send(signInJson(result));
+    },
+  );
 }
 
 /**
@@ -143,7 +177,7 @@ function checkTransport(request: FastifyRequest, trustProxy: boolean): void {
   );
 }
 
-export function signInJson(result: SignInResult): Record<string, unknown> {
+export function signInJson(result: SignInResult): SignInAnswer {
   return {
     user: userJson(result.user),
     created: result.created,
@@ -158,7 +192,7 @@ export function signInJson(result: SignInResult): Record<string, unknown> {
   };
 }
 
-export function userJson(user: SignInResult['user']): Record<string, unknown> {
+export function userJson(user: SignInResult['user']): UserProfile {
   return {
     sub: user.sub,
     email: user.email,

@@ -31,6 +31,7 @@ export {
 } from './api-keys.js';
 export { parseDatabaseUrl, redactDatabaseUrl, type DatabaseLocation } from './database-url.js';
 export { countGrantsByStatus } from './grant-counts.js';
+export { userStates, type UserState } from './user-search.js';
 export {
   decryptToken,
   encryptToken,

@@ -11,7 +11,7 @@
  *
  * A page's `next` is an opaque cursor naming the last row and the order it belongs to.
  */
-import type { PostgresDatabase, SqliteDatabase } from '../database/index.js';
+import type { Database, PostgresDatabase, SqliteDatabase } from '../database/index.js';
 import { BehalfError } from '../errors.js';
 import { STATUSES, toUser, type UserRow } from './rows.js';
 import type { GrantStatus, UserRecord } from './types.js';
@@ -266,4 +266,81 @@ export async function searchPostgresUsers(
             p.below,
           ]);
   return toPage(rows, p);
+}
+
+/** What a listed user's page also shows beside the search's row (GET /v1/users). */
+export interface UserState {
+  /** The grant is active and holds a refresh token (as GET /v1/users/{sub} says). */
+  offlineAccess: boolean;
+  /** What Google last reported about the account (Cross-Account Protection), or null. */
+  security: { state: string; at: number } | null;
+}
+
+interface StateRow {
+  sub: string;
+  offline: number | boolean | null;
+  security_state: string | null;
+  security_at: number | string | null;
+}
+
+// One query for a whole page, by primary key: the refresh token is only tested for presence.
+const STATE_COLUMNS = `u.sub, (g.status = 'active' AND g.refresh_token IS NOT NULL) AS offline,
+  s.state AS security_state, s.at AS security_at`;
+const STATE_JOINS = `LEFT JOIN user_security s ON s.sub = u.sub`;
+
+function toStates(rows: StateRow[]): Map<string, UserState> {
+  return new Map(
+    rows.map((row) => [
+      row.sub,
+      {
+        offlineAccess: row.offline === true || row.offline === 1,
+        security:
+          row.security_state === null || row.security_at === null
+            ? null
+            : { state: row.security_state, at: Number(row.security_at) },
+      },
+    ]),
+  );
+}
+
+/** {@link UserState} of each of a page's users, by sub (users deleted since are left out). */
+export function userStates(
+  database: Database,
+  clientId: string,
+  subs: readonly string[],
+): Promise<Map<string, UserState>> {
+  return database.kind === 'sqlite'
+    ? sqliteUserStates(database, clientId, subs)
+    : postgresUserStates(database, clientId, subs);
+}
+
+async function sqliteUserStates(
+  database: SqliteDatabase,
+  clientId: string,
+  subs: readonly string[],
+): Promise<Map<string, UserState>> {
+  return database.run(() => {
+    const rows = database.connection
+      .prepare(
+        `SELECT ${STATE_COLUMNS} FROM users u
+          LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = ? ${STATE_JOINS}
+          WHERE u.sub IN (SELECT value FROM json_each(?))`,
+      )
+      .all(clientId, JSON.stringify(subs)) as StateRow[];
+    return toStates(rows);
+  });
+}
+
+async function postgresUserStates(
+  database: PostgresDatabase,
+  clientId: string,
+  subs: readonly string[],
+): Promise<Map<string, UserState>> {
+  const { rows } = await database.query<StateRow>(
+    `SELECT ${STATE_COLUMNS} FROM users u
+      LEFT JOIN grants g ON g.sub = u.sub AND g.client_id = $1 ${STATE_JOINS}
+      WHERE u.sub = ANY($2::text[])`,
+    [clientId, [...subs]],
+  );
+  return toStates(rows);
 }
