@@ -8,7 +8,7 @@ import {
 } from './calls/index.js';
 import type { JobRunnerSettings } from './app.js';
 import type { Clock } from './clock.js';
-import type { JobRunner } from './jobs/index.js';
+import type { JobParamsByName, JobRunner } from './jobs/index.js';
 import type { ReceivedEvent, SecurityEventReceiver, SecurityLog, UserSecurity } from './risc/index.js';
 import { BehalfError, isBehalfError } from './errors.js';
 import type { GoogleOAuthClient } from './google/oauth.js';
@@ -109,10 +109,15 @@ export class Behalf {
 
   /**
    * A runner for background work done for users while they are offline, over behalf's database:
-   * `define` jobs, `start()`, then `enqueue(name, sub)` or `enqueueForScope(name, scope)`.
+   * `define` jobs, `start()`, then `enqueue(name, sub, params)` or `enqueueForScope(name, scope)`.
+   * `params` is checked against the job's parameter type: chain `define(...)` (each returns the
+   * runner knowing that job), or declare every job's up front, `createJobRunner<{ resize: { width: number } }>()`.
    */
-  createJobRunner(options?: JobRunnerSettings): JobRunner {
-    return this.parts.createJobRunner(options);
+  createJobRunner<Jobs extends JobParamsByName = JobParamsByName>(
+    options?: JobRunnerSettings,
+  ): JobRunner<Jobs> {
+    // One runner class for every typing: the types only describe which names and params it takes.
+    return this.parts.createJobRunner(options) as unknown as JobRunner<Jobs>;
   }
 
   /**

@@ -57,7 +57,15 @@ export { BehalfError, ERROR_CODES, isBehalfError, type ErrorCode } from './error
 export { systemClock, OffsetClock, type Clock } from './clock.js';
 export type { SignInInput, SignInResult } from './signin/index.js';
 export type { AccessToken, SweepReport } from './tokens/index.js';
-export type { JobContext, JobDefinition, JobRun, JobRunner, JobRunStatus } from './jobs/index.js';
+export type {
+  EnqueueOptions,
+  JobContext,
+  JobDefinition,
+  JobParamsByName,
+  JobRun,
+  JobRunner,
+  JobRunStatus,
+} from './jobs/index.js';
 export type { JobRunnerSettings } from './app.js';
 export {
   BehalfAuthClient,

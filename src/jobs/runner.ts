@@ -6,7 +6,26 @@ import type { Clock } from '../clock.js';
 import { BehalfError, isBehalfError } from '../errors.js';
 import { normalizeScope } from '../google/scopes.js';
 import type { Vault } from '../vault/index.js';
-import type { JobBackend, JobDefinition, JobRun, JobRunStatus } from './types.js';
+import type { JobBackend, JobDefinition, JobParamsByName, JobRun, JobRunStatus } from './types.js';
+
+/** Where a run is delayed before it may start. */
+export interface EnqueueOptions {
+  /** Milliseconds before the run may start (default 0). */
+  delayMs?: number;
+}
+
+/**
+ * `define`'s result: the runner, now knowing job `N`'s parameters when `N` is a literal name. The
+ * first such job turns an untyped runner (any name) into one that knows exactly its jobs.
+ */
+type WithJob<Jobs extends JobParamsByName, N extends string, P> = string extends N
+  ? JobRunner<Jobs>
+  : JobRunner<(string extends keyof Jobs ? unknown : Jobs) & { [K in N]: P }>;
+
+/** The arguments after `sub`: the params may be left out when the job takes none (`{}` fits). */
+type EnqueueArgs<P> = object extends P
+  ? [params?: P, options?: EnqueueOptions]
+  : [params: P, options?: EnqueueOptions];
 
 export interface JobRunnerOptions {
   backend: JobBackend;
@@ -32,8 +51,12 @@ export interface JobRunnerOptions {
  * Runs work for users who are not there. Each run is for one user and is isolated: one user's
  * revoked grant or failing data fails only that user's run, with a clear status. Retryable
  * failures (Google unavailable or rate-limiting) are retried with backoff; a dead grant is not.
+ *
+ * Typed by its jobs: `define` returns the runner knowing the job's name and parameter type, so
+ * `runner.define(job).enqueue(job.name, sub, params)` checks `params` against the job's; the type
+ * argument `Jobs` (`createJobRunner<{ resize: { width: number } }>()`) declares them up front.
  */
-export class JobRunner {
+export class JobRunner<Jobs extends JobParamsByName = JobParamsByName> {
   readonly #definitions = new Map<string, JobDefinition<any>>(); // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly #limiter: PQueue;
   readonly #backoff: { baseMs: number; maxMs: number };
@@ -50,7 +73,8 @@ export class JobRunner {
     this.#backoff = options.backoff ?? { baseMs: 2_000, maxMs: 5 * 60_000 };
   }
 
-  define<P>(definition: JobDefinition<P>): this {
+  /** Add a job (before `start()`); returns this runner, typed to know the job. */
+  define<P, N extends string>(definition: JobDefinition<P, N>): WithJob<Jobs, N, P> {
     if (this.#started) throw new Error('Define jobs before starting the runner.');
     if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(definition.name)) {
       throw new BehalfError(
@@ -59,16 +83,38 @@ export class JobRunner {
       );
     }
     this.#definitions.set(definition.name, definition);
-    return this;
+    return this as unknown as WithJob<Jobs, N, P>;
   }
 
-  /** Enqueue a run of `name` for one user. */
-  async enqueue(
-    name: string,
+  /** Enqueue a run of `name` for one user, with the job's parameters (`{}` when left out). */
+  enqueue<N extends keyof Jobs & string>(
+    name: N,
     sub: string,
-    params: unknown = {},
-    options: { delayMs?: number } = {},
+    ...args: EnqueueArgs<Jobs[N]>
   ): Promise<JobRun> {
+    const [params = {}, options = {}] = args as [unknown?, EnqueueOptions?];
+    return this.#insert(name, sub, params, options);
+  }
+
+  /** Enqueue a run of `name` for every user with an active grant that includes `scope`. */
+  async enqueueForScope<N extends keyof Jobs & string>(
+    name: N,
+    scope: string,
+    ...args: EnqueueArgs<Jobs[N]>
+  ): Promise<{ enqueued: number; runs: string[] }> {
+    const [params = {}] = args as [unknown?];
+    this.#definition(name);
+    const wanted = normalizeScope(scope);
+    const runs: string[] = [];
+    for await (const grant of this.options.vault.eachGrant({ status: 'active' })) {
+      if (grant.clientId === this.options.behalf.clientId && grant.scopes.includes(wanted)) {
+        runs.push((await this.#insert(name, grant.sub, params, {})).id);
+      }
+    }
+    return { enqueued: runs.length, runs };
+  }
+
+  async #insert(name: string, sub: string, params: unknown, options: EnqueueOptions): Promise<JobRun> {
     const definition = this.#definition(name);
     const parsed = definition.parseParams === undefined ? params : definition.parseParams(params);
     checkStorable(parsed);
@@ -90,23 +136,6 @@ export class JobRunner {
     };
     await this.options.backend.insertRun(run, options.delayMs);
     return run;
-  }
-
-  /** Enqueue a run of `name` for every user with an active grant that includes `scope`. */
-  async enqueueForScope(
-    name: string,
-    scope: string,
-    params: unknown = {},
-  ): Promise<{ enqueued: number; runs: string[] }> {
-    this.#definition(name);
-    const wanted = normalizeScope(scope);
-    const runs: string[] = [];
-    for await (const grant of this.options.vault.eachGrant({ status: 'active' })) {
-      if (grant.clientId === this.options.behalf.clientId && grant.scopes.includes(wanted)) {
-        runs.push((await this.enqueue(name, grant.sub, params)).id);
-      }
-    }
-    return { enqueued: runs.length, runs };
   }
 
   getRun(id: string): Promise<JobRun | null> {

@@ -35,14 +35,22 @@ export interface JobContext<P = unknown> {
   log: Logger;
 }
 
-export interface JobDefinition<P = unknown> {
-  name: string;
+/**
+ * A job: its name, and what a run does for one user. `P` is the type of its parameters (what
+ * `enqueue` takes and `run` gets); a literal `N` lets `enqueue` check them by the job's name.
+ */
+export interface JobDefinition<P = unknown, N extends string = string> {
+  /** 1-64 characters of a-z, 0-9, ".", "_" and "-". */
+  name: N;
   run: (context: JobContext<P>) => Promise<unknown>;
   /** Attempts in all before the run is failed (default 5). */
   maxAttempts?: number;
-  /** Validates params when the job is enqueued. */
+  /** Validates params when the job is enqueued (from JavaScript, or stored runs, types prove nothing). */
   parseParams?: (params: unknown) => P;
 }
+
+/** The parameter type of each job a runner knows, by name. The default knows none: any name, any params. */
+export type JobParamsByName = Record<string, unknown>;
 
 /**
  * Durable storage and delivery of job runs, implemented per database on a queue library for it
