@@ -58,9 +58,14 @@ const postgresScaleUsers =
 if (!Number.isSafeInteger(postgresScaleUsers) || postgresScaleUsers < 1000)
   throw new Error('--postgres-scale-users takes a whole number ≥ 1000');
 
+// Postgres is measured whenever a server answers: BEHALF_DATABASE_URL when it names one, else the
+// server the tests use (BEHALF_TEST_DATABASE_URL, by default the local one). Each workload says
+// "not available" and why when it cannot use it.
 const databaseUrl = process.env.BEHALF_DATABASE_URL;
 const postgresUrl =
-  databaseUrl !== undefined && /^postgres(ql)?:\/\//.test(databaseUrl) ? databaseUrl : undefined;
+  databaseUrl !== undefined && /^postgres(ql)?:\/\//.test(databaseUrl)
+    ? databaseUrl
+    : (process.env.BEHALF_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
 
 const machine: Machine = {
   cores: availableParallelism(),

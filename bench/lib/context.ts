@@ -10,7 +10,7 @@ export interface BenchContext {
   /** Users stored for the scale workload, in SQLite and in Postgres. */
   scaleUsers: number;
   postgresScaleUsers: number;
-  /** BEHALF_DATABASE_URL when it names a Postgres database, else undefined. */
+  /** The Postgres server to measure on: BEHALF_DATABASE_URL when it names one, else the tests' server. */
   postgresUrl: string | undefined;
   /** Progress lines on stderr (the table goes to stdout). */
   log(message: string): void;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import * as vault from '../../src/vault/index.js';
 
-/** A scratch database on the Postgres server BEHALF_DATABASE_URL names, migrated by behalf. */
+/** A scratch database on the Postgres server the bench measures on, migrated by behalf. */
 export interface BenchDatabase {
   url: string;
   /** Its size on disk (pg_database_size), in bytes. */
@@ -21,8 +21,7 @@ export async function createBenchDatabase(
   label: string,
 ): Promise<BenchDatabase | { unavailable: string }> {
   if (!('PostgresStore' in vault)) return { unavailable: 'not available: no Postgres store yet' };
-  if (serverUrl === undefined)
-    return { unavailable: 'not available: BEHALF_DATABASE_URL does not name a Postgres server' };
+  if (serverUrl === undefined) return { unavailable: 'not available: no Postgres server named' };
   const name = `behalf_bench_${label}_${randomBytes(4).toString('hex')}`;
   const admin = async <T>(work: (client: pg.Client) => Promise<T>): Promise<T> => {
     const client = new pg.Client({ connectionString: serverUrl, connectionTimeoutMillis: 5_000 });
@@ -39,7 +38,7 @@ export async function createBenchDatabase(
   } catch (error) {
     const reason = (error as { code?: string }).code ?? (error instanceof Error ? error.name : 'error');
     return {
-      unavailable: `not available: could not create a scratch database on the BEHALF_DATABASE_URL server (${reason})`,
+      unavailable: `not available: could not create a scratch database on the Postgres server (${reason})`,
     };
   }
   const url = new URL(serverUrl);

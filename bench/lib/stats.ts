@@ -47,3 +47,9 @@ export function summarize(samples: ArrayLike<number>): LatencySummary {
     mean: sorted.length === 0 ? Number.NaN : sum / sorted.length,
   };
 }
+
+/** "min–max" of a round's figures, for the notes: how far apart the rounds were. */
+export function range(values: readonly number[], digits = 3): string {
+  if (values.length === 0) return 'n/a';
+  return `${round(Math.min(...values), digits)}–${round(Math.max(...values), digits)}`;
+}

@@ -2,7 +2,7 @@
  * Workload 3: an access token for a user whose token is still valid — the hot path in front of
  * every Google call. From memory (behalf's TokenService cache, against google-auth-library's
  * OAuth2Client holding valid credentials), and from a cold process that must read the store and
- * decrypt (SQLite; Postgres when behalf has a Postgres store and BEHALF_DATABASE_URL names one).
+ * decrypt (SQLite; and Postgres when a server answers).
  */
 import { join } from 'node:path';
 import { OAuth2Client } from 'google-auth-library';
@@ -162,7 +162,7 @@ export async function runAccessTokenWorkload(ctx: BenchContext): Promise<Workloa
   const postgresNote =
     'unavailable' in postgres
       ? ` Postgres: ${postgres.unavailable}.`
-      : ` Postgres: a scratch database on the BEHALF_DATABASE_URL server, ${coldPostgres!.calls.toLocaleString('en-US')} cold calls in ${coldPostgres!.seconds.toFixed(1)} s.`;
+      : ` Postgres: a scratch database on the Postgres server, ${coldPostgres!.calls.toLocaleString('en-US')} cold calls in ${coldPostgres!.seconds.toFixed(1)} s.`;
 
   const rate = (name: string) => round(median(memory[name]!.rates), 4);
   const p = (name: string, q: 'p50' | 'p99') => round(summarize(memory[name]!.samples)[q], 3);

@@ -18,9 +18,12 @@ const CONTENDERS: Contender[] = ['behalf', 'google-auth-library', 'jose', 'limit
  */
 const POOL_SIZE = 16_000;
 
-/** Where behalf's time above the limit goes, from CPU profiles of one thread (relative to the RSA check itself). */
+/**
+ * Where behalf's time above the limit went in CPU profiles of one thread taken at commit 11550ff
+ * (2026-12-01). Not re-measured by a run: printed as a dated note.
+ */
 const DISTINCT_GAP =
-  'Where the rest goes (CPU profile of one thread, as a share of the RSA verification itself): JSON.parse of the payload ~10%; decoding the payload from base64url ~7%; ' +
+  'Note from CPU profiles of one thread at commit 11550ff (2026-12-01), not measured by this run; shares of the RSA verification itself: JSON.parse of the payload ~10%; decoding the payload from base64url ~7%; ' +
   'garbage collection ~7% (besides the per-token strings and buffers, the verified-token cache keeps 10,000 tokens and their claims alive, which the limit does not); ' +
   'the canonical-base64url check ~4%; the duplicate-key count ~2%; claim checks, the cache insert and the promise ~10%. ' +
   'Already done after earlier runs of this benchmark: FIFO eviction through a ring of keys (Map.keys().next() walked deleted slots: ~4 µs a miss), checked headers remembered by their text, ' +

@@ -29,7 +29,7 @@ interface Storm {
 export async function runRefreshStormWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
   const users = ctx.quick ? 50 : 200;
   const requests = ctx.quick ? 1_000 : 2_000;
-  const rounds = ctx.quick ? 2 : 3;
+  const rounds = 3;
   const latencyMs = 100;
   const { emulator } = ctx;
   const server = emulator.clients.server;
