@@ -13,7 +13,10 @@ import { BehalfError, isBehalfError } from '../errors.js';
 import type { GoogleKeySet } from './key-set.js';
 import { parseJsonObjectStrict } from './strict-json.js';
 
-/** Why a token was refused. Stable: part of the API (`reason` in ID_TOKEN_INVALID errors). */
+/**
+ * Why a token was refused. Stable: part of the API (`reason` in ID_TOKEN_INVALID errors;
+ * `hd_mismatch` is HD_NOT_ALLOWED's, a genuine token of a user outside the required domain).
+ */
 export type IdTokenRejection =
   | 'malformed'
   | 'too_large'
@@ -41,7 +44,7 @@ export interface IdTokenPolicy {
   allowedAuthorizedParties: readonly string[];
   /** Default: Google's two spellings, `https://accounts.google.com` and `accounts.google.com`. */
   issuers?: readonly string[];
-  /** When set, the `hd` claim must equal it (Workspace domain restriction). */
+  /** When set, the `hd` claim must equal it (Workspace domain restriction), else HD_NOT_ALLOWED. */
   hostedDomain?: string;
   /** Default 60 s. */
   clockSkewSeconds?: number;
@@ -136,6 +139,15 @@ export class IdTokenVerifier {
     }
     if (options.nonce !== undefined && entry.claims.nonce !== options.nonce)
       reject('nonce_mismatch', 'The ID token nonce does not match.');
+    // Last, once the token is proven genuine and current: the user is real but not one this
+    // deployment accepts (403, not 401). `hd` is the user's Workspace domain, absent for consumer
+    // accounts; Google says to check it on the server, https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload
+    const required = this.#policy.hostedDomain;
+    if (required !== undefined && entry.claims.hd?.toLowerCase() !== required) {
+      throw new BehalfError('HD_NOT_ALLOWED', 'The user is not in the allowed Google Workspace domain.', {
+        reason: 'hd_mismatch',
+      });
+    }
     return entry.claims;
   }
 
@@ -177,9 +189,6 @@ export class IdTokenVerifier {
       reject('bad_claim', 'The email_verified claim is not a boolean.');
     }
     const hd = optionalString(c, 'hd');
-    if (policy.hostedDomain !== undefined && hd?.toLowerCase() !== policy.hostedDomain) {
-      reject('hd_mismatch', 'The user is not in the allowed Google Workspace domain.');
-    }
     const atHash = optionalString(c, 'at_hash');
     const claims: VerifiedIdToken = {
       sub: c.sub as string,

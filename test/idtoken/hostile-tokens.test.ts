@@ -344,11 +344,13 @@ describe('ID token verification rejects every forgery', () => {
   it('email_verified that is not a boolean', async () => {
     await rejects(rs256(header, { ...claims, email_verified: 'yes' }), 'bad_claim');
   });
-  it('hd mismatch, and a missing hd when a domain is required', async () => {
-    await rejects(rs256(header, { ...claims, hd: 'evil.example.com' }), 'hd_mismatch', {
-      hostedDomain: 'example.com',
-    });
-    await rejects(rs256(header, claims), 'hd_mismatch', { hostedDomain: 'example.com' });
+  it('hd mismatch, and a missing hd when a domain is required: HD_NOT_ALLOWED', async () => {
+    for (const token of [rs256(header, { ...claims, hd: 'evil.example.com' }), rs256(header, claims)]) {
+      await expect(f.verifier({ hostedDomain: 'example.com' }).verify(token)).rejects.toMatchObject({
+        code: 'HD_NOT_ALLOWED',
+        reason: 'hd_mismatch',
+      });
+    }
   });
   it('at_hash that does not match the access token, or is missing', async () => {
     await rejects(rs256(header, claims), 'at_hash_mismatch', {}, { accessToken: 'ya29.another-token' });

@@ -233,10 +233,24 @@ describe('ID token verifier rules', () => {
         'example.com',
       );
       expect((await accepted({ ...claims, hd: 'other.example' })).hd).toBe('other.example');
+      // A genuine token of a user outside the domain: HD_NOT_ALLOWED (403), not ID_TOKEN_INVALID.
+      for (const hd of ['example.org', undefined]) {
+        await expect(
+          accepted({ ...claims, ...(hd === undefined ? {} : { hd }) }, { hostedDomain: 'example.com' }),
+        ).rejects.toMatchObject({
+          code: 'HD_NOT_ALLOWED',
+          reason: 'hd_mismatch',
+          message: 'The user is not in the allowed Google Workspace domain.',
+        });
+      }
+      // Checked after the token itself: an expired token of another domain is an invalid token.
       await refused(
-        accepted({ ...claims, hd: 'example.org' }, { hostedDomain: 'example.com' }),
-        'hd_mismatch',
-        'The user is not in the allowed Google Workspace domain.',
+        accepted(
+          { ...claims, hd: 'example.org', iat: NOW - 7200, exp: NOW - 3600 },
+          { hostedDomain: 'example.com' },
+        ),
+        'expired',
+        'The ID token has expired.',
       );
     });
 
