@@ -12,6 +12,7 @@ import { registerGsiClient } from './gsi-client.js';
 import { SigningKeys } from './keys.js';
 import { registerLegacyRoutes } from './legacy-routes.js';
 import { registerOAuthRoutes } from './oauth-routes.js';
+import { RiscStream } from './risc-stream.js';
 import { EmulatorState, randomToken, stableId } from './state.js';
 import type { EmulatorClients, EmulatorOptions, RunningEmulator } from './types.js';
 
@@ -132,6 +133,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   registerGsiClient(app, () => url);
   registerDriveRoutes(app, state, drive);
   registerControlRoutes(app, { state, keys, faults, drive, clients, issuer });
+  new RiscStream({ state, keys, issuer, audience: clients.server.clientId, baseUrl: () => url }).register(
+    app,
+  );
 
   await app.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
   const address = app.server.address();

@@ -13,3 +13,10 @@ export {
   type SecurityStep,
   type UserSecurity,
 } from './security-log.js';
+export {
+  readServiceAccountKey,
+  registerRiscReceiver,
+  RISC_EVENTS_REQUESTED,
+  type RiscRegistration,
+  type ServiceAccountKey,
+} from './registration.js';
