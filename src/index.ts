@@ -75,3 +75,11 @@ export {
 } from './calls/index.js';
 export type { VerifiedIdToken } from './idtoken/index.js';
 export type { UserProfile, UserRecord, GrantStatus } from './vault/index.js';
+
+/**
+ * The seed's example job, `enhance-photos` (local mode's demo page and `npm run example:photos` run
+ * it): for a user who is offline, enhance each photo the app left in their Drive appDataFolder
+ * and write the result beside it. Needs the `sharp` package (not a dependency of behalf: install
+ * it to run this job). `enhancedName` names an enhanced copy; a run answers an {@link EnhanceResult}.
+ */
+export { enhancePhotosJob, enhancedName, type EnhanceResult } from './demo/index.js';

@@ -3,36 +3,37 @@
  * emulator: three users sign in from the iOS app and leave photos in their Drive appDataFolder;
  * one of them then removes the app's access at Google; the backend, with every user offline,
  * enqueues "enhance-photos" for all users with the drive.appdata scope and a worker runs it.
+ *
+ * It imports only behalf's public API: the package's front doors, src/index.ts (`behalf`) and
+ * src/emulator/index.ts (`behalf/emulator`), by relative path. The package's own name would resolve
+ * through package.json "exports" to dist/, which exists only after a build and would be stale
+ * while editing; the relative front doors run from source under tsx and type-check under tsc.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createJobRunner, createRuntime } from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import { SCOPES } from '../../src/google/scopes.js';
-import { createLogger } from '../../src/logging.js';
+import { createBehalf } from '../../src/index.js';
 import { enhancePhotosJob, type EnhanceResult } from './job.js';
 import { makePhoto } from './photos.js';
+
+const DRIVE_APPDATA = 'https://www.googleapis.com/auth/drive.appdata';
 
 const emulator = await startEmulator();
 const dir = await mkdtemp(join(tmpdir(), 'behalf-example-'));
 try {
   await emulator.writeClientSecret(join(dir, 'client_secret.json'));
   const { apps } = emulator.clients;
-  const config = await loadConfig({
+  const behalf = await createBehalf({
     mode: 'local',
-    env: {
-      BEHALF_DATABASE_URL: `sqlite:${join(dir, 'behalf.db')}`,
-      BEHALF_KEY_FILE: join(dir, 'encryption-keys'),
-      BEHALF_CLIENT_SECRET_FILE: join(dir, 'client_secret.json'),
-      BEHALF_APP_CLIENT_IDS: [apps.ios, apps.android, apps.web].join(','),
-      BEHALF_GOOGLE_DISCOVERY_URL: `${emulator.url}/.well-known/openid-configuration`,
-      BEHALF_GOOGLE_API_URL: emulator.url,
-    },
+    databaseUrl: `sqlite:${join(dir, 'behalf.db')}`,
+    keyFile: join(dir, 'encryption-keys'),
+    clientSecretFile: join(dir, 'client_secret.json'),
+    appClientIds: [apps.ios, apps.android, apps.web],
+    googleDiscoveryUrl: `${emulator.url}/.well-known/openid-configuration`,
+    googleApiUrl: emulator.url,
+    logLevel: 'error',
   });
-  const logger = createLogger('error');
-  const runtime = await createRuntime(config, { logger });
   const control = async (path: string, body: unknown) => {
     const response = await fetch(`${emulator.url}${path}`, {
       method: 'POST',
@@ -50,9 +51,9 @@ try {
     const { code } = await control('/emulator/codes', {
       sub: user.sub,
       client_id: apps.ios,
-      scope: `openid email profile ${SCOPES.driveAppdata}`,
+      scope: `openid email profile ${DRIVE_APPDATA}`,
     });
-    await runtime.behalf.signIn({ code: code! });
+    await behalf.signIn({ code: code! });
     for (const n of [1, 2]) {
       await control('/emulator/drive/files', {
         sub: user.sub,
@@ -69,10 +70,10 @@ try {
   say('');
   say("Everyone is offline now. The backend enhances every user's photos:");
 
-  const runner = createJobRunner(runtime, { concurrency: 2, pollIntervalMs: 50 });
-  runner.define(enhancePhotosJob({ googleApiUrl: runtime.behalf.googleApiUrl }));
+  const runner = behalf.createJobRunner({ concurrency: 2, pollIntervalMs: 50 });
+  runner.define(enhancePhotosJob({ googleApiUrl: behalf.googleApiUrl }));
   runner.start();
-  const { enqueued } = await runner.enqueueForScope('enhance-photos', SCOPES.driveAppdata);
+  const { enqueued } = await runner.enqueueForScope('enhance-photos', DRIVE_APPDATA);
   say(`  enqueued ${enqueued} runs of "enhance-photos" (one per user with drive.appdata)`);
   await runner.whenIdle(120_000);
   for (const run of await runner.listRuns({ name: 'enhance-photos' })) {
@@ -84,7 +85,7 @@ try {
     say(`  ${who.padEnd(6)} ${run.status.padEnd(14)} ${detail}`);
   }
   await runner.stop();
-  await runtime.behalf.close();
+  await behalf.close();
 } finally {
   await emulator.close();
   await rm(dir, { recursive: true, force: true });
