@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,8 @@ type Document = {
 };
 
 const DOC_ID = 'https://behalf.test/openapi.json';
+// ajv-formats is CommonJS: its plugin is the module's default export.
+const addFormats = formats as unknown as typeof formats.default;
 /** The methods an OpenAPI 3.1 path item can name. */
 const OPENAPI_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
