@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { createRuntime, createServer } from '../app.js';
 import { loadConfig, type BehalfConfig } from '../config/index.js';
 import { BehalfError } from '../errors.js';
+import { registerReceiverAtStartup } from '../risc/index.js';
 import { redactDatabaseUrl } from '../vault/index.js';
 import type { Demo } from '../demo/index.js';
 import {
@@ -82,6 +83,14 @@ export function registerServeCommand(program: Command): void {
       }
       runtime.behalf.webhooks.start();
       const url = serverUrl(config, app.server.address());
+      // BEHALF_RISC_RECEIVER_URL: register the receiver with Google's RISC API now it is listening.
+      await registerReceiverAtStartup({
+        receiverUrl: config.riscReceiverUrl,
+        discoveryUrl: config.google.discoveryUrl,
+        credentialsFile: env.GOOGLE_APPLICATION_CREDENTIALS,
+        fetch: globalThis.fetch,
+        logger: runtime.logger,
+      });
       if (local && emulator !== undefined && demo !== undefined) {
         const apiKeyFile = await ensureLocalApiKey(runtime.store);
         demo.attach({

@@ -55,6 +55,11 @@ export interface BehalfConfig extends StorageConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** When set, GET /metrics wants it as a Bearer token. */
   metricsToken: string | undefined;
+  /**
+   * behalf's receiver URL as Google reaches it: when set, `behalf serve` registers it with Google's
+   * RISC API at start-up (stream:update), with the service account key GOOGLE_APPLICATION_CREDENTIALS names.
+   */
+  riscReceiverUrl: string | undefined;
   webhooks: WebhookConfig;
 }
 
@@ -112,6 +117,7 @@ const SETTINGS = {
   signInRateLimit: 'BEHALF_SIGNIN_RATE_LIMIT',
   refreshLeaseMs: 'BEHALF_REFRESH_LEASE_MS',
   metricsToken: 'BEHALF_METRICS_TOKEN',
+  riscReceiverUrl: 'BEHALF_RISC_RECEIVER_URL',
   webhookAllowPrivate: 'BEHALF_WEBHOOK_ALLOW_PRIVATE',
 } as const;
 
@@ -142,6 +148,7 @@ const KINDS: Record<FlagName, 'string' | 'number' | 'boolean' | 'list'> = {
   signInRateLimit: 'number',
   refreshLeaseMs: 'number',
   metricsToken: 'string',
+  riscReceiverUrl: 'string',
   webhookAllowPrivate: 'boolean',
 };
 
@@ -255,6 +262,10 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
       'must be 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`).',
     );
   }
+  const riscReceiverUrl = get('riscReceiverUrl');
+  if (riscReceiverUrl !== undefined && !isAcceptableEndpoint(riscReceiverUrl)) {
+    problem('riscReceiverUrl', 'must be an https URL (http is allowed only on loopback, for the emulator).');
+  }
   const requiredScopes = normalizeScopes(getList('requiredScopes', /[\s,]+/));
   const webhooks = webhookSettings(input, problems);
 
@@ -281,6 +292,7 @@ export async function loadConfig(input: ConfigInput): Promise<BehalfConfig> {
     refreshLeaseMs,
     logLevel: logLevel as BehalfConfig['logLevel'],
     metricsToken,
+    riscReceiverUrl,
     webhooks,
   };
 }

@@ -88,6 +88,8 @@ export interface RefusedSettings {
   trustProxy?: never;
   /** @deprecated A server setting (`behalf serve`'s GET /metrics). */
   metricsToken?: never;
+  /** @deprecated A server setting (`behalf serve` registers its RISC receiver at start-up). */
+  riscReceiverUrl?: never;
   /** @deprecated A server setting (`behalf serve`'s CORS for POST /v1/google/signin). */
   allowedOrigins?: never;
   /** @deprecated A server setting (`behalf serve`'s rate limit on its sign-in route). */
@@ -125,6 +127,7 @@ const REFUSED: Record<keyof RefusedSettings, string> = {
   tlsKey: 'is a server setting (behalf serve), not a library option.',
   trustProxy: 'is a server setting (behalf serve), not a library option.',
   metricsToken: 'is a server setting (behalf serve), not a library option.',
+  riscReceiverUrl: 'is a server setting (behalf serve), not a library option.',
   allowedOrigins: 'is a server setting (behalf serve), not a library option.',
   signInRateLimit: 'is a server setting (behalf serve), not a library option.',
 };

@@ -15,6 +15,7 @@ export {
 } from './security-log.js';
 export {
   readServiceAccountKey,
+  registerReceiverAtStartup,
   registerRiscReceiver,
   RISC_EVENTS_REQUESTED,
   type RiscRegistration,

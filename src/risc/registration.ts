@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { JWTAccess } from 'google-auth-library';
+import type { Logger } from 'pino';
 import { BehalfError } from '../errors.js';
 
 /** The `aud` of a RISC management call's self-signed JWT (https://developers.google.com/identity/protocols/risc). */
@@ -128,4 +129,42 @@ async function getJson(
     );
   }
   return body as Record<string, unknown>;
+}
+
+/**
+ * `behalf serve`'s start-up step: with BEHALF_RISC_RECEIVER_URL set, registers that receiver with
+ * the key file GOOGLE_APPLICATION_CREDENTIALS names (Google's usual variable for a service account
+ * key). A failure is logged, not fatal: the server still serves, and events Google cannot deliver
+ * are what the RISC guide's redelivery covers.
+ */
+export async function registerReceiverAtStartup(options: {
+  receiverUrl: string | undefined;
+  discoveryUrl: string;
+  credentialsFile: string | undefined;
+  fetch: typeof globalThis.fetch;
+  logger: Pick<Logger, 'info' | 'warn'>;
+}): Promise<boolean> {
+  if (options.receiverUrl === undefined) return false;
+  try {
+    if (options.credentialsFile === undefined) {
+      throw new BehalfError(
+        'CONFIG_INVALID',
+        'GOOGLE_APPLICATION_CREDENTIALS must name the service account key file to register with.',
+      );
+    }
+    await registerRiscReceiver({
+      receiverUrl: options.receiverUrl,
+      discoveryUrl: options.discoveryUrl,
+      serviceAccount: await readServiceAccountKey(options.credentialsFile),
+      fetch: options.fetch,
+    });
+    options.logger.info({ receiver: options.receiverUrl }, 'RISC receiver registered with Google');
+    return true;
+  } catch (error) {
+    options.logger.warn(
+      { receiver: options.receiverUrl, error: (error as Error).message },
+      'RISC receiver not registered (BEHALF_RISC_RECEIVER_URL)',
+    );
+    return false;
+  }
 }

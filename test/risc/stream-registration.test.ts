@@ -2,7 +2,12 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readServiceAccountKey, registerRiscReceiver, RISC_EVENTS_REQUESTED } from '../../src/risc/index.js';
+import {
+  readServiceAccountKey,
+  registerReceiverAtStartup,
+  registerRiscReceiver,
+  RISC_EVENTS_REQUESTED,
+} from '../../src/risc/index.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
 /**
@@ -77,5 +82,36 @@ describe('RISC stream registration, end to end', () => {
         fetch: globalThis.fetch,
       }),
     ).rejects.toMatchObject({ code: 'GOOGLE_ERROR', message: expect.stringMatching(/401/) });
+  });
+
+  it("behalf serve's start-up step: registers when BEHALF_RISC_RECEIVER_URL is set, warns instead of failing", async () => {
+    const lines: string[] = [];
+    const logger = {
+      info: (_fields: unknown, message: string) => void lines.push(`info ${message}`),
+      warn: (fields: { error?: string }, message: string) =>
+        void lines.push(`warn ${message}: ${fields.error}`),
+    } as any;
+    const common = {
+      discoveryUrl: `${h.emulator.url}/.well-known/openid-configuration`,
+      fetch: globalThis.fetch,
+      logger,
+    };
+    expect(
+      await registerReceiverAtStartup({ ...common, receiverUrl: undefined, credentialsFile: undefined }),
+    ).toBe(false);
+    expect(lines).toEqual([]);
+    const receiverUrl = `${h.url}/v1/google/risc`;
+    expect(await registerReceiverAtStartup({ ...common, receiverUrl, credentialsFile: undefined })).toBe(
+      false,
+    );
+    expect(lines.pop()).toMatch(/^warn RISC receiver not registered .*GOOGLE_APPLICATION_CREDENTIALS/);
+    const keyFile = join(dir, 'startup-key.json');
+    await writeFile(keyFile, JSON.stringify(await h.control('GET', '/emulator/service-account')));
+    expect(await registerReceiverAtStartup({ ...common, receiverUrl, credentialsFile: keyFile })).toBe(true);
+    expect(lines.pop()).toBe('info RISC receiver registered with Google');
+    expect(await h.control('GET', '/emulator/risc/stream')).toMatchObject({
+      registered: true,
+      url: receiverUrl,
+    });
   });
 });
