@@ -25,8 +25,3 @@ export class OffsetClock implements Clock {
     return this.now();
   }
 }
-
-/** Whole Unix seconds, as JWT and OAuth use them. */
-export function nowSeconds(clock: Clock): number {
-  return Math.floor(clock.now() / 1000);
-}

@@ -12,27 +12,13 @@ import { PostgresAdminSessionStore, SqliteAdminSessionStore } from './session-st
 import { AdminSessions } from './sessions.js';
 import { PostgresSweepRunStore, SqliteSweepRunStore, SweepTracker } from './sweeps.js';
 
-export { registerAdminRoutes, type AdminConsole, type AdminRouteOptions } from './routes.js';
+export { registerAdminRoutes, type AdminConsole } from './routes.js';
 export {
   PostgresAdminSessionStore,
   SqliteAdminSessionStore,
-  type AdminSessionRecord,
   type AdminSessionStore,
 } from './session-store.js';
-export {
-  AdminSessions,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_LIFETIME_MS,
-  type AdminSession,
-  type NoSession,
-} from './sessions.js';
-export {
-  PostgresSweepRunStore,
-  SqliteSweepRunStore,
-  SweepTracker,
-  type SweepRun,
-  type SweepRunStore,
-} from './sweeps.js';
+export { PostgresSweepRunStore, SqliteSweepRunStore, type SweepRun, type SweepRunStore } from './sweeps.js';
 
 /** The console's parts over a runtime's database, clock and services. */
 export function createAdminConsole(runtime: BehalfRuntime): AdminConsole {

@@ -15,9 +15,7 @@ import type { PostgresPoolOptions } from './postgres-settings.js';
 import { SqliteDatabase } from './sqlite.js';
 
 export { STALENESS_BOUND_MS, type GrantChangeListener, type GrantChanges } from './grant-changes.js';
-export type { Migration, MigrationContext } from './migrations/sqlite.js';
 export {
-  jobSchemaFor,
   migratePostgres,
   openPostgresDatabase,
   PostgresDatabase,
@@ -26,18 +24,8 @@ export {
   type Queryable,
 } from './postgres.js';
 export { sqlState } from './postgres-errors.js';
-export {
-  parsePostgresSettings,
-  redactPostgresUrl,
-  type PostgresPoolOptions,
-  type PostgresSettings,
-} from './postgres-settings.js';
-export {
-  openSqliteDatabase,
-  SqliteDatabase,
-  SQLITE_SCHEMA_VERSION,
-  type SqliteDatabaseOptions,
-} from './sqlite.js';
+export { parsePostgresSettings, redactPostgresUrl, type PostgresPoolOptions } from './postgres-settings.js';
+export { SqliteDatabase, SQLITE_SCHEMA_VERSION, type SqliteDatabaseOptions } from './sqlite.js';
 
 export type Database = SqliteDatabase | PostgresDatabase;
 

@@ -141,14 +141,6 @@ export class SqliteDatabase {
   }
 }
 
-/** Open the SQLite database at `path` (see {@link SqliteDatabase}). */
-export async function openSqliteDatabase(
-  path: string,
-  options: SqliteDatabaseOptions = {},
-): Promise<SqliteDatabase> {
-  return new SqliteDatabase(path, options);
-}
-
 /** Create the database file (0600) and its folder (0700) if missing, before SQLite opens it. */
 function createPrivateFile(path: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });

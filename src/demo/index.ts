@@ -3,12 +3,5 @@
  * the emulator's Google Identity Services stand-in and POSTs the code to behalf through CORS, and
  * a backend for it that runs the photo job for the signed-in user.
  */
-export { startDemo, type Demo, type DemoOptions, type DemoWiring } from './server.js';
-export {
-  ENHANCE_PHOTOS,
-  ENHANCED_SUFFIX,
-  enhance,
-  enhancedName,
-  enhancePhotosJob,
-  type EnhanceResult,
-} from './photos.js';
+export { startDemo, type Demo } from './server.js';
+export { enhancedName, enhancePhotosJob, type EnhanceResult } from './photos.js';

@@ -1,9 +1,4 @@
-export {
-  SecurityEventReceiver,
-  type ReceivedEvent,
-  type ReceiverOptions,
-  type SecurityAction,
-} from './receiver.js';
+export { SecurityEventReceiver, type ReceivedEvent, type SecurityAction } from './receiver.js';
 export {
   PostgresSecurityLog,
   SqliteSecurityLog,
@@ -18,6 +13,4 @@ export {
   registerReceiverAtStartup,
   registerRiscReceiver,
   RISC_EVENTS_REQUESTED,
-  type RiscRegistration,
-  type ServiceAccountKey,
 } from './registration.js';

@@ -1,7 +1,1 @@
-export {
-  SignInService,
-  profileFrom,
-  type SignInDeps,
-  type SignInInput,
-  type SignInResult,
-} from './signin.js';
+export { SignInService, type SignInInput, type SignInResult } from './signin.js';

@@ -1,7 +1,2 @@
 export { sweepGrants, type SweepOptions, type SweepReport } from './health-sweep.js';
-export {
-  TokenService,
-  type AccessToken,
-  type RetryPolicy,
-  type TokenServiceOptions,
-} from './token-service.js';
+export { TokenService, type AccessToken, type TokenServiceOptions } from './token-service.js';

@@ -29,24 +29,11 @@ export {
   verifyApiKey,
   type CreatedApiKey,
 } from './api-keys.js';
-export { parseDatabaseUrl, redactDatabaseUrl, type DatabaseLocation } from './database-url.js';
+export { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 export { countGrantsByStatus } from './grant-counts.js';
 export { userStates, type UserState } from './user-search.js';
-export {
-  decryptToken,
-  encryptToken,
-  envelopeKeyId,
-  ENVELOPE_VERSION,
-  type RowBinding,
-  type TokenColumn,
-} from './envelope.js';
-export {
-  createKeyCheckValue,
-  verifyKeyCheckValue,
-  verifyKeyring,
-  type KeyCheckResult,
-  type KeyringVerification,
-} from './key-check.js';
+export { decryptToken, encryptToken, envelopeKeyId, ENVELOPE_VERSION, type RowBinding } from './envelope.js';
+export { createKeyCheckValue, verifyKeyCheckValue, verifyKeyring } from './key-check.js';
 export {
   formatKeyring,
   generateKeyring,
@@ -64,24 +51,11 @@ export {
   SQLITE_SCHEMA_VERSION,
   type MigrationReport,
   type PostgresPoolOptions,
-  type PostgresSettings,
 } from '../database/index.js';
-export {
-  erasePostgresUser,
-  PostgresStore,
-  revokePostgresGrant,
-  type PostgresStoreOptions,
-} from './postgres-store.js';
-export { eraseSqliteUser, revokeSqliteGrant, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
+export { erasePostgresUser, PostgresStore, revokePostgresGrant } from './postgres-store.js';
+export { eraseSqliteUser, revokeSqliteGrant, SqliteStore } from './sqlite-store.js';
 export type * from './types.js';
-export {
-  Vault,
-  type AccessTokenSave,
-  type Grant,
-  type RotateOptions,
-  type RotationReport,
-  type SignInSave,
-} from './vault.js';
+export { Vault, type Grant, type SignInSave } from './vault.js';
 
 export type OpenStoreOptions = OpenDatabaseOptions;
 

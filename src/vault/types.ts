@@ -1,7 +1,7 @@
 import type { GrantChanges } from '../database/index.js';
 import type { UserSearch, UserSearchPage } from './user-search.js';
 
-export type { UserListEntry, UserSearch, UserSearchPage } from './user-search.js';
+export type { UserSearch, UserSearchPage } from './user-search.js';
 import type { GrantChangeReason } from '../webhooks/outbox.js';
 
 /**

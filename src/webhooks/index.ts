@@ -37,7 +37,6 @@ export type {
   DeliveryCounts,
   DeliveryFilter,
   DeliveryRecord,
-  DeliveryStatus,
   EndpointStatus,
   WebhookStore,
 } from './store.js';

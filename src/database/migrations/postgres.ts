@@ -18,7 +18,7 @@
 import PgBoss from 'pg-boss';
 import type { Migration, MigrationClient, MigrationContext } from './sqlite.js';
 
-export type { Migration, MigrationClient, MigrationContext };
+export type { Migration };
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
