@@ -3,7 +3,10 @@ import { z } from 'zod';
 import type { SigningKeys } from './keys.js';
 import type { EmulatorState } from './state.js';
 
-/** Cross-Account Protection event types (spec §10.3): two in the oauth namespace, the rest in risc. */
+/**
+ * Cross-Account Protection event types (https://developers.google.com/identity/protocols/risc,
+ * "Supported event types"): two in the oauth namespace, the rest in risc.
+ */
 export const RISC_EVENT_TYPES = {
   'sessions-revoked': 'https://schemas.openid.net/secevent/risc/event-type/sessions-revoked',
   'tokens-revoked': 'https://schemas.openid.net/secevent/oauth/event-type/tokens-revoked',
@@ -26,7 +29,7 @@ export const RiscEventInput = z.object({
   email: z.string().max(320).optional(),
   /** account-disabled: `hijacking` | `bulk-account`. */
   reason: z.string().max(100).optional(),
-  /** token-revoked: the refresh token to name, and how (spec §10.3). */
+  /** token-revoked: the refresh token to name, and how (`prefix` or `hash_base64_sha512_sha512`). */
   token: z.string().max(4096).optional(),
   token_identifier_alg: z.enum(['prefix', 'hash_base64_sha512_sha512']).optional(),
   /** verification: the state to echo. */
@@ -53,7 +56,8 @@ export function applySecurityEvent(
 
 /**
  * Builds and pushes a security event token as Google's RISC service would: one signed SET per HTTPS
- * POST, signed with the same keys as ID tokens (spec §10.1). UNCONFIRMED details, chosen here:
+ * POST, signed with the same keys as ID tokens (https://developers.google.com/identity/protocols/risc).
+ * Google does not document these details; chosen here (see docs/emulator.md):
  * `Content-Type: application/secevent+jwt` (RFC 8935), header `typ: secevent+jwt`, no `exp`, and
  * `iss` equal to the risc-configuration issuer (no trailing slash).
  */
