@@ -26,6 +26,8 @@ export interface GrantSummary {
   /** A refresh token is stored and usable. */
   offlineAccess: boolean;
   scopes: string[];
+  /** When Google said the refresh token expires (Unix ms: Testing-mode or time-based access), or null. */
+  refreshTokenExpiresAt: number | null;
 }
 
 /**
@@ -230,6 +232,7 @@ export class Behalf {
       status: grant.status,
       offlineAccess: grant.status === 'active' && grant.refreshToken !== null,
       scopes: grant.scopes,
+      refreshTokenExpiresAt: grant.refreshTokenExpiresAt,
     };
   }
 }

@@ -13,6 +13,7 @@ import {
   LOCAL_SCOPES,
   type LocalGoogle,
 } from './local-mode.js';
+import { warnAboutExpiringGrants } from '../tokens/index.js';
 import { runAction } from './run.js';
 import { addSettingsFlags, settingsFromOptions } from './settings-flags.js';
 
@@ -103,6 +104,7 @@ export function registerServeCommand(program: Command): void {
         printLocalBanner({ url, config, emulator, demo, apiKeyFile, createdKeyFile: runtime.createdKeyFile });
       } else {
         runtime.logger.info({ url, database: redactDatabaseUrl(config.databaseUrl) }, 'behalf is listening');
+        await warnAboutExpiringGrants({ ...runtime, clientId: config.google.clientId }).catch(() => 0);
       }
     }),
   );

@@ -62,6 +62,11 @@ export function registerSweepCommand(program: Command): void {
             'Could not be checked (Google unavailable; run again later):',
             ...report.unavailable.map((sub) => `  ${sub}`),
           );
+        if (report.expiring.length > 0)
+          lines.push(
+            "Refresh token expires (Google gave an expiry: a Testing-mode OAuth client's 7 days, or time-based access; the user must sign in again by then):",
+            ...report.expiring.map((e) => `  ${e.sub}  ${new Date(e.refreshTokenExpiresAt).toISOString()}`),
+          );
         printResult(
           options,
           {
@@ -71,6 +76,10 @@ export function registerSweepCommand(program: Command): void {
             refreshed: report.refreshed,
             needs_consent: report.needsConsent,
             unavailable: report.unavailable,
+            expiring: report.expiring.map((e) => ({
+              sub: e.sub,
+              refresh_token_expires_at: new Date(e.refreshTokenExpiresAt).toISOString(),
+            })),
             started_at: isoOrNull(report.startedAt),
             finished_at: isoOrNull(report.finishedAt),
           },

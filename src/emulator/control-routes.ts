@@ -48,6 +48,13 @@ const NewCode = z.object({
   include_granted_scopes: z.boolean().default(true),
   /** The scopes the user left ticked on the consent screen (a subset of `scope`); default all. */
   granted_scopes: z.string().max(4096).optional(),
+  /** Time-based access: the user grants access for this long (seconds), and the refresh token then dies. */
+  refresh_token_lifetime_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * 86_400)
+    .optional(),
   code_challenge: z
     .string()
     .regex(/^[A-Za-z0-9._~-]{43,128}$/)
@@ -91,6 +98,8 @@ const ConfigInput = z.strictObject({
     .min(MIN_LIFETIME_S, { error: lifetimeError })
     .max(MAX_LIFETIME_S, { error: lifetimeError })
     .optional(),
+  /** The consent screen's publishing status: `testing` gives refresh tokens a 7-day life. */
+  publishing_status: z.enum(['testing', 'production']).optional(),
 });
 
 export interface ControlContext {
@@ -192,6 +201,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
       grantedScopes: granted,
       accessType: input.access_type,
       includeGrantedScopes: input.include_granted_scopes,
+      refreshTokenLifetimeSeconds: input.refresh_token_lifetime_seconds,
       redirectUri,
       nonce: input.nonce,
       prompt: input.prompt,
@@ -240,13 +250,17 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     return { expired: state.expireAccessTokens(found.sub) };
   });
 
-  const settings = () => ({ access_token_lifetime_seconds: state.accessTokenLifetimeSeconds });
+  const settings = () => ({
+    access_token_lifetime_seconds: state.accessTokenLifetimeSeconds,
+    publishing_status: state.publishingStatus,
+  });
   app.get('/emulator/config', async () => settings());
   app.post('/emulator/config', async (request, reply) => {
     const input = parse(ConfigInput, request.body, reply);
     if (input === undefined) return reply;
     if (input.access_token_lifetime_seconds !== undefined)
       state.accessTokenLifetimeSeconds = input.access_token_lifetime_seconds;
+    if (input.publishing_status !== undefined) state.publishingStatus = input.publishing_status;
     return settings();
   });
 

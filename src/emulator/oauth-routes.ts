@@ -262,7 +262,9 @@ function redeemCode(
   }
   const base = { sub: code.sub, clientId, azp: code.azp, scopes: code.scopes, generation: code.generation };
   const { token: accessToken, expiresIn } = state.issueAccessToken(base);
-  const refreshToken = code.issueRefreshToken ? state.issueRefreshToken(base) : undefined;
+  const refresh = code.issueRefreshToken
+    ? state.issueRefreshToken(base, code.refreshTokenLifetimeSeconds)
+    : undefined;
   const idToken = code.scopes.includes('openid')
     ? issueIdToken(ctx, base, accessToken, code.nonce, overrides)
     : undefined;
@@ -273,10 +275,13 @@ function redeemCode(
     .send({
       access_token: accessToken,
       expires_in: expiresIn,
-      ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
+      ...(refresh === undefined ? {} : { refresh_token: refresh.token }),
       scope: code.scopes.join(' '),
       token_type: 'Bearer',
       ...(idToken === undefined ? {} : { id_token: idToken }),
+      // Testing-mode apps and time-based access
+      // (https://developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
+      ...(refresh?.expiresIn === undefined ? {} : { refresh_token_expires_in: refresh.expiresIn }),
     });
 }
 
@@ -320,6 +325,10 @@ function refresh(
       scope: record.scopes.join(' '),
       token_type: 'Bearer',
       ...(idToken === undefined ? {} : { id_token: idToken }),
+      // The time the refresh token has left (not documented on refresh; docs/emulator.md).
+      ...(record.expiresAt === undefined
+        ? {}
+        : { refresh_token_expires_in: record.expiresAt - state.nowSeconds() }),
     });
 }
 

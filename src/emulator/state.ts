@@ -12,6 +12,11 @@ export const ID_TOKEN_LIFETIME_S = 3600;
 export const REFRESH_IDLE_LIMIT_S = 183 * 86_400;
 /** 100 live refresh tokens per Google Account per client; the oldest is invalidated (https://developers.google.com/identity/protocols/oauth2#expiration). */
 export const MAX_REFRESH_TOKENS = 100;
+/**
+ * A Testing-mode app's refresh tokens: `refresh_token_expires_in` 604799 (7 days less a second, as
+ * observed), dead after 7 days (https://support.google.com/cloud/answer/15549945).
+ */
+export const TESTING_REFRESH_LIFETIME_S = 604_799;
 
 export const SCOPE_EMAIL = 'https://www.googleapis.com/auth/userinfo.email';
 export const SCOPE_PROFILE = 'https://www.googleapis.com/auth/userinfo.profile';
@@ -52,6 +57,8 @@ export interface CodeRecord {
   expiresAt: number;
   used: boolean;
   issueRefreshToken: boolean;
+  /** Time-based access: the refresh token's lifetime the user chose (seconds), if any. */
+  refreshTokenLifetimeSeconds: number | undefined;
   generation: number;
 }
 
@@ -64,6 +71,8 @@ export interface RefreshRecord {
   issuedAt: number;
   lastUsedAt: number;
   invalidated: boolean;
+  /** Unix seconds when it stops working (Testing mode, time-based access); undefined: no expiry. */
+  expiresAt: number | undefined;
 }
 
 export interface AccessRecord {
@@ -116,6 +125,8 @@ export class EmulatorState {
   stats: Stats = emptyStats();
   /** `expires_in` of access tokens issued from now on. */
   accessTokenLifetimeSeconds: number = ACCESS_TOKEN_LIFETIME_S;
+  /** The OAuth consent screen's publishing status: `testing` gives refresh tokens a 7-day life. */
+  publishingStatus: 'testing' | 'production' = 'production';
 
   constructor(readonly clock: OffsetClock) {}
 
@@ -194,6 +205,8 @@ export class EmulatorState {
     includeGrantedScopes: boolean;
     codeChallenge?: string | undefined;
     codeChallengeMethod?: 'S256' | 'plain' | undefined;
+    /** Time-based access: the user granted access for this many seconds. */
+    refreshTokenLifetimeSeconds?: number | undefined;
   }): string {
     let grant = this.#grants.get(input.sub);
     const requested = normalizeScopes(input.scopes);
@@ -236,6 +249,7 @@ export class EmulatorState {
       expiresAt: this.nowSeconds() + CODE_LIFETIME_S,
       used: false,
       issueRefreshToken,
+      refreshTokenLifetimeSeconds: input.refreshTokenLifetimeSeconds,
       generation: grant.generation,
     });
     this.stats.codes_issued++;
@@ -258,16 +272,35 @@ export class EmulatorState {
     return { token, expiresIn };
   }
 
-  issueRefreshToken(input: {
-    sub: string;
-    clientId: string;
-    azp: string;
-    scopes: string[];
-    generation: number;
-  }): string {
+  /**
+   * A refresh token, and its `refresh_token_expires_in` when it has one: the time-based access the
+   * user chose, else a Testing-mode app's 7 days unless only sign-in scopes were granted
+   * (https://developers.google.com/identity/protocols/oauth2#expiration).
+   */
+  issueRefreshToken(
+    input: {
+      sub: string;
+      clientId: string;
+      azp: string;
+      scopes: string[];
+      generation: number;
+    },
+    lifetimeSeconds?: number,
+  ): { token: string; expiresIn: number | undefined } {
     const token = `1//0${randomToken(100)}`;
     const now = this.nowSeconds();
-    this.refreshTokens.set(token, { ...input, issuedAt: now, lastUsedAt: now, invalidated: false });
+    const expiresIn =
+      lifetimeSeconds ??
+      (this.publishingStatus === 'testing' && !input.scopes.every(isBasicScope)
+        ? TESTING_REFRESH_LIFETIME_S
+        : undefined);
+    this.refreshTokens.set(token, {
+      ...input,
+      issuedAt: now,
+      lastUsedAt: now,
+      invalidated: false,
+      expiresAt: expiresIn === undefined ? undefined : now + expiresIn,
+    });
     // Past the per-client limit, the oldest live refresh token silently stops working.
     const live = [...this.refreshTokens.values()].filter(
       (r) => r.sub === input.sub && r.clientId === input.clientId && this.isLive(r),
@@ -277,18 +310,19 @@ export class EmulatorState {
       for (const record of live.slice(0, live.length - MAX_REFRESH_TOKENS)) record.invalidated = true;
     }
     this.#log('refresh_token', token, input.sub, input.clientId);
-    return token;
+    return { token, expiresIn };
   }
 
   logIdToken(token: string, sub: string, clientId: string): void {
     this.#log('id_token', token, sub, clientId);
   }
 
-  /** A refresh token still usable: not invalidated, grant not revoked since, not idle too long. */
+  /** A refresh token still usable: not invalidated, grant not revoked since, not idle too long, not expired. */
   isLive(record: RefreshRecord): boolean {
     const grant = this.#grants.get(record.sub);
     return (
       !record.invalidated &&
+      (record.expiresAt === undefined || this.nowSeconds() < record.expiresAt) &&
       grant !== undefined &&
       !grant.revoked &&
       grant.generation === record.generation &&

@@ -120,6 +120,12 @@ export const GrantSummary = named(
     status: z.enum(GRANT_STATUSES),
     offline_access: z.boolean().describe('A refresh token is stored and usable.'),
     scopes: z.array(z.string()),
+    offline_access_expires_at: z
+      .string()
+      .nullable()
+      .describe(
+        "When Google said the refresh token stops working (a Testing-mode client's 7 days, or time-based access), or null.",
+      ),
   }),
 );
 

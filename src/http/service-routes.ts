@@ -114,7 +114,13 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
             const state = states.get(user.sub);
             return userDetailsJson(
               user,
-              grant === null ? null : { ...grant, offlineAccess: state?.offlineAccess ?? false },
+              grant === null
+                ? null
+                : {
+                    ...grant,
+                    offlineAccess: state?.offlineAccess ?? false,
+                    refreshTokenExpiresAt: state?.refreshTokenExpiresAt ?? null,
+                  },
               (state?.security ?? null) as UserSecurity | null,
             );
           }),
@@ -275,7 +281,13 @@ function userDetailsJson(user: UserRecord, grant: GrantSummary | null, security:
 }
 
 function grantJson(grant: GrantSummary): NonNullable<User['grant']> {
-  return { status: grant.status, offline_access: grant.offlineAccess, scopes: grant.scopes };
+  return {
+    status: grant.status,
+    offline_access: grant.offlineAccess,
+    scopes: grant.scopes,
+    offline_access_expires_at:
+      grant.refreshTokenExpiresAt === null ? null : new Date(grant.refreshTokenExpiresAt).toISOString(),
+  };
 }
 
 /**

@@ -48,11 +48,13 @@ export interface SignInDeps {
   redirectUris: string[];
 }
 
-// Google's codes are at most 256 bytes (spec §4.1); anything far longer is not a code.
+// Google's codes are at most 256 bytes (https://developers.google.com/identity/protocols/oauth2#size);
+// anything far longer is not a code.
 const MAX_CODE_LENGTH = 512;
 
 /**
- * The server-side access flow (spec §3, §8): redeem the code, verify the ID token strictly,
+ * The server-side access flow (https://developers.google.com/identity/sign-in/ios/offline-access,
+ * https://developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code): redeem the code, verify the ID token strictly,
  * store the user and the encrypted tokens, and only then answer.
  */
 export class SignInService {
@@ -93,6 +95,12 @@ export class SignInService {
       clientId: this.deps.oauth.clientId,
       scopes,
       refreshToken: tokens.refreshToken,
+      // Testing-mode clients' and time-based grants' refresh tokens expire
+      // (https://developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
+      refreshTokenExpiresAt:
+        tokens.refreshToken !== undefined && tokens.refreshTokenExpiresIn !== undefined
+          ? now + tokens.refreshTokenExpiresIn * 1000
+          : null,
       accessToken: tokens.accessToken,
       accessTokenExpiresAt: now + tokens.expiresIn * 1000,
       now,
@@ -131,7 +139,8 @@ function checkCode(code: string): string {
   if (code.length > MAX_CODE_LENGTH || !/^[\x21-\x7e]+$/.test(code)) {
     throw new BehalfError('CODE_INVALID', 'The server auth code is malformed.', { reason: 'malformed_code' });
   }
-  // A code whose "/" is still percent-encoded ("4%2F...") always fails at Google (spec §5); apps
+  // A code whose "/" is still percent-encoded ("4%2F...") always fails at Google: it was encoded
+  // twice, once more than the form body's encoding (https://www.rfc-editor.org/rfc/rfc6749#appendix-B); apps
   // that double-encode are common, so decode that one known shape instead of burning the code.
   if (/^4%2F/i.test(code)) {
     try {

@@ -13,6 +13,11 @@ export interface SweepReport {
   needsConsent: string[];
   /** Users whose check could not finish (Google unavailable): check again later. */
   unavailable: string[];
+  /**
+   * Users whose grant works but whose refresh token Google gave an expiry (a Testing-mode OAuth
+   * client's 7 days, or time-based access), soonest first: they must sign in again by then.
+   */
+  expiring: Array<{ sub: string; refreshTokenExpiresAt: number }>;
   startedAt: number;
   finishedAt: number;
 }
@@ -46,6 +51,7 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
     healthy: 0,
     needsConsent: [],
     unavailable: [],
+    expiring: [],
     startedAt,
     finishedAt: startedAt,
   };
@@ -57,6 +63,15 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
     if (grant.clientId !== clientId) continue;
     report.checked++;
     if (grant.status !== 'active') {
+      report.needsConsent.push(grant.sub);
+      progress();
+      continue;
+    }
+    const expiresAt = grant.refreshTokenExpiresAt;
+    if (expiresAt !== null && clock.now() >= expiresAt && grant.refreshTokenCiphertext !== null) {
+      // Past the expiry Google gave: dead at Google, so marked without asking it
+      // (https://developers.google.com/identity/protocols/oauth2#expiration).
+      await vault.setGrantStatus(grant.sub, clientId, 'needs_consent', clock.now(), 'grant_expired');
       report.needsConsent.push(grant.sub);
       progress();
       continue;
@@ -73,6 +88,7 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
         );
         if (token.expiresAt !== before) report.refreshed++;
         report.healthy++;
+        if (expiresAt !== null) report.expiring.push({ sub: grant.sub, refreshTokenExpiresAt: expiresAt });
       } catch (error) {
         if (isBehalfError(error) && (error.code === 'NEEDS_CONSENT' || error.code === 'USER_NOT_FOUND')) {
           report.needsConsent.push(grant.sub);
@@ -91,6 +107,9 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
   await queue.onIdle();
   report.needsConsent.sort();
   report.unavailable.sort();
+  report.expiring.sort(
+    (a, b) => a.refreshTokenExpiresAt - b.refreshTokenExpiresAt || (a.sub < b.sub ? -1 : 1),
+  );
   report.finishedAt = clock.now();
   return report;
 }

@@ -220,6 +220,7 @@ export class TokenService {
     if (grant.refreshToken === null) {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
     }
+    await this.#refuseExpired(grant);
     return this.#refreshUnderLease(sub, rejected, load);
   }
 
@@ -254,6 +255,7 @@ export class TokenService {
           if (grant.refreshToken === null) {
             throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
           }
+          await this.#refuseExpired(grant);
           const token = await this.#refresh(sub, grant, renewal);
           released = true; // the new token was stored (or refused) and the lease given back in one write
           return this.#remember(sub, token, load);
@@ -360,6 +362,22 @@ export class TokenService {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
     }
     return grant;
+  }
+
+  /**
+   * A refresh token past the expiry Google gave with it (a Testing-mode app's 7 days, time-based
+   * access: https://developers.google.com/identity/protocols/oauth2#expiration) is dead: Google is
+   * not asked; the grant is marked needs_consent and the caller told why (`grant_expired`).
+   */
+  async #refuseExpired(grant: Grant): Promise<void> {
+    const { vault, oauth, clock } = this.options;
+    if (grant.refreshTokenExpiresAt === null || clock.now() < grant.refreshTokenExpiresAt) return;
+    await vault.setGrantStatus(grant.sub, oauth.clientId, 'needs_consent', clock.now(), 'grant_expired');
+    throw new BehalfError(
+      'NEEDS_CONSENT',
+      "This user's Google grant expired (Google gave its refresh token an expiry: a Testing-mode OAuth client's 7 days, or time-based access). Ask them to sign in again.",
+      { reason: 'grant_expired' },
+    );
   }
 
   /** The stored access token, if it is fresh and not the one the caller saw rejected. */

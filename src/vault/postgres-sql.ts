@@ -3,7 +3,7 @@
  * them inside its own transactions. $n are bound parameters: values never enter the text.
  */
 const GRANT_COLUMNS = `sub, client_id, refresh_token, access_token, access_token_expires_at, scopes, status, version,
-  refresh_token_issued_at, created_at, updated_at`;
+  refresh_token_issued_at, created_at, updated_at, refresh_token_expires_at`;
 
 /**
  * Whether a sign-in's refresh token replaces the stored one, inside ON CONFLICT DO UPDATE where
@@ -29,16 +29,21 @@ export const SQL = {
   // repeat sign-in cannot revive a grant Google refused), and a grant with none needs consent.
   upsertGrant: `INSERT INTO grants (${GRANT_COLUMNS})
     VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $3::bytea IS NULL THEN 'needs_consent' ELSE 'active' END, 1,
-      CASE WHEN $3::bytea IS NULL THEN NULL ELSE $7::bigint END, $7, $7)
+      CASE WHEN $3::bytea IS NULL THEN NULL ELSE $7::bigint END, $7, $7,
+      CASE WHEN $3::bytea IS NULL THEN NULL ELSE $8::bigint END)
     ON CONFLICT (sub, client_id) DO UPDATE SET
       refresh_token = CASE WHEN ${REPLACES_REFRESH} THEN excluded.refresh_token ELSE grants.refresh_token END,
       refresh_token_issued_at = CASE WHEN ${REPLACES_REFRESH} THEN excluded.updated_at ELSE grants.refresh_token_issued_at END,
+      refresh_token_expires_at = CASE WHEN ${REPLACES_REFRESH} THEN excluded.refresh_token_expires_at ELSE grants.refresh_token_expires_at END,
       status = CASE WHEN ${REPLACES_REFRESH} THEN 'active' WHEN grants.refresh_token IS NULL THEN 'needs_consent' ELSE grants.status END,
       access_token = excluded.access_token, access_token_expires_at = excluded.access_token_expires_at, scopes = excluded.scopes,
       version = grants.version + 1, updated_at = excluded.updated_at
     RETURNING *`,
   getUser: 'SELECT * FROM users WHERE sub = $1',
   getGrant: `SELECT ${GRANT_COLUMNS} FROM grants WHERE sub = $1 AND client_id = $2`,
+  // A range of grants_by_refresh_expiry (migration 9).
+  countExpiring: `SELECT COUNT(*)::bigint AS n FROM grants WHERE refresh_token_expires_at IS NOT NULL
+    AND refresh_token_expires_at < $2 AND client_id = $1 AND status = 'active'`,
   // A grant's status before a change, locked until the change commits: what the change's webhook
   // event compares with.
   lockGrantStatus: 'SELECT status FROM grants WHERE sub = $1 AND client_id = $2 FOR UPDATE',

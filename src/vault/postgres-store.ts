@@ -109,6 +109,7 @@ export class PostgresStore implements Store {
         write.accessTokenExpiresAt,
         write.scopes,
         now,
+        write.refreshTokenExpiresAt ?? null,
       ]);
       const stored = toGrant(grant.rows[0]!);
       await recordPostgresEvents(db, [grantStatusEvent(user.sub, before, stored.status, 'signed_in')], now);
@@ -121,6 +122,11 @@ export class PostgresStore implements Store {
   async getUser(sub: string): Promise<UserRecord | null> {
     const { rows } = await this.database.query<UserRow>(SQL.getUser, [sub]);
     return rows[0] === undefined ? null : toUser(rows[0]);
+  }
+
+  async countExpiringGrants(clientId: string, before: number): Promise<number> {
+    const { rows } = await this.database.query<{ n: number }>(SQL.countExpiring, [clientId, before]);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async getGrant(sub: string, clientId: string): Promise<StoredGrant | null> {

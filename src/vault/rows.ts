@@ -43,6 +43,7 @@ export interface GrantRow {
   status: string;
   version: number;
   refresh_token_issued_at: number | null;
+  refresh_token_expires_at: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -89,6 +90,7 @@ export function toGrant(row: GrantRow): StoredGrant {
     status: row.status as GrantStatus,
     version: row.version,
     refreshTokenIssuedAt: row.refresh_token_issued_at,
+    refreshTokenExpiresAt: row.refresh_token_expires_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

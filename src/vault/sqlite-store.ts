@@ -124,6 +124,9 @@ export class SqliteStore implements Store {
         client_id: write.clientId,
         refresh_token: refreshToken,
         refresh_token_issued_at: replaceRefresh ? now : (existing?.refresh_token_issued_at ?? null),
+        refresh_token_expires_at: replaceRefresh
+          ? (write.refreshTokenExpiresAt ?? null)
+          : (existing?.refresh_token_expires_at ?? null),
         access_token: write.accessTokenCiphertext,
         access_token_expires_at: write.accessTokenExpiresAt,
         scopes: write.scopes.join(' '),
@@ -156,6 +159,12 @@ export class SqliteStore implements Store {
       const row = this.#sql.getUser.get(sub) as UserRow | undefined;
       return row === undefined ? null : toUser(row);
     });
+  }
+
+  async countExpiringGrants(clientId: string, before: number): Promise<number> {
+    return this.database.run(
+      () => (this.#sql.countExpiring.get({ client_id: clientId, before }) as { n: number }).n,
+    );
   }
 
   async getGrant(sub: string, clientId: string): Promise<StoredGrant | null> {
@@ -445,17 +454,23 @@ function prepareVault(db: Database.Database) {
          locale = excluded.locale, hd = excluded.hd, updated_at = excluded.updated_at, last_sign_in_at = excluded.last_sign_in_at`,
     ),
     upsertGrant: db.prepare(
-      `INSERT INTO grants (sub, client_id, refresh_token, refresh_token_issued_at, access_token, access_token_expires_at, scopes,
-         status, version, created_at, updated_at)
-       VALUES (@sub, @client_id, @refresh_token, @refresh_token_issued_at, @access_token, @access_token_expires_at, @scopes,
-         @status, 1, @now, @now)
+      `INSERT INTO grants (sub, client_id, refresh_token, refresh_token_issued_at, refresh_token_expires_at, access_token,
+         access_token_expires_at, scopes, status, version, created_at, updated_at)
+       VALUES (@sub, @client_id, @refresh_token, @refresh_token_issued_at, @refresh_token_expires_at, @access_token,
+         @access_token_expires_at, @scopes, @status, 1, @now, @now)
        ON CONFLICT (sub, client_id) DO UPDATE SET refresh_token = excluded.refresh_token,
-         refresh_token_issued_at = excluded.refresh_token_issued_at, access_token = excluded.access_token,
+         refresh_token_issued_at = excluded.refresh_token_issued_at,
+         refresh_token_expires_at = excluded.refresh_token_expires_at, access_token = excluded.access_token,
          access_token_expires_at = excluded.access_token_expires_at, scopes = excluded.scopes, status = excluded.status,
          version = grants.version + 1, updated_at = excluded.updated_at`,
     ),
     getUser: db.prepare('SELECT * FROM users WHERE sub = ?'),
     getGrant: db.prepare('SELECT * FROM grants WHERE sub = ? AND client_id = ?'),
+    // A range of grants_by_refresh_expiry (migration 9).
+    countExpiring: db.prepare(
+      `SELECT COUNT(*) AS n FROM grants WHERE refresh_token_expires_at IS NOT NULL
+         AND refresh_token_expires_at < @before AND client_id = @client_id AND status = 'active'`,
+    ),
     // Only an active grant takes a new access token: a revoked one must not get one back.
     saveAccessToken: db.prepare(
       `UPDATE grants SET access_token = @access_token, access_token_expires_at = @expires_at,

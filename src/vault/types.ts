@@ -48,6 +48,12 @@ export interface StoredGrant {
   version: number;
   /** Unix milliseconds of the refresh token currently stored; null when none. */
   refreshTokenIssuedAt: number | null;
+  /**
+   * Unix milliseconds when Google said the stored refresh token stops working
+   * (`refresh_token_expires_in`: a Testing-mode app's 7 days, or time-based access); null when it
+   * gave no expiry.
+   */
+  refreshTokenExpiresAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -58,6 +64,8 @@ export interface SignInWrite {
   scopes: string[];
   /** A new refresh token's ciphertext, or undefined to keep the stored one (repeat sign-in). */
   refreshTokenCiphertext: Buffer | undefined;
+  /** When the new refresh token expires (Unix ms), or null; ignored when the stored one is kept. */
+  refreshTokenExpiresAt?: number | null;
   accessTokenCiphertext: Buffer;
   accessTokenExpiresAt: number;
   now: number;
@@ -182,6 +190,12 @@ export interface Store {
   deleteUser(sub: string): Promise<boolean>;
 
   /** Grants in (sub, clientId) order, a page at a time. */
+  /**
+   * How many active grants hold a refresh token Google said expires before `before` (Unix ms):
+   * a Testing-mode client's grants, found at start-up.
+   */
+  countExpiringGrants(clientId: string, before: number): Promise<number>;
+
   listGrants(options: {
     after?: { sub: string; clientId: string };
     limit: number;

@@ -272,6 +272,8 @@ export async function searchPostgresUsers(
 export interface UserState {
   /** The grant is active and holds a refresh token (as GET /v1/users/{sub} says). */
   offlineAccess: boolean;
+  /** When Google said the grant's refresh token expires (Unix ms), or null. */
+  refreshTokenExpiresAt: number | null;
   /** What Google last reported about the account (Cross-Account Protection), or null. */
   security: { state: string; at: number } | null;
 }
@@ -279,12 +281,14 @@ export interface UserState {
 interface StateRow {
   sub: string;
   offline: number | boolean | null;
+  refresh_expires: number | string | null;
   security_state: string | null;
   security_at: number | string | null;
 }
 
 // One query for a whole page, by primary key: the refresh token is only tested for presence.
 const STATE_COLUMNS = `u.sub, (g.status = 'active' AND g.refresh_token IS NOT NULL) AS offline,
+  g.refresh_token_expires_at AS refresh_expires,
   s.state AS security_state, s.at AS security_at`;
 const STATE_JOINS = `LEFT JOIN user_security s ON s.sub = u.sub`;
 
@@ -294,6 +298,7 @@ function toStates(rows: StateRow[]): Map<string, UserState> {
       row.sub,
       {
         offlineAccess: row.offline === true || row.offline === 1,
+        refreshTokenExpiresAt: row.refresh_expires === null ? null : Number(row.refresh_expires),
         security:
           row.security_state === null || row.security_at === null
             ? null

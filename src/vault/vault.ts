@@ -25,6 +25,8 @@ export interface Grant {
   /** Pass back as `expectedVersion` to write only if nobody wrote in between. */
   version: number;
   refreshTokenIssuedAt: number | null;
+  /** Unix milliseconds when Google said the refresh token stops working; null: no expiry given. */
+  refreshTokenExpiresAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -37,6 +39,8 @@ export interface SignInSave {
   scopes: string[];
   /** A new refresh token, or undefined to keep the stored one (a repeat sign-in). */
   refreshToken?: string | undefined;
+  /** When that new refresh token expires (Unix ms; Google's `refresh_token_expires_in`), if it does. */
+  refreshTokenExpiresAt?: number | null;
   accessToken: string;
   /** Unix milliseconds. */
   accessTokenExpiresAt: number;
@@ -117,6 +121,7 @@ export class Vault {
           : this.#seal('refresh_token', user.sub, clientId, input.refreshToken),
       accessTokenCiphertext: this.#seal('access_token', user.sub, clientId, input.accessToken),
       accessTokenExpiresAt: input.accessTokenExpiresAt,
+      refreshTokenExpiresAt: input.refreshTokenExpiresAt ?? null,
       now: input.now,
     });
     return { user: saved.user, grant: this.#open(saved.grant) };
@@ -181,6 +186,11 @@ export class Vault {
   }
 
   /** Grants a page at a time, in (sub, clientId) order. Tokens stay encrypted: use getGrant to read them. */
+  /** Active grants whose refresh token Google said expires before `before` (Unix ms). */
+  countExpiringGrants(clientId: string, before: number): Promise<number> {
+    return this.store.countExpiringGrants(clientId, before);
+  }
+
   listGrants(options: {
     after?: { sub: string; clientId: string };
     limit: number;
@@ -356,6 +366,7 @@ export class Vault {
       status: stored.status,
       version: stored.version,
       refreshTokenIssuedAt: stored.refreshTokenIssuedAt,
+      refreshTokenExpiresAt: stored.refreshTokenExpiresAt,
       createdAt: stored.createdAt,
       updatedAt: stored.updatedAt,
     };

@@ -24,7 +24,13 @@ export const WEBHOOK_EVENT_TYPES = [
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /** Why a grant's status changed (the event's `data.reason`). */
-export type GrantChangeReason = 'signed_in' | 'signed_out' | 'refresh_refused' | 'security_event';
+export type GrantChangeReason =
+  | 'signed_in'
+  | 'signed_out'
+  | 'refresh_refused'
+  | 'security_event'
+  /** The refresh token's expiry Google gave passed (Testing-mode or time-based access). */
+  | 'grant_expired';
 
 /** Why a user was deleted (`user.deleted`'s `data.reason`). */
 export type UserDeletionReason = 'deleted' | 'account_purged';

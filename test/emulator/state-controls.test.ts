@@ -59,7 +59,10 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
   });
 
   it('starts at 3599 s, and GET answers the settings', async () => {
-    expect(await f.control('GET', '/emulator/config')).toEqual({ access_token_lifetime_seconds: 3599 });
+    expect(await f.control('GET', '/emulator/config')).toEqual({
+      access_token_lifetime_seconds: 3599,
+      publishing_status: 'production',
+    });
     const { sub } = await f.user();
     expect((await f.exchange(await f.code(sub))).body.expires_in).toBe(3599);
   });
@@ -68,8 +71,12 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     const before = await signedIn(f);
     expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: 5 })).toEqual({
       access_token_lifetime_seconds: 5,
+      publishing_status: 'production',
     });
-    expect(await f.control('GET', '/emulator/config')).toEqual({ access_token_lifetime_seconds: 5 });
+    expect(await f.control('GET', '/emulator/config')).toEqual({
+      access_token_lifetime_seconds: 5,
+      publishing_status: 'production',
+    });
 
     const { sub } = await f.user();
     const exchanged = await f.exchange(await f.code(sub));
@@ -92,7 +99,7 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
   it('accepts the bounds, 1 and 86400', async () => {
     for (const seconds of [1, 86_400]) {
       expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: seconds })).toEqual(
-        { access_token_lifetime_seconds: seconds },
+        { access_token_lifetime_seconds: seconds, publishing_status: 'production' },
       );
       const { sub } = await f.user();
       expect((await f.exchange(await f.code(sub))).body.expires_in).toBe(seconds);
@@ -101,7 +108,10 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
 
   it('an empty body changes nothing and answers the settings', async () => {
     await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: 42 });
-    expect(await f.control('POST', '/emulator/config', {})).toEqual({ access_token_lifetime_seconds: 42 });
+    expect(await f.control('POST', '/emulator/config', {})).toEqual({
+      access_token_lifetime_seconds: 42,
+      publishing_status: 'production',
+    });
   });
 
   it("refuses anything but a whole number from 1 to 86400, and unknown keys, with a 400 in the control API's shape", async () => {
@@ -131,7 +141,10 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     }
     expect((await call(f, 'POST', '/emulator/config', '{not json')).status).toBe(400);
     // Nothing was changed by the refused calls.
-    expect(await f.control('GET', '/emulator/config')).toEqual({ access_token_lifetime_seconds: 60 });
+    expect(await f.control('GET', '/emulator/config')).toEqual({
+      access_token_lifetime_seconds: 60,
+      publishing_status: 'production',
+    });
   });
 });
 

@@ -34,6 +34,7 @@ function sharedStore(clock: OffsetClock) {
       status: 'active',
       version: token === undefined ? 1 : 2,
       refreshTokenIssuedAt: now,
+      refreshTokenExpiresAt: null,
       createdAt: now,
       updatedAt: now,
     };

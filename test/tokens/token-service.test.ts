@@ -43,6 +43,7 @@ function storedTokens(clock: OffsetClock) {
         status: 'active',
         version: 1,
         refreshTokenIssuedAt: now,
+        refreshTokenExpiresAt: null,
         createdAt: now,
         updatedAt: now,
       };

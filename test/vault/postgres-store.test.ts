@@ -104,6 +104,7 @@ describe.runIf(server !== undefined)('Postgres', () => {
             name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
           },
           { version: 8, name: 'grant counts' },
+          { version: 9, name: 'refresh token expiry' },
         ],
       });
       const second = await migrateStore(url);
@@ -128,13 +129,14 @@ describe.runIf(server !== undefined)('Postgres', () => {
           name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
         },
         { version: 8, name: 'grant counts' },
+        { version: 9, name: 'refresh token expiry' },
       ]);
     });
 
     it('several migrate runs at once apply each migration exactly once', async () => {
       const url = await db.freshSchema();
       const reports = await Promise.all(Array.from({ length: 6 }, () => migrateStore(url)));
-      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(reports.flatMap((r) => r.applied).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(reports.every((r) => r.to === POSTGRES_SCHEMA_VERSION)).toBe(true);
       const store = await openStore(url);
       await store.close();
@@ -160,17 +162,16 @@ describe.runIf(server !== undefined)('Postgres', () => {
       const url = await migratedSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
       await db.query(
-        `DROP TABLE ${schema}.grant_counts; DROP TRIGGER grants_counted ON ${schema}.grants;
-         DROP TRIGGER grants_counted_status ON ${schema}.grants; DROP FUNCTION ${schema}.behalf_count_grant();
-         DELETE FROM ${schema}.schema_migrations WHERE version = 8`,
+        `DROP INDEX ${schema}.grants_by_refresh_expiry; ALTER TABLE ${schema}.grants DROP COLUMN refresh_token_expires_at;
+         DELETE FROM ${schema}.schema_migrations WHERE version = 9`,
       );
       const error = await errorOf(openStore(url));
       expect(error.code).toBe('CONFIG_INVALID');
       expect(error.reason).toBe('schema_too_old');
       expect(error.message).toMatch(
-        /^BEHALF_DATABASE_URL: .*is at schema version 7, older than this behalf needs.*run `behalf migrate`/,
+        /^BEHALF_DATABASE_URL: .*is at schema version 8, older than this behalf needs.*run `behalf migrate`/,
       );
-      expect((await migrateStore(url)).applied).toEqual([{ version: 8, name: 'grant counts' }]);
+      expect((await migrateStore(url)).applied).toEqual([{ version: 9, name: 'refresh token expiry' }]);
       const store = await openStore(url);
       await store.close();
     });

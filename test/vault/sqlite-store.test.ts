@@ -127,6 +127,7 @@ describe('SqliteStore on disk', () => {
           name: 'admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email',
         },
         { version: 8, name: 'grant counts' },
+        { version: 9, name: 'refresh token expiry' },
       ]);
     } finally {
       db.close();

@@ -102,6 +102,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           status: 'active',
           version: 1,
           refreshTokenIssuedAt: T0,
+          refreshTokenExpiresAt: null,
           createdAt: T0,
           updatedAt: T0,
         });
@@ -233,6 +234,33 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         const row = await grant('109');
         expect(row.version).toBe(20);
         expect(row.status).toBe('active');
+      });
+    });
+
+    describe('refresh token expiry (issue 15, point 3)', () => {
+      it('is stored with a new refresh token, kept by a repeat sign-in, replaced by the next new one', async () => {
+        await store.saveSignIn(signIn('exp-1', { refreshTokenExpiresAt: T0 + 7 * 24 * HOUR }));
+        expect((await grant('exp-1')).refreshTokenExpiresAt).toBe(T0 + 7 * 24 * HOUR);
+        await store.saveSignIn(
+          signIn('exp-1', { refreshTokenCiphertext: undefined, refreshTokenExpiresAt: null, now: T0 + HOUR }),
+        );
+        expect((await grant('exp-1')).refreshTokenExpiresAt).toBe(T0 + 7 * 24 * HOUR);
+        await store.saveSignIn(signIn('exp-1', { refreshTokenExpiresAt: null, now: T0 + 2 * HOUR }));
+        expect((await grant('exp-1')).refreshTokenExpiresAt).toBeNull();
+        await store.saveSignIn(signIn('exp-2'));
+        expect((await grant('exp-2')).refreshTokenExpiresAt).toBeNull();
+      });
+
+      it('counts active grants of the client whose refresh token expires before a time', async () => {
+        await store.saveSignIn(signIn('soon', { refreshTokenExpiresAt: T0 + 24 * HOUR }));
+        await store.saveSignIn(signIn('later', { refreshTokenExpiresAt: T0 + 30 * 24 * HOUR }));
+        await store.saveSignIn(signIn('never'));
+        await store.saveSignIn(signIn('other', { clientId: OTHER_CLIENT, refreshTokenExpiresAt: T0 + HOUR }));
+        await store.saveSignIn(signIn('dead', { refreshTokenExpiresAt: T0 + HOUR }));
+        await store.setGrantStatus('dead', CLIENT, 'needs_consent', T0);
+        expect(await store.countExpiringGrants(CLIENT, T0 + 7 * 24 * HOUR)).toBe(1);
+        expect(await store.countExpiringGrants(CLIENT, T0 + 31 * 24 * HOUR)).toBe(2);
+        expect(await store.countExpiringGrants(CLIENT, T0)).toBe(0);
       });
     });
 

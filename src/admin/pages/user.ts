@@ -63,6 +63,10 @@ export function userPage(view: UserView): string {
                 </dd>
                 <dt>Refresh token stored</dt>
                 <dd>${time(grant.refreshTokenIssuedAt)}</dd>
+                <dt>Refresh token expires</dt>
+                <dd>
+                  ${grant.refreshTokenExpiresAt === null ? html`<span class="hint">never (no expiry from Google)</span>` : html`${time(grant.refreshTokenExpiresAt)} <span class="hint">(Testing-mode client or time-based access: the user must sign in again then)</span>`}
+                </dd>
                 <dt>Access token valid until</dt>
                 <dd>
                   ${grant.accessTokenExpiresAt === null ? html`<span class="hint">none cached</span>` : time(grant.accessTokenExpiresAt)}

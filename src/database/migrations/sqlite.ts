@@ -319,6 +319,18 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 9,
+    name: 'refresh token expiry',
+    sql: `
+      -- When Google said the grant's refresh token stops working (refresh_token_expires_in: a
+      -- Testing-mode app's 7 days, or time-based access the user chose), Unix ms; NULL when Google
+      -- gave no expiry. The index holds only grants that have one: start-up counts those expiring soon.
+      ALTER TABLE grants ADD COLUMN refresh_token_expires_at INTEGER;
+      CREATE INDEX grants_by_refresh_expiry ON grants (refresh_token_expires_at)
+        WHERE refresh_token_expires_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** The newest schema version this build knows. */
