@@ -155,7 +155,8 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
       log: securityLog,
       clientId: config.google.clientId,
       audiences: [config.google.clientId, ...config.google.appClientIds],
-      // Google's SETs come from the same issuer as its ID tokens (risc-configuration says so, spec §10.1).
+      // Google's SETs come from the same issuer as its ID tokens (its risc-configuration document says
+      // so: https://developers.google.com/identity/protocols/risc#validate).
       issuer,
       logger,
       onEvent: metrics.securityEvent,
@@ -293,7 +294,10 @@ async function startupEndpoints(
   }
 }
 
-/** Google's ID tokens carry either form of its issuer (spec §7.2); accept both, never others. */
+/**
+ * Google's ID tokens carry either form of its issuer
+ * (https://developers.google.com/identity/gsi/web/guides/verify-google-id-token); accept both, never others.
+ */
 function uniqueIssuers(issuer: string): string[] {
   const bare = issuer.replace(/^https:\/\//, '');
   return [...new Set([issuer, `https://${bare}`, bare])];

@@ -19,7 +19,7 @@ export async function seedGrants(
   const first = options.first ?? 0;
   const batch = options.batch ?? 1000;
   const now = Date.now();
-  // Google's refresh tokens are ~100 characters, access tokens ~200 (spec §4.1 allows up to 512/2048).
+  // Google's refresh tokens are ~100 characters, access tokens ~200 (Google allows up to 512/2048: https://developers.google.com/identity/protocols/oauth2#size).
   const refreshTail = randomBytes(75).toString('base64url');
   const accessTail = randomBytes(150).toString('base64url');
   for (let start = first; start < first + options.count; start += batch) {

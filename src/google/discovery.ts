@@ -52,7 +52,7 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /**
  * The discovery document, fetched lazily and cached as its Cache-Control says (Google: "Standard
- * HTTP caching headers are used and should be respected", spec §1.3). A failed refetch keeps
+ * HTTP caching headers are used and should be respected", https://developers.google.com/identity/openid-connect/openid-connect#discovery). A failed refetch keeps
  * serving the last good copy: endpoints do not move often, and a blip must not stop sign-ins.
  */
 export class GoogleDiscovery {

@@ -30,7 +30,8 @@ export interface TokenSet {
   refreshTokenExpiresIn: number | undefined;
 }
 
-// Size limits are Google's (spec §4.1: access ≤ 2048 bytes, refresh ≤ 512); a little headroom is allowed.
+// Size limits are Google's (access ≤ 2048 bytes, refresh ≤ 512,
+// https://developers.google.com/identity/protocols/oauth2#size); a little headroom is allowed.
 const TokenResponse = z.object({
   access_token: z.string().min(1).max(4096),
   expires_in: z
@@ -66,7 +67,11 @@ export class GoogleOAuthClient {
     return this.credentials.clientId;
   }
 
-  /** Redeem a one-time server auth code (spec §3.2). Not retried: a code works once. */
+  /**
+   * Redeem a one-time server auth code
+   * (https://developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
+   * Not retried: a code works once.
+   */
   async exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string }): Promise<TokenSet> {
     const form = new URLSearchParams({
       grant_type: 'authorization_code',
@@ -79,7 +84,11 @@ export class GoogleOAuthClient {
     return this.#postToken(form, 'exchange');
   }
 
-  /** Mint a new access token from a refresh token (spec §3.3). One attempt; callers decide on retries. */
+  /**
+   * Mint a new access token from a refresh token
+   * (https://developers.google.com/identity/protocols/oauth2/web-server#offline). One attempt;
+   * callers decide on retries.
+   */
   async refreshAccessToken(refreshToken: string): Promise<TokenSet> {
     const form = new URLSearchParams({
       grant_type: 'refresh_token',
@@ -98,7 +107,7 @@ export class GoogleOAuthClient {
   }
 
   /**
-   * Revoke a token at Google (spec §1.7): revoking the refresh token ends the whole grant.
+   * Revoke a token at Google (https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke): revoking the refresh token ends the whole grant.
    * Returns 'revoked', or 'already_invalid' when Google no longer knows the token (also success
    * from the caller's point of view: nothing is left to revoke).
    */
@@ -181,7 +190,8 @@ export class GoogleOAuthClient {
     const status = response.status;
     const retryAfter = parseRetryAfter(response.headers.get('retry-after'), this.clock.now());
     const fields = google === undefined ? undefined : { ...toFields(google), status };
-    // Rate limits (403/429 with an HTML body, spec §5) and server errors: try again later.
+    // Rate limits (429, https://www.rfc-editor.org/rfc/rfc6585#section-4, or 403, sometimes with an
+    // HTML body: https://cloud.google.com/apis/design/errors) and server errors: try again later.
     if (status >= 500 || status === 429 || (status === 403 && google === undefined)) {
       return new BehalfError(
         'GOOGLE_UNAVAILABLE',

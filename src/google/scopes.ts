@@ -8,7 +8,7 @@ export const SCOPES = {
 } as const;
 
 /**
- * Google reports `email` and `profile` back as their full URLs (spec §4.1), so compare in that
+ * Google reports `email` and `profile` back as their full URLs (https://developers.google.com/identity/protocols/oauth2/scopes#openid-connect), so compare in that
  * form: `email` → `https://www.googleapis.com/auth/userinfo.email`, and so on.
  */
 export function normalizeScope(scope: string): string {

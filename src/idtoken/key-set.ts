@@ -26,7 +26,8 @@ const MAX_JWKS_BYTES = 64 * 1024;
 const MIN_RSA_BITS = 2048;
 
 /**
- * Google's ID token signing keys, cached as the response's Cache-Control says (spec §1.4), and
+ * Google's ID token signing keys, cached as the response's Cache-Control says
+ * (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken), and
  * fetched again once, rate-limited, when a token names a key we do not know (a rotation).
  * Only RSA keys of at least 2048 bits meant for RS256 signatures are ever used.
  */

@@ -24,7 +24,10 @@ function serving(
   return { fetchImpl, calls: () => calls };
 }
 
-/** Google's keys are cached per Cache-Control and refetched on rotation (spec §1.4). */
+/**
+ * Google's keys are cached per Cache-Control and refetched on rotation
+ * (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken).
+ */
 describe('GoogleKeySet', () => {
   it('caches keys for max-age minus Age, then fetches again', async () => {
     const clock = new OffsetClock();
