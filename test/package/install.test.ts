@@ -74,6 +74,8 @@ describe('the packed tarball', () => {
         'dist/index.js',
         'dist/index.d.ts',
         'dist/emulator/index.js',
+        'dist/client/index.js',
+        'dist/client/index.d.ts',
         'dist/cli/main.js',
       ]),
     );
