@@ -100,6 +100,14 @@ const ConfigInput = z.strictObject({
     .optional(),
   /** The consent screen's publishing status: `testing` gives refresh tokens a 7-day life. */
   publishing_status: z.enum(['testing', 'production']).optional(),
+  /** Rotate the signing keys every N seconds of the emulator's clock; null: only by hand. */
+  key_rotation_seconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(365 * 86_400)
+    .nullable()
+    .optional(),
 });
 
 export interface ControlContext {
@@ -253,6 +261,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
   const settings = () => ({
     access_token_lifetime_seconds: state.accessTokenLifetimeSeconds,
     publishing_status: state.publishingStatus,
+    key_rotation_seconds: ctx.keys.rotationSeconds ?? null,
   });
   app.get('/emulator/config', async () => settings());
   app.post('/emulator/config', async (request, reply) => {
@@ -261,6 +270,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: ControlContext)
     if (input.access_token_lifetime_seconds !== undefined)
       state.accessTokenLifetimeSeconds = input.access_token_lifetime_seconds;
     if (input.publishing_status !== undefined) state.publishingStatus = input.publishing_status;
+    if (input.key_rotation_seconds !== undefined)
+      ctx.keys.setRotation(input.key_rotation_seconds ?? undefined);
     return settings();
   });
 

@@ -22,6 +22,10 @@ const MAX_PUBLISHED = 3;
  */
 export class SigningKeys {
   #keys: SigningKey[] = [];
+  /** Rotate every this many seconds of the emulator's clock; undefined: only by hand. */
+  #rotationSeconds: number | undefined;
+  /** Emulator-clock seconds of the last rotation (or of when the schedule was set). */
+  #rotatedAt = 0;
 
   constructor(private readonly clock: OffsetClock) {
     // Start as Google usually is: two keys published, the newer one signing.
@@ -29,31 +33,74 @@ export class SigningKeys {
   }
 
   get current(): SigningKey {
+    this.#rotateIfDue();
     return this.#keys[0]!;
+  }
+
+  get rotationSeconds(): number | undefined {
+    return this.#rotationSeconds;
+  }
+
+  /**
+   * Rotate on a schedule, as Google does (a new key about every 8 days, observed in the published
+   * key set; https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken
+   * says keys change "infrequently" and to honour the cache headers): each time the emulator's
+   * clock passes a period, a new key signs. Undefined turns the schedule off.
+   */
+  setRotation(seconds: number | undefined): void {
+    this.#rotationSeconds = seconds;
+    this.#rotatedAt = this.#now();
+  }
+
+  /** Rotations the clock has passed since the last one; at most three happen (older keys are gone anyway). */
+  #rotateIfDue(): void {
+    if (this.#rotationSeconds === undefined) return;
+    const due = Math.floor((this.#now() - this.#rotatedAt) / this.#rotationSeconds);
+    if (due <= 0) return;
+    for (let i = 0; i < Math.min(due, MAX_PUBLISHED); i++) this.#rotateOnce();
+    this.#rotatedAt += due * this.#rotationSeconds;
+  }
+
+  #now(): number {
+    return Math.floor(this.clock.now() / 1000);
   }
 
   /** A new key signs from now on; the oldest drops out past three published keys. */
   rotate(): { kid: string; published: string[] } {
-    this.#keys = [this.#generate(), ...this.#keys].slice(0, MAX_PUBLISHED);
+    this.#rotateIfDue();
+    this.#rotateOnce();
+    if (this.#rotationSeconds !== undefined) this.#rotatedAt = this.#now();
     return { kid: this.current.kid, published: this.#keys.map((k) => k.kid) };
   }
 
+  #rotateOnce(): void {
+    this.#keys = [this.#generate(), ...this.#keys].slice(0, MAX_PUBLISHED);
+  }
+
   jwks(): { keys: SigningKey['jwk'][] } {
+    this.#rotateIfDue();
     return { keys: this.#keys.map((k) => k.jwk) };
   }
 
   pems(): Record<string, string> {
+    this.#rotateIfDue();
     return Object.fromEntries(this.#keys.map((k) => [k.kid, k.certificate]));
   }
 
-  /** Seconds until the next shared cache boundary (Google's max-age is "time left", as observed; https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken). */
+  /**
+   * Seconds until the next shared cache boundary (Google's max-age is "time left", as observed;
+   * https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken), and
+   * never past the next scheduled rotation.
+   */
   maxAgeSeconds(): number {
-    const now = Math.floor(this.clock.now() / 1000);
-    return CACHE_WINDOW_SECONDS - (now % CACHE_WINDOW_SECONDS);
+    const now = this.#now();
+    const window = CACHE_WINDOW_SECONDS - (now % CACHE_WINDOW_SECONDS);
+    if (this.#rotationSeconds === undefined) return window;
+    return Math.max(0, Math.min(window, this.#rotatedAt + this.#rotationSeconds - now));
   }
 
   /** An RS256 JWT signed with the current key. */
-  signJwt(payload: Record<string, unknown>, kid = this.current.kid, typ = 'JWT'): string {
+  signJwt(payload: Record<string, unknown>, kid?: string, typ = 'JWT'): string {
     const key = this.#keys.find((k) => k.kid === kid) ?? this.current;
     const header = { alg: 'RS256', kid: key.kid, typ };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;

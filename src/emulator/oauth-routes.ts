@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual, verify } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual, verify } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NO_STORE, sendOAuthError } from './errors.js';
 import type { SigningKeys } from './keys.js';
@@ -29,25 +29,17 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
   app.get('/.well-known/openid-configuration', async (_request, reply) => {
     const base = ctx.baseUrl();
     reply.header('cache-control', 'public, max-age=3600').header('access-control-allow-origin', '*');
-    // Key order and values as Google serves them (https://developers.google.com/identity/openid-connect/openid-connect#discovery); endpoints point here.
+    // Key order as Google serves it (https://developers.google.com/identity/openid-connect/openid-connect#discovery);
+    // endpoints point here, and only what the emulator does is listed: no device flow, no
+    // jwt-bearer grant, the code flow only.
     return {
       issuer: ctx.issuer,
       authorization_endpoint: `${base}/o/oauth2/v2/auth`,
-      device_authorization_endpoint: `${base}/device/code`,
       token_endpoint: `${base}/token`,
       userinfo_endpoint: `${base}/v1/userinfo`,
       revocation_endpoint: `${base}/revoke`,
       jwks_uri: `${base}/oauth2/v3/certs`,
-      response_types_supported: [
-        'code',
-        'token',
-        'id_token',
-        'code token',
-        'code id_token',
-        'token id_token',
-        'code token id_token',
-        'none',
-      ],
+      response_types_supported: ['code'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['RS256'],
       scopes_supported: ['openid', 'email', 'profile'],
@@ -66,12 +58,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: OAuthContext): vo
         'sub',
       ],
       code_challenge_methods_supported: ['plain', 'S256'],
-      grant_types_supported: [
-        'authorization_code',
-        'refresh_token',
-        'urn:ietf:params:oauth:grant-type:device_code',
-        'urn:ietf:params:oauth:grant-type:jwt-bearer',
-      ],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
     };
   });
 
@@ -358,6 +345,8 @@ export function idTokenClaims(
     locale: profile ? user.locale : undefined,
     iat,
     exp: iat + ID_TOKEN_LIFETIME_S,
+    // Real ID tokens carry a jti of 40 hex characters (observed; not in Google's claims table).
+    jti: randomBytes(20).toString('hex'),
   });
 }
 

@@ -171,7 +171,7 @@ export class EmulatorState {
    * Whether signing `sub` in for these scopes needs the consent screen: a first consent (or one
    * after revocation), scopes not granted yet, or offline access asked for the first time. With
    * `prompt=none` this is Google's `consent_required`
-   * (https://developers.google.com/identity/openid-connect/openid-connect#prompt).
+   * (https://developers.google.com/identity/openid-connect/openid-connect, `prompt`).
    */
   needsConsent(sub: string, scopes: string[], accessType: AccessType): boolean {
     const grant = this.#grants.get(sub);

@@ -62,6 +62,7 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     expect(await f.control('GET', '/emulator/config')).toEqual({
       access_token_lifetime_seconds: 3599,
       publishing_status: 'production',
+      key_rotation_seconds: null,
     });
     const { sub } = await f.user();
     expect((await f.exchange(await f.code(sub))).body.expires_in).toBe(3599);
@@ -72,10 +73,12 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: 5 })).toEqual({
       access_token_lifetime_seconds: 5,
       publishing_status: 'production',
+      key_rotation_seconds: null,
     });
     expect(await f.control('GET', '/emulator/config')).toEqual({
       access_token_lifetime_seconds: 5,
       publishing_status: 'production',
+      key_rotation_seconds: null,
     });
 
     const { sub } = await f.user();
@@ -99,7 +102,11 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
   it('accepts the bounds, 1 and 86400', async () => {
     for (const seconds of [1, 86_400]) {
       expect(await f.control('POST', '/emulator/config', { access_token_lifetime_seconds: seconds })).toEqual(
-        { access_token_lifetime_seconds: seconds, publishing_status: 'production' },
+        {
+          access_token_lifetime_seconds: seconds,
+          publishing_status: 'production',
+          key_rotation_seconds: null,
+        },
       );
       const { sub } = await f.user();
       expect((await f.exchange(await f.code(sub))).body.expires_in).toBe(seconds);
@@ -111,6 +118,7 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     expect(await f.control('POST', '/emulator/config', {})).toEqual({
       access_token_lifetime_seconds: 42,
       publishing_status: 'production',
+      key_rotation_seconds: null,
     });
   });
 
@@ -144,6 +152,7 @@ describe('emulator: access token lifetime (GET/POST /emulator/config)', () => {
     expect(await f.control('GET', '/emulator/config')).toEqual({
       access_token_lifetime_seconds: 60,
       publishing_status: 'production',
+      key_rotation_seconds: null,
     });
   });
 });
