@@ -587,8 +587,7 @@ function userNotice(
   const prefix = typeof params.check === 'string' ? 'Checked now: ' : '';
   return {
     kind: 'error',
-    text: html`${prefix}${ACTION_ERRORS[code as ErrorCode] ?? 'The action failed.'}
-      <span class="hint">(<code>${code}</code>)</span>`,
+    text: html`${prefix}${ACTION_ERRORS[code as ErrorCode] ?? 'The action failed.'} <span class="hint">(<code>${code}</code>)</span>`,
   };
 }
 

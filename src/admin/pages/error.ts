@@ -12,10 +12,7 @@ export function errorPage(options: {
   return renderPage(
     { title: options.title, ...(options.session === undefined ? {} : { session: options.session }) },
     html`<h1>${options.title}</h1>
-      <div class="notice error" role="alert">
-        <p>${options.message}</p>
-        <p class="hint">Error code <code>${options.code}</code></p>
-      </div>
-      <p><a href="/admin/users">Back to the console</a></p>`,
+<div class="notice error" role="alert"><p>${options.message}</p><p class="hint">Error code <code>${options.code}</code></p></div>
+<p><a href="/admin/users">Back to the console</a></p>`,
   );
 }

@@ -29,59 +29,49 @@ const SECTIONS: Array<{ id: Section; label: string; href: string }> = [
 export function renderPage(frame: Frame, content: SafeHtml): string {
   const { session } = frame;
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        ${frame.refreshSeconds === undefined ? '' : html`<meta http-equiv="refresh" content="${frame.refreshSeconds}" />`}
-        <title>${frame.title} · behalf console</title>
-        <link rel="stylesheet" href="/admin/assets/admin.css" />
-      </head>
-      <body>
-        <a class="skip" href="#main">Skip to content</a>
-        <header class="bar">
-          <div class="inner">
-            <a class="brand" href="/admin/users">behalf console</a>
-            ${
-              session === undefined
-                ? ''
-                : html`<nav aria-label="Console sections">
-                      <ul>
-                        ${SECTIONS.map(
-                          (s) =>
-                            html`<li>
-                              <a href="${s.href}" ${s.id === frame.section ? html` aria-current="page"` : ''}
-                                >${s.label}</a
-                              >
-                            </li>`,
-                        )}
-                      </ul>
-                    </nav>
-                    <div class="who">
-                      <span>Key <strong>${session.apiKeyName}</strong></span>
-                      <form method="post" action="/admin/sign-out">
-                        ${csrfField(session)}<button type="submit">Sign out</button>
-                      </form>
-                    </div>`
-            }
-          </div>
-        </header>
-        <main id="main" tabindex="-1">
-          ${frame.notice === undefined ? '' : notice(frame.notice)} ${content}
-        </main>
-      </body>
-    </html> `.value;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${frame.refreshSeconds === undefined ? '' : html`<meta http-equiv="refresh" content="${frame.refreshSeconds}">`}
+<title>${frame.title} · behalf console</title>
+<link rel="stylesheet" href="/admin/assets/admin.css">
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header class="bar">
+<div class="inner">
+<a class="brand" href="/admin/users">behalf console</a>
+${
+  session === undefined
+    ? ''
+    : html`<nav aria-label="Console sections"><ul>
+${SECTIONS.map(
+  (s) =>
+    html`<li><a href="${s.href}"${s.id === frame.section ? html` aria-current="page"` : ''}>${s.label}</a></li>`,
+)}
+</ul></nav>
+<div class="who"><span>Key <strong>${session.apiKeyName}</strong></span>
+<form method="post" action="/admin/sign-out">${csrfField(session)}<button type="submit">Sign out</button></form></div>`
+}
+</div>
+</header>
+<main id="main" tabindex="-1">
+${frame.notice === undefined ? '' : notice(frame.notice)}
+${content}
+</main>
+</body>
+</html>
+`.value;
 }
 
 export function notice(n: Notice): SafeHtml {
-  return html`<div class="notice ${n.kind}" role="${n.kind === 'error' ? 'alert' : 'status'}">
-    ${n.text}
-  </div>`;
+  return html`<div class="notice ${n.kind}" role="${n.kind === 'error' ? 'alert' : 'status'}">${n.text}</div>`;
 }
 
 /** The hidden field every state-changing form carries. */
 export function csrfField(session: AdminSession): SafeHtml {
-  return html`<input type="hidden" name="csrf" value="${session.csrfToken}" />`;
+  return html`<input type="hidden" name="csrf" value="${session.csrfToken}">`;
 }
 
 /** Unix milliseconds as a UTC date and time, in a <time> element. */
