@@ -167,11 +167,11 @@ export class Faults {
         {
           message,
           reason: fault.error ?? defaultReason(fault.status),
-          // Quota errors carry the usageLimits domain
+          // Quota errors (429, and 403 with a rate or daily limit reason) carry the usageLimits domain
           // (https://developers.google.com/workspace/drive/api/guides/handle-errors).
           ...(fault.domain !== undefined
             ? { domain: fault.domain }
-            : fault.status === 429
+            : fault.status === 429 || USAGE_LIMIT_REASONS.has(fault.error ?? '')
               ? { domain: 'usageLimits' }
               : {}),
         },
@@ -181,6 +181,9 @@ export class Faults {
     return true;
   }
 }
+
+/** Drive's quota reasons, answered with domain usageLimits whatever the status. */
+const USAGE_LIMIT_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'dailyLimitExceeded']);
 
 function matches(pattern: string, path: string): boolean {
   return pattern.endsWith('*') ? path.startsWith(pattern.slice(0, -1)) : pattern === path;

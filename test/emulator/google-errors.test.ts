@@ -80,7 +80,7 @@ describe('Google error bodies', () => {
     expect(answer.headers.get('cache-control')).toContain('no-store');
   });
 
-  it('an API fault carries the details block and its domain; 429 defaults to usageLimits', async () => {
+  it('an API fault carries the details block and its domain; 429 and 403 quota reasons default to usageLimits', async () => {
     const { sub } = await f.user();
     const { body } = await f.exchange(await f.code(sub));
     const details = [
@@ -127,6 +127,19 @@ describe('Google error bodies', () => {
       error: { errors: Array<{ domain: string; reason: string }> };
     };
     expect(limitedBody.error.errors[0]).toMatchObject({ domain: 'usageLimits', reason: 'rateLimitExceeded' });
+
+    // A 403 with a quota reason is a rate limit too: usageLimits, as Drive's error guide shows.
+    await f.control('POST', '/emulator/faults', {
+      path: '/drive/v3/files',
+      status: 403,
+      error: 'userRateLimitExceeded',
+    });
+    const userLimited = await call();
+    expect(userLimited.status).toBe(403);
+    expect(((await userLimited.json()) as typeof limitedBody).error.errors[0]).toMatchObject({
+      domain: 'usageLimits',
+      reason: 'userRateLimitExceeded',
+    });
   });
 
   it('refuses error_subtype, details or body without a status', async () => {
