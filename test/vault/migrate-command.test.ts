@@ -60,7 +60,7 @@ describe('behalf migrate on SQLite', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toBe(
-      `Applied migration 1: users, grants, api_keys\nApplied migration 2: refresh leases\nApplied migration 3: security events, job runs, job queue\nApplied migration 4: grant change log\nApplied migration 5: encryption key checks\nApplied migration 6: webhooks\nApplied migration 7: admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email\nApplied migration 8: grant counts\n${path} is now at schema version ${SQLITE_SCHEMA_VERSION} (was 0).\n`,
+      `Applied migration 1: users, grants, api_keys\nApplied migration 2: refresh leases\nApplied migration 3: security events, job runs, job queue\nApplied migration 4: grant change log\nApplied migration 5: encryption key checks\nApplied migration 6: webhooks\nApplied migration 7: admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email\nApplied migration 8: grant counts\nApplied migration 9: refresh token expiry\n${path} is now at schema version ${SQLITE_SCHEMA_VERSION} (was 0).\n`,
     );
     const again = await behalf(['migrate'], { BEHALF_DATABASE_URL: `sqlite:${path}` });
     expect(again.code).toBe(0);
@@ -112,7 +112,7 @@ describe.runIf(server !== undefined)('behalf migrate on Postgres', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toBe(
-      `Applied migration 1: users, grants, api_keys\nApplied migration 2: refresh leases\nApplied migration 3: security events, job runs, job queue\nApplied migration 4: grant change notifications\nApplied migration 5: encryption key checks\nApplied migration 6: webhooks\nApplied migration 7: admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email\nApplied migration 8: grant counts\n${target} is now at schema version ${POSTGRES_SCHEMA_VERSION} (was 0).\n`,
+      `Applied migration 1: users, grants, api_keys\nApplied migration 2: refresh leases\nApplied migration 3: security events, job runs, job queue\nApplied migration 4: grant change notifications\nApplied migration 5: encryption key checks\nApplied migration 6: webhooks\nApplied migration 7: admin console: sessions, sweep runs, last refresh per grant, security event history, API key last use, users by email\nApplied migration 8: grant counts\nApplied migration 9: refresh token expiry\n${target} is now at schema version ${POSTGRES_SCHEMA_VERSION} (was 0).\n`,
     );
     const again = await behalf(['migrate'], { BEHALF_DATABASE_URL: url });
     expect(again.code).toBe(0);
