@@ -23,7 +23,7 @@ export interface SignInRouteOptions {
   rateLimit: number;
 }
 
-/** Sign-in request bodies are tiny; a code is at most 256 bytes (spec §4.1). */
+/** Sign-in request bodies are tiny; a code is at most 256 bytes (the size we allow; Google does not publish one). */
 export const SIGNIN_BODY_LIMIT = 8 * 1024;
 
 const SIGNIN_PATH = '/v1/google/signin';

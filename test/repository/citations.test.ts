@@ -8,28 +8,7 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
  * Where the rule is enforced. It is meant for src/, docs/, README.md, test/, bench/ and examples/
  * as a whole; these are the parts whose citations have been replaced so far (issue 12, point 7).
  */
-const CHECKED = [
-  'README.md',
-  'docs',
-  'examples',
-  'bench/lib/seed.ts',
-  'src/app.ts',
-  'src/index.ts',
-  'src/behalf.ts',
-  'src/errors.ts',
-  'src/calls',
-  'src/config',
-  'src/google',
-  'src/idtoken',
-  'src/jobs',
-  'src/signin',
-  'test/calls',
-  'test/config',
-  'test/errors',
-  'test/idtoken',
-  'test/jobs',
-  'test/signin',
-];
+const CHECKED = ['README.md', 'docs', 'examples', 'bench', 'src', 'test'];
 
 async function filesUnder(path: string): Promise<string[]> {
   const absolute = join(ROOT, path);
