@@ -4,10 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
-/**
- * Where the rule is enforced. It is meant for src/, docs/, README.md, test/, bench/ and examples/
- * as a whole; these are the parts whose citations have been replaced so far (issue 12, point 7).
- */
+/** Where the rule is enforced: everything a reader of the repository reads (issue 12, point 7). */
 const CHECKED = ['README.md', 'docs', 'examples', 'bench', 'src', 'test'];
 
 async function filesUnder(path: string): Promise<string[]> {
