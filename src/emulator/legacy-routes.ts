@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_ERRORS, sendOAuthError } from './errors.js';
-import { verifyOwnIdToken, type OAuthContext } from './oauth-routes.js';
-import { SCOPE_EMAIL, SCOPE_PROFILE, type AccessRecord } from './state.js';
+import { userInfoClaims, verifyOwnIdToken, type OAuthContext } from './oauth-routes.js';
+import { SCOPE_EMAIL, stripUndefined, type AccessRecord } from './state.js';
 
 /**
  * Google's legacy OAuth2 API (`oauth2` v2, which googleapis' `oauth2('v2')` client calls; its
@@ -56,7 +56,7 @@ async function legacyTokenInfo(
     const claims = verifyOwnIdToken(ctx, idToken);
     if (claims === undefined) return invalid();
     return reply.send(
-      withoutUndefined({
+      stripUndefined({
         issued_to: claims.azp ?? claims.aud,
         audience: claims.aud,
         user_id: claims.sub,
@@ -97,24 +97,19 @@ async function legacyUserInfo(
       request.headers.authorization !== undefined || parameter(request, 'access_token') !== undefined;
     return given ? API_ERRORS.invalidCredentials(reply) : API_ERRORS.missingCredentials(reply);
   }
-  const user = ctx.state.users.get(record.sub)!;
-  const email = record.scopes.includes(SCOPE_EMAIL);
-  const profile = record.scopes.includes(SCOPE_PROFILE);
+  // The current answer under the legacy names, in the legacy order.
+  const info = userInfoClaims(ctx.state.users.get(record.sub)!, record.scopes);
   return reply.send(
-    withoutUndefined({
-      id: user.sub,
-      email: email ? user.email : undefined,
-      verified_email: email ? user.email_verified : undefined,
-      name: profile ? user.name : undefined,
-      given_name: profile ? user.given_name : undefined,
-      family_name: profile ? user.family_name : undefined,
-      picture: profile ? user.picture : undefined,
-      locale: profile ? user.locale : undefined,
-      hd: user.hd,
+    stripUndefined({
+      id: info.sub,
+      email: info.email,
+      verified_email: info.email_verified,
+      name: info.name,
+      given_name: info.given_name,
+      family_name: info.family_name,
+      picture: info.picture,
+      locale: info.locale,
+      hd: info.hd,
     }),
   );
-}
-
-function withoutUndefined(value: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
 }

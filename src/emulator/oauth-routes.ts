@@ -6,6 +6,7 @@ import {
   ID_TOKEN_LIFETIME_S,
   SCOPE_EMAIL,
   SCOPE_PROFILE,
+  stripUndefined,
   type AccessRecord,
   type EmulatorState,
   type EmulatorUser,
@@ -328,7 +329,7 @@ export function idTokenClaims(
   const iat = ctx.state.nowSeconds();
   const email = input.scopes.includes(SCOPE_EMAIL) || input.scopes.includes('email');
   const profile = input.scopes.includes(SCOPE_PROFILE) || input.scopes.includes('profile');
-  return withoutUndefined({
+  return stripUndefined({
     iss: ctx.issuer,
     azp: input.azp,
     aud: input.aud,
@@ -462,22 +463,28 @@ async function userInfo(
       'Invalid Credentials',
     );
   }
-  const user = ctx.state.users.get(record.sub)!;
-  const email = record.scopes.includes(SCOPE_EMAIL);
-  const profile = record.scopes.includes(SCOPE_PROFILE);
-  return reply.send(
-    withoutUndefined({
-      sub: user.sub,
-      name: profile ? user.name : undefined,
-      given_name: profile ? user.given_name : undefined,
-      family_name: profile ? user.family_name : undefined,
-      picture: profile ? user.picture : undefined,
-      email: email ? user.email : undefined,
-      email_verified: email ? user.email_verified : undefined,
-      locale: profile ? user.locale : undefined,
-      hd: user.hd,
-    }),
-  );
+  return reply.send(userInfoClaims(ctx.state.users.get(record.sub)!, record.scopes));
+}
+
+/**
+ * What the userinfo endpoints tell of a user (OpenID Connect names): email claims only under the
+ * email scope, profile claims only under the profile scope
+ * (https://developers.google.com/identity/openid-connect/openid-connect#obtaininguserprofileinformation).
+ */
+export function userInfoClaims(user: EmulatorUser, scopes: readonly string[]) {
+  const email = scopes.includes(SCOPE_EMAIL);
+  const profile = scopes.includes(SCOPE_PROFILE);
+  return stripUndefined({
+    sub: user.sub,
+    name: profile ? user.name : undefined,
+    given_name: profile ? user.given_name : undefined,
+    family_name: profile ? user.family_name : undefined,
+    picture: profile ? user.picture : undefined,
+    email: email ? user.email : undefined,
+    email_verified: email ? user.email_verified : undefined,
+    locale: profile ? user.locale : undefined,
+    hd: user.hd,
+  });
 }
 
 /** Checks a JWT the emulator signed (for tokeninfo?id_token=). */
@@ -521,8 +528,4 @@ function safeDecode(value: string): string {
   } catch {
     return value;
   }
-}
-
-function withoutUndefined(value: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
 }

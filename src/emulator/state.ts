@@ -431,7 +431,8 @@ export function stableId(label: string): string {
   return createHash('sha256').update(label).digest('hex');
 }
 
-function stripUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+/** The object without its undefined fields (absent rather than undefined in JSON and in state). */
+export function stripUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
     [K in keyof T]: Exclude<T[K], undefined>;
   };
