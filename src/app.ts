@@ -13,6 +13,7 @@ import type { BehalfConfig } from './config/index.js';
 import { BehalfError } from './errors.js';
 import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
 import { createAdminConsole } from './admin/index.js';
+import { ApiKeyCache } from './http/api-key-cache.js';
 import { buildServer } from './http/server.js';
 import { GoogleKeySet, IdTokenVerifier } from './idtoken/index.js';
 import { JobRunner, PostgresJobBackend, SqliteJobBackend, type JobRunnerOptions } from './jobs/index.js';
@@ -21,15 +22,16 @@ import { PostgresSecurityLog, SecurityEventReceiver, SqliteSecurityLog } from '.
 import { SignInService } from './signin/index.js';
 import { sweepGrants, TokenService } from './tokens/index.js';
 import {
+  authenticateApiKey,
   countGrantsByStatus,
   listApiKeys,
   loadKeyring,
+  onApiKeyRevoked,
   PostgresStore,
   revokeApiKey,
   SqliteStore,
   userStates,
   Vault,
-  verifyApiKey,
   verifyKeyring,
   type Store,
 } from './vault/index.js';
@@ -257,13 +259,19 @@ export function createJobRunner(runtime: BehalfRuntime, options: JobRunnerSettin
 
 /** Build the HTTP server around a runtime (not yet listening). */
 export function createServer(config: BehalfConfig, runtime: BehalfRuntime): FastifyInstance {
-  return buildServer({
+  // Keys verified lately are remembered (src/http/api-key-cache.ts): one revoked here is forgotten
+  // at once, one revoked elsewhere within the staleness bound.
+  const apiKeyCache = new ApiKeyCache({
+    verify: (key) => authenticateApiKey(runtime.store, key, { now: runtime.clock.now() }),
+  });
+  const stopHearingRevocations = onApiKeyRevoked(runtime.store, (id) => apiKeyCache.forget(id));
+  const server = buildServer({
     behalf: runtime.behalf,
     config,
     logger: runtime.logger,
     metrics: runtime.metrics,
     readiness: runtime.readiness,
-    authenticate: (key) => verifyApiKey(runtime.store, key, { now: runtime.clock.now() }),
+    authenticate: (key) => apiKeyCache.authenticate(key),
     apiKeys: { list: () => listApiKeys(runtime.store), revoke: (id) => revokeApiKey(runtime.store, id) },
     users: {
       search: (search) => runtime.store.searchUsers({ ...search, clientId: runtime.behalf.clientId }),
@@ -271,6 +279,8 @@ export function createServer(config: BehalfConfig, runtime: BehalfRuntime): Fast
     },
     admin: createAdminConsole(runtime),
   });
+  server.addHook('onClose', async () => stopHearingRevocations());
+  return server;
 }
 
 /**

@@ -105,9 +105,24 @@ export function listApiKeys(store: Store): Promise<ApiKeySummary[]> {
   return store.listApiKeys();
 }
 
+/** Per store, who hears of the keys this process revokes (the service routes' cache of verified keys). */
+const revocationListeners = new WeakMap<Store, Set<(id: string) => void>>();
+
+/**
+ * Call `listener` with the id of every key revoked through `store` in this process, right after
+ * the delete (whatever its outcome). Returns the unsubscribe.
+ */
+export function onApiKeyRevoked(store: Store, listener: (id: string) => void): () => void {
+  let listeners = revocationListeners.get(store);
+  if (listeners === undefined) revocationListeners.set(store, (listeners = new Set()));
+  listeners.add(listener);
+  return () => void listeners.delete(listener);
+}
+
 /**
  * Revoke a service API key by its public id: from the next request on it authenticates nothing
- * (keys are looked up per request, on every instance). NOT_FOUND when there is no such key.
+ * on this instance, and within the staleness bound on every other one (a server remembers a
+ * verified key for less than that). NOT_FOUND when there is no such key.
  */
 export async function revokeApiKey(store: Store, id: string): Promise<void> {
   if (!API_KEY_ID.test(id)) {
@@ -119,7 +134,15 @@ export async function revokeApiKey(store: Store, id: string): Promise<void> {
       },
     );
   }
-  if (!(await store.deleteApiKey(id)))
+  let deleted: boolean;
+  try {
+    deleted = await store.deleteApiKey(id);
+  } finally {
+    // Even when nothing was deleted (another instance was first) or the answer was lost: a
+    // forgotten key only costs its next request a database read.
+    for (const listener of revocationListeners.get(store) ?? []) listener(id);
+  }
+  if (!deleted)
     throw new BehalfError('NOT_FOUND', `No service API key has the id ${id}.`, { reason: 'no_such_api_key' });
 }
 

@@ -25,6 +25,7 @@ export {
   authenticateApiKey,
   createApiKey,
   listApiKeys,
+  onApiKeyRevoked,
   revokeApiKey,
   verifyApiKey,
   type CreatedApiKey,
