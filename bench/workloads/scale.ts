@@ -1,32 +1,47 @@
 /**
- * Workload 7: scale. Store many users' grants (1,000,000 in full mode) through behalf's Vault,
- * then measure the database's size, and a freshly started behalf process's memory and token
- * lookups per second at that size. A "bulk limit" — the same rows and envelopes written straight
- * into the same schema, 1,000 rows per transaction — shows what a bulk path could reach.
+ * Workload 7: scale. Many users' grants (1,000,000 in full mode) in SQLite and in Postgres; the
+ * sign-in write rate through Vault.saveSignIn over a first sample of them, the rest written by a
+ * bulk fill of the very same rows (bench/lib/bulk-fill.ts); the database's size; and the built
+ * `behalf serve` (dist/, in a process of its own) driven over HTTP: its memory after 60,000 cold
+ * token lookups, and its cold lookup rate at that size against the rate on a 10,000-user database.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import {
-  encryptToken,
+  createApiKey,
   openSqliteStore,
   openStore,
   parseKeyring,
   Vault,
   type Keyring,
+  type Store,
 } from '../../src/vault/index.js';
 import { behalfEnv, newEncryptionKeys } from '../lib/behalf-instance.js';
+import { bulkFillPostgres, bulkFillSqlite, type FillResult } from '../lib/bulk-fill.js';
 import type { BenchContext } from '../lib/context.js';
-import type { LookupRequest, LookupResult } from '../lib/lookup-process.js';
 import { createBenchDatabase } from '../lib/postgres.js';
-import { callOnce } from '../lib/processes.js';
 import { ratio, type WorkloadResult } from '../lib/report.js';
-import { round } from '../lib/stats.js';
-import { seedGrants, seededSub } from '../lib/seed.js';
+import {
+  driveColdLookups,
+  randomUsers,
+  staleBuild,
+  startServe,
+  type ColdLookups,
+} from '../lib/serve-process.js';
+import { newSeedTokens, seedGrants, type SeedTokens } from '../lib/seed.js';
+import { median, range, round } from '../lib/stats.js';
 
 const MiB = 2 ** 20;
-
-const nullableRound = (value: number | null) => (value === null ? null : round(value, 4));
+/** Issue 14's targets. */
+const RSS_TARGET_MIB = 150;
+const LOOKUP_RATIO_TARGET = 0.8;
+/** Lookups before the built server's memory is read, after its warm-up (issue 14). */
+const MEMORY_LOOKUPS = 60_000;
+/** The small database the large one's lookup rate is compared with. */
+const SMALL_USERS = 10_000;
+/** Requests in flight against the server: one per keep-alive connection. */
+const CONNECTIONS = 4;
+const ROUNDS = 3;
 
 function fileSize(path: string): number {
   try {
@@ -36,277 +51,396 @@ function fileSize(path: string): number {
   }
 }
 
-/**
- * The same rows saveSignIn writes (users and grants, both tokens sealed in their envelopes),
- * inserted into the schema behalf created, 1,000 rows per transaction, with the store's pragmas.
- * Rows per second.
- */
-async function bulkLimit(path: string, keyring: Keyring, clientId: string, rows: number): Promise<number> {
-  const store = await openSqliteStore(path); // creates the schema exactly as behalf does
-  await store.close();
-  const db = new Database(path);
+const count = (n: number) => n.toLocaleString('en-US');
+const mib = (value: number) => `${value.toFixed(1)} MiB`;
+
+/** One database to measure on: created and migrated by behalf, then filled, then dropped. */
+interface ScaleDatabase {
+  url: string;
+  /** A store on it, for the saveSignIn sample and the API key. */
+  openStore(): Promise<Store>;
+  bulkFill(
+    keyring: Keyring,
+    clientId: string,
+    tokens: SeedTokens,
+    range: { first: number; count: number; onProgress: (done: number) => void },
+  ): Promise<FillResult>;
+  sizeBytes(): Promise<number>;
+  drop(): Promise<void>;
+}
+
+interface Filled {
+  users: number;
+  /** Users written through Vault.saveSignIn (the first ones), and how long that took. */
+  sample: number;
+  sampleSeconds: number;
+  bulk: FillResult;
+  sizeBytes: number;
+  apiKey: string;
+}
+
+async function fill(
+  ctx: BenchContext,
+  label: string,
+  database: ScaleDatabase,
+  users: number,
+  sample: number,
+  keyring: Keyring,
+  clientId: string,
+  tokens: SeedTokens,
+): Promise<Filled> {
+  const store = await database.openStore();
+  let sampleSeconds = 0;
+  let apiKey: string;
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    const insertUser = db.prepare(
-      `INSERT INTO users (sub, email, email_verified, name, given_name, family_name, picture, locale, hd, created_at, updated_at, last_sign_in_at)
-       VALUES (?, ?, 1, ?, 'Bench', ?, NULL, 'en', NULL, ?, ?, ?)`,
-    );
-    const insertGrant = db.prepare(
-      `INSERT INTO grants (sub, client_id, refresh_token, refresh_token_issued_at, access_token, access_token_expires_at, scopes, status, version, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?)`,
-    );
-    const scopes =
-      'https://www.googleapis.com/auth/drive.appdata https://www.googleapis.com/auth/userinfo.email openid';
-    const now = Date.now();
-    const started = performance.now();
-    const batch = db.transaction((from: number, to: number) => {
-      for (let i = from; i < to; i++) {
-        const sub = seededSub(i);
-        insertUser.run(sub, `user${i}@example.com`, `Bench User ${i}`, `User ${i}`, now, now, now);
-        insertGrant.run(
-          sub,
-          clientId,
-          encryptToken(
-            keyring,
-            { column: 'refresh_token', sub, clientId },
-            `1//0${i.toString(36)}${'r'.repeat(100)}`,
-          ),
-          now,
-          encryptToken(
-            keyring,
-            { column: 'access_token', sub, clientId },
-            `ya29.${i.toString(36)}${'a'.repeat(200)}`,
-          ),
-          now + 7_200_000,
-          scopes,
-          now,
-          now,
-        );
-      }
-    });
-    for (let from = 0; from < rows; from += 1000) batch.immediate(from, Math.min(rows, from + 1000));
-    return rows / ((performance.now() - started) / 1000);
+    if (sample > 0) {
+      ctx.log(`scale: ${label}: the first ${count(sample)} users through Vault.saveSignIn`);
+      const started = performance.now();
+      await seedGrants(new Vault(store, keyring), clientId, { count: sample, tokens });
+      sampleSeconds = (performance.now() - started) / 1000;
+    }
+    // A service API key, made the way `behalf keys create-api-key` makes it.
+    apiKey = (await createApiKey(store, 'bench')).key;
   } finally {
-    db.close();
+    await store.close();
+  }
+  ctx.log(`scale: ${label}: bulk fill of ${count(users - sample)} users`);
+  const rows = users - sample;
+  const started = performance.now();
+  let nextReport = 0.2;
+  const bulk = await database.bulkFill(keyring, clientId, tokens, {
+    first: sample,
+    count: rows,
+    onProgress: (done) => {
+      if (done / rows < nextReport) return;
+      const seconds = (performance.now() - started) / 1000;
+      ctx.log(
+        `scale: ${label}: ${count(done)} rows in ${seconds.toFixed(0)} s (${count(Math.round(done / seconds))} rows/s)`,
+      );
+      nextReport += 0.2;
+    },
+  });
+  return { users, sample, sampleSeconds, bulk, sizeBytes: await database.sizeBytes(), apiKey };
+}
+
+function sqliteDatabase(path: string): ScaleDatabase {
+  return {
+    url: `sqlite:${path}`,
+    openStore: () => openSqliteStore(path), // creates and migrates the schema exactly as behalf does
+    bulkFill: async (keyring, clientId, tokens, range) =>
+      bulkFillSqlite(path, keyring, clientId, tokens, range),
+    // The file after the last connection closed (its WAL checkpointed into it).
+    sizeBytes: async () => fileSize(path) + fileSize(`${path}-wal`),
+    drop: async () => undefined, // the run's scratch directory goes
+  };
+}
+
+async function postgresDatabase(ctx: BenchContext, label: string): Promise<ScaleDatabase | string> {
+  const database = await createBenchDatabase(ctx.postgresUrl, label);
+  if ('unavailable' in database) return database.unavailable;
+  return {
+    url: database.url,
+    openStore: () => openStore(database.url),
+    bulkFill: (keyring, clientId, tokens, range) =>
+      bulkFillPostgres(database.url, keyring, clientId, tokens, range),
+    sizeBytes: () => database.size(),
+    drop: () => database.drop(),
+  };
+}
+
+interface Served {
+  lookups: ColdLookups;
+  rssStartMiB: number;
+  rssAfterMiB: number;
+  peakRssMiB: number;
+}
+
+/** Start the built server on a database, ask for `users`' tokens, read its memory, stop it. */
+async function serve(
+  env: Record<string, string>,
+  filled: Filled,
+  users: Int32Array,
+  tokens: SeedTokens,
+  warmUp: number,
+): Promise<Served> {
+  const server = await startServe(env);
+  try {
+    const rssStartMiB = server.rssMiB();
+    const lookups = await driveColdLookups(server, filled.apiKey, users, tokens, {
+      connections: CONNECTIONS,
+      warmUp,
+    });
+    return { lookups, rssStartMiB, rssAfterMiB: server.rssMiB(), peakRssMiB: server.peakRssMiB() };
+  } finally {
+    await server.close();
   }
 }
 
-export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
-  const users = ctx.scaleUsers;
-  // Long enough in full mode to pass 60,000 calls on a slow machine, so the figure after the
-  // token service's memory cache is full (50,000 users) exists.
-  const lookupMs = ctx.quick ? 3_000 : 40_000;
-  const limitRows = Math.min(users, ctx.quick ? 20_000 : 200_000);
-  const encryptionKeys = newEncryptionKeys();
+interface BackendFigures {
+  label: string;
+  small: Filled;
+  large: Filled;
+  smallRates: number[];
+  largeRates: number[];
+  /** Calls per round (after the warm-up), the same on both sizes. */
+  roundCalls: number;
+  smallServed: Served[];
+  memory: Served;
+  memoryWarmUp: number;
+}
+
+/** Fill both databases, then the interleaved lookup rounds, then the memory run on the large one. */
+async function measureBackend(
+  ctx: BenchContext,
+  label: string,
+  databases: { small: ScaleDatabase; large: ScaleDatabase },
+  users: number,
+  encryptionKeys: string,
+): Promise<BackendFigures> {
   const keyring = parseKeyring(encryptionKeys);
   const clientId = ctx.emulator.clients.server.clientId;
-  const dbPath = join(ctx.dir, 'scale.db');
-  const env = behalfEnv(ctx.emulator, `sqlite:${dbPath}`, encryptionKeys);
-
-  ctx.log(`scale: storing ${users.toLocaleString('en-US')} users' grants in SQLite through Vault.saveSignIn`);
-  const store = await openSqliteStore(dbPath);
-  const insertStarted = performance.now();
-  let nextReport = 0.1;
-  await seedGrants(new Vault(store, keyring), clientId, {
-    count: users,
-    onProgress: (done) => {
-      if (done / users >= nextReport) {
-        const seconds = (performance.now() - insertStarted) / 1000;
-        ctx.log(
-          `scale: ${done.toLocaleString('en-US')} rows in ${seconds.toFixed(0)} s (${Math.round(done / seconds).toLocaleString('en-US')} rows/s)`,
-        );
-        nextReport += 0.1;
-      }
-    },
-  });
-  const insertSeconds = (performance.now() - insertStarted) / 1000;
-  const walBytes = fileSize(`${dbPath}-wal`);
-  await store.close();
-  const dbBytes = fileSize(dbPath) + fileSize(`${dbPath}-wal`);
-
-  ctx.log(`scale: token lookups from a cold behalf process for ${lookupMs / 1000} s`);
-  const lookups = await callOnce<LookupResult>(
-    new URL('../lib/lookup-process.ts', import.meta.url),
-    'lookup',
-    {
-      env,
-      users,
-      durationMs: lookupMs,
-    } satisfies LookupRequest,
+  const tokens = newSeedTokens();
+  const smallUsers = Math.min(SMALL_USERS, Math.floor(users / 10));
+  const sample = Math.min(users, ctx.quick ? 5_000 : 50_000);
+  const small = await fill(
+    ctx,
+    `${label} ${count(smallUsers)}`,
+    databases.small,
+    smallUsers,
+    0,
+    keyring,
+    clientId,
+    tokens,
   );
-
-  // The same process on a small database, for comparison: what of the memory is the database's doing.
-  const baselinePath = join(ctx.dir, 'scale-baseline.db');
-  const baselineStore = await openSqliteStore(baselinePath);
-  await seedGrants(new Vault(baselineStore, keyring), clientId, { count: 1_000 });
-  await baselineStore.close();
-  const baseline = await callOnce<LookupResult>(
-    new URL('../lib/lookup-process.ts', import.meta.url),
-    'lookup',
-    {
-      env: { ...env, BEHALF_DATABASE_URL: `sqlite:${baselinePath}` },
-      users: 1_000,
-      durationMs: 1_000,
-    } satisfies LookupRequest,
+  const large = await fill(
+    ctx,
+    `${label} ${count(users)}`,
+    databases.large,
+    users,
+    sample,
+    keyring,
+    clientId,
+    tokens,
   );
+  const envFor = (database: ScaleDatabase) => behalfEnv(ctx.emulator, database.url, encryptionKeys);
 
-  ctx.log(`scale: bulk limit, ${limitRows.toLocaleString('en-US')} rows straight into the same schema`);
-  let limitRowsPerSecond: number | null = null;
-  let limitNote = '';
-  try {
-    limitRowsPerSecond = await bulkLimit(join(ctx.dir, 'scale-limit.db'), keyring, clientId, limitRows);
-  } catch (error) {
-    limitNote = ` The bulk limit could not run (${error instanceof Error ? error.message : String(error)}): the schema may have changed.`;
+  // Each round starts a fresh server on each size, so every call of it is cold; the sizes take
+  // turns, and the same number of calls is counted on both.
+  const warmUp = Math.min(1_000, Math.floor(smallUsers / 5));
+  const roundCalls = smallUsers - warmUp;
+  const smallRates: number[] = [];
+  const largeRates: number[] = [];
+  const smallServed: Served[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const which of r % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const)) {
+      ctx.log(`scale: ${label}: cold lookups on the ${which} database, round ${r + 1} of ${ROUNDS}`);
+      const filled = which === 'small' ? small : large;
+      const served = await serve(
+        envFor(databases[which]),
+        filled,
+        randomUsers(filled.users, warmUp + roundCalls),
+        tokens,
+        warmUp,
+      );
+      (which === 'small' ? smallRates : largeRates).push(served.lookups.callsPerSecond);
+      if (which === 'small') smallServed.push(served);
+    }
   }
+  const memoryWarmUp = Math.min(1_000, Math.floor(users / 5));
+  ctx.log(
+    `scale: ${label}: the built server's memory over ${count(Math.min(users - memoryWarmUp, MEMORY_LOOKUPS))} cold lookups`,
+  );
+  const memory = await serve(
+    envFor(databases.large),
+    large,
+    randomUsers(users, memoryWarmUp + MEMORY_LOOKUPS),
+    tokens,
+    memoryWarmUp,
+  );
+  return { label, small, large, smallRates, largeRates, roundCalls, smallServed, memory, memoryWarmUp };
+}
 
-  const postgres = await scalePostgres(ctx, ctx.postgresScaleUsers, encryptionKeys, clientId, lookupMs);
-  const insertRate = users / insertSeconds;
-  const insertVerdict =
-    limitRowsPerSecond !== null && insertRate < 0.5 * limitRowsPerSecond
-      ? `behalf LOSES to the bulk limit by ${(limitRowsPerSecond / insertRate).toFixed(1)}×: one fsynced transaction per user. What would fix it: a bulk path in the Store contract (e.g. saveSignIns(batch) in one transaction) for imports and migrations. `
-      : '';
-  const lookupRatio = ratio(lookups.afterCacheFullCallsPerSecond, lookups.beforeCacheFullCallsPerSecond);
-  const lookupVerdict =
-    lookupRatio !== null && lookupRatio < 0.85
-      ? `Lookups slow to ${lookupRatio.toFixed(2)}× once the memory cache is full (TokenService then forgets its oldest 1% in one pass whenever it is full, so eviction itself is cheap; ` +
-        'the remaining suspects, not profiled by this run, are a larger heap for the garbage collector and store reads spread over a table larger than the page cache). '
-      : '';
-  const sizeNote = `${users.toLocaleString('en-US')} users${ctx.quick ? ' (quick mode; the full mode stores 1,000,000)' : ''}`;
+export async function runScaleWorkload(ctx: BenchContext): Promise<WorkloadResult[]> {
+  // The server measured is dist/ as built: a missing build stops here, a stale one is said in the notes.
+  const stale = staleBuild();
+  if (stale?.includes('missing') === true)
+    throw new Error(`scale measures the built server: ${stale} (run \`npm run build\`)`);
+  const encryptionKeys = newEncryptionKeys();
+  const sqlite = await measureBackend(
+    ctx,
+    'SQLite',
+    {
+      small: sqliteDatabase(join(ctx.dir, 'scale-small.db')),
+      large: sqliteDatabase(join(ctx.dir, 'scale.db')),
+    },
+    ctx.scaleUsers,
+    encryptionKeys,
+  );
+
+  let postgres: BackendFigures | null = null;
+  let postgresNote = '';
+  const small = await postgresDatabase(ctx, 'scale_small');
+  const large = typeof small === 'string' ? small : await postgresDatabase(ctx, 'scale');
+  try {
+    if (typeof small === 'string' || typeof large === 'string') {
+      postgresNote = `Postgres: ${typeof small === 'string' ? small : (large as string)}.`;
+    } else {
+      // A failure here leaves the SQLite figures standing and says why Postgres has none.
+      postgres = await measureBackend(
+        ctx,
+        'Postgres',
+        { small, large },
+        ctx.postgresScaleUsers,
+        encryptionKeys,
+      ).catch((error: unknown) => {
+        postgresNote = `Postgres: the measurement failed (${error instanceof Error ? error.message : String(error)}).`;
+        return null;
+      });
+    }
+  } finally {
+    if (typeof small !== 'string') await small.drop();
+    if (typeof large !== 'string') await large.drop();
+  }
+  return report(ctx, sqlite, postgres, postgresNote, stale);
+}
+
+function report(
+  ctx: BenchContext,
+  sqlite: BackendFigures,
+  postgres: BackendFigures | null,
+  postgresNote: string,
+  stale: string | null,
+): WorkloadResult[] {
+  const backends = postgres === null ? [sqlite] : [sqlite, postgres];
+  const of = <T>(figures: BackendFigures | null, pick: (f: BackendFigures) => T): T | null =>
+    figures === null ? null : pick(figures);
+  const sizeOf = (f: BackendFigures) => `${count(f.large.users)} users${ctx.quick ? ' (quick mode)' : ''}`;
+  const sampleRate = (f: BackendFigures) => f.large.sample / f.large.sampleSeconds;
+  const bulkRate = (f: BackendFigures) => f.large.bulk.rows / f.large.bulk.seconds;
+  const fillSeconds = (f: BackendFigures) => f.large.sampleSeconds + f.large.bulk.seconds;
+  const largeRate = (f: BackendFigures) => median(f.largeRates);
+  const smallRate = (f: BackendFigures) => median(f.smallRates);
+  const lookupRatio = (f: BackendFigures) => ratio(largeRate(f), smallRate(f));
+  const memoryCalls = (f: BackendFigures) => f.memory.lookups.calls + f.memoryWarmUp;
+
+  const fillNote = (f: BackendFigures) =>
+    `${f.label}, ${sizeOf(f)}: the first ${count(f.large.sample)} through Vault.saveSignIn (one transaction per user, issued 1,000 at a time: ${f.large.sampleSeconds.toFixed(1)} s), ` +
+    `the other ${count(f.large.bulk.rows)} by the bulk fill (${f.label === 'SQLite' ? '10,000 users per IMMEDIATE transaction, synchronous=FULL' : 'INSERT … SELECT FROM unnest(…), 5,000 users per transaction, two connections'}: ${f.large.bulk.seconds.toFixed(1)} s), ${fillSeconds(f).toFixed(0)} s in all; ` +
+    `its ${count(f.small.users)}-user comparison database entirely by the bulk fill.`;
+  const memoryVerdict = (f: BackendFigures) => {
+    const after = f.memory.rssAfterMiB;
+    return after <= RSS_TARGET_MIB
+      ? `${f.label}: ${mib(after)} after ${count(memoryCalls(f))} cold lookups, target ≤ ${RSS_TARGET_MIB} MiB met (${mib(RSS_TARGET_MIB - after)} to spare).`
+      : `${f.label}: ${mib(after)} after ${count(memoryCalls(f))} cold lookups: target ≤ ${RSS_TARGET_MIB} MiB LOST by ${mib(after - RSS_TARGET_MIB)}.`;
+  };
+  const lookupVerdict = (f: BackendFigures) => {
+    const r = lookupRatio(f);
+    if (r === null) return `${f.label}: no ratio.`;
+    return `${f.label}: ${r.toFixed(2)}× the rate at ${count(f.small.users)} users (median ${round(largeRate(f), 3)} vs ${round(smallRate(f), 3)} calls/s; rounds ${range(f.largeRates)} vs ${range(f.smallRates)}): target ≥ ${LOOKUP_RATIO_TARGET}× ${r >= LOOKUP_RATIO_TARGET ? 'met' : `LOST by ${(LOOKUP_RATIO_TARGET - r).toFixed(2)}`}.`;
+  };
+  const pgOr = (text: (f: BackendFigures) => string) => (postgres === null ? postgresNote : text(postgres));
+  const serverNote =
+    (stale === null ? '' : `CAUTION: ${stale} when this ran, so these figures may be for older code. `) +
+    `The built server: \`node dist/cli/main.js serve\` (package.json's bin, plain Node, no tsx) in a process of its own, configured by environment only (production mode, the emulator as Google, log level silent), ` +
+    `driven over HTTP by this run's main process through undici with ${CONNECTIONS} keep-alive connections, one request in flight on each: POST /v1/users/{sub}/access-token with a service API key for distinct users in random order, every answer checked to be 200 with the user's seeded access token (so every row, saveSignIn's or the bulk fill's, decrypts with the run's keys). ` +
+    'Each valid token is read from the database and decrypted, never refreshed.';
+
   return [
     {
       name: 'scale-insert',
       unit: 'rows/s',
       results: {
-        'behalf SQLite (Vault.saveSignIn)': round(insertRate, 4),
-        'bulk limit SQLite (1,000 rows per transaction)':
-          limitRowsPerSecond === null ? null : round(limitRowsPerSecond, 4),
-        'behalf Postgres (Vault.saveSignIn)': postgres.insertRate,
+        'behalf SQLite (Vault.saveSignIn, sample)': round(sampleRate(sqlite), 4),
+        'bulk fill SQLite': round(bulkRate(sqlite), 4),
+        'behalf Postgres (Vault.saveSignIn, sample)': of(postgres, (f) => round(sampleRate(f), 4)),
+        'bulk fill Postgres': of(postgres, (f) => round(bulkRate(f), 4)),
       },
-      ratios: { 'behalf/bulk limit (SQLite)': ratio(insertRate, limitRowsPerSecond) },
+      ratios: {
+        'saveSignIn/bulk fill (SQLite)': ratio(sampleRate(sqlite), bulkRate(sqlite)),
+        'saveSignIn/bulk fill (Postgres)': of(postgres, (f) => ratio(sampleRate(f), bulkRate(f))),
+      },
       notes:
-        insertVerdict +
-        `${sizeNote}: ${insertSeconds.toFixed(1)} s in all. The Store offers no bulk path, so every row is one Vault.saveSignIn (one IMMEDIATE transaction and one fsync, synchronous=FULL; both tokens sealed with AES-256-GCM), issued 1,000 at a time. ` +
-        `The bulk limit writes the same rows and envelopes into the same schema with the same pragmas, 1,000 per transaction (${limitRows.toLocaleString('en-US')} rows).${limitNote} ${postgres.note}`,
+        `How the databases were filled. ${backends.map(fillNote).join(' ')} ` +
+        "The bulk fill (bench/lib/bulk-fill.ts) writes the very rows saveSignIn writes for a first sign-in — the same columns of users and grants, the same tokens (one random tail per run, the user index in front), sealed by encryptToken with the Vault's row binding under the run's key — into the schema behalf created, and leaves behalf's triggers on: they write the grant_changes row and the grant_counts bump (SQLite), the change notification and the per-connection count (Postgres), one per grant as for saveSignIn. A first sign-in writes nothing else (no webhook delivery for a new grant). " +
+        'saveSignIn pays one fsynced transaction per user; a bulk path in the Store (saveSignIns(batch)) would be what imports and migrations need. ' +
+        postgresNote,
     },
     {
       name: 'scale-storage',
       unit: 'MiB',
       results: {
-        'SQLite database on disk': round(dbBytes / MiB, 4),
-        'SQLite WAL before close': round(walBytes / MiB, 4),
-        'Postgres database': postgres.sizeMiB,
+        'SQLite database on disk': round(sqlite.large.sizeBytes / MiB, 4),
+        'Postgres database': of(postgres, (f) => round(f.large.sizeBytes / MiB, 4)),
       },
       ratios: {},
-      notes: `${sizeNote}: ${Math.round(dbBytes / users).toLocaleString('en-US')} bytes per user on disk. Size of the database file after the store was closed (its WAL checkpointed into it). ${postgres.note}`,
+      notes:
+        `${sizeOf(sqlite)}: ${count(Math.round(sqlite.large.sizeBytes / sqlite.large.users))} bytes per user in SQLite (the file after its last connection closed, WAL checkpointed; grant_changes holds one row per grant written until the server prunes rows older than ten minutes)` +
+        (postgres === null
+          ? `. ${postgresNote}`
+          : `; Postgres: pg_database_size after the fill, ${count(Math.round(postgres.large.sizeBytes / postgres.large.users))} bytes per user.`),
     },
     {
       name: 'scale-memory',
       unit: 'MiB RSS',
       results: {
-        'cold behalf process, store open': lookups.rssBeforeMiB,
-        'after the lookups': lookups.rssAfterMiB,
-        'same process on a 1,000-user database': baseline.rssAfterMiB,
-        'JS heap used after the lookups': lookups.heapUsedAfterMiB,
-        'Postgres: after the lookups': postgres.rssAfterMiB,
+        'built server SQLite, once listening': sqlite.memory.rssStartMiB,
+        'built server SQLite, after the cold lookups': sqlite.memory.rssAfterMiB,
+        'built server SQLite, peak (VmHWM)': sqlite.memory.peakRssMiB,
+        [`built server SQLite, ${count(sqlite.small.users)} users, after its lookups`]: median(
+          sqlite.smallServed.map((s) => s.rssAfterMiB),
+        ),
+        'built server Postgres, once listening': of(postgres, (f) => f.memory.rssStartMiB),
+        'built server Postgres, after the cold lookups': of(postgres, (f) => f.memory.rssAfterMiB),
+        'built server Postgres, peak (VmHWM)': of(postgres, (f) => f.memory.peakRssMiB),
       },
-      ratios: {},
-      notes: `A freshly started behalf process (createRuntime on the ${sizeNote} database), measured after opening the store and a short JIT warm-up, then after ${lookups.calls.toLocaleString('en-US')} lookups of distinct users (its in-memory token cache holds at most 50,000). The process runs the TypeScript sources through tsx, whose loader adds to every figure here alike; the 1,000-user figure is the baseline. ${postgres.note}`,
+      ratios: {
+        'SQLite after lookups/150 MiB target': ratio(sqlite.memory.rssAfterMiB, RSS_TARGET_MIB),
+        'Postgres after lookups/150 MiB target': of(postgres, (f) =>
+          ratio(f.memory.rssAfterMiB, RSS_TARGET_MIB),
+        ),
+      },
+      notes:
+        `${memoryVerdict(sqlite)} ${pgOr(memoryVerdict)} ` +
+        `VmRSS and VmHWM from /proc/<pid>/status of the server process: once /healthz first answers, and after ${count(memoryCalls(sqlite))} distinct cold lookups (${count(sqlite.memoryWarmUp)} warm-up calls, then ${count(sqlite.memory.lookups.calls)}) on the ${sizeOf(sqlite)} database; ` +
+        `the token service keeps at most 50,000 users' tokens in memory, so past that count every new user also evicts one. ${serverNote}`,
     },
     {
       name: 'scale-lookups',
       unit: 'calls/s',
       results: {
-        'behalf cold SQLite': round(lookups.callsPerSecond, 4),
-        'behalf cold SQLite, first 40,000 calls': nullableRound(lookups.beforeCacheFullCallsPerSecond),
-        'behalf cold SQLite, calls after 60,000': nullableRound(lookups.afterCacheFullCallsPerSecond),
-        'behalf cold Postgres': postgres.lookupRate,
+        [`built server SQLite, ${count(sqlite.small.users)} users`]: round(smallRate(sqlite), 4),
+        [`built server SQLite, ${count(sqlite.large.users)} users`]: round(largeRate(sqlite), 4),
+        [`built server Postgres, ${postgres === null ? 'small database' : `${count(postgres.small.users)} users`}`]:
+          of(postgres, (f) => round(smallRate(f), 4)),
+        [`built server Postgres, ${postgres === null ? 'large database' : `${count(postgres.large.users)} users`}`]:
+          of(postgres, (f) => round(largeRate(f), 4)),
+        [`built server SQLite, ${count(sqlite.large.users)} users, memory run`]: round(
+          sqlite.memory.lookups.callsPerSecond,
+          4,
+        ),
+        [`built server Postgres, ${postgres === null ? 'large database' : `${count(postgres.large.users)} users`}, memory run`]:
+          of(postgres, (f) => round(f.memory.lookups.callsPerSecond, 4)),
       },
       ratios: {
-        'after 60,000/first 40,000': ratio(
-          lookups.afterCacheFullCallsPerSecond,
-          lookups.beforeCacheFullCallsPerSecond,
-        ),
+        'SQLite large/small': lookupRatio(sqlite),
+        'Postgres large/small': of(postgres, lookupRatio),
       },
       notes:
-        `Behalf.getAccessToken for distinct users in random order at ${sizeNote}, one at a time, from a process that has seen none of them: each call reads the grant and decrypts both tokens; ` +
-        `${lookups.calls.toLocaleString('en-US')} calls in ${lookups.seconds.toFixed(1)} s (compare access-token-valid's cold figure at a small size). ` +
-        lookupVerdict +
-        `The split figures come from the summed call times: TokenService keeps at most 50,000 users in memory, so after that every new user also evicts one. ${postgres.note}`,
+        `${lookupVerdict(sqlite)} ${pgOr(lookupVerdict)} ` +
+        `Medians of ${ROUNDS} rounds; in each a fresh server on each size (taking turns) answers ${count(sqlite.roundCalls)} counted calls${postgres !== null && postgres.roundCalls !== sqlite.roundCalls ? ` (Postgres ${count(postgres.roundCalls)})` : ''} after a warm-up, for distinct random users, so no call finds the user in memory. ` +
+        `Postgres sizes: ${postgres === null ? 'n/a' : `${count(postgres.small.users)} and ${count(postgres.large.users)}`}. The memory run's figure is the rate over its longer run. ${serverNote}`,
     },
     {
       name: 'scale-lookups-latency',
       unit: 'µs',
       results: {
-        'behalf cold SQLite p50': round(lookups.latency.p50, 3),
-        'behalf cold SQLite p99': round(lookups.latency.p99, 3),
-        'behalf cold Postgres p50': postgres.lookupP50,
-        'behalf cold Postgres p99': postgres.lookupP99,
+        'built server SQLite p50': round(sqlite.memory.lookups.latency.p50, 3),
+        'built server SQLite p99': round(sqlite.memory.lookups.latency.p99, 3),
+        'built server Postgres p50': of(postgres, (f) => round(f.memory.lookups.latency.p50, 3)),
+        'built server Postgres p99': of(postgres, (f) => round(f.memory.lookups.latency.p99, 3)),
       },
       ratios: {},
-      notes: `The same calls as scale-lookups, each timed. ${postgres.note}`,
+      notes: `The memory run's calls on the large databases, each timed by the client from sending the request to reading the whole answer, ${CONNECTIONS} in flight. ${postgresNote}`,
     },
   ];
-}
-
-/** The Postgres half of the scale workload, when behalf has a Postgres store and one is configured. */
-async function scalePostgres(
-  ctx: BenchContext,
-  users: number,
-  encryptionKeys: string,
-  clientId: string,
-  lookupMs: number,
-): Promise<{
-  insertRate: number | null;
-  sizeMiB: number | null;
-  rssAfterMiB: number | null;
-  lookupRate: number | null;
-  lookupP50: number | null;
-  lookupP99: number | null;
-  note: string;
-}> {
-  const database = await createBenchDatabase(ctx.postgresUrl, 'scale');
-  if ('unavailable' in database) {
-    return {
-      insertRate: null,
-      sizeMiB: null,
-      rssAfterMiB: null,
-      lookupRate: null,
-      lookupP50: null,
-      lookupP99: null,
-      note: `Postgres: ${database.unavailable}.`,
-    };
-  }
-  try {
-    ctx.log(
-      `scale: storing ${users.toLocaleString('en-US')} users' grants in Postgres through Vault.saveSignIn`,
-    );
-    const store = await openStore(database.url);
-    const started = performance.now();
-    try {
-      await seedGrants(new Vault(store, parseKeyring(encryptionKeys)), clientId, { count: users });
-    } finally {
-      await store.close();
-    }
-    const insertRate = users / ((performance.now() - started) / 1000);
-    const sizeBytes = await database.size();
-    const env = behalfEnv(ctx.emulator, database.url, encryptionKeys);
-    ctx.log(`scale: token lookups from a cold behalf process on Postgres for ${lookupMs / 1000} s`);
-    const lookups = await callOnce<LookupResult>(
-      new URL('../lib/lookup-process.ts', import.meta.url),
-      'lookup',
-      { env, users, durationMs: lookupMs } satisfies LookupRequest,
-    );
-    return {
-      insertRate: round(insertRate, 4),
-      sizeMiB: round(sizeBytes / MiB, 4),
-      rssAfterMiB: lookups.rssAfterMiB,
-      lookupRate: round(lookups.callsPerSecond, 4),
-      lookupP50: round(lookups.latency.p50, 3),
-      lookupP99: round(lookups.latency.p99, 3),
-      note: `Postgres: ${users.toLocaleString('en-US')} users${users === ctx.scaleUsers ? '' : ' (--postgres-scale-users)'} in a scratch database on the Postgres server (dropped afterwards), ${insertRate.toFixed(0)} rows/s through the store's connection pool; its size is pg_database_size after the inserts; ${lookups.calls.toLocaleString('en-US')} cold lookups.`,
-    };
-  } finally {
-    await database.drop();
-  }
 }
