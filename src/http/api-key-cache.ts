@@ -43,7 +43,7 @@ interface Entry {
 }
 
 /** `bhf_<12 hex id>_<43 base64url>`: see src/vault/api-keys.ts. Anything else is never remembered. */
-const KEY_LENGTH = 64;
+const KEY_LENGTH = 'bhf_'.length + 12 + 1 + 43;
 const ID_START = 4;
 const ID_END = 16;
 
