@@ -112,14 +112,3 @@ export function serveRequests(
   });
   send({ type: 'ready', value: ready });
 }
-
-/** Fork a .ts module that serves requests, make one request, and stop it. */
-export async function callOnce<T>(module: URL, type: string, payload: unknown): Promise<T> {
-  const rpc = new ChildRpc(forkTs(module));
-  try {
-    await rpc.ready;
-    return await rpc.call<T>(type, payload);
-  } finally {
-    await rpc.close();
-  }
-}
