@@ -147,9 +147,11 @@ export async function driveColdLookups(
       path: `/v1/users/${seededSub(index)}/access-token`,
       headers,
     });
-    const answer = (await body.json()) as { access_token?: unknown; error?: { code?: unknown } };
+    const answer = (await body.json()) as { access_token?: unknown; error?: unknown; reason?: unknown };
     if (statusCode !== 200)
-      throw new Error(`access-token answered ${statusCode} (${String(answer.error?.code)})`);
+      throw new Error(
+        `access-token answered ${statusCode} (${String(answer.error)}${answer.reason === undefined ? '' : `, ${String(answer.reason)}`})`,
+      );
     // Compared, never printed: a token is not logged even in a benchmark.
     if (answer.access_token !== seededAccessToken(index, tokens))
       throw new Error(`access-token answered a different token for seeded user ${index}`);
