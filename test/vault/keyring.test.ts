@@ -432,6 +432,19 @@ describe('local-mode key file, exactly', () => {
     expect(formatKeyring((await loadOrCreateLocalKeyFile(path)).keyring)).toBe(`new:${a},old:${b}`);
   });
 
+  it('reads a file with blank lines, comments and entries indented or followed by spaces', async () => {
+    const path = join(dir, 'spaced');
+    const [a, b] = [key(), key()];
+    await writeFile(path, `# keys\n\n   new:${a}  \n\t\n  # old key below\nold:${b}\t\n\n`, { mode: 0o600 });
+    expect(formatKeyring((await loadOrCreateLocalKeyFile(path)).keyring)).toBe(`new:${a},old:${b}`);
+  });
+
+  it('refuses a folder where the key file should be, saying so', async () => {
+    const path = join(dir, 'a-folder');
+    await mkdir(path, { mode: 0o700 });
+    expect((await fileError(path)).message).toBe(`BEHALF_KEY_FILE: ${path} is not a regular file.`);
+  });
+
   async function fileError(path: string): Promise<BehalfError> {
     const error = await loadOrCreateLocalKeyFile(path).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BehalfError);
