@@ -107,7 +107,7 @@ describe('mutation threshold check', () => {
     expect(unexplained.unexplained).toHaveLength(1);
   });
 
-  it('lists every ignored mutant with its reason, and the survivors of failing groups', () => {
+  it('counts static mutants apart, lists every mutant marked equivalent with its reason, and the survivors of failing groups', () => {
     const evaluation = evaluate(
       report({
         'src/tokens/token-service.ts': [
@@ -117,16 +117,27 @@ describe('mutation threshold check', () => {
             replacement: 'a <= b',
           }),
         ],
-        'src/signin/signin.ts': mutants('Ignored', 1, {
-          location: { start: { line: 42, column: 5 } },
-          mutatorName: 'StringLiteral',
-          statusReason: 'a log label',
-        }),
+        'src/signin/signin.ts': [
+          ...mutants('Ignored', 1, {
+            location: { start: { line: 42, column: 5 } },
+            mutatorName: 'StringLiteral',
+            statusReason: 'a log label',
+          }),
+          ...mutants('Ignored', 2, {
+            location: { start: { line: 3, column: 1 } },
+            mutatorName: 'Regex',
+            statusReason: 'Static mutant (and "ignoreStatic" was enabled)',
+          }),
+        ],
       }),
     );
     const text = format(evaluation);
-    expect(text).toContain('Ignored mutants (equivalent, with the reason given where they are marked): 1');
+    expect(text).toContain(
+      'Static mutants, ignored by the configuration (ignoreStatic in stryker.config.mjs): 2',
+    );
+    expect(text).toContain('Marked equivalent, with the reason given where they are marked: 1');
     expect(text).toContain('  src/signin/signin.ts:42:5  StringLiteral: a log label');
+    expect(text).not.toContain('src/signin/signin.ts:3:1');
     expect(text).toContain('  src/tokens/token-service.ts:7:9  Survived EqualityOperator -> a <= b');
   });
 

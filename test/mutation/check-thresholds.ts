@@ -100,6 +100,8 @@ export interface Evaluation {
 }
 
 const NO_REASON = 'Ignored using a comment';
+/** How Stryker explains a static mutant it ignored because of `ignoreStatic`. */
+const STATIC_REASON = 'Static mutant';
 
 export function score(counts: Counts): number | null {
   const detected = counts.killed + counts.timeout;
@@ -226,11 +228,16 @@ export function format(evaluation: Evaluation, options: { allSurvivors?: boolean
       ...evaluation.ungrouped.map((file) => `  ${file}`),
     );
   }
+  // Static mutants are ignored by the configuration (ignoreStatic), not judged equivalent: counted
+  // on a line of their own, so the list below is only what a person marked, each with its reason.
+  const isStatic = ({ mutant }: Located) => (mutant.statusReason ?? '').startsWith(STATIC_REASON);
+  const marked = evaluation.ignored.filter((located) => !isStatic(located));
   out.push(
     '',
-    `Ignored mutants (equivalent, with the reason given where they are marked): ${evaluation.ignored.length}`,
+    `Static mutants, ignored by the configuration (ignoreStatic in stryker.config.mjs): ${evaluation.ignored.length - marked.length}`,
+    `Marked equivalent, with the reason given where they are marked: ${marked.length}`,
   );
-  for (const located of sortedByPlace(evaluation.ignored)) {
+  for (const located of sortedByPlace(marked)) {
     out.push(`  ${at(located)}  ${located.mutant.mutatorName}: ${located.mutant.statusReason ?? NO_REASON}`);
   }
   if (evaluation.unexplained.length > 0) {
