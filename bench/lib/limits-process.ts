@@ -9,8 +9,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { parsePostgresSettings } from '../../src/database/index.js';
 import { SQL } from '../../src/vault/postgres-sql.js';
+import { timeColdCalls } from './cold-calls.js';
 import { serveRequests } from './processes.js';
-import { seededSub } from './seed.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 export type LimitRequest = {
@@ -75,29 +75,9 @@ async function postgresLimit(request: LimitRequest & { backend: 'postgres' }): P
   }
 }
 
-/** lookup-process.ts's loop, with `select` in place of getAccessToken. */
+/** lookup-process.ts's loop (timeColdCalls), with `select` in place of getAccessToken. */
 async function measure(request: LimitRequest, select: Select): Promise<LimitResult> {
-  const order = new Int32Array(request.users);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const warmUp = Math.min(2_000, Math.floor(order.length / 5));
-  for (let i = 0; i < warmUp; i++) await select(seededSub(order[i]!));
-  const latencies: number[] = [];
-  const started = performance.now();
-  const end = started + request.durationMs;
-  let calls = 0;
-  while (warmUp + calls < order.length) {
-    const t0 = performance.now();
-    await select(seededSub(order[warmUp + calls]!));
-    const t1 = performance.now();
-    latencies.push((t1 - t0) * 1000);
-    calls++;
-    if (t1 >= end) break;
-  }
-  const seconds = (performance.now() - started) / 1000;
+  const { calls, seconds, latencies } = await timeColdCalls(request, select);
   return { calls, seconds, callsPerSecond: calls / seconds, latency: summarize(latencies) };
 }
 

@@ -7,8 +7,8 @@ import { pino } from 'pino';
 import { createRuntime } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import { loopbackOnlyFetch } from './behalf-instance.js';
+import { timeColdCalls } from './cold-calls.js';
 import { serveRequests } from './processes.js';
-import { seededSub } from './seed.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 export interface LookupRequest {
@@ -47,31 +47,12 @@ async function lookup(request: LookupRequest): Promise<LookupResult> {
     logger: pino({ level: 'silent' }),
   });
   try {
-    // A random order over all users, each asked for once: every call misses the memory cache.
-    const first = request.first ?? 0;
-    const order = new Int32Array(request.users);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    // The first calls warm the JIT up; they are cold calls too, just not counted.
-    const warmUp = Math.min(2_000, Math.floor(order.length / 5));
-    for (let i = 0; i < warmUp; i++) await runtime.behalf.getAccessToken(seededSub(first + order[i]!));
-    const rssBefore = process.memoryUsage().rss;
-    const latencies: number[] = [];
-    const started = performance.now();
-    const end = started + request.durationMs;
-    let calls = 0;
-    while (warmUp + calls < order.length) {
-      const t0 = performance.now();
-      await runtime.behalf.getAccessToken(seededSub(first + order[warmUp + calls]!));
-      const t1 = performance.now();
-      latencies.push((t1 - t0) * 1000);
-      calls++;
-      if (t1 >= end) break;
-    }
-    const seconds = (performance.now() - started) / 1000;
+    let rssBefore = 0;
+    const { calls, seconds, latencies } = await timeColdCalls(
+      request,
+      (sub) => runtime.behalf.getAccessToken(sub),
+      () => (rssBefore = process.memoryUsage().rss),
+    );
     const memory = process.memoryUsage();
     const rate = (from: number, to: number) => {
       if (latencies.length <= from) return null;
