@@ -60,6 +60,8 @@ interface Load {
   promise: Promise<AccessToken>;
   /** Set when the user's grant changed while this load ran: its result must not be remembered. */
   stale: boolean;
+  /** The token it will not hand out (see {@link covers}). */
+  rejected: Rejected;
 }
 
 /**
@@ -149,17 +151,21 @@ export class TokenService {
       }
     }
     this.#cacheStats.misses++;
-    let load = this.#inflight.get(sub);
-    if (load === undefined) {
-      const rejected = options.forceRefresh === true ? ANY_STORED : options.rejected;
-      const started: Load = { promise: undefined as unknown as Promise<AccessToken>, stale: false };
-      started.promise = this.#load(sub, rejected, started).finally(() => {
+    const rejected = options.forceRefresh === true ? ANY_STORED : options.rejected;
+    const running = this.#inflight.get(sub);
+    if (running !== undefined && covers(running.rejected, rejected)) return running.promise;
+    // A load that may hand out the token this caller saw refused (it was started without that
+    // report, and the store may still hold the token) is no answer to it: a new load, which reads
+    // the store again once the running one is done (so its refresh, if any, is seen, not repeated).
+    const started: Load = { promise: undefined as unknown as Promise<AccessToken>, stale: false, rejected };
+    const after = running === undefined ? Promise.resolve() : running.promise.then(noop, noop);
+    started.promise = after
+      .then(() => this.#load(sub, rejected, started))
+      .finally(() => {
         if (this.#inflight.get(sub) === started) this.#inflight.delete(sub);
       });
-      this.#inflight.set(sub, started);
-      load = started;
-    }
-    return load.promise;
+    this.#inflight.set(sub, started);
+    return started.promise;
   }
 
   /** How many calls were answered from memory, and how many were not (a store read or a refresh). */
@@ -514,6 +520,18 @@ interface Renewal {
 /** `rejected` value meaning "do not use any stored token" (a forced refresh). */
 const ANY_STORED = Symbol('any stored token');
 type Rejected = string | typeof ANY_STORED | undefined;
+
+/**
+ * Whether a load that will not hand out `running` answers a caller who will not take `wanted`:
+ * yes when the caller refused nothing, refused the same token, or the load refreshes whatever is
+ * stored. A caller who saw Google refuse a token and joined a load started before (by a caller
+ * who had not) got that same token back from the store and a second 401.
+ */
+function covers(running: Rejected, wanted: Rejected): boolean {
+  return wanted === undefined || running === wanted || running === ANY_STORED;
+}
+
+function noop(): void {}
 
 const needsConsentMessage =
   "This user's Google grant can no longer be used (revoked, expired or never offline). Ask them to sign in again with consent.";

@@ -365,6 +365,36 @@ describe('TokenService and the stored token', () => {
     expect((await w.tokens.getAccessToken(sub, { forceRefresh: true })).token).toBe('ya29.fresh-2');
   });
 
+  // Found under load on four instances over Postgres: a caller whose token Google refused joined a
+  // load another caller had started a moment before (nothing in memory), which read the same
+  // token from the store, and the caller's one retry got a second 401.
+  it('a caller reporting a rejected token does not join a load that may hand that token back; one refresh', async () => {
+    w = await tokenWorld();
+    const sub = await w.signedIn('joined', 3_600_000);
+    const [unaware, refused, alsoRefused, later] = await Promise.all([
+      w.tokens.getAccessToken(sub),
+      w.tokens.getAccessToken(sub, { rejected: 'ya29.stored-joined' }),
+      w.tokens.getAccessToken(sub, { rejected: 'ya29.stored-joined' }),
+      w.tokens.getAccessToken(sub),
+    ]);
+    // The first caller knew of no refusal: the stored token, read before anyone reported it.
+    expect(unaware.token).toBe('ya29.stored-joined');
+    // Those who saw it refused get a new one, minted once, and so does everyone after them.
+    expect([refused.token, alsoRefused.token, later.token]).toEqual([
+      'ya29.fresh-1',
+      'ya29.fresh-1',
+      'ya29.fresh-1',
+    ]);
+    expect(w.google.refreshed).toEqual(['1//0g-refresh-joined']);
+    // A forced refresh does not settle for the token a load already running would hand out either.
+    const [running, forced] = await Promise.all([
+      w.tokens.getAccessToken(sub, { rejected: 'ya29.some-older-token' }),
+      w.tokens.getAccessToken(sub, { forceRefresh: true }),
+    ]);
+    expect(running.token).toBe('ya29.fresh-1');
+    expect(forced.token).toBe('ya29.fresh-2');
+  });
+
   it('a user without a stored refresh token needs consent, and Google is not asked', async () => {
     w = await tokenWorld();
     await w.vault.saveSignIn({
