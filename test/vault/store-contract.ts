@@ -19,8 +19,11 @@ import type {
   Store,
   StoredGrant,
   UserProfile,
+  PostgresStore,
+  SqliteStore,
   UserSearch,
 } from '../../src/vault/index.js';
+import { userStates } from '../../src/vault/index.js';
 
 const CLIENT = 'server-client.apps.googleusercontent.com';
 const OTHER_CLIENT = 'other-client.apps.googleusercontent.com';
@@ -717,6 +720,191 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         ];
         for (const refused of refusals)
           await expect(refused).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+      });
+
+      /** A cursor as the store writes them: base64url of a JSON array. */
+      const cursorOf = (json: string) => Buffer.from(json, 'utf8').toString('base64url');
+      const BAD_CURSOR = {
+        code: 'INVALID_REQUEST',
+        reason: 'bad_cursor',
+        message: 'The page cursor is malformed, or belongs to another search.',
+      };
+
+      it('refuses every malformed or foreign cursor as bad_cursor with one message, never another error', async () => {
+        await seed();
+        const valid = (await store.searchUsers({ clientId: CLIENT, limit: 1 })).next!;
+        // 2055 characters that decode to a well-formed cursor (a 320-character key spelt with JSON escapes).
+        const long = cursorOf(`["e","${'\\u0061'.repeat(241)}${'a'.repeat(79)}","zzzzz"]`);
+        expect(long.length).toBeGreaterThan(2048);
+        const byEmail = [
+          'not a cursor',
+          // Characters outside base64url around a valid cursor: the decoder would skip them.
+          ` ${valid}`,
+          `${valid}.`,
+          long,
+          cursorOf('{'),
+          cursorOf('"e"'),
+          cursorOf('["e",null,"u01"]'),
+          cursorOf('["e",["a"],"u01"]'),
+          cursorOf(`["e","${'a'.repeat(321)}","u01"]`),
+          cursorOf('["e","a","u01","x"]'),
+          cursorOf('["e","a",""]'),
+          cursorOf('["x","a","u01"]'),
+          // A status-order cursor in an email-order search.
+          cursorOf('["s","u01"]'),
+        ];
+        for (const after of byEmail)
+          await expect(store.searchUsers({ clientId: CLIENT, limit: 1, after }), after).rejects.toMatchObject(
+            BAD_CURSOR,
+          );
+        const byStatus = [
+          cursorOf('["s","u01","x"]'),
+          cursorOf('["s",""]'),
+          cursorOf('["x","u01"]'),
+          cursorOf('["e","a",""]'),
+          cursorOf('["e","a","u01"]'),
+        ];
+        for (const after of byStatus)
+          await expect(
+            store.searchUsers({ clientId: CLIENT, limit: 1, status: 'active', after }),
+            after,
+          ).rejects.toMatchObject(BAD_CURSOR);
+      });
+
+      it('takes a cursor of up to 2048 characters whose parts are up to 320 characters', async () => {
+        await seed();
+        // Exactly 2048 characters (1536 bytes of JSON), with a key of exactly 320 characters.
+        const longest = cursorOf(`["e","${'\\u0061'.repeat(240)}${'a'.repeat(80)}","zzzzz"]`);
+        expect(longest.length).toBe(2048);
+        // Every user whose lower-cased email sorts after 'aaa…a' (everyone but the one without an email).
+        const after = ['u06', 'u02', 'u01', 'u09', 'u03', 'u04', 'u07', 'u08'];
+        const page = await store.searchUsers({ clientId: CLIENT, limit: 20, after: longest });
+        expect(page.users.map((u) => u.user.sub)).toEqual(after);
+        const plain = cursorOf(`["e","${'a'.repeat(320)}","u01"]`);
+        expect(
+          (await store.searchUsers({ clientId: CLIENT, limit: 20, after: plain })).users.map(
+            (u) => u.user.sub,
+          ),
+        ).toEqual(after);
+        // A status-order cursor: the users after its sub.
+        expect(
+          (
+            await store.searchUsers({
+              clientId: CLIENT,
+              limit: 20,
+              status: 'active',
+              after: cursorOf('["s","u05"]'),
+            })
+          ).users.map((u) => u.user.sub),
+        ).toEqual(['u06', 'u07', 'u08']);
+      });
+
+      it('refuses bad options with messages naming the limit, the statuses and the prefix length', async () => {
+        await expect(store.searchUsers({ clientId: CLIENT, limit: 0 })).rejects.toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'searchUsers: limit must be a whole number of at least 1.',
+        });
+        await expect(
+          store.searchUsers({ clientId: CLIENT, limit: 1, status: 'gone' as GrantStatus }),
+        ).rejects.toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'searchUsers: unknown status; expected one of active, revoked, needs_consent.',
+        });
+        await expect(
+          store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'a'.repeat(321) }),
+        ).rejects.toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'An email prefix is at most 320 characters.',
+        });
+        // 320 characters is still a prefix.
+        expect(await store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'a'.repeat(320) })).toEqual(
+          {
+            users: [],
+            next: null,
+          },
+        );
+      });
+
+      it('says there is no next page when the last page is exactly full', async () => {
+        await seed();
+        const all = await store.searchUsers({ clientId: CLIENT, limit: 9 });
+        expect(all.users).toHaveLength(9);
+        expect(all.next).toBeNull();
+        const alice = await store.searchUsers({ clientId: CLIENT, limit: 3, emailPrefix: 'alice' });
+        expect(alice.users.map((u) => u.user.sub)).toEqual(['u02', 'u01', 'u09']);
+        expect(alice.next).toBeNull();
+        const consent = await store.searchUsers({ clientId: CLIENT, limit: 2, status: 'needs_consent' });
+        expect(consent.users.map((u) => u.user.sub)).toEqual(['u02', 'u09']);
+        expect(consent.next).toBeNull();
+      });
+
+      it('takes %, _ and \\ in a prefix literally, as the characters they are', async () => {
+        for (const [sub, email] of [
+          ['w1', '50%_off\\deal@example.com'],
+          ['w2', '50percent@example.com'],
+          ['w3', '50x_off@example.com'],
+          ['w4', '5_@example.com'],
+        ] as const)
+          await store.saveSignIn(signIn(sub, { user: profile(sub, { email }) }));
+        expect(await walk({ emailPrefix: '50%' }, 5)).toEqual(['w1']);
+        expect(await walk({ emailPrefix: '50%_off\\' }, 5)).toEqual(['w1']);
+        expect(await walk({ emailPrefix: '5_' }, 5)).toEqual(['w4']);
+        expect(await walk({ emailPrefix: '50' }, 5)).toEqual(['w1', 'w2', 'w3']);
+      });
+
+      it('answers an empty scope list as empty', async () => {
+        await store.saveSignIn(
+          signIn('s0', { scopes: [], user: profile('s0', { email: 'noscope@example.com' }) }),
+        );
+        expect(
+          (await store.searchUsers({ clientId: CLIENT, limit: 1, emailPrefix: 'noscope' })).users,
+        ).toEqual([{ user: await store.getUser('s0'), grant: { status: 'active', scopes: [] } }]);
+      });
+    });
+
+    describe('userStates (admin console, issue 13)', () => {
+      /** Write a Cross-Account Protection state the way the RISC receiver keeps it. */
+      async function setSecurity(sub: string, state: string, at: number): Promise<void> {
+        const sql = 'INSERT INTO user_security (sub, state, at) VALUES ($1, $2, $3)';
+        const backend = store as SqliteStore | PostgresStore;
+        if (backend.kind === 'postgres') await backend.database.query(sql, [sub, state, at]);
+        else backend.database.connection.prepare(sql.replace(/\$\d/g, '?')).run(sub, state, at);
+      }
+
+      it("answers each listed user's offline access, refresh-token expiry and security state, leaving out unknown users", async () => {
+        await store.saveSignIn(signIn('st1', { refreshTokenExpiresAt: T0 + 7 * 24 * HOUR }));
+        await store.saveSignIn(signIn('st2'));
+        await store.setGrantStatus('st2', CLIENT, 'needs_consent', T0 + 1);
+        await store.saveSignIn(signIn('st3', { clientId: OTHER_CLIENT }));
+        await store.saveSignIn(signIn('st4', { refreshTokenCiphertext: undefined }));
+        await setSecurity('st1', 'account_disabled', T0 + 5);
+        await setSecurity('st3', 'sessions_revoked', T0 + 6);
+        const database = (store as SqliteStore | PostgresStore).database;
+        const states = await userStates(database, CLIENT, ['st1', 'st2', 'st3', 'st4', 'nobody']);
+        expect(new Map([...states].sort(([a], [b]) => (a < b ? -1 : 1)))).toEqual(
+          new Map([
+            [
+              'st1',
+              {
+                offlineAccess: true,
+                refreshTokenExpiresAt: T0 + 7 * 24 * HOUR,
+                security: { state: 'account_disabled', at: T0 + 5 },
+              },
+            ],
+            ['st2', { offlineAccess: false, refreshTokenExpiresAt: null, security: null }],
+            // No grant for this client: no offline access, but the account's state still shows.
+            [
+              'st3',
+              {
+                offlineAccess: false,
+                refreshTokenExpiresAt: null,
+                security: { state: 'sessions_revoked', at: T0 + 6 },
+              },
+            ],
+            ['st4', { offlineAccess: false, refreshTokenExpiresAt: null, security: null }],
+          ]),
+        );
+        expect(await userStates(database, CLIENT, [])).toEqual(new Map());
       });
     });
 

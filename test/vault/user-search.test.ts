@@ -12,6 +12,8 @@ describe('prefixUpperBound', () => {
     expect(prefixUpperBound('alice')).toBe('alicf');
     expect(prefixUpperBound('a@')).toBe('aA');
     expect(prefixUpperBound('a\ud7ff')).toBe('a\ue000');
+    // The last code point there is (U+10FFFF) is still reached by incrementing.
+    expect(prefixUpperBound('a\u{10fffe}')).toBe('a\u{10ffff}');
     expect(prefixUpperBound('a\u{10ffff}')).toBe('b');
     expect(prefixUpperBound('\u{10ffff}\u{10ffff}')).toBeNull();
     expect(prefixUpperBound('')).toBeNull();
