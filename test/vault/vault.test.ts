@@ -167,6 +167,32 @@ describe('Vault over SqliteStore', () => {
     expect(await vault.getGrant('7', CLIENT)).toBeNull();
   });
 
+  it('saveAccessToken replaces the scopes only when given, and gives back the lease of releaseLeaseOf', async () => {
+    await vault.saveSignIn(signIn('s1'));
+    const write = { accessToken: accessToken(), accessTokenExpiresAt: T0 + 2 * HOUR, now: T0 + 1 };
+    expect(await vault.saveAccessToken('s1', CLIENT, { ...write, scopes: ['openid', 'drive'] })).toBe(true);
+    expect((await vault.getGrant('s1', CLIENT))!.scopes).toEqual(['openid', 'drive']);
+    expect(await vault.saveAccessToken('s1', CLIENT, write)).toBe(true);
+    expect((await vault.getGrant('s1', CLIENT))!.scopes).toEqual(['openid', 'drive']);
+    expect(await vault.acquireRefreshLease('s1', CLIENT, 'a', 60_000)).toBe(true);
+    expect(await vault.saveAccessToken('s1', CLIENT, { ...write, releaseLeaseOf: 'a' })).toBe(true);
+    expect(await vault.acquireRefreshLease('s1', CLIENT, 'b', 60_000)).toBe(true);
+  });
+
+  it('eachGrant walks every grant, or those of one status, across pages', async () => {
+    for (const sub of ['e1', 'e2', 'e3', 'e4']) await vault.saveSignIn(signIn(sub));
+    await vault.setGrantStatus('e2', CLIENT, 'revoked', T0 + 1);
+    await vault.setGrantStatus('e4', CLIENT, 'revoked', T0 + 1);
+    const subs = async (options: Parameters<Vault['eachGrant']>[0]) => {
+      const seen: string[] = [];
+      for await (const grant of vault.eachGrant(options)) seen.push(grant.sub);
+      return seen;
+    };
+    expect(await subs({ pageSize: 1 })).toEqual(['e1', 'e2', 'e3', 'e4']);
+    expect(await subs({ status: 'revoked', pageSize: 1 })).toEqual(['e2', 'e4']);
+    expect(await subs({ status: 'active' })).toEqual(['e1', 'e3']);
+  });
+
   it('a ciphertext moved to another row or column in the database does not decrypt', async () => {
     await vault.saveSignIn(signIn('10'));
     const victim = signIn('11');
@@ -281,6 +307,97 @@ describe('Vault over SqliteStore', () => {
       });
       for (const secret of [K0, K1, K2])
         expect(JSON.stringify(error.toJSON())).not.toContain(secret.slice(3));
+    });
+
+    /** Swap the two ciphertexts of each grant in the file: they no longer authenticate (bound to their column). */
+    function swapColumns(subs: string[]): void {
+      const db = new Database(path);
+      try {
+        const swap = db.prepare(
+          'UPDATE grants SET refresh_token = access_token, access_token = refresh_token WHERE sub = ?',
+        );
+        for (const sub of subs) swap.run(sub);
+      } finally {
+        db.close();
+      }
+    }
+
+    async function rotationError(rotating: Vault, options = {}): Promise<BehalfError> {
+      const error = await rotating.rotateKeys(options).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(BehalfError);
+      return error as BehalfError;
+    }
+
+    it('names the first five rows it could not rotate, then …, and is INTERNAL when no key is missing', async () => {
+      const broken = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+      for (const sub of [...broken, 'ok1', 'ok2']) await vault.saveSignIn(signIn(sub));
+      // A grant with no token left: nothing to re-encrypt, already current.
+      await vault.saveSignIn(signIn('none', { refreshToken: undefined }));
+      await vault.setGrantStatus('none', CLIENT, 'revoked', T0 + 1);
+      swapColumns(broken);
+      const error = await rotationError(new Vault(store, parseKeyring(`${K2},${K1}`)));
+      expect(error.code).toBe('INTERNAL');
+      expect(error.reason).toBe('rotation_incomplete');
+      expect(error.message).toBe(
+        'Key rotation could not re-encrypt 6 of 9 grant(s): c1 (ciphertext_invalid), c2 (ciphertext_invalid), ' +
+          'c3 (ciphertext_invalid), c4 (ciphertext_invalid), c5 (ciphertext_invalid), …. ' +
+          "The other 3 are under key 'k2'. Keep every old key in BEHALF_ENCRYPTION_KEYS until a rotation finishes without error.",
+      );
+      expect(error.details).toEqual({
+        report: { primaryKey: 'k2', rows: 9, reencrypted: 2, alreadyCurrent: 1, retried: 0, vanished: 0 },
+        failed: broken.map((sub) => ({ sub, clientId: CLIENT, reason: 'ciphertext_invalid' })),
+      });
+    });
+
+    it('lists all of exactly five failed rows without …, and is CONFIG_INVALID when any of them needs a missing key', async () => {
+      const K0 = `k0:${randomBytes(32).toString('base64')}`;
+      await new Vault(store, parseKeyring(K0)).saveSignIn(signIn('b0'));
+      for (const sub of ['b1', 'b2', 'b3', 'b4', 'ok']) await vault.saveSignIn(signIn(sub));
+      swapColumns(['b1', 'b2', 'b3', 'b4']);
+      const error = await rotationError(new Vault(store, parseKeyring(`${K2},${K1}`)));
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toBe(
+        'Key rotation could not re-encrypt 5 of 6 grant(s): b0 (unknown_key_id), b1 (ciphertext_invalid), ' +
+          'b2 (ciphertext_invalid), b3 (ciphertext_invalid), b4 (ciphertext_invalid). ' +
+          "The other 1 are under key 'k2'. Keep every old key in BEHALF_ENCRYPTION_KEYS until a rotation finishes without error.",
+      );
+    });
+
+    it('gives up on a row that keeps changing after maxAttempts writes, and reports it as kept_changing', async () => {
+      await vault.saveSignIn(signIn('busy'));
+      // Every compare-and-set loses: another writer always got there first.
+      const losing = withReplaceCiphertexts(store, () => Promise.resolve(false));
+      const error = await rotationError(new Vault(losing, parseKeyring(`${K2},${K1}`)), { maxAttempts: 2 });
+      expect(error.code).toBe('INTERNAL');
+      expect(error.details).toEqual({
+        report: { primaryKey: 'k2', rows: 1, reencrypted: 0, alreadyCurrent: 0, retried: 1, vanished: 0 },
+        failed: [{ sub: 'busy', clientId: CLIENT, reason: 'kept_changing' }],
+      });
+    });
+
+    it('reads the grants pageSize at a time', async () => {
+      await seed(5);
+      const limits: number[] = [];
+      const paging = new Proxy(store, {
+        get: (target, property) => {
+          if (property === 'listGrants')
+            return (options: Parameters<Store['listGrants']>[0]) => {
+              limits.push(options.limit);
+              return target.listGrants(options);
+            };
+          const value = Reflect.get(target, property, target) as unknown;
+          return typeof value === 'function'
+            ? (value as (...args: unknown[]) => unknown).bind(target)
+            : value;
+        },
+      });
+      expect(await new Vault(paging, parseKeyring(`${K2},${K1}`)).rotateKeys({ pageSize: 2 })).toMatchObject({
+        rows: 5,
+      });
+      expect(limits).toEqual([2, 2, 2]);
     });
 
     it('a row deleted while it rotates is counted, not failed', async () => {
