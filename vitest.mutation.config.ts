@@ -29,6 +29,7 @@ const ORDER = [
   'test/signin/',
   'test/service/',
   'test/risc/',
+  'test/calls/auth-client-refusals.test.ts',
   'test/calls/call-rules.test.ts',
   'test/calls/offline-calls.test.ts',
   'test/vault/postgres-store.test.ts',
