@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   BehalfAuthClient,
   createUserFetch,
@@ -18,40 +18,55 @@ const LIST = `${API}/drive/v3/files?spaces=appDataFolder`;
 const T0 = 1_760_000_000_000;
 
 /** The user's tokens: `ya29.token-1`, then a new one each time a caller reports the current one rejected. */
-function fakeTokens() {
+function fakeTokens(scopes: string[] = []) {
   const asked: Array<{ sub: string; rejected?: string }> = [];
   let current = 1;
   const tokens = {
     getAccessToken: async (sub: string, options: { rejected?: string } = {}) => {
       asked.push({ sub, ...(options.rejected === undefined ? {} : { rejected: options.rejected }) });
       if (options.rejected === `ya29.token-${current}`) current++;
-      return { token: `ya29.token-${current}`, expiresAt: T0 + 3_600_000, scopes: [] };
+      return { token: `ya29.token-${current}`, expiresAt: T0 + 3_600_000, scopes };
     },
   } as unknown as TokenService;
   return { tokens, asked };
 }
 
-type Answer = { status: number; retryAfter?: string } | Error;
+type Answer =
+  | { status: number; retryAfter?: string; wwwAuthenticate?: string; body?: () => Readable }
+  | Error
+  | { throws: unknown };
 
 /**
  * behalf's user fetch over a scripted Google (each call takes the next answer; with none left it
- * answers 200), a clock that moves only with the injected sleeps, and random() = 1.
+ * answers 200), a clock that moves only with the injected sleeps, and random() = 1. With
+ * `defaultSleep`, behalf's own sleep (setTimeout) is used instead of the injected one.
  */
-function world(options: { policy?: Partial<CallPolicy>; random?: () => number } = {}) {
+function world(
+  options: {
+    policy?: Partial<CallPolicy>;
+    random?: () => number;
+    scopes?: string[];
+    defaultSleep?: boolean;
+  } = {},
+) {
   const clock = new OffsetClock({ now: () => T0 });
   const sleeps: number[] = [];
   const sent: Array<{ url: string; method: string; authorization: string | null; body: unknown }> = [];
   const discarded: number[] = [];
   const script: Answer[] = [];
-  const { tokens, asked } = fakeTokens();
+  const { tokens, asked } = fakeTokens(options.scopes);
   const deps = {
     tokens,
     clock,
     allowList: new GoogleHostAllowList(API),
-    sleep: async (ms: number) => {
-      sleeps.push(ms);
-      clock.advance(ms / 1000);
-    },
+    ...(options.defaultSleep === true
+      ? {}
+      : {
+          sleep: async (ms: number) => {
+            sleeps.push(ms);
+            clock.advance(ms / 1000);
+          },
+        }),
     random: options.random ?? (() => 1),
     ...(options.policy === undefined ? {} : { policy: options.policy }),
   };
@@ -67,29 +82,37 @@ function world(options: { policy?: Partial<CallPolicy>; random?: () => number } 
       });
       const answer = next();
       if (answer instanceof Error) throw answer;
+      if ('throws' in answer) throw answer.throws;
       const body = new ReadableStream({
         pull: (controller) => controller.enqueue(new TextEncoder().encode('{}')),
         cancel: () => void discarded.push(n),
       });
-      return new Response(answer.status === 204 ? null : body, {
-        status: answer.status,
-        headers: answer.retryAfter === undefined ? {} : { 'retry-after': answer.retryAfter },
-      });
+      const headers = new Headers();
+      if (answer.retryAfter !== undefined) headers.set('retry-after', answer.retryAfter);
+      if (answer.wwwAuthenticate !== undefined) headers.set('www-authenticate', answer.wwwAuthenticate);
+      return new Response(answer.status === 204 ? null : body, { status: answer.status, headers });
     },
   });
   const requests: Array<{ url: string; method: string; headers: Record<string, string>; body: unknown }> = [];
+  /** The options each request was given, as given. */
+  const requestOptions: Array<Parameters<HttpRequestLike>[1]> = [];
   const request: HttpRequestLike = async (url, init) => {
     requests.push({ url: url.href, method: init.method, headers: init.headers, body: init.body });
+    requestOptions.push(init);
     const answer = next();
     if (answer instanceof Error) throw answer;
+    if ('throws' in answer) throw answer.throws;
+    const headers: Record<string, string[]> = {};
+    if (answer.retryAfter !== undefined) headers['retry-after'] = [answer.retryAfter];
+    if (answer.wwwAuthenticate !== undefined) headers['www-authenticate'] = [answer.wwwAuthenticate];
     return {
       statusCode: answer.status,
-      headers: answer.retryAfter === undefined ? {} : { 'retry-after': [answer.retryAfter] },
-      body: Readable.from([Buffer.from('{"error":{}}')]),
+      headers,
+      body: answer.body?.() ?? Readable.from([Buffer.from('{"error":{}}')]),
     };
   };
   const userRequest = createUserRequest({ ...deps, request });
-  return { fetch, userRequest, script, sleeps, sent, requests, asked, discarded, clock };
+  return { fetch, userRequest, script, sleeps, sent, requests, requestOptions, asked, discarded, clock };
 }
 
 const statuses = (w: { sent: unknown[] }) => w.sent.length;
@@ -179,6 +202,90 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
     });
   });
 
+  describe('403 insufficient_scope: the user did not grant a scope the call needs', () => {
+    const APPDATA = 'https://www.googleapis.com/auth/drive.appdata';
+    const FILE = 'https://www.googleapis.com/auth/drive.file';
+    const GRANTED = ['openid', 'email', FILE];
+    const REFUSED = `www.googleapis.com refused the call: it needs a scope the user did not grant. Ask the user for it (sign in again requesting that scope), then retry.`;
+    const scopeError = async (w: ReturnType<typeof world>) =>
+      (await w.fetch('110', LIST).catch((e: unknown) => e)) as BehalfError;
+
+    it('is SCOPE_NOT_GRANTED naming the granted scopes and, of the scopes the API names, only those not granted', async () => {
+      const w = world({ scopes: GRANTED });
+      w.script.push({
+        status: 403,
+        wwwAuthenticate: `Bearer realm="https://accounts.google.com/", error="insufficient_scope", scope="${APPDATA} ${FILE}"`,
+      });
+      const error = await scopeError(w);
+      expect(error).toBeInstanceOf(BehalfError);
+      expect(error).toMatchObject({
+        code: 'SCOPE_NOT_GRANTED',
+        reason: 'insufficient_scope',
+        message: REFUSED,
+      });
+      expect(error.details).toEqual({
+        action: 'request_scopes',
+        granted_scopes: GRANTED,
+        missing_scopes: [APPDATA],
+      });
+      // No token will do: not retried, no new token asked for, the answer's body thrown away.
+      expect(statuses(w)).toBe(1);
+      expect(w.asked).toEqual([{ sub: '110' }]);
+      expect(w.discarded).toEqual([1]);
+    });
+
+    it('empty entries in the scope list (extra spaces) are not scopes', async () => {
+      const w = world({ scopes: GRANTED });
+      w.script.push({
+        status: 403,
+        wwwAuthenticate: `Bearer error="insufficient_scope", scope=" ${APPDATA}  "`,
+      });
+      expect((await scopeError(w)).details).toEqual({
+        action: 'request_scopes',
+        granted_scopes: GRANTED,
+        missing_scopes: [APPDATA],
+      });
+    });
+
+    it.each([
+      ['names no scope', 'Bearer error="insufficient_scope"'],
+      ['names an empty scope list', 'Bearer error="insufficient_scope", scope=""'],
+      ['names only granted scopes', `Bearer error="insufficient_scope", scope="${FILE}"`],
+    ])('when the API %s, no missing_scopes are claimed', async (_what, wwwAuthenticate) => {
+      const w = world({ scopes: GRANTED });
+      w.script.push({ status: 403, wwwAuthenticate });
+      const error = await scopeError(w);
+      expect(error).toMatchObject({ code: 'SCOPE_NOT_GRANTED', message: REFUSED });
+      expect(error.details).toStrictEqual({ action: 'request_scopes', granted_scopes: GRANTED });
+    });
+
+    it('the proxy path reads the header from its first value', async () => {
+      const w = world({ scopes: GRANTED });
+      w.script.push({
+        status: 403,
+        wwwAuthenticate: `Bearer error="insufficient_scope", scope="${APPDATA}"`,
+      });
+      await expect(w.userRequest('110', LIST)).rejects.toMatchObject({
+        code: 'SCOPE_NOT_GRANTED',
+        details: { missing_scopes: [APPDATA] },
+      });
+    });
+
+    it.each([
+      ['a 403 for another reason', { status: 403, wwwAuthenticate: 'Bearer error="invalid_token"' }],
+      ['a 403 without WWW-Authenticate', { status: 403 }],
+      [
+        'another status naming insufficient_scope',
+        { status: 400, wwwAuthenticate: 'Bearer error="insufficient_scope"' },
+      ],
+    ])('%s goes back to the caller as it is', async (_what, answer) => {
+      const w = world();
+      w.script.push(answer);
+      expect((await w.fetch('110', LIST)).status).toBe(answer.status);
+      expect(statuses(w)).toBe(1);
+    });
+  });
+
   describe('429 and 503', () => {
     it.each([
       ['429', 429, 'GET'],
@@ -230,6 +337,22 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
       w.script.push({ status: 429, retryAfter: '4' }, { status: 429, retryAfter: '1' });
       expect((await w.fetch('110', LIST)).status).toBe(429);
       expect(w.sleeps).toEqual([4_000]);
+    });
+
+    it('without an injected sleep, the retry waits for a timer of the asked length', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout'] });
+      try {
+        const w = world({ defaultSleep: true });
+        w.script.push({ status: 429, retryAfter: '2' });
+        const answer = w.fetch('110', LIST);
+        await vi.advanceTimersByTimeAsync(1_999);
+        expect(statuses(w)).toBe(1);
+        await vi.advanceTimersByTimeAsync(1);
+        expect((await answer).status).toBe(200);
+        expect(statuses(w)).toBe(2);
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('a streamed body is sent once', async () => {
@@ -311,6 +434,18 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
       expect(statuses(w)).toBe(1);
     });
 
+    it('a network failure that is not an Error is GOOGLE_UNAVAILABLE too, its cause named "network error"', async () => {
+      const w = world();
+      w.script.push({ throws: 'socket hang up' });
+      const error = (await w.fetch('110', LIST, { method: 'POST' }).catch((e: unknown) => e)) as BehalfError;
+      expect(error).toMatchObject({
+        code: 'GOOGLE_UNAVAILABLE',
+        reason: 'network',
+        message: 'www.googleapis.com could not be reached; retry later.',
+      });
+      expect((error.cause as Error).message).toBe('network error');
+    });
+
     it("an error that is already behalf's is passed on as it is", async () => {
       const w = world();
       const refused = new BehalfError('NEEDS_CONSENT', 'gone');
@@ -367,6 +502,54 @@ describe('calling Google as the user (injected clock and sleep, scripted Google)
       expect(w.requests).toHaveLength(3);
     });
 
+    it("passes the caller's signal to the HTTP client, and no signal option when there is none", async () => {
+      const w = world();
+      await w.userRequest('110', LIST);
+      const controller = new AbortController();
+      await w.userRequest('110', LIST, { signal: controller.signal });
+      expect(Object.keys(w.requestOptions[0] ?? {}).sort()).toEqual(['body', 'headers', 'method']);
+      expect(w.requestOptions[1]?.signal).toBe(controller.signal);
+    });
+
+    describe('an answer thrown away before a retry', () => {
+      const chunks = (...sizes: number[]) => sizes.map((n) => Buffer.alloc(n, 'x'));
+      /** userRequest after a 401 whose body is `body`: the retry's answer, and that body. */
+      async function afterRefused(body: Readable) {
+        const w = world();
+        w.script.push({ status: 401, body: () => body });
+        const answer = await w.userRequest('110', LIST);
+        expect(answer.status).toBe(200);
+        expect(w.requests).toHaveLength(2);
+        return body;
+      }
+
+      it('a small one is read to its end, so its connection can serve the next call', async () => {
+        const body = await afterRefused(Readable.from(chunks(10, 20, 30)));
+        expect(body.readableEnded).toBe(true);
+      });
+
+      it('one of exactly 64 KiB is still read to its end', async () => {
+        const body = await afterRefused(Readable.from(chunks(16_384, 16_384, 16_384, 16_384)));
+        expect(body.readableEnded).toBe(true);
+      });
+
+      it('a larger one is given up (destroyed) once more than 64 KiB has come', async () => {
+        const body = await afterRefused(Readable.from(chunks(16_384, 16_384, 16_384, 16_384, 1, 16_384)));
+        expect(body.readableEnded).toBe(false);
+        expect(body.destroyed).toBe(true);
+      });
+
+      it('one cut short by an error does not stop the retry', async () => {
+        const body = new Readable({
+          read() {
+            this.destroy(new Error('other side closed'));
+          },
+        });
+        await afterRefused(body);
+        expect(body.destroyed).toBe(true);
+      });
+    });
+
     it('reads Retry-After from its (first) header value', async () => {
       const w = world();
       w.script.push({ status: 503, retryAfter: '3' });
@@ -407,7 +590,28 @@ describe('where user tokens may go', () => {
   });
 
   it('a URL that does not parse is INVALID_REQUEST', () => {
-    expect(() => allowList.check('not a url')).toThrow(expect.objectContaining({ code: 'INVALID_REQUEST' }));
+    expect(() => allowList.check('not a url')).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_REQUEST',
+        message: 'The Google API URL is not a valid absolute URL.',
+      }),
+    );
+  });
+
+  it('the refusal names the scheme and host only: never the path, query or credentials', () => {
+    expect(() => allowList.check('https://user:secret@evil.example.com:8443/x?token=ya29.abc')).toThrow(
+      expect.objectContaining({
+        code: 'HOST_NOT_ALLOWED',
+        message:
+          'https://evil.example.com:8443 is not a Google API host; behalf sends user tokens only to Google.',
+      }),
+    );
+    expect(() => allowList.check('https://user:secret@www.googleapis.com/x')).toThrow(
+      expect.objectContaining({
+        message:
+          'https://www.googleapis.com is not a Google API host; behalf sends user tokens only to Google.',
+      }),
+    );
   });
 
   it.each([
