@@ -16,9 +16,8 @@ export class GoogleHostAllowList {
     if (this.#extraOrigins.has(url.origin)) return true;
     return (
       url.protocol === 'https:' &&
-      (url.port === '' ||
-        // Stryker disable next-line ConditionalExpression,StringLiteral: a parsed https URL never has port '443' (WHATWG URL drops the default port), so this never decides
-        url.port === '443') &&
+      // The default port only: a parsed URL has none for https://host:443 (WHATWG URL drops it).
+      url.port === '' &&
       isGoogleApiHost(url.hostname)
     );
   }
