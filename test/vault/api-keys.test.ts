@@ -2,11 +2,13 @@ import type * as crypto from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
+import { duplicateApiKey } from '../../src/vault/rows.js';
 import {
   apiKeyId,
   authenticateApiKey,
   createApiKey,
   listApiKeys,
+  onApiKeyRevoked,
   openSqliteStore,
   revokeApiKey,
   verifyApiKey,
@@ -138,6 +140,91 @@ describe('service API keys', () => {
 
   it.each([[''], ['   '], ['x'.repeat(101)], ['tab\there']])('refuses the name %j', async (name) => {
     await expect(createApiKey(store, name)).rejects.toBeInstanceOf(BehalfError);
+  });
+
+  it('takes a name of exactly 100 characters, and says what a name may be when it refuses one', async () => {
+    expect((await createApiKey(store, 'n'.repeat(100))).name).toBe('n'.repeat(100));
+    await expect(createApiKey(store, 'n'.repeat(101))).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: 'An API key name is 1-100 characters without control characters.',
+    });
+  });
+
+  it('draws a new id when the store already has the one drawn, twice at most, and passes other errors on', async () => {
+    // Each failure at most 10 times, then a different error: a retry that never ended would fail the test, not hang it.
+    const failing = (error: Error) => {
+      let calls = 0;
+      return () => Promise.reject(++calls > 10 ? new Error('asked more than 10 times') : error);
+    };
+    const clash = failing(duplicateApiKey(new Error('UNIQUE constraint failed')));
+    const create = vi.spyOn(store, 'createApiKey');
+    create.mockImplementationOnce(clash).mockImplementationOnce(clash);
+    const created = await createApiKey(store, 'third time');
+    expect(create).toHaveBeenCalledTimes(3);
+    expect(await verifyApiKey(store, created.key)).toBe(true);
+    const ids = create.mock.calls.map(([record]) => record.id);
+    expect(new Set(ids).size).toBe(3);
+
+    create.mockReset().mockImplementation(failing(duplicateApiKey(new Error('UNIQUE constraint failed'))));
+    await expect(createApiKey(store, 'never')).rejects.toMatchObject({ reason: 'duplicate_id' });
+    expect(create).toHaveBeenCalledTimes(3);
+
+    create.mockReset().mockImplementation(failing(new BehalfError('STORE_UNAVAILABLE', 'down')));
+    await expect(createApiKey(store, 'down')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(create).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses, without throwing, a non-string that prints as a valid key', async () => {
+    const { key } = await createApiKey(store, 'backend');
+    const lookalike = { toString: () => key, length: key.length } as unknown as string;
+    await expect(authenticateApiKey(store, lookalike)).resolves.toBeNull();
+  });
+
+  it('refuses, without throwing, a key whose stored hash is not 32 bytes', async () => {
+    const key = `bhf_${'b'.repeat(12)}_${'B'.repeat(43)}`;
+    await store.createApiKey({
+      id: 'b'.repeat(12),
+      hash: createHash('sha256').update(key).digest().subarray(0, 16),
+      name: 'truncated',
+      createdAt: 1,
+    });
+    await expect(authenticateApiKey(store, key)).resolves.toBeNull();
+  });
+
+  it('records a use again after the clock went back, and at most once for uses at the same time', async () => {
+    const { id, key } = await createApiKey(store, 'backend', 1000);
+    const record = vi.spyOn(store, 'recordApiKeyUse');
+    expect(await verifyApiKey(store, key, { now: 100_000 })).toBe(true);
+    expect(await verifyApiKey(store, key, { now: 100_000 })).toBe(true);
+    expect(record).toHaveBeenCalledTimes(1);
+    // The clock went back: that use is written (the store keeps the later time) and counts from there.
+    expect(await verifyApiKey(store, key, { now: 50_000 })).toBe(true);
+    expect(record).toHaveBeenCalledTimes(2);
+    expect(await verifyApiKey(store, key, { now: 111_000 })).toBe(true);
+    expect(record).toHaveBeenCalledTimes(3);
+    expect((await listApiKeys(store)).find((k) => k.id === id)?.lastUsedAt).toBe(111_000);
+  });
+
+  it('tells every revocation listener of a revoked id until it unsubscribes', async () => {
+    const { id } = await createApiKey(store, 'backend');
+    const first: string[] = [];
+    const second: string[] = [];
+    const stopFirst = onApiKeyRevoked(store, (revoked) => first.push(revoked));
+    onApiKeyRevoked(store, (revoked) => second.push(revoked));
+    await revokeApiKey(store, id);
+    stopFirst();
+    await expect(revokeApiKey(store, id)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: `No service API key has the id ${id}.`,
+    });
+    expect(first).toEqual([id]);
+    expect(second).toEqual([id, id]);
+  });
+
+  it('says what an API key id looks like when it refuses one', async () => {
+    await expect(revokeApiKey(store, 'nope')).rejects.toMatchObject({
+      message: 'An API key id is 12 lowercase hexadecimal characters (as `behalf keys list` shows).',
+    });
   });
 
   it('records when a valid key was last used, at most once a minute per process, and never for a wrong key (issue 13: the console shows it)', async () => {
