@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactDatabaseUrl } from '../../src/vault/index.js';
+import { parseDatabaseUrl, redactDatabaseUrl } from '../../src/vault/index.js';
 
 const UNREADABLE = '(unreadable database URL)';
 
@@ -52,6 +52,15 @@ describe('redactDatabaseUrl', () => {
     expect(redactDatabaseUrl('SQLite:data/b.db')).toBe('sqlite:data/b.db');
   });
 
+  it('drops a lone / as the database path', () => {
+    expect(redactDatabaseUrl('postgres://db:5432/')).toBe('postgres://db:5432');
+  });
+
+  it('reads the scheme only at the start', () => {
+    expect(redactDatabaseUrl('xpostgres://behalf:hunter2@db/behalf')).toBe(UNREADABLE);
+    expect(redactDatabaseUrl('xsqlite:/data/behalf.db')).toBe(UNREADABLE);
+  });
+
   it('leaves out anything from a ? on in a sqlite URL', () => {
     expect(redactDatabaseUrl('sqlite:/data/behalf.db?key=hunter5')).toBe('sqlite:/data/behalf.db');
   });
@@ -71,5 +80,69 @@ describe('redactDatabaseUrl', () => {
     ]) {
       expect(redactDatabaseUrl(url)).toBe(UNREADABLE);
     }
+  });
+});
+
+const FORMS =
+  'use sqlite:PATH (relative to the working directory, or absolute), sqlite:///ABSOLUTE/PATH, or postgres://USER@HOST:PORT/DB';
+
+describe('parseDatabaseUrl', () => {
+  const refusal = (url: string) => {
+    try {
+      parseDatabaseUrl(url, '/srv');
+    } catch (error) {
+      return error;
+    }
+    throw new Error(`${JSON.stringify(url)} was accepted`);
+  };
+
+  it('takes postgres and sqlite URLs, a relative sqlite path from the working directory', () => {
+    expect(parseDatabaseUrl(' postgresql://u@db/behalf ', '/srv')).toEqual({
+      kind: 'postgres',
+      url: 'postgresql://u@db/behalf',
+    });
+    expect(parseDatabaseUrl('sqlite:data/b.db', '/srv')).toEqual({ kind: 'sqlite', path: '/srv/data/b.db' });
+    expect(parseDatabaseUrl('SQLITE:///var/b.db', '/srv')).toEqual({ kind: 'sqlite', path: '/var/b.db' });
+    expect(parseDatabaseUrl('sqlite::memory:', '/srv')).toEqual({ kind: 'sqlite', path: ':memory:' });
+  });
+
+  it('refuses a postgres URL without a host, without echoing it', () => {
+    for (const url of ['postgres:///behalf', 'postgres://:hunter2@/behalf'])
+      expect(refusal(url)).toMatchObject({
+        code: 'CONFIG_INVALID',
+        message:
+          'BEHALF_DATABASE_URL: the postgres:// URL is malformed (expected postgres://USER:PASSWORD@HOST:PORT/DB).',
+      });
+  });
+
+  it('reads the scheme only at the start of the URL, and names an unknown one', () => {
+    expect(refusal('xpostgres://db/behalf')).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: `BEHALF_DATABASE_URL: unsupported scheme 'xpostgres:'; ${FORMS}.`,
+    });
+    expect(refusal('xsqlite:/data/b.db')).toMatchObject({
+      message: `BEHALF_DATABASE_URL: unsupported scheme 'xsqlite:'; ${FORMS}.`,
+    });
+    expect(refusal('MySQL://root@db/behalf')).toMatchObject({
+      message: `BEHALF_DATABASE_URL: unsupported scheme 'mysql:'; ${FORMS}.`,
+    });
+    // Not a scheme: it starts with a digit.
+    expect(refusal('1db:behalf')).toMatchObject({
+      message: `BEHALF_DATABASE_URL: not a database URL; ${FORMS}.`,
+    });
+  });
+
+  it('refuses a sqlite URL with a host, no path, or a NUL in the path', () => {
+    expect(refusal('sqlite://host/b.db')).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: `BEHALF_DATABASE_URL: sqlite://… names a host; ${FORMS}.`,
+    });
+    expect(refusal('sqlite:')).toMatchObject({
+      message: `BEHALF_DATABASE_URL: no SQLite file path given; ${FORMS}.`,
+    });
+    expect(refusal('sqlite:/data/b\0.db')).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: 'BEHALF_DATABASE_URL: the SQLite file path contains a NUL character.',
+    });
   });
 });
