@@ -370,9 +370,10 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
       it('rejects an unknown status', async () => {
         await store.saveSignIn(signIn('303'));
-        await expect(store.setGrantStatus('303', CLIENT, 'paused' as never, T0)).rejects.toBeInstanceOf(
-          BehalfError,
-        );
+        await expect(store.setGrantStatus('303', CLIENT, 'paused' as never, T0)).rejects.toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'Unknown grant status; expected one of active, revoked, needs_consent.',
+        });
         expect((await grant('303')).status).toBe('active');
       });
     });
@@ -527,7 +528,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
 
       it('rejects a limit below 1', async () => {
-        await expect(store.listGrants({ limit: 0 })).rejects.toBeInstanceOf(BehalfError);
+        await expect(store.listGrants({ limit: 0 })).rejects.toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'listGrants: limit must be a whole number of at least 1.',
+        });
+      });
+
+      it('rejects an unknown status filter, naming the statuses', async () => {
+        await expect(store.listGrants({ limit: 1, status: 'paused' as never })).rejects.toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'listGrants: unknown status; expected one of active, revoked, needs_consent.',
+        });
       });
     });
 
@@ -562,7 +573,11 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           .createApiKey({ ...record, hash: randomBytes(32), name: 'two' })
           .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(BehalfError);
-        expect((error as BehalfError).reason).toBe('duplicate_id');
+        expect(error).toMatchObject({
+          code: 'INVALID_REQUEST',
+          reason: 'duplicate_id',
+          message: 'An API key with this id already exists.',
+        });
         expect(await store.findApiKey(record.id)).toEqual(record);
       });
 
@@ -1050,9 +1065,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         for (const ttl of [0, -5, 1.5, Number.NaN]) {
           await expect(store.acquireRefreshLease('309', CLIENT, 'a', ttl)).rejects.toMatchObject({
             code: 'INVALID_REQUEST',
+            message: 'A refresh lease needs a whole number of milliseconds of at least 1.',
           });
         }
         expect(await store.acquireRefreshLease('309', CLIENT, 'a', 10_000)).toBe(true);
+        // One millisecond is the least lease there is.
+        await store.saveSignIn(signIn('310'));
+        expect(await store.acquireRefreshLease('310', CLIENT, 'a', 1)).toBe(true);
       });
     });
 
