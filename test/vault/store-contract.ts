@@ -1060,6 +1060,18 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.acquireRefreshLease('308', CLIENT, 'b', 60_000)).toBe(true);
       });
 
+      it('are renewed only by their holder, for ttl from now', async () => {
+        await store.saveSignIn(signIn('311'));
+        expect(await store.renewRefreshLease('311', CLIENT, 'a', 60_000)).toBe(false);
+        expect(await store.acquireRefreshLease('311', CLIENT, 'a', 10_000)).toBe(true);
+        expect(await store.renewRefreshLease('311', CLIENT, 'b', 60_000)).toBe(false);
+        expect(await store.renewRefreshLease('311', CLIENT, 'a', 60_000)).toBe(true);
+        // The renewed lease is still held: nobody else takes it.
+        expect(await store.acquireRefreshLease('311', CLIENT, 'b', 10_000)).toBe(false);
+        await store.releaseRefreshLease('311', CLIENT, 'a');
+        expect(await store.renewRefreshLease('311', CLIENT, 'a', 60_000)).toBe(false);
+      });
+
       it('need a whole, positive number of milliseconds', async () => {
         await store.saveSignIn(signIn('309'));
         for (const ttl of [0, -5, 1.5, Number.NaN]) {
