@@ -59,6 +59,9 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
   const progress = () => options.onProgress?.(report);
   const stopped = () => options.signal?.aborted === true;
   for await (const grant of vault.eachGrant()) {
+    // A page's worth queued at most: the walk waits for the checks rather than reading ahead. Waited
+    // for before this grant is counted: a stop seen after the wait leaves it unchecked.
+    if (queue.size >= 500) await queue.onSizeLessThan(250);
     if (stopped()) break;
     if (grant.clientId !== clientId) continue;
     report.checked++;
@@ -76,9 +79,6 @@ export async function sweepGrants(options: SweepOptions): Promise<SweepReport> {
       progress();
       continue;
     }
-    // A page's worth queued at most: the walk waits for the checks rather than reading ahead.
-    if (queue.size >= 500) await queue.onSizeLessThan(250);
-    if (stopped()) break;
     void queue.add(async () => {
       try {
         const before = grant.accessTokenExpiresAt;
