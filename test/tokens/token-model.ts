@@ -235,7 +235,6 @@ export function tokenModel(options: Partial<TokenServiceOptions> & { alwaysGrant
     },
   };
 }
-export type TokenModel = ReturnType<typeof tokenModel>;
 
 /** The promise's outcome so far, without waiting for it. */
 export function watch<T>(promise: Promise<T>) {
