@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
+import { errorOf } from '../support/errors.js';
 import { gate, settle, tokenModel } from './token-model.js';
-
-async function errorOf(promise: Promise<unknown>): Promise<BehalfError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BehalfError);
-  return error as BehalfError;
-}
 
 /** Issue 16: what TokenService keeps in memory, and how changes to a grant reach it. */
 describe('TokenService memory (modelled store)', () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OffsetClock } from '../../src/clock.js';
 import { BehalfError } from '../../src/errors.js';
+import { errorOf } from '../support/errors.js';
 import type { GoogleOAuthClient, TokenSet } from '../../src/google/oauth.js';
 import { TokenService, type TokenServiceOptions } from '../../src/tokens/index.js';
 import {
@@ -236,15 +237,6 @@ async function tokenWorld(options: Partial<TokenServiceOptions> & { alwaysGrant?
   };
 }
 type TokenWorld = Awaited<ReturnType<typeof tokenWorld>>;
-
-async function errorOf(promise: Promise<unknown>): Promise<BehalfError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BehalfError);
-  return error as BehalfError;
-}
 
 describe('TokenService retries at Google (injected clock and sleep)', () => {
   let w: TokenWorld;

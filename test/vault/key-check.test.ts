@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BehalfError } from '../../src/errors.js';
+import type { BehalfError } from '../../src/errors.js';
+import { errorOf } from '../support/errors.js';
 import {
   createKeyCheckValue,
   migrateStore,
@@ -34,15 +35,6 @@ const newKey = () => randomBytes(32).toString('base64');
 function spellings(base64: string): string[] {
   const raw = Buffer.from(base64, 'base64');
   return [base64, raw.toString('base64url'), raw.toString('hex'), base64.slice(0, 16)];
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<BehalfError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BehalfError);
-  return error as BehalfError;
 }
 
 /** Everything the store holds that a start-up could write: grants and key checks. */

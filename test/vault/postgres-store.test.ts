@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
+import { errorOf } from '../support/errors.js';
 import {
   migrateStore,
   openPostgresStore,
@@ -33,15 +34,6 @@ import { profile, runStoreContract } from './store-contract.js';
 const server = await postgresForTests('Postgres store');
 const CLIENT = 'c.apps.googleusercontent.com';
 const T0 = 1_760_000_000_000;
-
-async function errorOf(promise: Promise<unknown>): Promise<BehalfError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BehalfError);
-  return error as BehalfError;
-}
 
 function signIn(sub: string, now: number, overrides: Partial<SignInWrite> = {}): SignInWrite {
   return {

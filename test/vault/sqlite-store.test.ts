@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BehalfError } from '../../src/errors.js';
+import { errorOf } from '../support/errors.js';
 import {
   openSqliteStore,
   openStore,
@@ -32,15 +33,6 @@ runStoreContract('sqlite :memory:', () => openSqliteStore(':memory:'));
 
 function modeOf(info: { mode: number }): number {
   return info.mode & 0o777;
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<BehalfError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BehalfError);
-  return error as BehalfError;
 }
 
 const signIn = (sub: string, now: number) => ({
