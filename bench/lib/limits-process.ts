@@ -64,7 +64,7 @@ async function postgresLimit(request: LimitRequest & { backend: 'postgres' }): P
   pool.on('error', () => undefined);
   try {
     // A named statement: parsed and planned once per connection, then only bound and executed.
-    const query = { name: 'bench_get_grant', text: SQL.getGrant };
+    const query = { name: 'bench_get_grant', text: SQL.getGrant.text };
     return await measure(request, async (sub) => {
       const { rows } = await pool.query({ ...query, values: [sub, request.clientId] });
       if (rows[0] === undefined) throw new Error('seeded grant missing');

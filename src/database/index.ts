@@ -21,6 +21,7 @@ export {
   PostgresDatabase,
   POSTGRES_SCHEMA_VERSION,
   type MigrationReport,
+  type NamedStatement,
   type Queryable,
 } from './postgres.js';
 export { sqlState } from './postgres-errors.js';

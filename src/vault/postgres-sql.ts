@@ -2,6 +2,16 @@
  * Every SQL statement of the Postgres vault, in one place; the security event log runs some of
  * them inside its own transactions. $n are bound parameters: values never enter the text.
  */
+import type { NamedStatement } from '../database/index.js';
+
+/**
+ * A statement on the hot path (a token lookup, a refresh and its lease): prepared once per
+ * connection under this name, then only bound and executed (see NamedStatement).
+ */
+function prepared(name: string, text: string): NamedStatement {
+  return Object.freeze({ name: `behalf_${name}`, text });
+}
+
 const GRANT_COLUMNS = `sub, client_id, refresh_token, access_token, access_token_expires_at, scopes, status, version,
   refresh_token_issued_at, created_at, updated_at, refresh_token_expires_at`;
 
@@ -13,7 +23,7 @@ const GRANT_COLUMNS = `sub, client_id, refresh_token, access_token, access_token
 const REPLACES_REFRESH = `(excluded.refresh_token IS NOT NULL AND (grants.refresh_token IS NULL
   OR grants.refresh_token_issued_at IS NULL OR excluded.updated_at >= grants.refresh_token_issued_at))`;
 
-const SAVE_ACCESS_TOKEN = `UPDATE grants SET access_token = $3, access_token_expires_at = $4, scopes = COALESCE($5::text[], scopes),
+const SAVE_ACCESS_TOKEN_TEXT = `UPDATE grants SET access_token = $3, access_token_expires_at = $4, scopes = COALESCE($5::text[], scopes),
       version = version + 1, updated_at = $7
     WHERE sub = $1 AND client_id = $2 AND status = 'active' AND ($6::bigint IS NULL OR version = $6::bigint)`;
 
@@ -40,7 +50,7 @@ export const SQL = {
       version = grants.version + 1, updated_at = excluded.updated_at
     RETURNING *`,
   getUser: 'SELECT * FROM users WHERE sub = $1',
-  getGrant: `SELECT ${GRANT_COLUMNS} FROM grants WHERE sub = $1 AND client_id = $2`,
+  getGrant: prepared('get_grant', `SELECT ${GRANT_COLUMNS} FROM grants WHERE sub = $1 AND client_id = $2`),
   // A range of grants_by_refresh_expiry (migration 9).
   countExpiring: `SELECT COUNT(*)::bigint AS n FROM grants WHERE refresh_token_expires_at IS NOT NULL
     AND refresh_token_expires_at < $2 AND client_id = $1 AND status = 'active'`,
@@ -48,10 +58,13 @@ export const SQL = {
   // event compares with.
   lockGrantStatus: 'SELECT status FROM grants WHERE sub = $1 AND client_id = $2 FOR UPDATE',
   // Only an active grant takes a new access token: a revoked one must not get one back.
-  saveAccessToken: SAVE_ACCESS_TOKEN,
+  saveAccessToken: prepared('save_access_token', SAVE_ACCESS_TOKEN_TEXT),
   // One statement, so one round trip and one transaction: the lease goes whatever the update does.
-  saveAccessTokenReleasingLease: `WITH released AS (DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $8)
-    ${SAVE_ACCESS_TOKEN}`,
+  saveAccessTokenReleasingLease: prepared(
+    'save_access_token_releasing_lease',
+    `WITH released AS (DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $8)
+    ${SAVE_ACCESS_TOKEN_TEXT}`,
+  ),
   setStatus: `UPDATE grants SET status = $3, version = version + 1, updated_at = $4,
       access_token = CASE WHEN $3 = 'active' THEN access_token ELSE NULL END,
       access_token_expires_at = CASE WHEN $3 = 'active' THEN access_token_expires_at ELSE NULL END
@@ -75,15 +88,21 @@ export const SQL = {
       AND status = $4
     ORDER BY sub COLLATE "C", client_id COLLATE "C" LIMIT $1`,
   insertApiKey: 'INSERT INTO api_keys (id, hash, name, created_at) VALUES ($1, $2, $3, $4)',
-  findApiKey: 'SELECT * FROM api_keys WHERE id = $1',
+  findApiKey: prepared(
+    'find_api_key',
+    'SELECT id, hash, name, created_at, last_used_at FROM api_keys WHERE id = $1',
+  ),
   listApiKeys: 'SELECT id, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id',
   recordApiKeyUse:
     'UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)',
   // Only for a grant that exists (read, not locked: see the migration); a newer record stands.
-  recordRefresh: `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
+  recordRefresh: prepared(
+    'record_refresh',
+    `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
     SELECT sub, client_id, $3, $4, $5 FROM grants WHERE sub = $1 AND client_id = $2
     ON CONFLICT (sub, client_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, reason = excluded.reason
       WHERE excluded.at >= grant_refreshes.at`,
+  ),
   // A record older than the grant belongs to a grant deleted meanwhile (and is not shown).
   getLastRefresh: `SELECT r.at, r.outcome, r.reason FROM grant_refreshes r JOIN grants g ON g.sub = r.sub AND g.client_id = r.client_id
     WHERE r.sub = $1 AND r.client_id = $2 AND r.at >= g.created_at`,
@@ -91,14 +110,23 @@ export const SQL = {
   // One statement: take a free lease, or take over one that has run out, on the database's
   // clock. Concurrent takers queue on the primary key and see the winner's row: exactly one
   // gets a row back. No grant, no row inserted: false.
-  takeLease: `INSERT INTO refresh_leases (sub, client_id, holder, expires_at)
+  takeLease: prepared(
+    'take_lease',
+    `INSERT INTO refresh_leases (sub, client_id, holder, expires_at)
     SELECT sub, client_id, $3, now() + $4::double precision * interval '1 millisecond'
       FROM grants WHERE sub = $1 AND client_id = $2
     ON CONFLICT (sub, client_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
       WHERE refresh_leases.expires_at <= now()`,
-  releaseLease: 'DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $3',
-  renewLease: `UPDATE refresh_leases SET expires_at = now() + $4::double precision * interval '1 millisecond'
+  ),
+  releaseLease: prepared(
+    'release_lease',
+    'DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $3',
+  ),
+  renewLease: prepared(
+    'renew_lease',
+    `UPDATE refresh_leases SET expires_at = now() + $4::double precision * interval '1 millisecond'
     WHERE sub = $1 AND client_id = $2 AND holder = $3`,
+  ),
   listKeyChecks: 'SELECT * FROM key_checks ORDER BY key_id',
   addKeyCheck:
     'INSERT INTO key_checks (key_id, check_value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING',

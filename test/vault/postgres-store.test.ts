@@ -301,6 +301,43 @@ describe.runIf(server !== undefined)('Postgres', () => {
       }
     });
 
+    it('the hot statements are prepared once per connection and then reused, by name', async () => {
+      const url = new URL(await migratedSchema());
+      url.searchParams.set('pool_max', '1');
+      const store = (await openStore(url.href)) as PostgresStore;
+      try {
+        await store.saveSignIn(signIn('hot', T0));
+        for (let i = 0; i < 3; i++) {
+          expect(await store.acquireRefreshLease('hot', CLIENT, 'h', 10_000)).toBe(true);
+          expect(await store.renewRefreshLease('hot', CLIENT, 'h', 10_000)).toBe(true);
+          const grant = (await store.getGrant('hot', CLIENT))!;
+          const write = { accessTokenCiphertext: randomBytes(40), accessTokenExpiresAt: T0 + 1, now: T0 + 1 };
+          expect(await store.saveAccessToken('hot', CLIENT, write, grant.version)).toBe(true);
+          expect(await store.saveAccessToken('hot', CLIENT, { ...write, releaseLeaseOf: 'h' })).toBe(true);
+          await store.releaseRefreshLease('hot', CLIENT, 'h');
+          await store.recordRefresh('hot', CLIENT, { at: T0 + i, outcome: 'ok', reason: null });
+          expect(await store.findApiKey('none')).toBeNull();
+        }
+        // One connection, so this session is the one that ran every statement above.
+        const { rows } = await store.database.query<{ name: string }>(
+          "SELECT name FROM pg_prepared_statements WHERE name LIKE 'behalf\\_%' ORDER BY name",
+        );
+        expect(rows.map((row) => row.name)).toEqual([
+          'behalf_find_api_key',
+          'behalf_get_grant',
+          'behalf_record_refresh',
+          'behalf_release_lease',
+          'behalf_renew_lease',
+          'behalf_save_access_token',
+          'behalf_save_access_token_releasing_lease',
+          'behalf_take_lease',
+        ]);
+        expect((await store.getGrant('hot', CLIENT))?.version).toBe(1 + 3 * 2);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('statement_timeout bounds a call stuck behind a lock: a retryable STORE_UNAVAILABLE, then the call works', async () => {
       const url = await migratedSchema();
       const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
