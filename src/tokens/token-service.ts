@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import type { GrantChanges } from '../database/index.js';
-import type { Grant, Vault } from '../vault/index.js';
+import type { AccessGrant, Grant, Vault } from '../vault/index.js';
 
 export interface AccessToken {
   token: string;
@@ -223,7 +223,7 @@ export class TokenService {
     const grant = await this.#activeGrant(sub);
     const stored = this.#usableStored(grant, rejected);
     if (stored !== undefined) return this.#remember(sub, stored, load);
-    if (grant.refreshToken === null) {
+    if (!grant.hasRefreshToken) {
       throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: 'no_refresh_token' });
     }
     await this.#refuseExpired(grant);
@@ -255,7 +255,7 @@ export class TokenService {
         let released = false;
         try {
           // Another process may have refreshed between our read and taking the lease.
-          const grant = await this.#activeGrant(sub);
+          const grant = await this.#grantToRefresh(sub);
           const stored = this.#usableStored(grant, rejected);
           if (stored !== undefined) return this.#remember(sub, stored, load);
           if (grant.refreshToken === null) {
@@ -356,18 +356,14 @@ export class TokenService {
     };
   }
 
-  async #activeGrant(sub: string): Promise<Grant> {
-    const grant = await this.options.vault.getGrant(sub, this.options.oauth.clientId);
-    if (grant === null) {
-      throw new BehalfError(
-        'USER_NOT_FOUND',
-        'No grant is stored for this user; they have not signed in with a server auth code.',
-      );
-    }
-    if (grant.status !== 'active') {
-      throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
-    }
-    return grant;
+  /** The user's active grant as a lookup needs it (the refresh token not decrypted); throws when there is none. */
+  async #activeGrant(sub: string): Promise<AccessGrant> {
+    return active(await this.options.vault.getAccessGrant(sub, this.options.oauth.clientId));
+  }
+
+  /** The user's active grant with its refresh token decrypted, to refresh it; throws when there is none. */
+  async #grantToRefresh(sub: string): Promise<Grant> {
+    return active(await this.options.vault.getGrant(sub, this.options.oauth.clientId));
   }
 
   /**
@@ -375,7 +371,7 @@ export class TokenService {
    * access: https://developers.google.com/identity/protocols/oauth2#expiration) is dead: Google is
    * not asked; the grant is marked needs_consent and the caller told why (`grant_expired`).
    */
-  async #refuseExpired(grant: Grant): Promise<void> {
+  async #refuseExpired(grant: Pick<Grant, 'sub' | 'refreshTokenExpiresAt'>): Promise<void> {
     const { vault, oauth, clock } = this.options;
     if (grant.refreshTokenExpiresAt === null || clock.now() < grant.refreshTokenExpiresAt) return;
     await vault.setGrantStatus(grant.sub, oauth.clientId, 'needs_consent', clock.now(), 'grant_expired');
@@ -387,7 +383,10 @@ export class TokenService {
   }
 
   /** The stored access token, if it is fresh and not the one the caller saw rejected. */
-  #usableStored(grant: Grant, rejected: Rejected): AccessToken | undefined {
+  #usableStored(
+    grant: Pick<Grant, 'accessToken' | 'accessTokenExpiresAt' | 'scopes'>,
+    rejected: Rejected,
+  ): AccessToken | undefined {
     if (grant.accessToken === null || grant.accessTokenExpiresAt === null) return undefined;
     if (rejected === ANY_STORED || grant.accessToken === rejected) return undefined;
     const token = { token: grant.accessToken, expiresAt: grant.accessTokenExpiresAt, scopes: grant.scopes };
@@ -532,6 +531,20 @@ function covers(running: Rejected, wanted: Rejected): boolean {
 }
 
 function noop(): void {}
+
+/** The grant when it is active; else USER_NOT_FOUND (none stored) or NEEDS_CONSENT (its status). */
+function active<G extends { status: Grant['status'] }>(grant: G | null): G {
+  if (grant === null) {
+    throw new BehalfError(
+      'USER_NOT_FOUND',
+      'No grant is stored for this user; they have not signed in with a server auth code.',
+    );
+  }
+  if (grant.status !== 'active') {
+    throw new BehalfError('NEEDS_CONSENT', needsConsentMessage, { reason: grant.status });
+  }
+  return grant;
+}
 
 const needsConsentMessage =
   "This user's Google grant can no longer be used (revoked, expired or never offline). Ask them to sign in again with consent.";

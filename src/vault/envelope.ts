@@ -127,17 +127,22 @@ function parseEnvelope(
   };
 }
 
+/**
+ * Written field by field into one buffer: building a Buffer per field and concatenating them was
+ * 13% of a cold token lookup's CPU time (two decryptions per lookup, profiled on SQLite).
+ */
 function associatedData(binding: RowBinding, header: Buffer): Buffer {
-  // Stryker disable next-line StringLiteral: UTF-8 is also Buffer.from's default
-  const fields: Buffer[] = [AAD_DOMAIN, binding.column, binding.sub, binding.clientId].map((field) =>
-    Buffer.from(field, 'utf8'),
-  );
-  fields.push(header);
-  return Buffer.concat(fields.flatMap((field) => [uint32(field.length), field]));
-}
-
-function uint32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
+  const fields = [AAD_DOMAIN, binding.column, binding.sub, binding.clientId];
+  let size = 4 + header.length;
+  for (const field of fields) size += 4 + Buffer.byteLength(field);
+  const aad = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const field of fields) {
+    const length = aad.write(field, at + 4);
+    aad.writeUInt32BE(length, at);
+    at += 4 + length;
+  }
+  aad.writeUInt32BE(header.length, at);
+  header.copy(aad, at + 4);
+  return aad;
 }

@@ -56,7 +56,7 @@ export {
 export { erasePostgresUser, PostgresStore, revokePostgresGrant } from './postgres-store.js';
 export { eraseSqliteUser, revokeSqliteGrant, SqliteStore } from './sqlite-store.js';
 export type * from './types.js';
-export { Vault, type Grant, type SignInSave } from './vault.js';
+export { Vault, type AccessGrant, type Grant, type SignInSave } from './vault.js';
 
 export type OpenStoreOptions = OpenDatabaseOptions;
 

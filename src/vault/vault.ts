@@ -31,6 +31,12 @@ export interface Grant {
   updatedAt: number;
 }
 
+/**
+ * A grant as a token lookup reads it: the access token decrypted, the refresh token left sealed
+ * in the store (only whether there is one). See {@link Vault.getAccessGrant}.
+ */
+export type AccessGrant = Omit<Grant, 'refreshToken'> & { hasRefreshToken: boolean };
+
 /** A sign-in to store, with plaintext tokens. */
 export interface SignInSave {
   user: UserProfile;
@@ -135,6 +141,31 @@ export class Vault {
   async getGrant(sub: string, clientId: string): Promise<Grant | null> {
     const stored = await this.store.getGrant(sub, clientId);
     return stored === null ? null : this.#open(stored);
+  }
+
+  /**
+   * The grant with only its access token decrypted, or null: what answering a token lookup from
+   * the store needs. Decrypting the refresh token too was a fifth of a cold lookup's CPU time
+   * (profiled on SQLite); a refresh reads the whole grant with {@link getGrant}. Fails loudly on an
+   * access token ciphertext that does not authenticate.
+   */
+  async getAccessGrant(sub: string, clientId: string): Promise<AccessGrant | null> {
+    const stored = await this.store.getGrant(sub, clientId);
+    if (stored === null) return null;
+    return {
+      sub: stored.sub,
+      clientId: stored.clientId,
+      hasRefreshToken: stored.refreshTokenCiphertext !== null,
+      accessToken: this.#unseal('access_token', stored, stored.accessTokenCiphertext),
+      accessTokenExpiresAt: stored.accessTokenExpiresAt,
+      scopes: stored.scopes,
+      status: stored.status,
+      version: stored.version,
+      refreshTokenIssuedAt: stored.refreshTokenIssuedAt,
+      refreshTokenExpiresAt: stored.refreshTokenExpiresAt,
+      createdAt: stored.createdAt,
+      updatedAt: stored.updatedAt,
+    };
   }
 
   /**
@@ -351,16 +382,18 @@ export class Vault {
     return encryptToken(this.keyring, { column, sub, clientId }, token);
   }
 
+  #unseal(column: TokenColumn, stored: StoredGrant, ciphertext: Buffer | null): string | null {
+    return ciphertext === null
+      ? null
+      : decryptToken(this.keyring, { column, sub: stored.sub, clientId: stored.clientId }, ciphertext);
+  }
+
   #open(stored: StoredGrant): Grant {
-    const open = (column: TokenColumn, ciphertext: Buffer | null) =>
-      ciphertext === null
-        ? null
-        : decryptToken(this.keyring, { column, sub: stored.sub, clientId: stored.clientId }, ciphertext);
     return {
       sub: stored.sub,
       clientId: stored.clientId,
-      refreshToken: open('refresh_token', stored.refreshTokenCiphertext),
-      accessToken: open('access_token', stored.accessTokenCiphertext),
+      refreshToken: this.#unseal('refresh_token', stored, stored.refreshTokenCiphertext),
+      accessToken: this.#unseal('access_token', stored, stored.accessTokenCiphertext),
       accessTokenExpiresAt: stored.accessTokenExpiresAt,
       scopes: stored.scopes,
       status: stored.status,

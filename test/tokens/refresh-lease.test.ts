@@ -5,6 +5,7 @@ import type { GoogleOAuthClient } from '../../src/google/oauth.js';
 import { TokenService } from '../../src/tokens/index.js';
 import type { Grant, Vault } from '../../src/vault/index.js';
 import { waitUntil } from '../support/deadline.js';
+import { withAccessGrant } from '../support/vault-fakes.js';
 
 const CLIENT_ID = 'server.apps.googleusercontent.com';
 
@@ -44,7 +45,7 @@ function sharedStore(clock: OffsetClock) {
     leases.delete(sub);
     for (const listener of listeners) listener.changed(sub);
   };
-  const vault = {
+  const vault = withAccessGrant({
     changes: {
       subscribe: (listener: GrantChangeListener) => {
         listeners.add(listener);
@@ -94,7 +95,7 @@ function sharedStore(clock: OffsetClock) {
     },
     setGrantStatus: async () => undefined,
     recordRefresh: async () => undefined,
-  } as unknown as Vault;
+  }) as unknown as Vault;
 
   return {
     vault,

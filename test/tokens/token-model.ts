@@ -2,6 +2,7 @@ import type { GrantChangeListener } from '../../src/database/index.js';
 import type { GoogleOAuthClient, TokenSet } from '../../src/google/oauth.js';
 import { TokenService, type TokenServiceOptions } from '../../src/tokens/index.js';
 import type { Grant, GrantStatus, Vault } from '../../src/vault/index.js';
+import { withAccessGrant } from '../support/vault-fakes.js';
 
 export const CLIENT_ID = 'server.apps.googleusercontent.com';
 export const T0 = 1_760_000_000_000;
@@ -55,7 +56,7 @@ export function tokenModel(options: Partial<TokenServiceOptions> & { alwaysGrant
   const count = (op: string, sub: string) => calls.filter((c) => c === `${op} ${sub}`).length;
   const { alwaysGrant, ...serviceOptions } = options;
 
-  const vault = {
+  const vault = withAccessGrant({
     changes: {
       subscribe: (listener: GrantChangeListener) => {
         listeners.add(listener);
@@ -140,7 +141,7 @@ export function tokenModel(options: Partial<TokenServiceOptions> & { alwaysGrant
     ) => {
       records.push({ sub, outcome: record.outcome, reason: record.reason });
     },
-  } as unknown as Vault;
+  }) as unknown as Vault;
 
   /** Google: each refresh runs the next scripted step (which may throw or wait), then answers a new token. */
   const google = {

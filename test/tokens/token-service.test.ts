@@ -17,13 +17,14 @@ import {
   type Store,
 } from '../../src/vault/index.js';
 import { profile } from '../vault/store-contract.js';
+import { withAccessGrant } from '../support/vault-fakes.js';
 
 const CLIENT_ID = 'server.apps.googleusercontent.com';
 
 /** A vault whose every user has a fresh stored access token, counting the reads. */
 function storedTokens(clock: OffsetClock) {
   const reads: string[] = [];
-  const vault = {
+  const vault = withAccessGrant({
     // One process, nothing else writing: memory is always current.
     changes: {
       subscribe: () => () => undefined,
@@ -49,7 +50,7 @@ function storedTokens(clock: OffsetClock) {
         updatedAt: now,
       };
     },
-  } as unknown as Vault;
+  }) as unknown as Vault;
   const oauth = { clientId: CLIENT_ID } as GoogleOAuthClient;
   return { reads, vault, oauth };
 }

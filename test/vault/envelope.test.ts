@@ -156,6 +156,20 @@ describe('token envelope', () => {
     ).toBe('1//0gKnownAnswer-token');
   });
 
+  it('opens a version 1 test vector whose bound fields are not ASCII (lengths are UTF-8 bytes)', () => {
+    const v1 = parseKeyring('v1-key:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=');
+    const vector = Buffer.from(
+      '010676312d6b65792f5331cc5c54f11f08047a14e913ef013568e6896326b58e53be93cc6b881e5e9dfe8b959904b5e1a96227f1ba07',
+      'hex',
+    );
+    const binding: RowBinding = {
+      column: 'webhook_secret',
+      sub: 'endpoint-ü',
+      clientId: 'https://example.com/hooks/✓',
+    };
+    expect(decryptToken(v1, binding, vector)).toBe('whsec_known-answer');
+  });
+
   it('takes key ids of 1 to 32 characters', () => {
     for (const id of ['a', 'x'.repeat(32)]) {
       const single = parseKeyring(`${id}:${k1}`);

@@ -14,6 +14,7 @@ import {
   type SqliteStore,
   type Store,
 } from '../../src/vault/index.js';
+import { errorOf } from '../support/errors.js';
 import { profile } from './store-contract.js';
 
 const CLIENT = 'server.apps.googleusercontent.com';
@@ -89,6 +90,45 @@ describe('Vault over SqliteStore', () => {
     expect(await vault.getGrant('1', CLIENT)).toEqual(saved.grant);
     expect(await vault.getUser('1')).toEqual(saved.user);
     expect(vault.storeKind).toBe('sqlite');
+  });
+
+  it('getAccessGrant decrypts the access token only, and says whether there is a refresh token', async () => {
+    const saved = await vault.saveSignIn(signIn('a1'));
+    const { refreshToken: _sealed, ...rest } = saved.grant;
+    expect(await vault.getAccessGrant('a1', CLIENT)).toEqual({ ...rest, hasRefreshToken: true });
+    await vault.saveSignIn(signIn('a2', { refreshToken: undefined }));
+    expect(await vault.getAccessGrant('a2', CLIENT)).toMatchObject({
+      hasRefreshToken: false,
+      status: 'needs_consent',
+    });
+    expect(await vault.getAccessGrant('nobody', CLIENT)).toBeNull();
+    await vault.revokeGrant('a1', CLIENT, T0 + 1);
+    expect(await vault.getAccessGrant('a1', CLIENT)).toMatchObject({
+      accessToken: null,
+      accessTokenExpiresAt: null,
+      hasRefreshToken: false,
+      status: 'revoked',
+    });
+
+    // The refresh token is not decrypted: a refresh token ciphertext that does not authenticate
+    // fails getGrant but not getAccessGrant; an access token one fails both.
+    await vault.saveSignIn(signIn('a4'));
+    const victim = await vault.saveSignIn(signIn('a3'));
+    const tamper = (sql: string) => {
+      const db = new Database(path);
+      try {
+        db.prepare(sql).run();
+      } finally {
+        db.close();
+      }
+    };
+    tamper(
+      "UPDATE grants SET refresh_token = (SELECT refresh_token FROM grants WHERE sub = 'a4') WHERE sub = 'a3'",
+    );
+    expect((await errorOf(vault.getGrant('a3', CLIENT))).reason).toBe('ciphertext_invalid');
+    expect((await vault.getAccessGrant('a3', CLIENT))?.accessToken).toBe(victim.grant.accessToken);
+    tamper("UPDATE grants SET access_token = refresh_token WHERE sub = 'a3'");
+    expect((await errorOf(vault.getAccessGrant('a3', CLIENT))).reason).toBe('ciphertext_invalid');
   });
 
   it('stores ciphertext, never the token, bound to the row', async () => {
