@@ -253,7 +253,7 @@ export function createUserRequest(
  * SCOPE_NOT_GRANTED for a 403 `insufficient_scope`: the scopes the user granted, and the ones the
  * API named as enough (the header's `scope`, when Google sends one) that the user has not granted.
  */
-function scopeNotGranted(url: URL, granted: string[], header: string): BehalfError {
+function scopeNotGranted(url: URL, granted: readonly string[], header: string): BehalfError {
   const named =
     /\bscope="([^"]*)"/
       .exec(header)?.[1]

@@ -175,7 +175,7 @@ export function registerServiceRoutes(app: FastifyInstance, options: ServiceRout
           token_type: 'Bearer' as const,
           expires_at: new Date(token.expiresAt).toISOString(),
           expires_in: Math.max(0, Math.floor((token.expiresAt - behalf.clock.now()) / 1000)),
-          scopes: token.scopes,
+          scopes: [...token.scopes],
         };
       },
     );

@@ -17,6 +17,29 @@ describe('TokenService memory (modelled store)', () => {
     expect(m.count('read', sub)).toBe(3);
   });
 
+  it('remembered tokens share one frozen scope list per set of scopes, up to 1,000 sets', async () => {
+    const m = tokenModel();
+    const drive = ['openid', 'https://www.googleapis.com/auth/drive.appdata'];
+    const a = await m.tokens.getAccessToken(m.user('scopes-a', { scopes: [...drive] }));
+    const b = await m.tokens.getAccessToken(m.user('scopes-b', { scopes: [...drive] }));
+    const c = await m.tokens.getAccessToken(m.user('scopes-c', { scopes: ['openid'] }));
+    expect(a.scopes).toEqual(drive);
+    expect(b.scopes).toBe(a.scopes);
+    expect(Object.isFrozen(a.scopes)).toBe(true);
+    expect(c.scopes).toEqual(['openid']);
+    expect(c.scopes).not.toBe(a.scopes);
+    // From memory, the same list again.
+    expect((await m.tokens.getAccessToken('scopes-b')).scopes).toBe(a.scopes);
+    // Past 1,000 distinct lists (two above), a token keeps a frozen list of its own.
+    for (let i = 0; i < 998; i++) await m.tokens.getAccessToken(m.user(`many-${i}`, { scopes: [`s${i}`] }));
+    const own1 = await m.tokens.getAccessToken(m.user('own-1', { scopes: ['rare'] }));
+    const own2 = await m.tokens.getAccessToken(m.user('own-2', { scopes: ['rare'] }));
+    expect(own1.scopes).toEqual(['rare']);
+    expect(Object.isFrozen(own1.scopes)).toBe(true);
+    expect(own2.scopes).not.toBe(own1.scopes);
+    expect((await m.tokens.getAccessToken(m.user('known', { scopes: [...drive] }))).scopes).toBe(a.scopes);
+  });
+
   it('does not answer from memory while changes may be going unheard: every call reads the store', async () => {
     const m = tokenModel();
     const sub = m.user('not-current');
