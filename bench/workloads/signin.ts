@@ -146,8 +146,8 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
     (failures > 0 ? ` ${failures} requests FAILED (non-2xx, errors or timeouts).` : '');
   const throughputRatio = ratio(sat.behalfRps, sat.directRps);
   const cause =
-    "Note from a CPU profile at commit d8d0659 (2026-11-25), not measured by this run: most of behalf's own time per sign-in is the SQLite transaction (~0.6 ms, most of it the fsync of synchronous=FULL), and better-sqlite3 runs it on the event loop, " +
-    'so at load every other request waits behind it; the ID token check, the encryption and the JSON work are tens of µs. ' +
+    "Note from a CPU profile of the bench process during a quick run at commit ace150e (2026-12-03), not measured by this run: the SQLite commit of a sign-in (the fsync of synchronous=FULL) blocks the event loop ~1.7 ms, 19% of behalf's busy time at this load, " +
+    "and every other request waits behind it; the call to Google's token endpoint (fetch) is ~6%, the ID token check ~3%, the encryption and the JSON work less. " +
     'What would fix it without giving up durability: commit the sign-ins that arrive together in one transaction (group commit: one fsync for many), or move the store to a worker thread.';
   const throughputVerdict =
     throughputRatio !== null && throughputRatio < 0.9
