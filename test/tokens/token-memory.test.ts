@@ -137,6 +137,36 @@ describe('TokenService memory (modelled store)', () => {
     expect(m.calls.filter((c) => c.startsWith('read')).slice(201)).toEqual(['read user-1', 'read user-0']);
   });
 
+  it.each([
+    ['a caller who saw no refusal joins a load refusing a token', { rejected: 'ya29.stored-u' }, {}],
+    [
+      'a caller refusing the same token joins a load refusing it',
+      { rejected: 'ya29.stored-u' },
+      { rejected: 'ya29.stored-u' },
+    ],
+    [
+      'a caller refusing a token joins a forced refresh',
+      { forceRefresh: true },
+      { rejected: 'ya29.stored-u' },
+    ],
+  ])(
+    '%s: one load, two store reads (before and under the lease), one refresh',
+    async (_case, first, second) => {
+      const m = tokenModel();
+      const sub = m.user('u');
+      const google = gate();
+      m.google.script.push(() => google.promise);
+      const running = m.tokens.getAccessToken(sub, first);
+      await settle();
+      expect(m.google.refreshed).toHaveLength(1);
+      const joining = m.tokens.getAccessToken(sub, second);
+      google.open();
+      expect([(await running).token, (await joining).token]).toEqual(['ya29.fresh-1', 'ya29.fresh-1']);
+      expect(m.count('read', sub)).toBe(2);
+      expect(m.google.refreshed).toHaveLength(1);
+    },
+  );
+
   it('a caller reporting the remembered token while a forced refresh runs joins it: one more refresh, not two', async () => {
     // No lease at all: only the in-process loads keep the callers to one refresh.
     const m = tokenModel({ alwaysGrant: true });
