@@ -33,6 +33,8 @@ interface Row {
   ratio: string[];
   /** Which of the notes' "Target …: met / NOT met" statements is this row's (the first that matches). */
   target?: RegExp;
+  /** The figure's unit when it is not the workload's. */
+  unit?: string;
 }
 
 const ROWS: Row[] = [
@@ -111,6 +113,15 @@ const ROWS: Row[] = [
     target: /./,
   },
   {
+    workload: 'signin-http-throughput',
+    label: 'p99 at 100 connections',
+    behalf: ['behalf p99 (ms)'],
+    against: ['direct p99 (ms)'],
+    ratio: ['behalf/direct p99'],
+    target: /p99/,
+    unit: 'ms',
+  },
+  {
     workload: 'signin-http-latency',
     label: 'p99',
     behalf: ['behalf p99'],
@@ -136,26 +147,49 @@ const ROWS: Row[] = [
   },
   {
     workload: 'scale-insert',
-    label: 'SQLite',
-    behalf: ['behalf SQLite…'],
-    against: ['bulk limit SQLite…'],
-    ratio: ['behalf/bulk limit (SQLite)'],
+    label: 'SQLite, a sign-in at a time',
+    behalf: ['behalf SQLite (Vault.saveSignIn, sample)'],
+    against: ['bulk fill SQLite'],
+    ratio: ['saveSignIn/bulk fill (SQLite)'],
   },
   {
     workload: 'scale-lookups',
-    label: 'cold, SQLite',
-    behalf: ['behalf cold SQLite'],
-    against: [],
-    ratio: [],
-    target: /./,
+    label: 'cold, SQLite, a million users',
+    behalf: ['built server SQLite, 1,000,000 users'],
+    against: ['built server SQLite, 10,000 users'],
+    ratio: ['SQLite large/small'],
+    target: /^SQLite/,
+  },
+  {
+    workload: 'scale-lookups',
+    label: 'cold, Postgres, a million users',
+    behalf: ['built server Postgres, 1,000,000 users'],
+    against: ['built server Postgres, 10,000 users'],
+    ratio: ['Postgres large/small'],
+    target: /^Postgres/,
   },
   {
     workload: 'scale-memory',
-    label: 'RSS after the lookups',
-    behalf: ['after the lookups…'],
+    label: 'SQLite, RSS after the lookups',
+    behalf: ['built server SQLite, after the cold lookups'],
     against: [],
-    ratio: [],
-    target: /./,
+    ratio: ['SQLite after lookups/150 MiB target'],
+    target: /^SQLite/,
+  },
+  {
+    workload: 'scale-memory',
+    label: 'Postgres, RSS after the lookups',
+    behalf: ['built server Postgres, after the cold lookups'],
+    against: [],
+    ratio: ['Postgres after lookups/150 MiB target'],
+    target: /^Postgres/,
+  },
+  {
+    workload: 'scale-memory',
+    label: 'SQLite, RSS with --max-semi-space-size=4',
+    behalf: ['built server SQLite, after the cold lookups, --max-semi-space-size=4'],
+    against: [],
+    ratio: ['SQLite after lookups, --max-semi-space-size=4/150 MiB target'],
   },
 ];
 
@@ -200,7 +234,8 @@ function targets(notes: string | undefined): Array<{ what: string; status: strin
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 function renderRow(row: Row, workload: Workload | undefined): string {
-  const unit = workload?.unit === undefined ? '' : ` ${workload.unit}`;
+  const rowUnit = row.unit ?? workload?.unit;
+  const unit = rowUnit === undefined ? '' : ` ${rowUnit}`;
   const behalf = pick(workload?.results, row.behalf);
   const against = row.against.length === 0 ? undefined : pick(workload?.results, row.against);
   let ratioCell: string;
