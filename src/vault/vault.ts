@@ -147,7 +147,9 @@ export class Vault {
    * The grant with only its access token decrypted, or null: what answering a token lookup from
    * the store needs. Decrypting the refresh token too was a fifth of a cold lookup's CPU time
    * (profiled on SQLite); a refresh reads the whole grant with {@link getGrant}. Fails loudly on an
-   * access token ciphertext that does not authenticate.
+   * access token ciphertext that does not authenticate. The fields are listed here as in #open
+   * rather than spread from one shared object: in V8 that spread measured ~3 µs a call against
+   * ~30 ns for the literal, on the path every cold lookup takes.
    */
   async getAccessGrant(sub: string, clientId: string): Promise<AccessGrant | null> {
     const stored = await this.store.getGrant(sub, clientId);
