@@ -1,0 +1,179 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteDatabase } from '../../src/database/sqlite.js';
+import { WalSync } from '../../src/database/wal-sync.js';
+
+/** A sync the test finishes by hand, and the order things happened in. */
+function controlledSyncs() {
+  const events: string[] = [];
+  const pending: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  const wal = new WalSync(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        events.push(`sync ${pending.length + 1} started`);
+        pending.push({ resolve, reject });
+      }),
+  );
+  const track = (label: string, promise: Promise<void>) =>
+    promise.then(
+      () => events.push(`${label} done`),
+      (error: Error) => events.push(`${label} failed: ${error.message}`),
+    );
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  return { wal, events, pending, track, settle };
+}
+
+describe('WalSync (group commit of the SQLite WAL)', () => {
+  it('starts a sync at once when none runs, and answers when it finishes', async () => {
+    const { wal, events, pending, track, settle } = controlledSyncs();
+    void track('a', wal.flush());
+    expect(events).toEqual(['sync 1 started']);
+    await settle();
+    expect(events).toEqual(['sync 1 started']); // not before the sync finished
+    pending[0]!.resolve();
+    await settle();
+    expect(events).toEqual(['sync 1 started', 'a done']);
+    expect(wal.count).toBe(1);
+  });
+
+  it('makes callers that come while a sync runs wait for the next one, which they all share', async () => {
+    const { wal, events, pending, track, settle } = controlledSyncs();
+    void track('a', wal.flush());
+    // b, c and d committed after sync 1 started: sync 1 may not hold their frames.
+    void track('b', wal.flush());
+    void track('c', wal.flush());
+    void track('d', wal.flush());
+    await settle();
+    expect(events).toEqual(['sync 1 started']);
+    pending[0]!.resolve();
+    await settle();
+    expect(events).toEqual(['sync 1 started', 'a done', 'sync 2 started']);
+    // e comes while sync 2 runs: it waits for sync 3, not for sync 2.
+    void track('e', wal.flush());
+    pending[1]!.resolve();
+    await settle();
+    expect(events).toEqual([
+      'sync 1 started',
+      'a done',
+      'sync 2 started',
+      'sync 3 started', // for e, as soon as sync 2 finished
+      'b done',
+      'c done',
+      'd done',
+    ]);
+    pending[2]!.resolve();
+    await settle();
+    expect(events.at(-1)).toBe('e done');
+    expect(wal.count).toBe(3);
+  });
+
+  it('fails the callers of a failed sync only, and still runs the next one', async () => {
+    const { wal, events, pending, track, settle } = controlledSyncs();
+    void track('a', wal.flush());
+    void track('b', wal.flush());
+    pending[0]!.reject(new Error('EIO'));
+    await settle();
+    expect(events).toEqual(['sync 1 started', 'a failed: EIO', 'sync 2 started']);
+    pending[1]!.resolve();
+    await settle();
+    expect(events.at(-1)).toBe('b done');
+    // Nothing runs now: the next caller starts a sync of its own.
+    void track('c', wal.flush());
+    expect(events.at(-1)).toBe('sync 3 started');
+    pending[2]!.resolve();
+    await settle();
+    expect(events.at(-1)).toBe('c done');
+  });
+
+  it('settle() waits for the sync in flight and the one queued after it', async () => {
+    const { wal, pending, settle } = controlledSyncs();
+    void wal.flush();
+    void wal.flush().catch(() => undefined);
+    let settled = false;
+    void wal.settle().then(() => (settled = true));
+    pending[0]!.resolve();
+    await settle();
+    expect(settled).toBe(false);
+    pending[1]!.reject(new Error('EIO'));
+    await settle();
+    expect(settled).toBe(true);
+  });
+});
+
+describe('SqliteDatabase transactions and the WAL sync', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'behalf-wal-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const open = (name: string) => {
+    const database = new SqliteDatabase(join(dir, name));
+    database.connection.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    return database;
+  };
+
+  it('syncs the WAL before a transaction resolves, and many transactions of one tick share two syncs', async () => {
+    const database = open('group.db');
+    try {
+      const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
+      const before = database.walSyncs;
+      await database.transaction(() => insert.run('one'));
+      expect(database.walSyncs).toBe(before + 1);
+
+      // Fifty commits in one tick: the first starts a sync, the other 49 committed before it
+      // could know and share the one after it.
+      const writes = Array.from({ length: 50 }, (_, i) => database.transaction(() => insert.run(`v${i}`)));
+      await Promise.all(writes);
+      expect(database.walSyncs).toBe(before + 3);
+      expect(database.connection.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 51 });
+      // The connection stays at FULL for writes outside transactions.
+      expect(database.settings().synchronous).toBe(2);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('does not sync for a transaction that failed, and rolls it back', async () => {
+    const database = open('failed.db');
+    try {
+      const insert = database.connection.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
+      await database.transaction(() => insert.run(1, 'kept'));
+      const before = database.walSyncs;
+      await expect(
+        database.transaction(() => {
+          insert.run(2, 'rolled back');
+          insert.run(1, 'duplicate');
+        }),
+      ).rejects.toMatchObject({ code: 'INTERNAL' });
+      expect(database.walSyncs).toBe(before);
+      expect(database.connection.prepare('SELECT id, v FROM t').all()).toEqual([{ id: 1, v: 'kept' }]);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('waits for syncs in flight on close', async () => {
+    const database = open('close.db');
+    const write = database.transaction(() =>
+      database.connection.prepare('INSERT INTO t (v) VALUES (?)').run('x'),
+    );
+    await database.close();
+    await expect(write).resolves.toMatchObject({ changes: 1 });
+    expect(database.open).toBe(false);
+  });
+
+  it('has nothing to sync in memory', async () => {
+    const database = new SqliteDatabase(':memory:');
+    try {
+      await database.transaction(() => database.connection.exec('CREATE TABLE m (id INTEGER)'));
+      expect(database.walSyncs).toBe(0);
+    } finally {
+      await database.close();
+    }
+  });
+});
