@@ -436,7 +436,6 @@ export class TokenService {
       }
       throw error;
     }
-    await this.#recordRefresh(sub, 'ok', null);
     const now = clock.now();
     const scopes = tokens.scopes.length > 0 ? tokens.scopes : grant.scopes;
     const token: AccessToken = {
@@ -453,7 +452,9 @@ export class TokenService {
     };
     let version = grant.version;
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (await vault.saveAccessToken(sub, oauth.clientId, save, version)) return token;
+      // The first write also records the refresh (for people: the admin console shows it).
+      const write = attempt === 0 ? { ...save, refreshed: { at: now, outcome: 'ok', reason: null } } : save;
+      if (await vault.saveAccessToken(sub, oauth.clientId, write, version)) return token;
       // The grant changed while Google answered (the lease was given back all the same).
       const current = await vault.getGrant(sub, oauth.clientId);
       if (current === null || current.status !== 'active' || current.refreshToken === null) {

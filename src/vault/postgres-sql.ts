@@ -27,6 +27,16 @@ const SAVE_ACCESS_TOKEN_TEXT = `UPDATE grants SET access_token = $3, access_toke
       version = version + 1, updated_at = $7
     WHERE sub = $1 AND client_id = $2 AND status = 'active' AND ($6::bigint IS NULL OR version = $6::bigint)`;
 
+/** Record a refresh ($1 sub, $2 client id; the record's fields in the parameters named). */
+const recordRefreshText = (
+  at: string,
+  outcome: string,
+  reason: string,
+) => `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
+    SELECT sub, client_id, ${at}, ${outcome}, ${reason} FROM grants WHERE sub = $1 AND client_id = $2
+    ON CONFLICT (sub, client_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, reason = excluded.reason
+      WHERE excluded.at >= grant_refreshes.at`;
+
 export const SQL = {
   upsertUser: `INSERT INTO users (sub, email, email_verified, name, given_name, family_name, picture, locale, hd, created_at, updated_at, last_sign_in_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
@@ -65,6 +75,14 @@ export const SQL = {
     `WITH released AS (DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $8)
     ${SAVE_ACCESS_TOKEN_TEXT}`,
   ),
+  // The end of a refresh, in one statement: the token, the lease given back ($8, if any) and the
+  // refresh's record (as recordRefresh writes it), whatever the update does.
+  saveRefreshedAccessToken: prepared(
+    'save_refreshed_access_token',
+    `WITH released AS (DELETE FROM refresh_leases WHERE sub = $1 AND client_id = $2 AND holder = $8::text),
+    recorded AS (${recordRefreshText('$9::bigint', '$10::text', '$11::text')})
+    ${SAVE_ACCESS_TOKEN_TEXT}`,
+  ),
   setStatus: `UPDATE grants SET status = $3, version = version + 1, updated_at = $4,
       access_token = CASE WHEN $3 = 'active' THEN access_token ELSE NULL END,
       access_token_expires_at = CASE WHEN $3 = 'active' THEN access_token_expires_at ELSE NULL END
@@ -96,13 +114,7 @@ export const SQL = {
   recordApiKeyUse:
     'UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)',
   // Only for a grant that exists (read, not locked: see the migration); a newer record stands.
-  recordRefresh: prepared(
-    'record_refresh',
-    `INSERT INTO grant_refreshes (sub, client_id, at, outcome, reason)
-    SELECT sub, client_id, $3, $4, $5 FROM grants WHERE sub = $1 AND client_id = $2
-    ON CONFLICT (sub, client_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, reason = excluded.reason
-      WHERE excluded.at >= grant_refreshes.at`,
-  ),
+  recordRefresh: prepared('record_refresh', recordRefreshText('$3', '$4', '$5')),
   // A record older than the grant belongs to a grant deleted meanwhile (and is not shown).
   getLastRefresh: `SELECT r.at, r.outcome, r.reason FROM grant_refreshes r JOIN grants g ON g.sub = r.sub AND g.client_id = r.client_id
     WHERE r.sub = $1 AND r.client_id = $2 AND r.at >= g.created_at`,

@@ -150,9 +150,17 @@ export class PostgresStore implements Store {
       write.now,
     ];
     const result =
-      write.releaseLeaseOf === undefined
-        ? await this.database.query(SQL.saveAccessToken, values)
-        : await this.database.query(SQL.saveAccessTokenReleasingLease, [...values, write.releaseLeaseOf]);
+      write.refreshed !== undefined
+        ? await this.database.query(SQL.saveRefreshedAccessToken, [
+            ...values,
+            write.releaseLeaseOf ?? null,
+            write.refreshed.at,
+            write.refreshed.outcome,
+            write.refreshed.reason,
+          ])
+        : write.releaseLeaseOf === undefined
+          ? await this.database.query(SQL.saveAccessToken, values)
+          : await this.database.query(SQL.saveAccessTokenReleasingLease, [...values, write.releaseLeaseOf]);
     return result.rowCount === 1;
   }
 

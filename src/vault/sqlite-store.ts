@@ -192,6 +192,7 @@ export class SqliteStore implements Store {
       });
       if (write.releaseLeaseOf !== undefined)
         this.#sql.releaseLease.run({ sub, client_id: clientId, holder: write.releaseLeaseOf });
+      if (write.refreshed !== undefined) this.#recordRefresh(sub, clientId, write.refreshed);
       return result.changes === 1;
     });
     return this.database.runUnsynced(() => save.immediate());
@@ -316,15 +317,17 @@ export class SqliteStore implements Store {
 
   async recordRefresh(sub: string, clientId: string, record: RefreshRecord): Promise<void> {
     // Written beside the access token, which is not fsynced either.
-    await this.database.runUnsynced(() =>
-      this.#sql.recordRefresh.run({
-        sub,
-        client_id: clientId,
-        at: record.at,
-        outcome: record.outcome,
-        reason: record.reason,
-      }),
-    );
+    await this.database.runUnsynced(() => this.#recordRefresh(sub, clientId, record));
+  }
+
+  #recordRefresh(sub: string, clientId: string, record: RefreshRecord): void {
+    this.#sql.recordRefresh.run({
+      sub,
+      client_id: clientId,
+      at: record.at,
+      outcome: record.outcome,
+      reason: record.reason,
+    });
   }
 
   async getLastRefresh(sub: string, clientId: string): Promise<RefreshRecord | null> {

@@ -82,6 +82,11 @@ export interface AccessTokenWrite {
    * the update's outcome: a refresh then ends in one write, not two.
    */
   releaseLeaseOf?: string;
+  /**
+   * Also record the refresh that got this token (as recordRefresh does), in the same transaction
+   * and whatever the update's outcome: Google did answer.
+   */
+  refreshed?: RefreshRecord;
 }
 
 export interface ApiKeyRecord {

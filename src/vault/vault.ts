@@ -64,6 +64,11 @@ export interface AccessTokenSave {
    * the update's outcome: a refresh then ends in one write, not two.
    */
   releaseLeaseOf?: string;
+  /**
+   * Also record the refresh that got this token (as recordRefresh does), in the same transaction
+   * and whatever the update's outcome: Google did answer.
+   */
+  refreshed?: RefreshRecord;
 }
 
 /** What `rotateKeys` did. Counts are grant rows. */
@@ -188,6 +193,7 @@ export class Vault {
         accessTokenExpiresAt: write.accessTokenExpiresAt,
         ...(write.scopes === undefined ? {} : { scopes: write.scopes }),
         ...(write.releaseLeaseOf === undefined ? {} : { releaseLeaseOf: write.releaseLeaseOf }),
+        ...(write.refreshed === undefined ? {} : { refreshed: write.refreshed }),
         now: write.now,
       },
       expectedVersion,

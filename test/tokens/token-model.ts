@@ -105,12 +105,20 @@ export function tokenModel(options: Partial<TokenServiceOptions> & { alwaysGrant
     saveAccessToken: async (
       sub: string,
       _clientId: string,
-      save: { accessToken: string; accessTokenExpiresAt: number; scopes?: string[]; releaseLeaseOf?: string },
+      save: {
+        accessToken: string;
+        accessTokenExpiresAt: number;
+        scopes?: string[];
+        releaseLeaseOf?: string;
+        refreshed?: { outcome: string; reason: string | null };
+      },
       expectedVersion?: number,
     ) => {
       calls.push(`save ${sub}`);
       await hooks.save?.(sub, count('save', sub));
       if (save.releaseLeaseOf !== undefined && leases.get(sub) === save.releaseLeaseOf) leases.delete(sub);
+      if (save.refreshed !== undefined)
+        records.push({ sub, outcome: save.refreshed.outcome, reason: save.refreshed.reason });
       const row = rows.get(sub);
       if (row === undefined || row.status !== 'active' || row.version !== expectedVersion) return false;
       row.accessToken = save.accessToken;

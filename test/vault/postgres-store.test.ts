@@ -314,6 +314,10 @@ describe.runIf(server !== undefined)('Postgres', () => {
           const write = { accessTokenCiphertext: randomBytes(40), accessTokenExpiresAt: T0 + 1, now: T0 + 1 };
           expect(await store.saveAccessToken('hot', CLIENT, write, grant.version)).toBe(true);
           expect(await store.saveAccessToken('hot', CLIENT, { ...write, releaseLeaseOf: 'h' })).toBe(true);
+          const refreshed = { at: T0 + i, outcome: 'ok', reason: null };
+          expect(
+            await store.saveAccessToken('hot', CLIENT, { ...write, releaseLeaseOf: 'h', refreshed }),
+          ).toBe(true);
           await store.releaseRefreshLease('hot', CLIENT, 'h');
           await store.recordRefresh('hot', CLIENT, { at: T0 + i, outcome: 'ok', reason: null });
           expect(await store.findApiKey('none')).toBeNull();
@@ -330,9 +334,10 @@ describe.runIf(server !== undefined)('Postgres', () => {
           'behalf_renew_lease',
           'behalf_save_access_token',
           'behalf_save_access_token_releasing_lease',
+          'behalf_save_refreshed_access_token',
           'behalf_take_lease',
         ]);
-        expect((await store.getGrant('hot', CLIENT))?.version).toBe(1 + 3 * 2);
+        expect((await store.getGrant('hot', CLIENT))?.version).toBe(1 + 3 * 3);
       } finally {
         await store.close();
       }

@@ -952,6 +952,47 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.getLastRefresh('r2', CLIENT)).toBeNull();
       });
 
+      it('saveAccessToken records the refresh that got the token in the same write, whether or not the token is stored', async () => {
+        await store.saveSignIn(signIn('r4'));
+        const { version } = (await store.getGrant('r4', CLIENT))!;
+        expect(await store.acquireRefreshLease('r4', CLIENT, 'me', 10_000)).toBe(true);
+        const write = {
+          accessTokenCiphertext: randomBytes(40),
+          accessTokenExpiresAt: T0 + 3_600_000,
+          now: T0 + 10,
+          releaseLeaseOf: 'me',
+          refreshed: { at: T0 + 10, outcome: 'ok', reason: null },
+        };
+        // A stale version: the token is not stored, the lease is given back, the refresh recorded.
+        expect(await store.saveAccessToken('r4', CLIENT, write, version + 1)).toBe(false);
+        expect(await store.getLastRefresh('r4', CLIENT)).toEqual({
+          at: T0 + 10,
+          outcome: 'ok',
+          reason: null,
+        });
+        expect(await store.acquireRefreshLease('r4', CLIENT, 'other', 10_000)).toBe(true);
+        await store.releaseRefreshLease('r4', CLIENT, 'other');
+
+        const later = { ...write, now: T0 + 20, refreshed: { at: T0 + 20, outcome: 'ok', reason: null } };
+        expect(await store.saveAccessToken('r4', CLIENT, later, version)).toBe(true);
+        expect(await store.getLastRefresh('r4', CLIENT)).toEqual({
+          at: T0 + 20,
+          outcome: 'ok',
+          reason: null,
+        });
+        // An older record never replaces a newer one, here as in recordRefresh; nor without a lease to give back.
+        const { releaseLeaseOf: _none, ...withoutLease } = write;
+        expect(await store.saveAccessToken('r4', CLIENT, withoutLease)).toBe(true);
+        expect(await store.getLastRefresh('r4', CLIENT)).toEqual({
+          at: T0 + 20,
+          outcome: 'ok',
+          reason: null,
+        });
+        // No record for a grant that does not exist.
+        expect(await store.saveAccessToken('nobody', CLIENT, write)).toBe(false);
+        expect(await store.getLastRefresh('nobody', CLIENT)).toBeNull();
+      });
+
       it('a sign-out keeps the record (the grant stays, revoked)', async () => {
         await store.saveSignIn(signIn('r3'));
         await store.recordRefresh('r3', CLIENT, { at: T0 + 10, outcome: 'ok', reason: null });
