@@ -43,6 +43,7 @@ export class SqliteDatabase {
   readonly migrations: { from: number; applied: Array<{ version: number; name: string }> };
   /** Syncs transactions' commits; none for `:memory:`. */
   readonly #wal: { wal: WalSync; close: () => void } | null;
+  readonly #synchronous: { normal: Database.Statement; full: Database.Statement };
 
   /** Throws BehalfError when the database cannot be opened. */
   constructor(path: string, options: SqliteDatabaseOptions = {}) {
@@ -61,6 +62,11 @@ export class SqliteDatabase {
       db.pragma('secure_delete = ON');
       this.migrations = migrate(db, (options.clock ?? systemClock).now());
       this.#wal = this.path === ':memory:' ? null : openWalSync(this.path);
+      // Prepared once: db.pragma() prepares its statement on every call, twice per write here.
+      this.#synchronous = {
+        normal: db.prepare('PRAGMA synchronous = NORMAL'),
+        full: db.prepare('PRAGMA synchronous = FULL'),
+      };
       this.connection = db;
     } catch (error) {
       if (db?.open === true) db.close();
@@ -170,11 +176,11 @@ export class SqliteDatabase {
 
   /** `body` with `synchronous=NORMAL`; every other write stays at FULL. */
   #unsynced<T>(body: () => T): T {
-    this.connection.pragma('synchronous = NORMAL');
+    this.#synchronous.normal.run();
     try {
       return body();
     } finally {
-      this.connection.pragma('synchronous = FULL');
+      this.#synchronous.full.run();
     }
   }
 
