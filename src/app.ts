@@ -12,6 +12,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { BehalfConfig } from './config/index.js';
 import { BehalfError } from './errors.js';
 import { GOOGLE_DISCOVERY_URL, GoogleDiscovery, GoogleOAuthClient, type FetchLike } from './google/index.js';
+import { requestFetch } from './google/request-fetch.js';
 import { createAdminConsole } from './admin/index.js';
 import { ApiKeyCache } from './http/api-key-cache.js';
 import { buildServer } from './http/server.js';
@@ -48,7 +49,10 @@ import { Webhooks, webhookStoreFor, type WebhooksOptions } from './webhooks/inde
 export interface Dependencies {
   /** Where behalf reads the time (token expiry, leases, ID token checks). Default: the system clock. */
   clock?: Clock;
-  /** The HTTP client for Google's OAuth endpoints and for `behalf.fetch`. Default: the global `fetch`. */
+  /**
+   * The HTTP client for Google's OAuth and OpenID endpoints and for `behalf.fetch`. Default: for
+   * `behalf.fetch` the global `fetch`; for Google's endpoints a `fetch` over undici's `request`.
+   */
   fetch?: FetchLike;
   /** The HTTP client of `behalf.request` and the proxy (Node streams both ways). Default: undici's `request`. */
   request?: HttpRequestLike;
@@ -83,6 +87,8 @@ export interface BehalfRuntime {
 export async function createRuntime(config: BehalfConfig, deps: Dependencies = {}): Promise<BehalfRuntime> {
   const clock = deps.clock ?? systemClock;
   const fetchImpl = deps.fetch ?? globalThis.fetch;
+  // Google's OAuth and OpenID endpoints answer small JSON: read whole, over undici's request.
+  const googleFetch = deps.fetch ?? requestFetch;
   const logger = deps.logger ?? createLogger(config.logLevel);
   const metrics = new Metrics({ clock });
 
@@ -109,7 +115,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
 
     const discovery = new GoogleDiscovery(
       config.google.discoveryUrl,
-      fetchImpl,
+      googleFetch,
       clock,
       config.google.timeoutMs,
       metrics.google,
@@ -117,7 +123,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     const oauth = new GoogleOAuthClient(
       { clientId: config.google.clientId, clientSecret: config.google.clientSecret },
       discovery,
-      fetchImpl,
+      googleFetch,
       clock,
       config.google.timeoutMs,
       metrics.google,
@@ -125,7 +131,7 @@ export async function createRuntime(config: BehalfConfig, deps: Dependencies = {
     const { jwksUri, issuer } = await startupEndpoints(config, discovery);
     const keys = new GoogleKeySet({
       jwksUri,
-      fetch: fetchImpl,
+      fetch: googleFetch,
       clock,
       observe: (seconds) => metrics.google.request('jwks', seconds),
     });

@@ -4,17 +4,22 @@ import { pino } from 'pino';
 import { createRuntime, createServer, type BehalfRuntime } from '../../src/app.js';
 import { OffsetClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
+import { requestFetch } from '../../src/google/request-fetch.js';
 import { createApiKey } from '../../src/vault/index.js';
 import type { EmulatorHandle } from './emulator.js';
 import { SIGNIN_SCOPES } from './emulator.js';
 
-/** The benchmark may reach loopback only: anything else is a bug in the benchmark and fails at once. */
+/**
+ * The benchmark may reach loopback only: anything else is a bug in the benchmark and fails at once.
+ * Behind the fence, the client behalf uses for Google's endpoints by default (no workload uses
+ * `behalf.fetch`, whose default is the global fetch).
+ */
 export const loopbackOnlyFetch: typeof fetch = async (input, init) => {
   const url = new URL(input instanceof Request ? input.url : input.toString());
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
     throw new TypeError(`the benchmark tried to reach ${url.host}: only loopback is allowed`);
   }
-  return fetch(input, init);
+  return requestFetch(input, init);
 };
 
 /** A fresh encryption key entry (BEHALF_ENCRYPTION_KEYS format). */
