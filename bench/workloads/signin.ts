@@ -153,9 +153,10 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
     `Target: behalf ≥ ${TARGET.throughput} × the direct exchange at ${connections.throughput} connections: ${throughputRatio !== null && throughputRatio >= TARGET.throughput ? 'met' : 'NOT met'} (${throughputRatio ?? 'n/a'}). ` +
     `Target: p99 overhead at ${connections.throughput} connections ≤ ${TARGET.p99OverheadMs} ms: ${loadedP99Overhead <= TARGET.p99OverheadMs ? 'met' : 'NOT met'} (${loadedP99Overhead} ms). `;
   const cause =
-    "Note from a CPU profile of the bench process during a quick run at commit ace150e (2026-12-03), not measured by this run: the SQLite commit of a sign-in (the fsync of synchronous=FULL) blocks the event loop ~1.7 ms, 19% of behalf's busy time at this load, " +
-    "and every other request waits behind it; the call to Google's token endpoint (fetch) is ~6%, the ID token check ~3%, the encryption and the JSON work less. " +
-    'What would fix it without giving up durability: commit the sign-ins that arrive together in one transaction (group commit: one fsync for many), or move the store to a worker thread.';
+    "Note from a CPU profile of the bench process during a quick run at commit eb91ad8 (2026-12-03), not measured by this run, per sign-in on behalf's event loop: the SQLite transaction ~0.28 ms (its statements and the commit's WAL writes; its fsync runs on the thread pool since bce2b34, shared by the sign-ins committed meanwhile: it held the loop ~1.7 ms per sign-in before), " +
+    'the two socket writes (the code to Google, the answer to the app) ~0.16 ms together (~75 µs a write on this VM), the ID token signature ~0.07 ms, garbage collection ~8% of the busy time. ' +
+    "The rest is sharing two cores: behalf, the emulator and autocannon are three busy processes, the direct runs have two, and the emulator's time per exchange (an RS256 signature for each ID token) grows with what behalf takes from it. " +
+    'What would close it: fewer pages per sign-in transaction (the grant-change trigger and counters write their own pages), or the store on a worker thread; on a machine with a core per process the gap is the per-sign-in time above.';
   const missed =
     throughputRatio === null ||
     throughputRatio < TARGET.throughput ||
@@ -199,7 +200,7 @@ export async function runSignInWorkload(ctx: BenchContext): Promise<WorkloadResu
       },
       notes:
         `At a light load: ${connections.latency} connections (${perPhase.latency.toLocaleString('en-US')} requests per run). behalf's overhead = behalf's percentile minus the direct exchange's (a difference of percentiles, not a percentile of differences): ` +
-        `request parsing, the ID token check (signature, claims, at_hash), encrypting both tokens and the SQLite transaction with its fsync (synchronous=FULL, on the event loop), plus the extra hop. ` +
+        `request parsing, the ID token check (signature, claims, at_hash), encrypting both tokens and the SQLite transaction (its fsync on the thread pool, shared with the sign-ins committed meanwhile), plus the extra hop. ` +
         `${lat.behalfP99 - lat.directP99 > 5 ? `The p99 overhead is the part that grows: ${cause} ` : ''}${setup}`,
     },
   ];
