@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startEmulator } from '../emulator/index.js';
 import { BehalfError } from '../errors.js';
 import { runAction } from './run.js';
 
@@ -27,6 +26,8 @@ export function registerEmulatorCommand(program: Command): void {
             .split(',')
             .map((o) => o.trim())
             .filter((o) => o !== '');
+          // Loaded only for this command, not with the CLI.
+          const { startEmulator } = await import('../emulator/index.js');
           let emulator;
           try {
             emulator = await startEmulator({

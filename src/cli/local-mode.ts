@@ -1,8 +1,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_DATA_DIR } from '../config/config.js';
-import { startDemo, type Demo } from '../demo/index.js';
-import { startEmulator } from '../emulator/index.js';
+import type { Demo } from '../demo/index.js';
 import { BehalfError } from '../errors.js';
 import { SCOPES } from '../google/scopes.js';
 import { createApiKey, verifyApiKey, type Store } from '../vault/index.js';
@@ -28,6 +27,8 @@ export async function startLocalDemo(setting: string | undefined): Promise<Demo>
   if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) > 65_535)) {
     throw new BehalfError('CONFIG_INVALID', 'BEHALF_DEMO_PORT: must be a whole number from 0 to 65535.');
   }
+  // Loaded here, not with this module: `behalf serve` in production never runs the demo.
+  const { startDemo } = await import('../demo/index.js');
   try {
     return await startDemo({
       port: port === undefined ? DEFAULT_DEMO_PORT : Number(port),
@@ -55,6 +56,8 @@ export async function startLocalGoogle(
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65_535) {
     throw new BehalfError('CONFIG_INVALID', 'BEHALF_EMULATOR_PORT: must be a whole number from 0 to 65535.');
   }
+  // Loaded here, not with this module: `behalf serve` in production never runs the emulator.
+  const { startEmulator } = await import('../emulator/index.js');
   let emulator;
   try {
     emulator = await startEmulator({ port: Number(port), host: '127.0.0.1', javascriptOrigins });

@@ -154,7 +154,7 @@ export class PostgresGrantChanges extends ChangeFanout implements GrantChanges {
 
   async #connect(): Promise<void> {
     if (!this.#running) return;
-    const client = createListenerClient(this.#settings);
+    const client = await createListenerClient(this.#settings);
     client.on('error', () => this.#lost(client));
     client.on('end', () => this.#lost(client));
     client.on('notification', (message) => {

@@ -151,7 +151,7 @@ export async function openPostgresDatabase(
   options: PostgresPoolOptions = {},
 ): Promise<PostgresDatabase> {
   const settings = parsePostgresSettings(url, options);
-  const pool = createPool(settings, 'store');
+  const pool = await createPool(settings, 'store');
   try {
     const schema = await currentSchema(pool, settings);
     const version = await readSchemaVersion(pool, settings);
@@ -174,7 +174,7 @@ export async function migratePostgres(
   options: PostgresPoolOptions = {},
 ): Promise<MigrationReport> {
   const settings = parsePostgresSettings(url, options);
-  const pool = createPool(settings, 'migrate');
+  const pool = await createPool(settings, 'migrate');
   try {
     return await inTransaction(
       pool,
