@@ -174,8 +174,12 @@ export class SqliteDatabase {
     }
   }
 
-  /** `body` with `synchronous=NORMAL`; every other write stays at FULL. */
+  /**
+   * `body` with `synchronous=NORMAL`; every other write stays at FULL. Inside a transaction
+   * already open (SQLite refuses the pragma there), the outer one's commit decides.
+   */
   #unsynced<T>(body: () => T): T {
+    if (this.connection.inTransaction) return body();
     this.#synchronous.normal.run();
     try {
       return body();

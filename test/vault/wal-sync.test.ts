@@ -157,6 +157,28 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     }
   });
 
+  it('runs inside a transaction already open (as a savepoint), leaving the commit to the outer one', async () => {
+    const database = open('nested.db');
+    try {
+      const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
+      const inner: Array<Promise<unknown>> = [];
+      await database.transaction(() => {
+        insert.run('outer');
+        inner.push(database.transaction(() => insert.run('inner')));
+        inner.push(database.runUnsynced(() => insert.run('unsynced')));
+      });
+      await Promise.all(inner);
+      expect(database.connection.prepare('SELECT v FROM t ORDER BY id').all()).toEqual([
+        { v: 'outer' },
+        { v: 'inner' },
+        { v: 'unsynced' },
+      ]);
+      expect(database.settings().synchronous).toBe(2);
+    } finally {
+      await database.close();
+    }
+  });
+
   it('waits for syncs in flight on close', async () => {
     const database = open('close.db');
     const write = database.transaction(() =>
