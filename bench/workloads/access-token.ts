@@ -28,10 +28,12 @@ const COLD_POSTGRES_TARGET = 0.8;
  * the commit it was measured at (the run does not profile itself).
  */
 const COLD_POSTGRES_GAP =
-  'Note from a CPU profile of a cold behalf process (8,000 users, Postgres on the same machine) at commit b971b85 (2026-12-03), not measured by this run: ' +
-  "half the process's time is waiting for Postgres; behalf's own code is ~7% (decrypting the access token ~6%), pg's row parsing (~4%) and copying the named statement's config per call (~2%) are the limit's too. " +
-  'Already done: the hot statements are named (prepared once per connection: 0.55 to about 0.75 × the limit), and a lookup decrypts only the access token (the refresh token stays sealed until a refresh). ' +
-  "What is left is mostly the machine's noise (see the per-round range) and a few tens of µs a call of event-loop hops and GC.";
+  'Note from a CPU profile of a cold behalf process (3,000 users, Postgres on the same machine, one call at a time) at commit c0ee111 (2026-12-03), not measured by this run: ' +
+  'a cold lookup took ~130-150 µs against ~85-95 µs for the bare named SELECT on a pool in the same process; pg itself (writing the query to the socket, the row description and row parsing) is most of both. ' +
+  "behalf's own share per lookup: decrypting the access token ~18 µs (createDecipheriv's set-up is most of it), copying the named statement's config ~4 µs, and the token service's and vault's promise hops. " +
+  "The ratio follows the speed of Postgres: the same code measured 0.949 when this machine answered 1,730 bare SELECTs/s (at 48026c6), against this run's figure above. " +
+  'Already done: the hot statements are named (prepared once per connection: 0.55 to about 0.75 × the limit then), and a lookup decrypts only the access token (the refresh token stays sealed until a refresh). ' +
+  'What would close the rest: a cheaper decryption set-up per token (AES-GCM with a cipher context kept per key, which node:crypto does not offer), or fewer awaits between the query and the answer.';
 
 /** Calls per second of `call` awaited one after another for `durationMs`. */
 async function throughput(call: Call, users: number, durationMs: number): Promise<number> {
