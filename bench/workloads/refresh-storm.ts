@@ -139,7 +139,7 @@ export async function runRefreshStormWorkload(ctx: BenchContext): Promise<Worklo
       : `behalf LOSES on time to google-auth-library with a client shared per user (${lostTo.toFixed(2)}× slower), though both make one refresh per user. ` +
         'Why: for each user refreshed behalf reads the grant (decrypting only the access token), takes the refresh lease (a SQLite write), reads the grant again under the lease (decrypting the refresh token), calls Google, encrypts the new token and stores it with the lease given back and the refresh recorded in one write; google-auth-library keeps nothing durable and coordinates nothing across processes. ' +
         "Measured on the store alone at commit eb91ad8 (2026-12-03, not by this run): ~15 µs a read, ~45 µs the lease, ~130 µs the final write; a call to Google over undici's request ~140 µs of CPU (the global fetch, used until then: ~350 µs, and this storm took 1.33-1.40 × google-auth-library's time with it). " +
-        'Run alone (`npm run bench -- --only refresh-storm`), the same code measured 1.015-1.05 in three runs at eb91ad8; inside a full run (after the ID token and access token workloads, in the same process) 1.27 at c0ee111, not yet explained. ' +
+        'Run alone (`npm run bench -- --only refresh-storm`), the same code measured 1.015-1.05 in three runs at eb91ad8 and 1.196 an hour later, and 1.18 after the access token workload: the state of this machine moves the ratio more than the workloads run before it do. ' +
         'What would cut the rest: take the leases of the users refreshed in one tick in one transaction (one commit instead of one per user), and read the grant once under the lease instead of twice.';
   return [
     {
