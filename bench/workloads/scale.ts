@@ -58,9 +58,9 @@ const MEMORY_GAP =
   "The young generation is the part an operator can cap: see the run with a smaller one above (its rate beside the default's) and the README. Not yet explained: the SQLite server is ~30 MiB larger than the Postgres one once listening.";
 /** Why Postgres's cold lookups slow down with the table's size, when that target is missed. */
 const POSTGRES_LOOKUPS_GAP =
-  "Not profiled yet; what is known (2026-12-03, at commit c0ee111): behalf's work per lookup is the same at both sizes (one primary-key SELECT, one decryption), and this machine's Postgres has the default shared_buffers of 128 MB, " +
-  "which holds the whole 10,000-user database but not the million-user one (~1.3 GB, see scale-storage), so there each lookup's index and heap pages come from the OS's cache through Postgres's buffer manager; the previous full run met the target (0.82, at 48026c6) with the same code path. " +
-  "What would tell: the bare SELECT (access-token-valid's limit) run against both sizes.";
+  "Measured at commit 5559641 (2026-12-03), not by this run: the bare primary-key SELECT (access-token-valid's limit: the same named statement, a pool of 10, one call at a time, distinct random users) on a 10,000-user and a 1,000,000-user database filled by the same bulk fill answered 7,589-8,537 and 6,028-6,155 SELECTs/s in three interleaved rounds: 0.75 × at a million, the ratio behalf's lookups show. " +
+  "Postgres itself slows down with the table: this machine's Postgres has the default shared_buffers of 128 MB, which holds the whole 10,000-user database but not the million-user one (~1.3 GB, see scale-storage). behalf's work per lookup is the same at both sizes (one SELECT, one decryption). " +
+  "What would close it is Postgres's configuration (shared_buffers sized to the working set), not behalf.";
 const ROUNDS = 3;
 
 function fileSize(path: string): number {
