@@ -189,6 +189,15 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     expect(database.open).toBe(false);
   });
 
+  it("keeps SQLite's own default page cache of 2 MB, not better-sqlite3's 16 MB", async () => {
+    const database = open('cache.db');
+    try {
+      expect(database.connection.pragma('cache_size', { simple: true })).toBe(-2000);
+    } finally {
+      await database.close();
+    }
+  });
+
   it('has nothing to sync in memory', async () => {
     const database = new SqliteDatabase(':memory:');
     try {
