@@ -55,7 +55,9 @@ const SMALL_YOUNG_GENERATION = '--max-semi-space-size=4';
 const MEMORY_GAP =
   'Where it goes (measured at commit b971b85, 2026-12-03, not by this run): loading behalf and its libraries is ~90 MiB RSS before anything runs (Node alone ~41), with a JS heap of ~23 MiB; ' +
   "V8's young generation then grows to two 16 MiB semi-spaces under the lookups' allocation rate, all resident; and the token service remembers up to 50,000 users (~490 bytes each since the scope lists are shared, ~23 MiB at 50,000). " +
-  "The young generation is the part an operator can cap: see the run with a smaller one above (its rate beside the default's) and the README. Not yet explained: the SQLite server is ~30 MiB larger than the Postgres one once listening.";
+  "Since then (2026-12-03): `behalf serve` no longer loads the emulator, the demo page or, on SQLite, pg (~3.6 and ~6 MiB, measured by importing them, at 92b3875), and the SQLite connection keeps SQLite's own 2 MB page cache instead of better-sqlite3's 16 MB (at 55fae42): that cache was why the SQLite server was ~25 MiB larger than the Postgres one once listening on the million-user file (123 MiB before, 100 after). " +
+  'The Postgres server is not profiled yet: its pool of connections and their parsers are what it has and the SQLite one has not. ' +
+  "The young generation is the part an operator can cap: see the run with a smaller one above (its rate beside the default's) and the README.";
 /** Why Postgres's cold lookups slow down with the table's size, when that target is missed. */
 const POSTGRES_LOOKUPS_GAP =
   "Measured at commit 5559641 (2026-12-03), not by this run: the bare primary-key SELECT (access-token-valid's limit: the same named statement, a pool of 10, one call at a time, distinct random users) on a 10,000-user and a 1,000,000-user database filled by the same bulk fill answered 7,589-8,537 and 6,028-6,155 SELECTs/s in three interleaved rounds: 0.75 × at a million, the ratio behalf's lookups show. " +
