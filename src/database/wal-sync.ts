@@ -70,8 +70,9 @@ export class WalSync {
 
 /**
  * A WalSync over the WAL file of the open database at `databasePath`, and how to close its
- * descriptor (once; later calls do nothing). The folder is synced once first, so that a new database's and WAL's names are on
- * disk too (SQLite does the same on a new WAL's first sync, and ignores a failure as this does).
+ * descriptor (once; later calls do nothing). The folder is synced once first, so that a new
+ * database's and WAL's names are on disk too (SQLite does the same on a new WAL's first sync, and
+ * ignores a failure as this does).
  */
 export function openWalSync(databasePath: string): { wal: WalSync; close: () => void } {
   try {
