@@ -68,12 +68,13 @@ export class SqliteDatabase {
       // within a minute of cold lookups and stay resident, ~14 MiB more of the server's RSS.
       db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
       this.migrations = migrate(db, (options.clock ?? systemClock).now());
-      this.#wal = this.path === ':memory:' ? null : openWalSync(this.path);
       // Prepared once: db.pragma() prepares its statement on every call, twice per write here.
       this.#synchronous = {
         normal: db.prepare('PRAGMA synchronous = NORMAL'),
         full: db.prepare('PRAGMA synchronous = FULL'),
       };
+      // Last: nothing after it can fail and leave its descriptor open.
+      this.#wal = this.path === ':memory:' ? null : openWalSync(this.path);
       this.connection = db;
     } catch (error) {
       if (db?.open === true) db.close();
@@ -133,6 +134,8 @@ export class SqliteDatabase {
    * lost in a power cut or an OS crash within that moment, never by a process crash.
    */
   transaction<T>(body: () => T): Promise<T> {
+    // Inside a transaction already open, this one is a savepoint: the outer commit and its sync decide.
+    const nested = this.connection.inTransaction;
     let result: T;
     try {
       result = this.#runNow(() => this.#unsynced(() => this.connection.transaction(body).immediate()));
@@ -140,7 +143,7 @@ export class SqliteDatabase {
       return Promise.reject(error as Error);
     }
     // The sync is asked for now, in the same tick as the commit, so that close() waits for it.
-    return this.#wal === null
+    return this.#wal === null || nested
       ? Promise.resolve(result)
       : this.#wal.wal.flush().then(
           () => result,
