@@ -116,10 +116,18 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     database.connection.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
     return database;
   };
-
-  it('syncs the WAL before a transaction resolves, and many transactions of one tick share two syncs', async () => {
-    const database = open('group.db');
+  /** `body` on a new database with table t, closed after. */
+  const withDatabase = async (name: string, body: (database: SqliteDatabase) => Promise<void>) => {
+    const database = open(name);
     try {
+      await body(database);
+    } finally {
+      await database.close();
+    }
+  };
+
+  it('syncs the WAL before a transaction resolves, and many transactions of one tick share two syncs', () =>
+    withDatabase('group.db', async (database) => {
       const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
       const before = database.walSyncs;
       await database.transaction(() => insert.run('one'));
@@ -133,14 +141,10 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
       expect(database.connection.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 51 });
       // The connection stays at FULL for writes outside transactions.
       expect(database.settings().synchronous).toBe(2);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 
-  it('does not sync for a transaction that failed, and rolls it back', async () => {
-    const database = open('failed.db');
-    try {
+  it('does not sync for a transaction that failed, and rolls it back', () =>
+    withDatabase('failed.db', async (database) => {
       const insert = database.connection.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
       await database.transaction(() => insert.run(1, 'kept'));
       const before = database.walSyncs;
@@ -152,32 +156,27 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
       ).rejects.toMatchObject({ code: 'INTERNAL' });
       expect(database.walSyncs).toBe(before);
       expect(database.connection.prepare('SELECT id, v FROM t').all()).toEqual([{ id: 1, v: 'kept' }]);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 
-  it('runs inside a transaction already open (as a savepoint), leaving the commit to the outer one', async () => {
-    const database = open('nested.db');
-    try {
+  it('runs inside a transaction already open (as a savepoint), leaving the commit to the outer one', () =>
+    withDatabase('nested.db', async (database) => {
       const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
       const inner: Array<Promise<unknown>> = [];
+      const before = database.walSyncs;
       await database.transaction(() => {
         insert.run('outer');
         inner.push(database.transaction(() => insert.run('inner')));
         inner.push(database.runUnsynced(() => insert.run('unsynced')));
       });
       await Promise.all(inner);
+      expect(database.walSyncs).toBe(before + 1); // the outer commit's sync, and no other
       expect(database.connection.prepare('SELECT v FROM t ORDER BY id').all()).toEqual([
         { v: 'outer' },
         { v: 'inner' },
         { v: 'unsynced' },
       ]);
       expect(database.settings().synchronous).toBe(2);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 
   it('waits for syncs in flight on close', async () => {
     const database = open('close.db');
@@ -189,14 +188,10 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     expect(database.open).toBe(false);
   });
 
-  it("keeps SQLite's own default page cache of 2 MB, not better-sqlite3's 16 MB", async () => {
-    const database = open('cache.db');
-    try {
+  it("keeps SQLite's own default page cache of 2 MB, not better-sqlite3's 16 MB", () =>
+    withDatabase('cache.db', async (database) => {
       expect(database.connection.pragma('cache_size', { simple: true })).toBe(-2000);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 
   it('has nothing to sync in memory', async () => {
     const database = new SqliteDatabase(':memory:');
