@@ -45,7 +45,12 @@ export class SqliteDatabase {
   readonly migrations: { from: number; applied: Array<{ version: number; name: string }> };
   /** Syncs transactions' commits; none for `:memory:`. */
   readonly #wal: { wal: WalSync; close: () => void } | null;
-  readonly #synchronous: { normal: Database.Statement; full: Database.Statement };
+  /** Writes waiting for the next {@link runUnsynced} commit. */
+  #unsyncedBatch: Array<{
+    body: () => unknown;
+    resolve: (value: unknown) => void;
+    reject: (error: unknown) => void;
+  }> = [];
 
   /** Throws BehalfError when the database cannot be opened. */
   constructor(path: string, options: SqliteDatabaseOptions = {}) {
@@ -68,11 +73,6 @@ export class SqliteDatabase {
       // within a minute of cold lookups and stay resident, ~14 MiB more of the server's RSS.
       db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
       this.migrations = migrate(db, (options.clock ?? systemClock).now());
-      // Prepared once: db.pragma() prepares its statement on every call, twice per write here.
-      this.#synchronous = {
-        normal: db.prepare('PRAGMA synchronous = NORMAL'),
-        full: db.prepare('PRAGMA synchronous = FULL'),
-      };
       // Last: nothing after it can fail and leave its descriptor open.
       this.#wal = this.path === ':memory:' ? null : openWalSync(this.path);
       this.connection = db;
@@ -170,9 +170,53 @@ export class SqliteDatabase {
    * so a refresh costs no fsync; the next synced commit carries them to disk. Measured in the
    * refresh-storm benchmark: the lease and token fsyncs were most of behalf's own time per refresh.
    * Grants, refresh tokens and statuses are always written by synced commits.
+   *
+   * The writes asked for until the event loop next checks for I/O (setImmediate) commit together,
+   * in one IMMEDIATE transaction, each in a savepoint of its own: a write that fails is rolled back
+   * alone and rejects alone. A commit is most of a small write's cost (~40 µs a lease and ~90 µs a
+   * token alone against ~8 and ~35 µs in batches of five, measured on the refresh storm's file), and
+   * a storm takes two hundred leases in one tick. Inside a transaction already open, `body` runs at
+   * once, in it.
    */
-  async runUnsynced<T>(body: () => T): Promise<T> {
-    return this.#runNow(() => this.#unsynced(body));
+  runUnsynced<T>(body: () => T): Promise<T> {
+    if (this.connection.inTransaction) return this.run(body);
+    return new Promise<T>((resolve, reject) => {
+      const write = { body, resolve: resolve as (value: unknown) => void, reject };
+      if (this.#unsyncedBatch.push(write) === 1) setImmediate(() => this.#commitUnsyncedBatch());
+    });
+  }
+
+  /** Commit the writes {@link runUnsynced} queued, then answer each. */
+  #commitUnsyncedBatch(): void {
+    const batch = this.#unsyncedBatch;
+    if (batch.length === 0) return; // close() committed them already
+    this.#unsyncedBatch = [];
+    const answers: Array<() => void> = [];
+    try {
+      this.#runNow(() =>
+        this.#unsynced(() =>
+          this.connection
+            .transaction(() => {
+              for (const write of batch) {
+                try {
+                  const value = this.connection.transaction(write.body)();
+                  answers.push(() => write.resolve(value));
+                } catch (error) {
+                  // Some failures (a full disk, an I/O error) end the whole transaction.
+                  if (!this.connection.inTransaction) throw error;
+                  answers.push(() => write.reject(runtimeError(error)));
+                }
+              }
+            })
+            .immediate(),
+        ),
+      );
+    } catch (error) {
+      // Nothing of the batch was committed: every write fails with the reason.
+      for (const write of batch) write.reject(error);
+      return;
+    }
+    for (const answer of answers) answer();
   }
 
   #runNow<T>(body: () => T): T {
@@ -190,15 +234,19 @@ export class SqliteDatabase {
    */
   #unsynced<T>(body: () => T): T {
     if (this.connection.inTransaction) return body();
-    this.#synchronous.normal.run();
+    // exec, not a statement prepared once: SQLite applies this pragma when the statement is
+    // prepared, so a prepared one's first run changes nothing (it only works from its second run
+    // on, re-prepared); exec prepares it every time, ~0.4 µs, and makes no Statement object.
+    this.connection.exec('PRAGMA synchronous = NORMAL');
     try {
       return body();
     } finally {
-      this.#synchronous.full.run();
+      this.connection.exec('PRAGMA synchronous = FULL');
     }
   }
 
   async close(): Promise<void> {
+    if (this.connection.open) this.#commitUnsyncedBatch();
     await this.changes.close();
     if (this.#wal !== null) {
       await this.#wal.wal.settle();

@@ -195,7 +195,7 @@ export class SqliteStore implements Store {
       if (write.refreshed !== undefined) this.#recordRefresh(sub, clientId, write.refreshed);
       return result.changes === 1;
     });
-    return this.database.runUnsynced(() => save.immediate());
+    return this.database.runUnsynced(save);
   }
 
   async setGrantStatus(

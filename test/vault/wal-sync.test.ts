@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDatabase } from '../../src/database/sqlite.js';
 import { WalSync } from '../../src/database/wal-sync.js';
@@ -192,6 +193,104 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     withDatabase('cache.db', async (database) => {
       expect(database.connection.pragma('cache_size', { simple: true })).toBe(-2000);
     }));
+
+  describe('unsynced writes (runUnsynced)', () => {
+    /** Frames in the write-ahead log: a commit writes each page it changed once. */
+    const walFrames = (database: SqliteDatabase) =>
+      (database.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0]!.log;
+    const emptyWal = (database: SqliteDatabase) => database.connection.pragma('wal_checkpoint(TRUNCATE)');
+
+    it('asked for in one tick, commit in one transaction, unsynced, after the tick', () =>
+      withDatabase('batch.db', async (database) => {
+        const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
+        emptyWal(database);
+        const seen: unknown[] = [];
+        const writes = Array.from({ length: 20 }, (_, i) =>
+          database.runUnsynced(() => {
+            seen.push(database.connection.pragma('synchronous', { simple: true }));
+            return insert.run(`v${i}`).lastInsertRowid;
+          }),
+        );
+        expect(seen).toEqual([]); // not yet: the writes of this tick are still being asked for
+        expect(await Promise.all(writes)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(new Set(seen)).toEqual(new Set([1])); // NORMAL while they ran, from the first batch on
+        expect(database.settings().synchronous).toBe(2); // FULL again after
+        // One commit: table t's page written once, not once per write.
+        expect(walFrames(database)).toBe(1);
+        expect(database.walSyncs).toBe(0);
+
+        emptyWal(database);
+        for (let i = 0; i < 5; i++) await database.runUnsynced(() => insert.run(`one by one ${i}`));
+        expect(walFrames(database)).toBe(5);
+      }));
+
+    it('a write that fails is rolled back and rejected alone; the others of its batch commit', () =>
+      withDatabase('batch-failure.db', async (database) => {
+        const insert = database.connection.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
+        const outcomes = await Promise.allSettled([
+          database.runUnsynced(() => insert.run(1, 'first')),
+          database.runUnsynced(() => {
+            insert.run(2, 'rolled back with its write');
+            insert.run(1, 'duplicate');
+          }),
+          database.runUnsynced(() => {
+            throw new TypeError('not SQLite');
+          }),
+          database.runUnsynced(() => insert.run(3, 'third').changes),
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        expect(outcomes[1]).toMatchObject({
+          reason: { code: 'INTERNAL', message: expect.stringMatching(/SQLITE_CONSTRAINT/) },
+        });
+        expect(outcomes[2]).toMatchObject({
+          reason: { code: 'INTERNAL', message: expect.stringMatching(/TypeError/) },
+        });
+        expect(outcomes[3]).toMatchObject({ value: 1 });
+        expect(database.connection.prepare('SELECT id, v FROM t ORDER BY id').all()).toEqual([
+          { id: 1, v: 'first' },
+          { id: 3, v: 'third' },
+        ]);
+      }));
+
+    it('when the batch cannot commit, every write of it fails retryably and none is kept', async () => {
+      const database = new SqliteDatabase(join(dir, 'batch-busy.db'), { busyTimeoutMs: 0 });
+      const other = new Database(join(dir, 'batch-busy.db'));
+      try {
+        database.connection.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+        other.exec('BEGIN IMMEDIATE'); // another process holds the write lock
+        const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
+        const outcomes = await Promise.allSettled([
+          database.runUnsynced(() => insert.run('a')),
+          database.runUnsynced(() => insert.run('b')),
+        ]);
+        for (const outcome of outcomes)
+          expect(outcome).toMatchObject({ reason: { code: 'STORE_UNAVAILABLE', retryAfter: 1 } });
+        other.exec('ROLLBACK');
+        await database.runUnsynced(() => insert.run('c'));
+        expect(database.connection.prepare('SELECT v FROM t').pluck().all()).toEqual(['c']);
+        expect(database.settings().synchronous).toBe(2);
+      } finally {
+        other.close();
+        await database.close();
+      }
+    });
+
+    it('asked for before close, are committed by it', async () => {
+      const database = open('batch-close.db');
+      const write = database.runUnsynced(() =>
+        database.connection.prepare('INSERT INTO t (v) VALUES (?)').run('x'),
+      );
+      await database.close();
+      await expect(write).resolves.toMatchObject({ changes: 1 });
+      const reopened = new SqliteDatabase(join(dir, 'batch-close.db'));
+      try {
+        expect(reopened.connection.prepare('SELECT v FROM t').pluck().all()).toEqual(['x']);
+      } finally {
+        await reopened.close();
+      }
+      await expect(database.runUnsynced(() => 1)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    });
+  });
 
   it('has nothing to sync in memory', async () => {
     const database = new SqliteDatabase(':memory:');
