@@ -25,6 +25,14 @@ export interface SqliteDatabaseOptions {
   busyTimeoutMs?: number;
 }
 
+/** A write waiting for the next commit: synced ones resolve after the WAL sync that follows it. */
+interface QueuedWrite {
+  body: () => unknown;
+  synced: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
 /**
  * Open (creating on first run) the SQLite database at `path`, or `:memory:`. A new file is created
  * with mode 0600 and a missing parent folder with 0700. The database runs in WAL mode, and a
@@ -45,12 +53,8 @@ export class SqliteDatabase {
   readonly migrations: { from: number; applied: Array<{ version: number; name: string }> };
   /** Syncs transactions' commits; none for `:memory:`. */
   readonly #wal: { wal: WalSync; close: () => void } | null;
-  /** Writes waiting for the next {@link runUnsynced} commit. */
-  #unsyncedBatch: Array<{
-    body: () => unknown;
-    resolve: (value: unknown) => void;
-    reject: (error: unknown) => void;
-  }> = [];
+  /** Writes waiting for the next commit (see {@link runUnsynced}). */
+  #queued: QueuedWrite[] = [];
 
   /** Throws BehalfError when the database cannot be opened. */
   constructor(path: string, options: SqliteDatabaseOptions = {}) {
@@ -123,7 +127,7 @@ export class SqliteDatabase {
   }
 
   /**
-   * Run `body` in one IMMEDIATE transaction: the write lock is taken up front, so two processes
+   * Run `body` in an IMMEDIATE transaction: the write lock is taken up front, so two processes
    * writing the same rows cannot both read the old ones and then fail to upgrade
    * (SQLITE_BUSY_SNAPSHOT). Resolves once the commit is on disk, as `synchronous=FULL` would have
    * it, but without holding the event loop for the fsync: the commit itself is not synced
@@ -132,30 +136,13 @@ export class SqliteDatabase {
    * event loop was ~1.7 ms per sign-in, a fifth of behalf's busy time, and every other request
    * waited behind it. What other requests may see a moment before it is on disk is only ever
    * lost in a power cut or an OS crash within that moment, never by a process crash.
+   *
+   * `body` runs after the current tick, in one commit with the other writes of that tick (see
+   * {@link runUnsynced}); inside a transaction already open, at once, as a savepoint: the outer
+   * commit and its sync decide.
    */
   transaction<T>(body: () => T): Promise<T> {
-    // Inside a transaction already open, this one is a savepoint: the outer commit and its sync decide.
-    const nested = this.connection.inTransaction;
-    let result: T;
-    try {
-      result = this.#runNow(() => this.#unsynced(() => this.connection.transaction(body).immediate()));
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    // The sync is asked for now, in the same tick as the commit, so that close() waits for it.
-    return this.#wal === null || nested
-      ? Promise.resolve(result)
-      : this.#wal.wal.flush().then(
-          () => result,
-          (error: unknown) => {
-            // Committed, but perhaps not on disk: the caller is not told it is.
-            throw new BehalfError(
-              'STORE_UNAVAILABLE',
-              `The SQLite database's write-ahead log could not be synced to disk (${(error as NodeJS.ErrnoException).code ?? 'unknown'}); retry.`,
-              { cause: error, reason: 'sync_failed', retryAfter: 1 },
-            );
-          },
-        );
+    return this.#write(body, true);
   }
 
   /** WAL syncs finished so far (diagnostics and tests). */
@@ -165,58 +152,91 @@ export class SqliteDatabase {
 
   /**
    * For writes that are cheap to lose in a power cut, and only there: an access token (lost, it is
-   * refreshed again) and refresh leases (lost, they are free for the taking). They commit without
-   * waiting for the disk (`synchronous=NORMAL`: still atomic, and durable across a process crash),
-   * so a refresh costs no fsync; the next synced commit carries them to disk. Measured in the
-   * refresh-storm benchmark: the lease and token fsyncs were most of behalf's own time per refresh.
-   * Grants, refresh tokens and statuses are always written by synced commits.
+   * refreshed again) and refresh leases (lost, they are free for the taking). They resolve once
+   * committed, without waiting for the disk (`synchronous=NORMAL`: still atomic, and durable
+   * across a process crash), so a refresh costs no fsync; the next synced commit carries them to
+   * disk. Measured in the refresh-storm benchmark: the lease and token fsyncs were most of behalf's
+   * own time per refresh. Grants, refresh tokens and statuses are always written by
+   * {@link transaction}.
    *
-   * The writes asked for until the event loop next checks for I/O (setImmediate) commit together,
-   * in one IMMEDIATE transaction, each in a savepoint of its own: a write that fails is rolled back
-   * alone and rejects alone. A commit is most of a small write's cost (~40 µs a lease and ~90 µs a
-   * token alone against ~8 and ~35 µs in batches of five, measured on the refresh storm's file), and
-   * a storm takes two hundred leases in one tick. Inside a transaction already open, `body` runs at
-   * once, in it.
+   * Group commit: the writes of both kinds asked for until the event loop next checks for I/O
+   * (setImmediate) commit together, in one IMMEDIATE transaction, each in a savepoint of its own,
+   * so a write that fails is rolled back and rejected alone. A commit is most of a small write's
+   * cost: ~40 µs a lease and ~90 µs a token alone against ~8 and ~35 µs in batches of five
+   * (measured on the refresh storm's file), and a storm takes two hundred leases in one tick.
+   * Inside a transaction already open, `body` runs at once, in it.
    */
   runUnsynced<T>(body: () => T): Promise<T> {
-    if (this.connection.inTransaction) return this.run(body);
+    return this.#write(body, false);
+  }
+
+  #write<T>(body: () => T, synced: boolean): Promise<T> {
+    if (this.connection.inTransaction) {
+      return this.run(() => this.connection.transaction(body)());
+    }
     return new Promise<T>((resolve, reject) => {
-      const write = { body, resolve: resolve as (value: unknown) => void, reject };
-      if (this.#unsyncedBatch.push(write) === 1) setImmediate(() => this.#commitUnsyncedBatch());
+      const write = { body, synced, resolve: resolve as (value: unknown) => void, reject };
+      if (this.#queued.push(write) === 1) setImmediate(() => this.#commitQueued());
     });
   }
 
-  /** Commit the writes {@link runUnsynced} queued, then answer each. */
-  #commitUnsyncedBatch(): void {
-    const batch = this.#unsyncedBatch;
+  /**
+   * Commit the queued writes in one transaction; answer the unsynced ones at once and the synced
+   * ones after the WAL sync. The sync is asked for in the same tick as the commit, so that close()
+   * waits for it.
+   */
+  #commitQueued(): void {
+    const batch = this.#queued;
     if (batch.length === 0) return; // close() committed them already
-    this.#unsyncedBatch = [];
-    const answers: Array<() => void> = [];
+    this.#queued = [];
+    const committed: Array<{ write: QueuedWrite; value: unknown }> = [];
+    const failed: Array<{ write: QueuedWrite; error: BehalfError }> = [];
+    const commit = this.connection.transaction(() => {
+      for (const write of batch) {
+        try {
+          committed.push({ write, value: this.connection.transaction(write.body)() });
+        } catch (error) {
+          // Some failures (a full disk, an I/O error) end the whole transaction.
+          if (!this.connection.inTransaction) throw error;
+          failed.push({ write, error: runtimeError(error) });
+        }
+      }
+    });
     try {
-      this.#runNow(() =>
-        this.#unsynced(() =>
-          this.connection
-            .transaction(() => {
-              for (const write of batch) {
-                try {
-                  const value = this.connection.transaction(write.body)();
-                  answers.push(() => write.resolve(value));
-                } catch (error) {
-                  // Some failures (a full disk, an I/O error) end the whole transaction.
-                  if (!this.connection.inTransaction) throw error;
-                  answers.push(() => write.reject(runtimeError(error)));
-                }
-              }
-            })
-            .immediate(),
-        ),
-      );
+      this.#runNow(() => {
+        // Not synced by SQLite (the synced writes wait for the WAL sync below). exec, not a
+        // statement prepared once: SQLite applies this pragma when the statement is prepared, so a
+        // prepared one's first run changed nothing; exec prepares it each time, ~0.4 µs.
+        this.connection.exec('PRAGMA synchronous = NORMAL');
+        try {
+          commit.immediate();
+        } finally {
+          this.connection.exec('PRAGMA synchronous = FULL');
+        }
+      });
     } catch (error) {
       // Nothing of the batch was committed: every write fails with the reason.
       for (const write of batch) write.reject(error);
       return;
     }
-    for (const answer of answers) answer();
+    for (const { write, error } of failed) write.reject(error);
+    for (const { write, value } of committed) if (!write.synced) write.resolve(value);
+    const synced = committed.filter(({ write }) => write.synced);
+    if (synced.length === 0) return;
+    (this.#wal === null ? Promise.resolve() : this.#wal.wal.flush()).then(
+      () => {
+        for (const { write, value } of synced) write.resolve(value);
+      },
+      (error: unknown) => {
+        // Committed, but perhaps not on disk: the caller is not told it is.
+        const unsynced = new BehalfError(
+          'STORE_UNAVAILABLE',
+          `The SQLite database's write-ahead log could not be synced to disk (${(error as NodeJS.ErrnoException).code ?? 'unknown'}); retry.`,
+          { cause: error, reason: 'sync_failed', retryAfter: 1 },
+        );
+        for (const { write } of synced) write.reject(unsynced);
+      },
+    );
   }
 
   #runNow<T>(body: () => T): T {
@@ -228,25 +248,8 @@ export class SqliteDatabase {
     }
   }
 
-  /**
-   * `body` with `synchronous=NORMAL`; every other write stays at FULL. Inside a transaction
-   * already open (SQLite refuses the pragma there), the outer one's commit decides.
-   */
-  #unsynced<T>(body: () => T): T {
-    if (this.connection.inTransaction) return body();
-    // exec, not a statement prepared once: SQLite applies this pragma when the statement is
-    // prepared, so a prepared one's first run changes nothing (it only works from its second run
-    // on, re-prepared); exec prepares it every time, ~0.4 µs, and makes no Statement object.
-    this.connection.exec('PRAGMA synchronous = NORMAL');
-    try {
-      return body();
-    } finally {
-      this.connection.exec('PRAGMA synchronous = FULL');
-    }
-  }
-
   async close(): Promise<void> {
-    if (this.connection.open) this.#commitUnsyncedBatch();
+    if (this.connection.open) this.#commitQueued();
     await this.changes.close();
     if (this.#wal !== null) {
       await this.#wal.wal.settle();

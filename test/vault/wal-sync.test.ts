@@ -117,6 +117,9 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     database.connection.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
     return database;
   };
+  /** Frames in the write-ahead log: a commit writes each page it changed once. */
+  const walFrames = (database: SqliteDatabase) =>
+    (database.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0]!.log;
   /** `body` on a new database with table t, closed after. */
   const withDatabase = async (name: string, body: (database: SqliteDatabase) => Promise<void>) => {
     const database = open(name);
@@ -127,21 +130,34 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     }
   };
 
-  it('syncs the WAL before a transaction resolves, and many transactions of one tick share two syncs', () =>
+  it('syncs the WAL before a transaction resolves; the transactions of one tick commit together and share one sync', () =>
     withDatabase('group.db', async (database) => {
       const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
       const before = database.walSyncs;
       await database.transaction(() => insert.run('one'));
       expect(database.walSyncs).toBe(before + 1);
 
-      // Fifty commits in one tick: the first starts a sync, the other 49 committed before it
-      // could know and share the one after it.
+      database.connection.pragma('wal_checkpoint(TRUNCATE)');
       const writes = Array.from({ length: 50 }, (_, i) => database.transaction(() => insert.run(`v${i}`)));
       await Promise.all(writes);
-      expect(database.walSyncs).toBe(before + 3);
+      expect(database.walSyncs).toBe(before + 2);
+      expect(walFrames(database)).toBe(1); // one commit: table t's page written once
       expect(database.connection.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 51 });
       // The connection stays at FULL for writes outside transactions.
       expect(database.settings().synchronous).toBe(2);
+    }));
+
+  it('in one commit with unsynced writes: those answer at the commit, the synced ones after the sync', () =>
+    withDatabase('mixed.db', async (database) => {
+      const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
+      const before = database.walSyncs;
+      const answered: string[] = [];
+      const note = (what: string) => () => answered.push(`${what} after ${database.walSyncs - before} syncs`);
+      await Promise.all([
+        database.transaction(() => insert.run('synced')).then(note('synced')),
+        database.runUnsynced(() => insert.run('unsynced')).then(note('unsynced')),
+      ]);
+      expect(answered).toEqual(['unsynced after 0 syncs', 'synced after 1 syncs']);
     }));
 
   it('does not sync for a transaction that failed, and rolls it back', () =>
@@ -195,9 +211,6 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
     }));
 
   describe('unsynced writes (runUnsynced)', () => {
-    /** Frames in the write-ahead log: a commit writes each page it changed once. */
-    const walFrames = (database: SqliteDatabase) =>
-      (database.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0]!.log;
     const emptyWal = (database: SqliteDatabase) => database.connection.pragma('wal_checkpoint(TRUNCATE)');
 
     it('asked for in one tick, commit in one transaction, unsynced, after the tick', () =>
