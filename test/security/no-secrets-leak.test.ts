@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock, type Clock } from '../../src/clock.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { isBehalfError } from '../../src/index.js';
 import { startServeProcess, type ServeProcess } from '../support/behalf-processes.js';
 import { dumpDatabase } from '../support/database-dump.js';
+import { waitUntil } from '../support/deadline.js';
 import { startGoogleWorld, type GoogleWorld } from '../support/google-world.js';
 import { SIGNIN_SCOPES, startHarness, TEST_BACKEND, type Harness } from '../support/harness.js';
 import { requirePostgres } from '../support/postgres.js';
 import { createSharedPostgres, createSharedSqlite, type SharedDatabase } from '../support/shared-database.js';
+import { Receiver, verifyAt } from '../webhooks/receiver.js';
 
 /**
  * Issue 6, made strict by issue 16 (point 3): secrets never leave behalf. A full flow, every step
@@ -17,27 +20,42 @@ import { createSharedPostgres, createSharedSqlite, type SharedDatabase } from '.
  * createLogger), and as a `behalf serve` process (its stdout and stderr captured whole). Then
  * every answer (headers and body), the database (SQLite's files, or every Postgres row with
  * BEHALF_TEST_BACKEND=postgres), every log line and the process's output are scanned for every
- * token, code and client secret the emulator issued, the service API key and the encryption key:
- * not only whole, but any 16-character slice of each, raw or base64/base64url encoded, since a
- * truncated or encoded token in a log line is still a leak.
+ * token, code and client secret the emulator issued, the service API key, the encryption key and
+ * the webhook signing secret: not only whole, but any 16-character slice of each, raw or
+ * base64/base64url encoded, since a truncated or encoded token in a log line is still a leak. The
+ * webhook deliveries the flow causes (headers and bodies, as the receiver got them) are scanned
+ * too. The receiver listens on loopback, so both variants run with BEHALF_WEBHOOK_ALLOW_PRIVATE=true
+ * (the URL policy is not what this file tests: see test/webhooks/url-policy.test.ts).
  */
 
 /** A slice this long of a secret, found anywhere, counts as a leak. */
 const SLICE = 16;
 
+/**
+ * The one kind of secret an answer exists to hand out (a prefix of the secrets' names, see
+ * secretsOf): access tokens for the access-token route's body, the new endpoint's signing secret
+ * for the body of the webhook creation. Any other secret in that answer is a leak.
+ */
+type Purpose = 'access_token' | 'webhook secret';
+
 /** One answer of behalf, as the client saw it. */
 interface Answer {
   label: string;
   text: string;
-  /** The access-token route's body: an access token is its purpose; any other secret is a leak. */
-  mayHoldAccessTokens: boolean;
+  /** What this answer's body exists to hand out, if anything: never its headers. */
+  mayHold: Purpose | null;
 }
 
-/** What the flow needs: a behalf server, its API key, and the emulated Google it talks to. */
+/** What the flow needs: a behalf server, its API key, the emulated Google it talks to, and a webhook receiver. */
 interface Target {
   behalfUrl: string;
   apiKey: string;
   emulator: RunningEmulator;
+  receiver: Receiver;
+  /** behalf's clock: the deliveries' signatures are verified at its time. */
+  clock: Clock;
+  /** Sends the webhook deliveries due now; absent where a started dispatcher sends them (`behalf serve`). */
+  deliverWebhooks?: () => Promise<unknown>;
 }
 
 async function callEmulator<T = any>(
@@ -58,18 +76,20 @@ async function callEmulator<T = any>(
 }
 
 /**
- * Sign-in (first consent, code reuse, a bad code, no CSRF header, a repeat sign-in without a new
- * refresh token, a form-encoded one, an ID token not bound to its access token), access tokens, a
- * proxied Drive appDataFolder call, a forced refresh, refreshes Google refuses (invalid_client,
- * then invalid_grant), the verify route, API-key misuse, a security event, sign-out and deletion.
+ * A webhook endpoint added at the receiver, sign-in (first consent, code reuse, a bad code, no CSRF
+ * header, a repeat sign-in without a new refresh token, a form-encoded one, an ID token not bound
+ * to its access token), access tokens, a proxied Drive appDataFolder call, a forced refresh,
+ * refreshes Google refuses (invalid_client, then invalid_grant), the verify route, API-key misuse,
+ * a security event, sign-out and deletion, then the webhook deliveries those changes caused.
  * Every answer is recorded in `answers` and its status checked. Alice ends deleted, Bob revoked by
- * Google's security event, Carol signed in with tokens stored.
+ * Google's security event, Carol signed in with tokens stored; the receiver holds every delivery,
+ * each verified with the endpoint's secret.
  */
 async function driveFullFlow(
   target: Target,
   answers: Answer[],
-): Promise<{ alice: string; bob: string; carol: string; idToken: string }> {
-  const { behalfUrl, apiKey, emulator } = target;
+): Promise<{ alice: string; bob: string; carol: string; idToken: string; webhookSecret: string }> {
+  const { behalfUrl, apiKey, emulator, receiver } = target;
   const google = <T = any>(method: string, path: string, body?: unknown) =>
     callEmulator<T>(emulator, method, path, body);
 
@@ -77,15 +97,12 @@ async function driveFullFlow(
     label: string,
     status: number,
     response: Response,
-    mayHoldAccessTokens = false,
+    mayHold: Purpose | null = null,
   ): Promise<any> {
     const text = await response.text();
     const headers = [...response.headers.entries()].map(([k, v]) => `${k}: ${v}`).join('\n');
-    answers.push(
-      { label: `${label} (headers)`, text: headers, mayHoldAccessTokens: false },
-      { label, text, mayHoldAccessTokens },
-    );
-    expect(response.status, `${label}: ${mayHoldAccessTokens ? '(body not shown)' : text}`).toBe(status);
+    answers.push({ label: `${label} (headers)`, text: headers, mayHold: null }, { label, text, mayHold });
+    expect(response.status, `${label}: ${mayHold === null ? text : '(body not shown)'}`).toBe(status);
     return text === '' ? undefined : JSON.parse(text);
   }
   const signIn = (
@@ -107,7 +124,7 @@ async function driveFullFlow(
     status: number,
     method: string,
     path: string,
-    options: { body?: unknown; authorization?: string | null; tokenRoute?: boolean } = {},
+    options: { body?: unknown; authorization?: string | null; mayHold?: Purpose } = {},
   ) => {
     const authorization = options.authorization === undefined ? `Bearer ${apiKey}` : options.authorization;
     return fetch(`${behalfUrl}${path}`, {
@@ -117,7 +134,7 @@ async function driveFullFlow(
         ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    }).then((response) => answer(label, status, response, options.tokenRoute === true));
+    }).then((response) => answer(label, status, response, options.mayHold ?? null));
   };
   const newUser = async (name: string) =>
     (
@@ -143,6 +160,17 @@ async function driveFullFlow(
   const [alice, bob, carol] = await Promise.all([newUser('alice'), newUser('bob'), newUser('carol')]);
   const accessToken = (sub: string) => `/v1/users/${sub}/access-token`;
   const files = `/v1/users/${alice}/google/drive/v3/files`;
+
+  // A webhook endpoint for every event type: its signing secret is in this answer and nowhere else.
+  const webhook = await service('add a webhook endpoint', 201, 'POST', '/v1/webhooks', {
+    body: { url: receiver.url },
+    mayHold: 'webhook secret',
+  });
+  expect(webhook).toMatchObject({ url: receiver.url, events: null });
+  expect(webhook.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+  expect(await service('list webhook endpoints', 200, 'GET', '/v1/webhooks')).toMatchObject({
+    webhooks: [{ id: webhook.id, deliveries: { pending: 0, delivered: 0, failed: 0 } }],
+  });
 
   // Sign-in, and the ways it is refused.
   const first = await mint(alice);
@@ -181,9 +209,9 @@ async function driveFullFlow(
   });
 
   // Access tokens, and a Google API call through the proxy.
-  const before = await service('access token', 200, 'POST', accessToken(alice), { tokenRoute: true });
+  const before = await service('access token', 200, 'POST', accessToken(alice), { mayHold: 'access_token' });
   expect(before.access_token).toMatch(/^ya29\./);
-  await service('carol: access token', 200, 'POST', accessToken(carol), { tokenRoute: true });
+  await service('carol: access token', 200, 'POST', accessToken(carol), { mayHold: 'access_token' });
   expect(
     await service('proxied Drive create', 200, 'POST', files, {
       body: { name: 'notes.json', parents: ['appDataFolder'] },
@@ -207,7 +235,7 @@ async function driveFullFlow(
   });
   expect(await refreshesOf(alice)).toBe(refreshes + 1);
   const after = await service('access token after the forced refresh', 200, 'POST', accessToken(alice), {
-    tokenRoute: true,
+    mayHold: 'access_token',
   });
   expect(after.access_token).not.toBe(before.access_token);
 
@@ -313,7 +341,43 @@ async function driveFullFlow(
   expect(await service('user after delete', 404, 'GET', `/v1/users/${alice}`)).toMatchObject({
     error: 'USER_NOT_FOUND',
   });
-  return { alice, bob, carol, idToken };
+
+  // The webhooks those changes caused, each delivered once to the receiver and signed with the secret.
+  await target.deliverWebhooks?.();
+  const webhookCounts = async () => {
+    const response = await fetch(`${behalfUrl}/v1/webhooks`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    return ((await response.json()) as { webhooks: Array<{ deliveries: { pending: number } }> }).webhooks[0]!
+      .deliveries;
+  };
+  await waitUntil(
+    "the flow's webhook deliveries are finished",
+    async () => (await webhookCounts()).pending === 0,
+  );
+  const events = [
+    `grant.needs_consent ${alice}`,
+    `grant.restored ${alice}`,
+    `grant.revoked ${bob}`,
+    `security_event.received ${bob}`,
+    `grant.revoked ${alice}`,
+    `user.deleted ${alice}`,
+  ];
+  expect(
+    await service('list webhook endpoints after the deliveries', 200, 'GET', '/v1/webhooks'),
+  ).toMatchObject({
+    webhooks: [{ id: webhook.id, deliveries: { pending: 0, delivered: events.length, failed: 0 } }],
+  });
+  expect(receiver.received).toHaveLength(events.length);
+  const received = receiver.received.map((request) => {
+    const { type, data } = verifyAt(target.clock, webhook.secret, request) as {
+      type: string;
+      data: { sub: string };
+    };
+    return `${type} ${data.sub}`;
+  });
+  expect(received.sort()).toEqual(events.sort());
+  return { alice, bob, carol, idToken, webhookSecret: webhook.secret };
 }
 
 /** One secret: what it is, and its bytes. */
@@ -322,11 +386,15 @@ interface Secret {
   raw: Buffer;
 }
 
-/** Every token, code and client secret the emulator issued, the service API key and the encryption key. */
+/**
+ * Every token, code and client secret the emulator issued, the service API key, the encryption key
+ * and the webhook signing secret.
+ */
 async function secretsOf(
   emulator: RunningEmulator,
   apiKey: string,
   encryptionKeys: string,
+  webhookSecret: string,
 ): Promise<Secret[]> {
   const { tokens } = await callEmulator<{ tokens: Array<{ type: string; value: string }> }>(
     emulator,
@@ -354,6 +422,10 @@ async function secretsOf(
       what: 'encryption key',
       raw: Buffer.from(entry.slice(entry.indexOf(':') + 1), 'base64'),
     })),
+    // whsec_<base64 of the key>: the string the creation answer shows, and the key bytes it signs
+    // with. One secret in two spellings, under one name (see sliceIndex).
+    { what: 'webhook secret', raw: Buffer.from(webhookSecret) },
+    { what: 'webhook secret', raw: Buffer.from(webhookSecret.slice('whsec_'.length), 'base64') },
   ];
 }
 
@@ -376,38 +448,54 @@ function formsOf(raw: Buffer): string[] {
 /**
  * Every SLICE-character slice of every form of every secret, to what it reveals. A slice that
  * two different secrets share is not a secret (an ID token's header and issuer are the same in
- * every ID token; what is its own is its claims and its signature), so it is left out.
+ * every ID token; what is its own is its claims and its signature), so it is left out. Secrets are
+ * told apart by name: two spellings of one secret (a webhook secret's `whsec_` string and its key
+ * bytes, whose base64 is that string's tail) are one owner, and keep the slices they share.
  */
 function sliceIndex(secrets: Secret[]): Map<string, string> {
-  const owners = new Map<string, Set<Secret>>();
+  const owners = new Map<string, Set<string>>();
   for (const secret of secrets) {
     for (const form of formsOf(secret.raw)) {
       for (let at = 0; at + SLICE <= form.length; at++) {
         const slice = form.slice(at, at + SLICE);
-        owners.set(slice, (owners.get(slice) ?? new Set()).add(secret));
+        owners.set(slice, (owners.get(slice) ?? new Set()).add(secret.what));
       }
     }
   }
   const index = new Map<string, string>();
-  for (const [slice, [owner, ...others]] of owners) if (others.length === 0) index.set(slice, owner!.what);
+  for (const [slice, [owner, ...others]] of owners) if (others.length === 0) index.set(slice, owner!);
   return index;
 }
 
 /** Where any slice of a secret shows up: `where: what` for each hit. */
 function scan(
   index: Map<string, string>,
-  haystacks: Array<{ where: string; text: string | Buffer; mayHoldAccessTokens?: boolean }>,
+  haystacks: Array<{ where: string; text: string | Buffer; mayHold?: Purpose | null }>,
 ): string[] {
   const hits = new Set<string>();
-  for (const { where, text, mayHoldAccessTokens } of haystacks) {
+  for (const { where, text, mayHold } of haystacks) {
     const hay = (Buffer.isBuffer(text) ? text : Buffer.from(text)).toString('latin1');
     for (let at = 0; at + SLICE <= hay.length; at++) {
       const what = index.get(hay.slice(at, at + SLICE));
-      if (what === undefined || (mayHoldAccessTokens === true && what.startsWith('access_token'))) continue;
+      if (what === undefined || (mayHold != null && what.startsWith(mayHold))) continue;
       hits.add(`${where}: ${what}`);
     }
   }
   return [...hits];
+}
+
+/**
+ * What the receiver got from behalf: each delivery's path, headers and body. The signature header
+ * is an HMAC keyed with the secret, not the secret: no slice of it may match.
+ */
+function deliveriesOf(receiver: Receiver): Array<{ where: string; text: string }> {
+  return receiver.received.flatMap((request, i) => [
+    {
+      where: `webhook delivery ${i} (headers)`,
+      text: [request.path, ...Object.entries(request.headers).map(([k, v]) => `${k}: ${v}`)].join('\n'),
+    },
+    { where: `webhook delivery ${i}`, text: request.body },
+  ]);
 }
 
 /** The scan itself finds a slice of each secret planted in a log line, whole, cut, and encoded. */
@@ -425,7 +513,18 @@ function expectScanFindsPlantedSlices(index: Map<string, string>, secrets: Secre
         text: `{"blob":"${Buffer.concat([Buffer.from('x'), secret.raw]).toString('base64url')}"}`,
       },
     ];
-    expect(scan(index, planted), secret.what).toEqual(planted.map((p) => `${p.where}: ${secret.what}`));
+    const found = planted.map((p) => `${p.where}: ${secret.what}`);
+    expect(scan(index, planted), secret.what).toEqual(found);
+    // Each allowance is narrow: an answer made to hand out one kind of secret shows any other.
+    for (const mayHold of ['access_token', 'webhook secret'] as const) {
+      expect(
+        scan(
+          index,
+          planted.map((p) => ({ ...p, mayHold })),
+        ),
+        `${secret.what} in an answer that may hold ${mayHold}`,
+      ).toEqual(secret.what.startsWith(mayHold) ? [] : found);
+    }
   }
   expect(
     scan(index, [
@@ -436,24 +535,46 @@ function expectScanFindsPlantedSlices(index: Map<string, string>, secrets: Secre
 
 describe('no secret leaves behalf: in process, production logger at trace', () => {
   let h: Harness;
+  let receiver: Receiver;
   const answers: Answer[] = [];
   const errors: string[] = [];
+  /** What the library answers an embedding app (its webhook endpoints and deliveries). */
+  const reads: string[] = [];
   let carol: string;
+  let webhookSecret: string;
 
   beforeAll(async () => {
-    h = await startHarness({ env: { BEHALF_LOG_LEVEL: 'trace' } });
+    h = await startHarness({ env: { BEHALF_LOG_LEVEL: 'trace', BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' } });
+    receiver = await Receiver.start();
   });
   afterAll(async () => {
     await h?.close();
+    await receiver?.close();
   });
 
   it('drives the full flow, every step answered as expected', async () => {
     expect(h.runtime.logger.level).toBe('trace');
     const { alice, bob, idToken, ...rest } = await driveFullFlow(
-      { behalfUrl: h.url, apiKey: h.apiKey, emulator: h.emulator },
+      {
+        behalfUrl: h.url,
+        apiKey: h.apiKey,
+        emulator: h.emulator,
+        receiver,
+        clock: h.clock,
+        // createServer starts no dispatcher (`behalf serve` does): send what is due, as it would.
+        deliverWebhooks: () => h.runtime.behalf.webhooks.deliverDue(),
+      },
       answers,
     );
-    carol = rest.carol;
+    ({ carol, webhookSecret } = rest);
+    const { webhooks } = h.runtime.behalf;
+    const deliveries = await webhooks.listDeliveries();
+    expect(deliveries.map((d) => d.status)).toEqual(Array(receiver.received.length).fill('delivered'));
+    reads.push(
+      JSON.stringify(await webhooks.listEndpoints()),
+      JSON.stringify(deliveries),
+      inspect(deliveries, { depth: 5 }),
+    );
     // The library's errors, as an embedding app would log them.
     const failures: Array<[string, () => Promise<unknown>]> = [
       ['USER_NOT_FOUND', () => h.runtime.behalf.getAccessToken(alice)],
@@ -477,7 +598,7 @@ describe('no secret leaves behalf: in process, production logger at trace', () =
   });
 
   it('finds no slice of any token, code, secret or key in answers, logs, errors or the database', async () => {
-    const secrets = await secretsOf(h.emulator, h.apiKey, h.config.encryptionKeys!);
+    const secrets = await secretsOf(h.emulator, h.apiKey, h.config.encryptionKeys!, webhookSecret);
     const index = sliceIndex(secrets);
     expectScanFindsPlantedSlices(index, secrets);
     expect(h.logs.some((line) => line.includes('"msg":"request completed"'))).toBe(true);
@@ -487,13 +608,11 @@ describe('no secret leaves behalf: in process, production logger at trace', () =
       'the dump holds what behalf stored',
     ).toBe(true);
     const hits = scan(index, [
-      ...answers.map((a) => ({
-        where: `answer "${a.label}"`,
-        text: a.text,
-        mayHoldAccessTokens: a.mayHoldAccessTokens,
-      })),
+      ...answers.map((a) => ({ where: `answer "${a.label}"`, text: a.text, mayHold: a.mayHold })),
+      ...deliveriesOf(receiver),
       ...h.logs.map((line, i) => ({ where: `log line ${i}`, text: line })),
       ...errors.map((text, i) => ({ where: `library error ${i}`, text })),
+      ...reads.map((text, i) => ({ where: `library answer ${i}`, text })),
       ...database.map((bytes, i) => ({ where: `database part ${i}`, text: bytes })),
     ]);
     expect(hits).toEqual([]);
@@ -504,49 +623,55 @@ describe(`no secret leaves behalf: \`behalf serve\` at trace (${TEST_BACKEND})`,
   let world: GoogleWorld;
   let database: SharedDatabase;
   let server: ServeProcess;
+  let receiver: Receiver;
   let apiKey: string;
   let carol: string;
+  let webhookSecret: string;
   const answers: Answer[] = [];
 
   beforeAll(async () => {
     world = await startGoogleWorld();
+    receiver = await Receiver.start();
     database =
       TEST_BACKEND === 'postgres'
         ? await createSharedPostgres(await requirePostgres(), 'leak')
         : await createSharedSqlite();
     apiKey = await database.createApiKey();
     server = await startServeProcess(
-      { ...world.env, BEHALF_DATABASE_URL: database.url },
+      { ...world.env, BEHALF_DATABASE_URL: database.url, BEHALF_WEBHOOK_ALLOW_PRIVATE: 'true' },
       { logLevel: 'trace', record: true },
     );
   }, 120_000);
   afterAll(async () => {
     await server?.stop();
     await world?.close();
+    await receiver?.close();
     await database?.drop();
   }, 60_000);
 
   it('drives the full flow, every step answered as expected', async () => {
-    ({ carol } = await driveFullFlow({ behalfUrl: server.url, apiKey, emulator: world.emulator }, answers));
+    // The server's own dispatcher sends the deliveries (every second), on the system clock.
+    ({ carol, webhookSecret } = await driveFullFlow(
+      { behalfUrl: server.url, apiKey, emulator: world.emulator, receiver, clock: systemClock },
+      answers,
+    ));
   });
 
   it('finds no slice of any token, code, secret or key in answers, its stdout and stderr, or the database', async () => {
     await server.stop(); // everything it wrote is in
     const { stdout, stderr } = server.written();
     expect(stdout).toContain('"msg":"request completed"');
-    const secrets = await secretsOf(world.emulator, apiKey, world.env.BEHALF_ENCRYPTION_KEYS!);
+    const secrets = await secretsOf(world.emulator, apiKey, world.env.BEHALF_ENCRYPTION_KEYS!, webhookSecret);
     const index = sliceIndex(secrets);
+    expectScanFindsPlantedSlices(index, secrets);
     const dump = await dumpDatabase(database.url);
     expect(
       dump.some((bytes) => bytes.includes(carol)),
       'the dump holds what behalf stored',
     ).toBe(true);
     const hits = scan(index, [
-      ...answers.map((a) => ({
-        where: `answer "${a.label}"`,
-        text: a.text,
-        mayHoldAccessTokens: a.mayHoldAccessTokens,
-      })),
+      ...answers.map((a) => ({ where: `answer "${a.label}"`, text: a.text, mayHold: a.mayHold })),
+      ...deliveriesOf(receiver),
       { where: 'stdout', text: stdout },
       { where: 'stderr', text: stderr },
       ...dump.map((bytes, i) => ({ where: `database part ${i}`, text: bytes })),
