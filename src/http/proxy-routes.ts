@@ -52,7 +52,7 @@ export function registerProxyRoutes(app: FastifyInstance, behalf: Behalf): void 
     const schema = {
       summary: 'Call a Google API as the user',
       description:
-        "Forwarded to BEHALF_GOOGLE_API_URL/{path} (or https://{host}.googleapis.com/{path}) with the user's access token, refreshed when Google answers 401. Any method, body and content type; Google's answer is passed back as is (status, headers, body). behalf's own refusals (no key, malformed path, unknown user, host not allowed, needs consent, Google unreachable) carry the Error body.",
+        "Forwarded to BEHALF_GOOGLE_API_URL/{path} (or https://{host}.googleapis.com/{path}) with the user's access token, refreshed when Google answers 401. Any method, body and content type; Google's answer is passed back as is (status, headers, body). behalf's own refusals (no key, malformed path, unknown user, host not allowed, needs consent, a scope the user withheld (SCOPE_NOT_GRANTED, for Google's 403 insufficient_scope), Google unreachable) carry the Error body.",
       tags: ['proxy'],
       security: SERVICE_SECURITY,
       params: ProxyParams,
