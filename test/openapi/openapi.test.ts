@@ -114,7 +114,14 @@ describe('GET /openapi.json', () => {
   async function call(
     method: string,
     path: string,
-    options: { body?: unknown; raw?: string; headers?: Record<string, string>; key?: string | null } = {},
+    options: {
+      body?: unknown;
+      raw?: string;
+      headers?: Record<string, string>;
+      key?: string | null;
+      /** Another server's base URL (checked against the same document). */
+      at?: string;
+    } = {},
   ): Promise<{ status: number; body: string; json: any }> {
     const headers: Record<string, string> = { ...options.headers };
     const key = options.key === undefined ? h.apiKey : options.key;
@@ -125,7 +132,7 @@ describe('GET /openapi.json', () => {
       payload = JSON.stringify(options.body);
     }
     // undici's request, not fetch: fetch refuses TRACE, which the proxy route accepts.
-    const response = await undiciRequest(`${base}${path}`, {
+    const response = await undiciRequest(`${options.at ?? base}${path}`, {
       method: method as 'GET',
       headers,
       ...(payload === undefined ? {} : { body: payload }),
@@ -308,6 +315,27 @@ describe('GET /openapi.json', () => {
     expect((await call('GET', '/readyz', { key: null })).json.status).toBe('ready');
     expect((await call('GET', '/metrics', { key: null })).body).toContain('behalf_http_requests_total');
     expect((await call('GET', '/openapi.json', { key: null })).json.openapi).toMatch(/^3\.1/);
+
+    // The probes' refusals: unready while Google's keys cannot be loaded (a fresh server, which has
+    // not loaded them yet), and metrics behind BEHALF_METRICS_TOKEN.
+    const metricsToken = 'metrics-token-0123456789abcdef';
+    const other = await startHarness({ env: { BEHALF_METRICS_TOKEN: metricsToken } });
+    try {
+      await other.control('POST', '/emulator/faults', { path: '/oauth2/v3/certs', status: 503, count: 10 });
+      const unready = await call('GET', '/readyz', { key: null, at: other.url });
+      expect([unready.status, unready.json.status]).toEqual([503, 'unready']);
+      const refused = await call('GET', '/metrics', { key: null, at: other.url });
+      expect([refused.status, refused.json.error]).toEqual([401, 'UNAUTHENTICATED']);
+      const wrong = await call('GET', '/metrics', { key: `${metricsToken}x`, at: other.url });
+      expect(wrong.status).toBe(401);
+      const metrics = await call('GET', '/metrics', { key: metricsToken, at: other.url });
+      expect([metrics.status, metrics.body]).toEqual([
+        200,
+        expect.stringContaining('behalf_http_requests_total'),
+      ]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('every documented operation was exercised, and every route of the server is documented', () => {
