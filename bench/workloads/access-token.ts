@@ -28,12 +28,12 @@ const COLD_POSTGRES_TARGET = 0.8;
  * the commit it was measured at (the run does not profile itself).
  */
 const COLD_POSTGRES_GAP =
-  'Note from a CPU profile of a cold behalf process (3,000 users, Postgres on the same machine, one call at a time) at commit c0ee111 (2026-12-03), not measured by this run: ' +
-  'a cold lookup took ~130-150 µs against ~85-95 µs for the bare named SELECT on a pool in the same process; pg itself (writing the query to the socket, the row description and row parsing) is most of both. ' +
-  "behalf's own share per lookup: decrypting the access token ~18 µs (createDecipheriv's set-up is most of it), copying the named statement's config ~4 µs, and the token service's and vault's promise hops. " +
+  'Note from CPU profiles of cold lookups and of the bare SELECT in one process (30,000 users, Postgres on the same machine, one call at a time, 8,000 calls each) at commit 9ad808d (2026-12-03), not measured by this run: ' +
+  'busy time ~170 µs a lookup against ~129 µs a bare SELECT (profiled; ~126 against ~100 µs unprofiled); pg itself is most of both: writing the query to the socket ~42 µs, its RowDescription handling (Result.addFields, rebuilt for every query although the statement is named) ~17-22 µs, row parsing ~8-9 µs. ' +
+  "behalf's own ~41 µs: decrypting the access token ~18 µs (createDecipheriv and its key set-up most of it), the rest of Vault.getAccessGrant ~4 µs, the token service ~11 µs, copying the named statement's config ~1 µs more than the bare one. " +
   "The ratio follows the speed of Postgres: the same code measured 0.949 when this machine answered 1,730 bare SELECTs/s (at 48026c6), against this run's figure above. " +
   'Already done: the hot statements are named (prepared once per connection: 0.55 to about 0.75 × the limit then), and a lookup decrypts only the access token (the refresh token stays sealed until a refresh). ' +
-  'What would close the rest: a cheaper decryption set-up per token (AES-GCM with a cipher context kept per key, which node:crypto does not offer), or fewer awaits between the query and the answer.';
+  'What would close the rest: a cheaper decryption set-up per token (AES-GCM with a cipher context kept per key, which node:crypto does not offer), or a Postgres driver with less work per query than pg (both sides would gain its part).';
 
 /** Calls per second of `call` awaited one after another for `durationMs`. */
 async function throughput(call: Call, users: number, durationMs: number): Promise<number> {
