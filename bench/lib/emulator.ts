@@ -30,6 +30,21 @@ export async function startEmulatorProcess(dir: string): Promise<EmulatorHandle>
   const rpc = new ChildRpc(forkTs(new URL('./emulator-process.ts', import.meta.url), [clientSecretFile]));
   const { url, clients } = (await rpc.ready) as { url: string; clients: EmulatorClients };
 
+  return connectEmulator({ url, clients, clientSecretFile }, () => rpc.close());
+}
+
+/** Where a running emulator is, as another process of the benchmark is told it. */
+export interface EmulatorAddress {
+  url: string;
+  clients: EmulatorClients;
+  clientSecretFile: string;
+}
+
+/** A handle on an emulator running elsewhere: its control API is HTTP, so any process can drive it. */
+export function connectEmulator(
+  { url, clients, clientSecretFile }: EmulatorAddress,
+  close: () => Promise<void>,
+): EmulatorHandle {
   const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${url}${path}`, {
       method,
@@ -73,7 +88,7 @@ export async function startEmulatorProcess(dir: string): Promise<EmulatorHandle>
       (await control<{ token_requests: { refresh_token: number } }>('GET', '/emulator/stats')).token_requests
         .refresh_token,
     resetStats: async () => void (await control('POST', '/emulator/stats/reset')),
-    close: () => rpc.close(),
+    close,
   };
 }
 
