@@ -180,7 +180,8 @@ export class SqliteStore implements Store {
     write: AccessTokenWrite,
     expectedVersion?: number,
   ): Promise<boolean> {
-    const save = this.database.connection.transaction(() => {
+    // One write, in a savepoint of its own within the group commit (SqliteDatabase.runUnsynced).
+    return this.database.runUnsynced(() => {
       const result = this.#sql.saveAccessToken.run({
         sub,
         client_id: clientId,
@@ -195,7 +196,6 @@ export class SqliteStore implements Store {
       if (write.refreshed !== undefined) this.#recordRefresh(sub, clientId, write.refreshed);
       return result.changes === 1;
     });
-    return this.database.runUnsynced(save);
   }
 
   async setGrantStatus(

@@ -195,14 +195,25 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
       expect(database.settings().synchronous).toBe(2);
     }));
 
-  it('waits for syncs in flight on close', async () => {
+  it('on close, commits the writes still queued, of both kinds, and waits for their sync', async () => {
     const database = open('close.db');
-    const write = database.transaction(() =>
-      database.connection.prepare('INSERT INTO t (v) VALUES (?)').run('x'),
-    );
+    const insert = database.connection.prepare('INSERT INTO t (v) VALUES (?)');
+    const synced = database.transaction(() => insert.run('synced'));
+    const unsynced = database.runUnsynced(() => insert.run('unsynced'));
     await database.close();
-    await expect(write).resolves.toMatchObject({ changes: 1 });
+    await expect(synced).resolves.toMatchObject({ changes: 1 });
+    await expect(unsynced).resolves.toMatchObject({ changes: 1 });
     expect(database.open).toBe(false);
+    const reopened = new SqliteDatabase(join(dir, 'close.db'));
+    try {
+      expect(reopened.connection.prepare('SELECT v FROM t ORDER BY id').pluck().all()).toEqual([
+        'synced',
+        'unsynced',
+      ]);
+    } finally {
+      await reopened.close();
+    }
+    await expect(database.runUnsynced(() => 1)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
   it("keeps SQLite's own default page cache of 2 MB, not better-sqlite3's 16 MB", () =>
@@ -286,22 +297,6 @@ describe('SqliteDatabase transactions and the WAL sync', () => {
         other.close();
         await database.close();
       }
-    });
-
-    it('asked for before close, are committed by it', async () => {
-      const database = open('batch-close.db');
-      const write = database.runUnsynced(() =>
-        database.connection.prepare('INSERT INTO t (v) VALUES (?)').run('x'),
-      );
-      await database.close();
-      await expect(write).resolves.toMatchObject({ changes: 1 });
-      const reopened = new SqliteDatabase(join(dir, 'batch-close.db'));
-      try {
-        expect(reopened.connection.prepare('SELECT v FROM t').pluck().all()).toEqual(['x']);
-      } finally {
-        await reopened.close();
-      }
-      await expect(database.runUnsynced(() => 1)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     });
   });
 
